@@ -1,0 +1,32 @@
+# Two commands set up everything on a fresh machine:
+#   make demo   — create .venv, install tli, run the main job on the embedded model and shipped lexicon
+#   make test   — create .venv, install tli with test tools, run the whole test suite
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+OUT ?= runs/demo
+
+.PHONY: demo test install lint bench clean
+
+$(BIN)/tli: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $(BIN)/tli
+
+install: $(BIN)/tli
+
+demo: install
+	$(BIN)/tli scan --out $(OUT)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
+
+bench: install
+	$(BIN)/python benchmarks/bench_scan.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
