@@ -1,0 +1,237 @@
+"""Pooled word embeddings at every layer from one batched forward pass.
+
+For a list of strings, :func:`embed_all_layers` returns a ``(layers, words, hidden)`` float32 tensor:
+index 0 is the input embeddings and index N the last block's output, exactly as ``hidden_states`` of a
+Hugging Face decoder (where index N is after the final norm). Every layer comes from the same forward pass;
+the vocabulary projection (``lm_head``) is never computed, because only the decoder stack is called.
+
+Pooling recipes (``pooling=``):
+
+- ``mean``: mean over all attention-masked tokens, first/special tokens included — the published
+  statistic. In decoders the first token is an attention sink with massive activations, so this pools in
+  a vector shared by every word; cosines come out near 1 for *any* pair at most layers.
+- ``mean-no-special``: mean over tokens that are neither special (BOS, EOS, …) nor at position 0.
+- ``last``: the hidden state of the last token (natural with a prompt template that ends right before the
+  model would produce the answer).
+
+``add_bos`` controls whether a BOS token starts each sequence: ``auto`` prepends the tokenizer's BOS (or,
+when it has none, its end-of-text token, the document separator of Qwen2/GPT-2 style models) when the
+tokenizer itself adds no special token at the start (SmolLM2, Qwen2). The attention sink then lands on that
+token, as with Llama-3 (the published setting), rather than on the word's first piece.
+
+Sequences are batched after sorting by length and padded on the right, so real tokens keep positions
+``0..len-1`` and never attend to padding: a batched embedding equals the unpadded one-word forward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from tli.errors import ConfigError, TliError
+from tli.models import backbone
+
+POOLINGS = ("mean", "mean-no-special", "last")
+ADD_BOS = ("auto", "always", "never")
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    """How a string becomes a vector (recorded in every result file)."""
+
+    pooling: str = "mean"
+    """``mean`` (published) | ``mean-no-special`` | ``last``."""
+    center: bool = False
+    """Subtract each language's mean embedding (per layer) before L2-normalising; removes the shared
+    direction that makes raw cosines of decoder states ≈ 1."""
+    template: str | None = None
+    """Prompt with a ``{word}`` slot, e.g. ``'This word: "{word}" means in one word: "'``;
+    None embeds the bare word."""
+    add_bos: str = "auto"
+    """``auto`` | ``always`` | ``never``: whether to start each sequence with the tokenizer's BOS token."""
+    batch_size: int = 64
+    """Words per forward pass."""
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"--pooling {self.pooling!r} is not one of {', '.join(POOLINGS)}")
+        if self.add_bos not in ADD_BOS:
+            raise ConfigError(f"--add-bos {self.add_bos!r} is not one of {', '.join(ADD_BOS)}")
+        if self.template is not None and "{word}" not in self.template:
+            raise ConfigError(
+                f"--template {self.template!r} has no {{word}} slot: write e.g. 'The word \"{{word}}\"'"
+            )
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
+
+    def describe(self) -> dict[str, Any]:
+        """The recipe as recorded in ``results.json``."""
+        excluded = {
+            "mean": "nothing (first/special tokens pooled in, as published)",
+            "mean-no-special": "special tokens and position 0",
+            "last": "all but the last token",
+        }[self.pooling]
+        return {
+            "pooling": self.pooling,
+            "excluded_tokens": excluded,
+            "center": self.center,
+            "template": self.template,
+            "add_bos": self.add_bos,
+            "l2_normalised": True,
+        }
+
+
+@dataclass
+class Encoded:
+    """One tokenized string: token ids and the positions its pooling averages over."""
+
+    text: str
+    input_ids: list[int]
+    pool_positions: list[int]
+
+
+def _bos_to_prepend(tokenizer: Any, add_bos: str) -> int | None:
+    """The BOS id to put in front of each sequence, or None when the tokenizer handles it / never."""
+    if add_bos == "never":
+        return None
+    probe = tokenizer("a", add_special_tokens=True, return_special_tokens_mask=True)
+    starts_special = bool(probe["special_tokens_mask"][0]) if probe["input_ids"] else False
+    if starts_special and add_bos == "auto":
+        return None
+    # No BOS (Qwen2, GPT-2 style): the end-of-text token separates documents in pre-training, so a
+    # sequence that follows it is what such models saw at a document start.
+    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    if bos is None:
+        if add_bos == "always":
+            raise ConfigError("--add-bos always: this tokenizer has no BOS or EOS token; use never")
+        return None
+    return None if starts_special else int(bos)
+
+
+def encode_words(words: Sequence[str], tokenizer: Any, config: EmbedConfig) -> list[Encoded]:
+    """Tokenize each string (optionally inside ``config.template``) and choose its pooled positions.
+
+    Raises:
+        TliError: a string that tokenizes to nothing, or leaves no token to pool.
+    """
+    bos = _bos_to_prepend(tokenizer, config.add_bos)
+    texts = [config.template.format(word=w) if config.template else w for w in words]
+    batch = tokenizer(texts, add_special_tokens=True, return_special_tokens_mask=True)
+    encoded = []
+    for word, text, ids, special in zip(
+        words, texts, batch["input_ids"], batch["special_tokens_mask"], strict=True
+    ):
+        ids, special = list(ids), list(special)
+        if not any(not s for s in special):
+            raise TliError(f"{word!r} tokenizes to no token: remove it from the lexicon")
+        if bos is not None:
+            ids, special = [bos, *ids], [1, *special]
+        if config.pooling == "mean":
+            positions = list(range(len(ids)))
+        elif config.pooling == "mean-no-special":
+            positions = [i for i, s in enumerate(special) if not s and i > 0]
+        else:  # last: the last non-special token (a trailing EOS would carry nothing of the word)
+            positions = [max(i for i, s in enumerate(special) if not s)]
+        if not positions:
+            raise TliError(
+                f"{word!r} has no token left after excluding special and first tokens: use "
+                "--add-bos auto/always, or --pooling mean / last"
+            )
+        encoded.append(Encoded(text=text, input_ids=ids, pool_positions=positions))
+    return encoded
+
+
+def _length_sorted_batches(encoded: Sequence[Encoded], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length, so little compute is spent on padding."""
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def _pad_right(items: Sequence[Encoded], pad_id: int, device: torch.device):
+    """Right-padded ``input_ids``, ``attention_mask`` and the pooling weights, each ``(B, T)``."""
+    width = max(len(e.input_ids) for e in items)
+    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(items), width), dtype=torch.long)
+    weights = torch.zeros((len(items), width), dtype=torch.float32)
+    for row, item in enumerate(items):
+        ids[row, : len(item.input_ids)] = torch.tensor(item.input_ids)
+        attention[row, : len(item.input_ids)] = 1
+        weights[row, item.pool_positions] = 1.0 / len(item.pool_positions)
+    return ids.to(device), attention.to(device), weights.to(device)
+
+
+def pool_hidden_states(hidden: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Weighted sum over tokens: ``pooled[l, b] = sum_t weights[b, t] * hidden[l, b, t]``.
+
+    Args:
+        hidden: ``(layers, B, T, H)`` hidden states.
+        weights: ``(B, T)`` pooling weights; each row sums to 1 over its pooled positions.
+
+    Returns:
+        ``(layers, B, H)`` float32.
+    """
+    return torch.einsum("lbth,bt->lbh", hidden.float(), weights.float())
+
+
+def forward_hidden_states(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+    """All hidden states ``(layers, B, T, H)`` from the decoder stack only (no ``lm_head``)."""
+    outputs = backbone(model)(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        output_hidden_states=True,
+        use_cache=False,
+    )
+    return torch.stack(outputs.hidden_states)
+
+
+def embed_all_layers(
+    words: Sequence[str],
+    model: Any,
+    tokenizer: Any,
+    config: EmbedConfig | None = None,
+    *,
+    progress: bool | None = None,
+    desc: str = "embedding",
+) -> torch.Tensor:
+    """Pooled, L2-normalised embeddings of ``words`` at every hidden-state index.
+
+    Mean-centring (``config.center``) is not applied here because it needs to know the language of each
+    string; :func:`center_and_normalise` does it per language.
+
+    Returns:
+        ``(layers, len(words), hidden)`` float32 on CPU, in the order of ``words``.
+    """
+    from tqdm.auto import tqdm
+
+    config = config or EmbedConfig()
+    if not words:
+        raise TliError("nothing to embed: the word list is empty")
+    encoded = encode_words(words, tokenizer, config)
+    device = next(backbone(model).parameters()).device
+    result: torch.Tensor | None = None
+    batches = _length_sorted_batches(encoded, config.batch_size)
+    with torch.inference_mode():
+        for batch in tqdm(
+            batches, desc=desc, unit="batch", disable=None if progress is None else not progress
+        ):
+            ids, attention, weights = _pad_right([encoded[i] for i in batch], tokenizer.pad_token_id, device)
+            hidden = forward_hidden_states(model, ids, attention)  # (layers, B, T, H)
+            pooled = pool_hidden_states(hidden, weights).cpu()  # (layers, B, H)
+            if result is None:
+                result = torch.empty((pooled.shape[0], len(words), pooled.shape[2]))
+            result[:, batch] = pooled
+    assert result is not None
+    return torch.nn.functional.normalize(result, dim=-1)
+
+
+def center_and_normalise(embeddings: torch.Tensor) -> torch.Tensor:
+    """Subtract the mean over words at each layer, then L2-normalise: ``x ↦ (x − μ) / ‖x − μ‖``.
+
+    Args:
+        embeddings: ``(layers, words, hidden)`` embeddings of one language.
+    """
+    centred = embeddings - embeddings.mean(dim=1, keepdim=True)
+    return torch.nn.functional.normalize(centred, dim=-1)

@@ -1,0 +1,120 @@
+"""Alignment metrics for one layer: the published statistic and the controls that give it meaning.
+
+Inputs are L2-normalised embeddings, so a dot product is a cosine. A lexicon of ``n`` pairs is given as
+index arrays into a source matrix ``S`` (``n_src × H``, unique source strings) and a target matrix ``T``
+(``n_tgt × H``, unique target strings): pair ``k`` is ``(S[src_idx[k]], T[tgt_idx[k]])``. A source word
+with several translations (``bahari`` → ocean, sea) has several gold targets; none of them ever counts as
+a mismatch or as a wrong retrieval.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+CSLS_K = 10
+
+
+@dataclass(frozen=True)
+class PairIndex:
+    """A lexicon as indices: pair ``k`` links source ``src[k]`` to target ``tgt[k]``."""
+
+    src: torch.Tensor  # (n_pairs,) long
+    tgt: torch.Tensor  # (n_pairs,) long
+    n_src: int
+    n_tgt: int
+
+    def gold(self) -> torch.Tensor:
+        """``(n_src, n_tgt)`` bool: ``gold[i, j]`` iff target j translates source i."""
+        mask = torch.zeros((self.n_src, self.n_tgt), dtype=torch.bool)
+        mask[self.src, self.tgt] = True
+        return mask
+
+
+def matched_similarities(src: torch.Tensor, tgt: torch.Tensor, pairs: PairIndex) -> torch.Tensor:
+    """Per-pair cosine ``cos(s_k, t_k)``, shape ``(n_pairs,)``."""
+    return (src[pairs.src] * tgt[pairs.tgt]).sum(-1)
+
+
+def mismatched_mean(sim: torch.Tensor, pairs: PairIndex) -> float:
+    """Mean cosine of mismatched pairs: each source word against every target that does not translate it.
+
+    ``mean_{(i, j): gold[i, j] = False, i ∈ sources, j ∈ targets} cos(s_i, t_j)`` over the
+    ``(n_src, n_tgt)`` similarity matrix ``sim``. This is the baseline a matched mean must beat.
+    """
+    wrong = ~pairs.gold()
+    return float(sim[wrong].mean()) if wrong.any() else float("nan")
+
+
+def retrieval_ranks(scores: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
+    """Rank of the best gold target for each source (1 = retrieved first), ties counted against it.
+
+    ``rank_i = 1 + #{j ∉ gold_i : score_ij ≥ max_{g ∈ gold_i} score_ig}``. Counting ties as losses keeps a
+    degenerate layer (all embeddings equal) from scoring a perfect precision.
+
+    Args:
+        scores: ``(n_src, n_tgt)`` similarity of each source to each candidate target.
+        gold: ``(n_src, n_tgt)`` bool mask of correct translations (each row has at least one).
+    """
+    best_gold = scores.masked_fill(~gold, float("-inf")).max(dim=1, keepdim=True).values
+    beaten_by = ((scores >= best_gold) & ~gold).sum(dim=1)
+    return beaten_by + 1
+
+
+def precision_at_k(ranks: torch.Tensor, k: int) -> float:
+    """P@k = fraction of sources whose best gold target ranks within the top ``k``."""
+    return float((ranks <= k).float().mean())
+
+
+def mean_reciprocal_rank(ranks: torch.Tensor) -> float:
+    """MRR = ``mean_i 1 / rank_i``."""
+    return float((1.0 / ranks.float()).mean())
+
+
+def csls_scores(sim: torch.Tensor, k: int = CSLS_K) -> torch.Tensor:
+    """Cross-domain similarity local scaling (Conneau et al., 2018), the hubness-corrected score.
+
+    ``CSLS(x, y) = 2 cos(x, y) − r_T(x) − r_S(y)``, where ``r_T(x)`` is the mean cosine of source ``x``
+    with its ``k`` nearest targets and ``r_S(y)`` the mean cosine of target ``y`` with its ``k`` nearest
+    sources. ``k`` is capped by the number of candidates.
+
+    Args:
+        sim: ``(n_src, n_tgt)`` cosine similarities.
+    """
+    k_t = min(k, sim.shape[1])
+    k_s = min(k, sim.shape[0])
+    r_t = sim.topk(k_t, dim=1).values.mean(dim=1, keepdim=True)  # (n_src, 1)
+    r_s = sim.topk(k_s, dim=0).values.mean(dim=0, keepdim=True)  # (1, n_tgt)
+    return 2 * sim - r_t - r_s
+
+
+def layer_metrics(src: torch.Tensor, tgt: torch.Tensor, pairs: PairIndex) -> dict[str, float]:
+    """Every scan figure for one layer.
+
+    Args:
+        src: ``(n_src, H)`` L2-normalised source embeddings.
+        tgt: ``(n_tgt, H)`` L2-normalised target embeddings.
+        pairs: which source/target rows are translations.
+
+    Returns:
+        ``matched_mean`` (published statistic), ``mismatched_mean``, ``gap`` (matched − mismatched),
+        ``p_at_1``, ``p_at_5``, ``mrr`` (retrieval of the right translation among all unique targets,
+        plain cosine) and ``csls_p_at_1`` (the same P@1 with CSLS scores).
+    """
+    sim = src @ tgt.T  # (n_src, n_tgt)
+    gold = pairs.gold()
+    has_gold = gold.any(dim=1)  # sources not in this lexicon's pairs are not queries
+    matched = float(matched_similarities(src, tgt, pairs).mean())
+    mismatched = mismatched_mean(sim, pairs)
+    ranks = retrieval_ranks(sim[has_gold], gold[has_gold])
+    csls_ranks = retrieval_ranks(csls_scores(sim)[has_gold], gold[has_gold])
+    return {
+        "matched_mean": matched,
+        "mismatched_mean": mismatched,
+        "gap": matched - mismatched,
+        "p_at_1": precision_at_k(ranks, 1),
+        "p_at_5": precision_at_k(ranks, 5),
+        "mrr": mean_reciprocal_rank(ranks),
+        "csls_p_at_1": precision_at_k(csls_ranks, 1),
+    }

@@ -1,0 +1,147 @@
+"""Shared fixtures: tiny random Llama / Qwen2 models with a small BPE tokenizer, built once per session.
+
+Nothing here downloads: the tokenizer is trained on a fixed word list with the ``tokenizers`` library, and
+the models are random ``LlamaConfig`` / ``Qwen2Config`` networks saved as local HF directories.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+TOY_PAIRS = [
+    ("mbwa", "dog"),
+    ("paka", "cat"),
+    ("maji", "water"),
+    ("moto", "fire"),
+    ("nyumba", "house"),
+    ("kitabu", "book"),
+    ("mti", "tree"),
+    ("jua", "sun"),
+    ("mwezi", "moon"),
+    ("mtoto", "child"),
+    ("mama", "mother"),
+    ("baba", "father"),
+    ("chakula", "food"),
+    ("ndege", "bird"),
+    ("samaki", "fish"),
+    ("bahari", "sea"),
+    ("bahari", "ocean"),
+    ("mlima", "mountain"),
+    ("kiti", "chair"),
+    ("kiti", "seat"),
+    ("meza", "table"),
+    ("gari", "car"),
+    ("njia", "road"),
+    ("asante sana", "thank you very much"),
+]
+EXTRA_WORDS = (
+    "the a of and to in is it you that he was for on are with as his they be at one have this".split()
+)
+
+
+def _train_tokenizer(directory: Path, *, llama_style: bool) -> None:
+    """A byte-level BPE of ~400 tokens; Llama style adds BOS, Qwen2 style adds nothing (no BOS)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    corpus = [w for pair in TOY_PAIRS for w in pair] + EXTRA_WORDS
+    specials = ["<s>", "</s>", "<pad>"] if llama_style else ["<|endoftext|>", "<|im_start|>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(corpus * 3, trainer)
+    if llama_style:
+        tok.post_processor = processors.TemplateProcessing(
+            single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", tok.token_to_id("<s>"))]
+        )
+        fast = PreTrainedTokenizerFast(
+            tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>"
+        )
+    else:  # Qwen2-like: no BOS, eos doubles as pad
+        fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>")
+    fast.save_pretrained(directory)
+
+
+def _build_model(directory: Path, family: str, vocab_size: int, layers: int = 4) -> None:
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    common = dict(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        tie_word_embeddings=False,
+    )
+    if family == "llama":
+        model = LlamaForCausalLM(LlamaConfig(**common))
+    else:
+        model = Qwen2ForCausalLM(Qwen2Config(**common))
+    model.save_pretrained(directory)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dirs(tmp_path_factory) -> dict[str, Path]:
+    """``{"llama": dir, "qwen2": dir}``: saved tiny random models with their tokenizers (4 blocks)."""
+    root = tmp_path_factory.mktemp("tiny-models")
+    dirs = {}
+    for family, llama_style in (("llama", True), ("qwen2", False)):
+        directory = root / family
+        _train_tokenizer(directory, llama_style=llama_style)
+        vocab = len(json.loads((directory / "tokenizer.json").read_text())["model"]["vocab"])
+        _build_model(directory, family, vocab_size=vocab + 8)
+        dirs[family] = directory
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tiny_model_dirs) -> Path:
+    return tiny_model_dirs["llama"]
+
+
+@pytest.fixture(params=["llama", "qwen2"])
+def tiny_dir(request, tiny_model_dirs) -> Path:
+    """Each tiny model family in turn."""
+    return tiny_model_dirs[request.param]
+
+
+@pytest.fixture
+def toy_lexicon_file(tmp_path) -> Path:
+    """The toy lexicon as a published-format JSON list."""
+    path = tmp_path / "toy.json"
+    path.write_text(json.dumps([{"swahili": s, "english": e} for s, e in TOY_PAIRS]))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    """Every test starts from the same random state."""
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def _isolated_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("tli-cache")
+
+
+@pytest.fixture(autouse=True)
+def _tli_cache(monkeypatch, request):
+    """Unit tests never touch the user's cache; slow tests share the real one (GGUF conversion)."""
+    if request.node.get_closest_marker("slow") is None:
+        monkeypatch.setenv("TLI_CACHE_DIR", str(request.getfixturevalue("_isolated_cache")))
