@@ -52,7 +52,7 @@ class EmbedConfig:
     None embeds the bare word."""
     add_bos: str = "auto"
     """``auto`` | ``always`` | ``never``: whether to start each sequence with the tokenizer's BOS token."""
-    batch_size: int = 64
+    batch_size: int = 32
     """Words per forward pass."""
 
     def __post_init__(self) -> None:
@@ -150,8 +150,12 @@ def _length_sorted_batches(encoded: Sequence[Encoded], batch_size: int) -> list[
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def _pad_right(items: Sequence[Encoded], pad_id: int, device: torch.device):
-    """Right-padded ``input_ids``, ``attention_mask`` and the pooling weights, each ``(B, T)``."""
+def pad_batch(items: Sequence[Encoded], pad_id: int, device: torch.device):
+    """Right-padded ``input_ids``, ``attention_mask`` and the pooling weights, each ``(B, T)``.
+
+    Right padding keeps every real token at positions ``0..len-1`` (default position ids) and, with a
+    causal mask, no real token attends to padding.
+    """
     width = max(len(e.input_ids) for e in items)
     ids = torch.full((len(items), width), pad_id, dtype=torch.long)
     attention = torch.zeros((len(items), width), dtype=torch.long)
@@ -163,28 +167,93 @@ def _pad_right(items: Sequence[Encoded], pad_id: int, device: torch.device):
     return ids.to(device), attention.to(device), weights.to(device)
 
 
-def pool_hidden_states(hidden: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Weighted sum over tokens: ``pooled[l, b] = sum_t weights[b, t] * hidden[l, b, t]``.
+def pool_tokens(hidden: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Weighted sum over tokens: ``pooled[b] = sum_t weights[b, t] * hidden[b, t]``.
 
     Args:
-        hidden: ``(layers, B, T, H)`` hidden states.
+        hidden: ``(B, T, H)`` hidden states of one layer.
         weights: ``(B, T)`` pooling weights; each row sums to 1 over its pooled positions.
+
+    Returns:
+        ``(B, H)`` float32.
+    """
+    return torch.einsum("bth,bt->bh", hidden.float(), weights)
+
+
+def hidden_state_modules(model: Any) -> list[torch.nn.Module]:
+    """The module whose output is ``hidden_states[i]`` for each index i = 0..N.
+
+    Index 0 is the embedding layer, ``1..N-1`` the blocks' outputs, and N the final norm (Hugging Face
+    replaces the last block's output by its normalised version in ``hidden_states``).
+    """
+    stack = backbone(model)
+    layers = list(stack.layers[: stack.config.num_hidden_layers])
+    return [stack.embed_tokens, *layers[:-1], stack.norm]
+
+
+def forward_pooled(
+    model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
+    """Pooled hidden states of every layer from one forward of the decoder stack (no ``lm_head``).
+
+    Each layer's ``(B, T, H)`` output is pooled by a forward hook as soon as it is computed and then
+    dropped, so memory holds one layer's activations plus ``(layers, B, H)`` pooled vectors — not all
+    ``hidden_states`` at once as ``output_hidden_states=True`` would.
 
     Returns:
         ``(layers, B, H)`` float32.
     """
-    return torch.einsum("lbth,bt->lbh", hidden.float(), weights.float())
+    modules = hidden_state_modules(model)
+    pooled: list[torch.Tensor | None] = [None] * len(modules)
+
+    def hook_for(index: int):
+        def hook(_module, _inputs, output):
+            hidden = output[0] if isinstance(output, tuple) else output
+            pooled[index] = pool_tokens(hidden, weights)
+
+        return hook
+
+    handles = [module.register_forward_hook(hook_for(i)) for i, module in enumerate(modules)]
+    try:
+        backbone(model)(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert all(p is not None for p in pooled), "a hidden-state hook did not fire"
+    return torch.stack(pooled)  # type: ignore[arg-type]
 
 
-def forward_hidden_states(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-    """All hidden states ``(layers, B, T, H)`` from the decoder stack only (no ``lm_head``)."""
-    outputs = backbone(model)(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        output_hidden_states=True,
-        use_cache=False,
-    )
-    return torch.stack(outputs.hidden_states)
+class _StopForward(Exception):
+    """Raised by a hook to end a forward pass once the wanted layer has been computed."""
+
+
+def pooled_at_layer(
+    model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, weights: torch.Tensor, layer: int
+) -> torch.Tensor:
+    """Pooled ``hidden_states[layer]`` with gradients, stopping the forward right after that layer.
+
+    Blocks after ``layer`` and ``lm_head`` are never run: a hook on the module producing
+    ``hidden_states[layer]`` pools its output and aborts the rest of the forward pass.
+
+    Returns:
+        ``(B, H)`` float32 pooled (not normalised) embeddings.
+    """
+    module = hidden_state_modules(model)[layer]
+    captured: dict[str, torch.Tensor] = {}
+
+    def hook(_module, _inputs, output):
+        hidden = output[0] if isinstance(output, tuple) else output
+        captured["pooled"] = pool_tokens(hidden, weights)
+        raise _StopForward
+
+    handle = module.register_forward_hook(hook)
+    try:
+        backbone(model)(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+    except _StopForward:
+        pass
+    finally:
+        handle.remove()
+    return captured["pooled"]
 
 
 def embed_all_layers(
@@ -211,20 +280,16 @@ def embed_all_layers(
         raise TliError("nothing to embed: the word list is empty")
     encoded = encode_words(words, tokenizer, config)
     device = next(backbone(model).parameters()).device
-    result: torch.Tensor | None = None
+    n_layers = len(hidden_state_modules(model))
+    result = torch.empty((n_layers, len(words), backbone(model).config.hidden_size))  # (layers, words, H)
     batches = _length_sorted_batches(encoded, config.batch_size)
     with torch.inference_mode():
         for batch in tqdm(
             batches, desc=desc, unit="batch", disable=None if progress is None else not progress
         ):
-            ids, attention, weights = _pad_right([encoded[i] for i in batch], tokenizer.pad_token_id, device)
-            hidden = forward_hidden_states(model, ids, attention)  # (layers, B, T, H)
-            pooled = pool_hidden_states(hidden, weights).cpu()  # (layers, B, H)
-            if result is None:
-                result = torch.empty((pooled.shape[0], len(words), pooled.shape[2]))
-            result[:, batch] = pooled
-    assert result is not None
-    return torch.nn.functional.normalize(result, dim=-1)
+            ids, attention, weights = pad_batch([encoded[i] for i in batch], tokenizer.pad_token_id, device)
+            result[:, batch] = forward_pooled(model, ids, attention, weights).cpu()  # (layers, B, H)
+    return result.div_(result.norm(dim=-1, keepdim=True).clamp_min(1e-12))  # in place: no second copy
 
 
 def center_and_normalise(embeddings: torch.Tensor) -> torch.Tensor:

@@ -270,6 +270,7 @@ def load_model(
     device: str = "auto",
     quantization: str = "none",
     num_hidden_layers: int | None = None,
+    up_to_layer: int | None = None,
     trust_remote_code: bool = False,
     adapter_trainable: bool = False,
 ) -> LoadedModel:
@@ -282,6 +283,8 @@ def load_model(
         device: ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N``.
         quantization: ``none`` | ``nf4`` (4-bit NF4, bf16 compute — the published QLoRA setting) | ``int8``.
         num_hidden_layers: load only this many decoder blocks (the rest of the checkpoint is skipped).
+        up_to_layer: load only the blocks that ``hidden_states[up_to_layer]`` needs (``up_to_layer + 1``
+            of them, so that index is not the final normalised output); checked against the model's depth.
         trust_remote_code: forwarded to ``from_pretrained`` for architectures outside transformers.
         adapter_trainable: load the adapter with trainable weights (for resuming training).
 
@@ -312,6 +315,15 @@ def load_model(
     else:
         local_dir, source, location = None, "hub", spec
         fingerprint = {}
+
+    full_depth = _num_layers_in_config(location, trust_remote_code)
+    if up_to_layer is not None:
+        if full_depth is not None and not 0 <= up_to_layer <= full_depth:
+            raise ConfigError(
+                f"--target-layer {up_to_layer} is beyond the model: hidden-state indices run 0..{full_depth}"
+            )
+        if full_depth is None or up_to_layer + 1 < full_depth:
+            num_hidden_layers = up_to_layer + 1
 
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     quant_config = _quantization_config(quantization, torch_dtype)
@@ -356,7 +368,20 @@ def load_model(
         adapter=str(adapter) if adapter is not None else None,
         load_seconds=time.perf_counter() - start,
         local_dir=str(local_dir) if local_dir is not None else None,
+        extra={"full_num_layers": full_depth} if full_depth is not None else {},
     )
+
+
+def _num_layers_in_config(location: str, trust_remote_code: bool) -> int | None:
+    """Depth N of the full model from its config alone (no weights read); None if unreadable."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code)
+    except Exception:  # the weight loading below reports a clear error for the same cause
+        return None
+    config = getattr(config, "text_config", None) or config
+    return getattr(config, "num_hidden_layers", None)
 
 
 def attach_adapter(lm: Any, adapter: str | os.PathLike, *, trainable: bool = False) -> Any:

@@ -53,7 +53,7 @@ class ScanConfig:
     """``gap`` (default, artifact-robust) | ``cosine`` (published) | ``p_at_1`` | ``csls``."""
     min_layer: int = 1
     """Lowest layer the selection may pick (layer 0 is the embedding table: no block to adapt)."""
-    batch_size: int = 64
+    batch_size: int = 32
     """Words per forward pass."""
     dtype: str = "auto"
     device: str = "auto"
@@ -119,17 +119,16 @@ def embed_lexicon(
 ) -> tuple[torch.Tensor, torch.Tensor, PairIndex]:
     """Embeddings of the lexicon's unique source and target strings at every layer.
 
-    Every distinct string is embedded once, in one length-sorted batched pass over both languages.
+    Every distinct string of each language is embedded once, in length-sorted batches; the two
+    languages are embedded apart so no gathered copy of the (layers × words × hidden) array is made.
 
     Returns:
         ``(src, tgt, index)``: ``(layers, n_src, H)``, ``(layers, n_tgt, H)`` and the pair index.
     """
     sources, targets, index = lexicon_index(lexicon)
-    strings = list(dict.fromkeys(sources + targets))
-    pos = {w: i for i, w in enumerate(strings)}
-    every = embed_all_layers(strings, loaded.model, loaded.tokenizer, config, progress=progress)
-    src = every[:, [pos[w] for w in sources]]
-    tgt = every[:, [pos[w] for w in targets]]
+    model, tokenizer = loaded.model, loaded.tokenizer
+    src = embed_all_layers(sources, model, tokenizer, config, progress=progress, desc="source words")
+    tgt = embed_all_layers(targets, model, tokenizer, config, progress=progress, desc="target words")
     if config.center:
         src, tgt = center_and_normalise(src), center_and_normalise(tgt)
     return src, tgt, index

