@@ -30,9 +30,7 @@ def test_scan_exposes_the_mean_pooling_artifact(default_model, tmp_path):
     """Some layer has matched cosine > 0.95 with a gap < 0.05, and the default criterion avoids it."""
     result = scan(default_model, out=tmp_path / "scan", progress=False)
     assert len(result.layers) == 31
-    artifacts = [
-        row["layer"] for row in result.layers if row["matched_mean"] > 0.95 and row["gap"] < 0.05
-    ]
+    artifacts = [row["layer"] for row in result.layers if row["matched_mean"] > 0.95 and row["gap"] < 0.05]
     assert artifacts, "expected the anisotropy artifact on SmolLM2 with mean pooling"
     assert result.artifact_layers == artifacts
     assert result.criterion == "gap" and result.selected_layer not in artifacts

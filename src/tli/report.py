@@ -132,3 +132,196 @@ def write_scan_run(out: Path, result, config) -> Path:
     record = {**result.to_dict(), **provenance("scan", asdict(config), config.seed)}
     atomic_write_json(out / "results.json", record)
     return out
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """Records of a ``metrics.jsonl`` log."""
+    import json
+
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def write_train_run(out: Path, record: dict[str, Any]) -> Path:
+    """Loss curve and ``results.json`` (last) of a training run."""
+    from tli.plots import plot_loss_curve
+
+    steps = [r for r in read_metrics(out / "metrics.jsonl") if "loss" in r]
+    if steps:
+        plot_loss_curve([r["step"] for r in steps], [r["loss"] for r in steps], out / "loss.png")
+    atomic_write_json(out / "results.json", record)
+    return out
+
+
+EVAL_FIELDS = [
+    "group",
+    "layer",
+    "layer_role",
+    "n",
+    "mean_pre",
+    "mean_post",
+    "change",
+    "change_pct",
+    "t",
+    "p_ttest",
+    "p_wilcoxon",
+    "ci95_low",
+    "ci95_high",
+    "cohens_d",
+    "mismatched_pre",
+    "mismatched_post",
+    "gap_pre",
+    "gap_post",
+    "gap_change",
+    "gap_ci95_low",
+    "gap_ci95_high",
+    "p_gap",
+    "p_at_1_pre",
+    "p_at_1_post",
+    "mrr_pre",
+    "mrr_post",
+    "mrr_ci95_low",
+    "mrr_ci95_high",
+    "p_mrr",
+    "n_queries",
+]
+PAIR_FIELDS = [
+    "source",
+    "target",
+    "group",
+    "layer",
+    "layer_role",
+    "sim_pre",
+    "sim_post",
+    "gap_pre",
+    "gap_post",
+]
+
+
+def evaluation_table(evaluation: list[dict]) -> str:
+    """Markdown table: one row per (group, layer)."""
+    from tli.stats import format_p
+
+    lines = [
+        "| group | layer | n | mean before → after | change (95 % CI) | % | p (t) | p (Wilcoxon) | d | "
+        "mismatched before → after | gap change (95 % CI) | P@1 before → after | MRR before → after |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e in evaluation:
+        lines.append(
+            f"| {e['group']} | {e['layer_role']} ({e['layer']}) | {e['n']} | {e['mean_pre']:.4f} → "
+            f"{e['mean_post']:.4f} | {e['change']:+.4f} [{e['ci95_low']:+.4f}, {e['ci95_high']:+.4f}] | "
+            f"{e['change_pct']:+.2f} | {format_p(e['p_ttest'])} | {format_p(e['p_wilcoxon'])} | "
+            f"{e['cohens_d']:.2f} | {e['mismatched_pre']:.4f} → {e['mismatched_post']:.4f} | "
+            f"{e['gap_change']:+.4f} [{e['gap_ci95_low']:+.4f}, {e['gap_ci95_high']:+.4f}] | "
+            f"{e['p_at_1_pre']:.3f} → {e['p_at_1_post']:.3f} | {e['mrr_pre']:.3f} → {e['mrr_post']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def claims_table(claims: list[dict]) -> str:
+    """Markdown table of claims with effect, CI, p-value and verdict."""
+    from tli.stats import format_p
+
+    lines = ["| claim | effect (95 % CI) | p | d | verdict |", "|---|---|---|---|---|"]
+    for c in claims:
+        lines.append(
+            f"| {c['claim']} | {c['effect']:+.4f} [{c['ci95_low']:+.4f}, {c['ci95_high']:+.4f}] | "
+            f"{format_p(c['p'])} | {c['cohens_d']:.2f} | **{c['verdict']}** |"
+        )
+    return "\n".join(lines)
+
+
+def uniform_shift_notes(evaluation: list[dict], claims: list[dict]) -> list[str]:
+    """Where similarity rose but the gap to mismatched pairs did not: a shift of every pair alike."""
+    verdicts = {(c["group"], c["layer_role"], c["metric"]): c["verdict"] for c in claims}
+    notes = []
+    for e in evaluation:
+        key = (e["group"], e["layer_role"])
+        if verdicts.get((*key, "similarity")) == "supported" and verdicts.get((*key, "gap")) != "supported":
+            notes.append(
+                f"{e['group']} pairs, {e['layer_role']} layer {e['layer']}: similarity rose by "
+                f"{e['change']:+.4f} but mismatched pairs rose by "
+                f"{e['mismatched_post'] - e['mismatched_pre']:+.4f} — the gain lifts every pair alike and is "
+                "not evidence of better alignment."
+            )
+    return notes
+
+
+def evaluation_report(results: dict[str, Any], heading: str = "# tli evaluate") -> str:
+    """``report.md`` of an evaluation."""
+    notes = uniform_shift_notes(results["evaluation"], results["claims"])
+    lines = [
+        heading,
+        "",
+        f"- model: `{results['model']['name']}` with adapter `{results['adapter']['path']}` (unmerged)",
+        f"- target layer {results['target_layer']}, final layer {results['final_layer']}; pooling "
+        f"`{results['pooling']['pooling']}` (excluded: {results['pooling']['excluded_tokens']})",
+        "- verdicts at alpha 0.05: *supported* = p < 0.05 and the 95 % bootstrap CI excludes 0 in the "
+        "claimed direction; *contradicted* = the same in the other direction; otherwise *inconclusive*.",
+        "",
+        "## Claims",
+        "",
+        claims_table(results["claims"]),
+        "",
+    ]
+    if notes:
+        lines += ["**Uniform shifts:**", "", *[f"- {n}" for n in notes], ""]
+    lines += [
+        "## Before / after",
+        "",
+        "Similarity = cosine of a translation pair; gap = similarity minus the source word's mean cosine "
+        "to non-translations; P@1 / MRR = retrieval of the translation among all lexicon targets.",
+        "",
+        evaluation_table(results["evaluation"]),
+        "",
+        "![before/after](before_after.png)",
+        "",
+        "![layer curves](layers_before_after.png)",
+        "",
+        "![projection](projection_pca.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_evaluate_plots(out: Path, results: dict[str, Any]) -> None:
+    """Scatter, layer curves before/after and 2-D projections (PCA and t-SNE) at the final layer."""
+    from tli.plots import plot_before_after, plot_projection
+
+    plot_before_after(results["per_pair"], out / "before_after.png")
+    plot_layer_curves(
+        results["layers_pre"],
+        out / "layers_before_after.png",
+        selected=results["target_layer"],
+        criterion="target",
+        compare=results["layers_post"],
+        labels=("before", "after"),
+    )
+    emb = results.get("_embeddings")
+    if emb is None:
+        return
+    index, layer = emb["index"], results["final_layer"]
+    sample = list(range(min(200, len(index.src))))  # a readable number of pairs
+    rows_src, rows_tgt = index.src[sample], index.tgt[sample]
+    before = (emb["base"].src[layer][rows_src].numpy(), emb["base"].tgt[layer][rows_tgt].numpy())
+    after = (emb["adapted"].src[layer][rows_src].numpy(), emb["adapted"].tgt[layer][rows_tgt].numpy())
+    plot_projection(before, after, out / "projection_pca.png", method="pca", title=f"final layer {layer}")
+    plot_projection(before, after, out / "projection_tsne.png", method="tsne", title=f"final layer {layer}")
+
+
+def write_evaluate_run(out: Path, results: dict[str, Any], heading: str = "# tli evaluate") -> Path:
+    """``pairs.csv``, ``layers_before_after.csv``, plots, ``report.md`` and ``results.json`` (last)."""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_csv(out / "pairs.csv", results["per_pair"], PAIR_FIELDS)
+    layer_rows = [
+        {"state": state, **row}
+        for state, rows in (("before", results["layers_pre"]), ("after", results["layers_post"]))
+        for row in rows
+    ]
+    atomic_write_csv(out / "layers_before_after.csv", layer_rows, ["state", *LAYER_FIELDS])
+    write_evaluate_plots(out, results)
+    atomic_write_text(out / "report.md", evaluation_report(results, heading))
+    atomic_write_json(out / "results.json", {k: v for k, v in results.items() if not k.startswith("_")})
+    return out

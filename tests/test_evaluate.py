@@ -1,0 +1,167 @@
+"""Evaluation: figures against independent computations and scipy; claims and files."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats as sps
+
+from tli.cli import main
+from tli.embed import EmbedConfig, embed_all_layers
+from tli.evaluate import evaluate
+from tli.lexicon import read_lexicon
+from tli.models import load_model
+from tli.train import train
+
+EVAL_KEYS = {
+    "group",
+    "layer",
+    "n",
+    "mean_pre",
+    "mean_post",
+    "change",
+    "change_pct",
+    "t",
+    "p_ttest",
+    "p_wilcoxon",
+    "ci95_low",
+    "ci95_high",
+    "cohens_d",
+    "mismatched_pre",
+    "mismatched_post",
+    "p_at_1_pre",
+    "p_at_1_post",
+}
+
+
+@pytest.fixture(scope="module")
+def trained_adapter(tiny_model_dirs, tmp_path_factory):
+    """A 3-epoch adapter on the tiny Llama, target layer 2, toy lexicon with an explicit split."""
+    from conftest import TOY_PAIRS
+
+    root = tmp_path_factory.mktemp("evaluate")
+    lexicon = root / "toy.csv"
+    control = {"mbwa", "paka", "samaki", "kiti"}
+    rows = [f"{s},{t},{'control' if s in control else 'trained'}" for s, t in TOY_PAIRS]
+    lexicon.write_text("source,target,group\n" + "\n".join(rows) + "\n")
+    result = train(
+        str(tiny_model_dirs["llama"]),
+        str(lexicon),
+        out=root / "train",
+        epochs=3,
+        batch_size=4,
+        warmup_steps=2,
+        lr=5e-3,
+        progress=False,
+    )
+    return result.adapter, lexicon, tiny_model_dirs["llama"]
+
+
+def test_evaluation_entries_match_independent_computation(trained_adapter, tmp_path):
+    adapter, lexicon_file, model_dir = trained_adapter
+    results = evaluate(adapter, out=tmp_path / "ev", n_boot=2000)
+    entries = results["evaluation"]
+    assert {(e["group"], e["layer_role"]) for e in entries} == {
+        ("trained", "target"),
+        ("trained", "final"),
+        ("control", "target"),
+        ("control", "final"),
+    }
+    assert all(EVAL_KEYS <= set(e) for e in entries)
+    # Independent: embed control pairs with the plain base model and with the adapter, at layers 2 and 4.
+    lexicon = read_lexicon(lexicon_file).subset("control")
+    config = EmbedConfig(pooling="mean-no-special")
+    for state, field in (("base", "mean_pre"), ("adapted", "mean_post")):
+        loaded = load_model(model_dir, adapter=adapter if state == "adapted" else None)
+        src = embed_all_layers(lexicon.sources, loaded.model, loaded.tokenizer, config, progress=False)
+        tgt = embed_all_layers(lexicon.targets, loaded.model, loaded.tokenizer, config, progress=False)
+        for layer in (2, 4):
+            entry = next(e for e in entries if e["group"] == "control" and e["layer"] == layer)
+            expected = float((src[layer] * tgt[layer]).sum(-1).mean())
+            assert entry[field] == pytest.approx(expected, abs=1e-5)
+
+
+def test_statistics_agree_with_scipy_on_the_per_pair_csv(trained_adapter, tmp_path):
+    adapter, _, _ = trained_adapter
+    results = evaluate(adapter, out=tmp_path / "ev", n_boot=2000)
+    rows = list(csv.DictReader((tmp_path / "ev" / "pairs.csv").open()))
+    for entry in results["evaluation"]:
+        mine = [r for r in rows if r["group"] == entry["group"] and int(r["layer"]) == entry["layer"]]
+        pre = np.array([float(r["sim_pre"]) for r in mine])
+        post = np.array([float(r["sim_post"]) for r in mine])
+        assert entry["n"] == len(mine)
+        t = sps.ttest_rel(post, pre)
+        assert entry["t"] == pytest.approx(t.statistic) and entry["p_ttest"] == pytest.approx(t.pvalue)
+        assert entry["p_wilcoxon"] == pytest.approx(sps.wilcoxon(post, pre).pvalue)
+        diff = post - pre
+        assert entry["cohens_d"] == pytest.approx(diff.mean() / diff.std(ddof=1))
+        assert entry["ci95_low"] <= entry["change"] <= entry["ci95_high"]
+
+
+def test_claims_and_files(trained_adapter, tmp_path):
+    adapter, _, _ = trained_adapter
+    results = evaluate(adapter, out=tmp_path / "ev", n_boot=2000)
+    assert len(results["claims"]) == 12
+    assert {c["verdict"] for c in results["claims"]} <= {"supported", "contradicted", "inconclusive"}
+    trained_target = next(
+        c
+        for c in results["claims"]
+        if c["group"] == "trained" and c["layer_role"] == "target" and c["metric"] == "similarity"
+    )
+    assert trained_target["verdict"] == "supported"
+    files = {p.name for p in (tmp_path / "ev").iterdir()}
+    assert {
+        "results.json",
+        "pairs.csv",
+        "report.md",
+        "before_after.png",
+        "layers_before_after.png",
+        "projection_pca.png",
+        "projection_tsne.png",
+        "layers_before_after.csv",
+    } <= files
+    record = json.loads((tmp_path / "ev" / "results.json").read_text())
+    assert record["claims"] == json.loads(json.dumps(results["claims"]))
+    assert "supported" in (tmp_path / "ev" / "report.md").read_text()
+
+
+def test_zero_adapter_changes_nothing(tiny_llama_dir, toy_lexicon_file, tmp_path):
+    """An adapter whose LoRA B is zero is the base model: every change is exactly 0, verdict inconclusive."""
+    result = train(
+        str(tiny_llama_dir),
+        str(toy_lexicon_file),
+        out=tmp_path / "t",
+        epochs=1,
+        batch_size=4,
+        lr=1e-12,
+        warmup_steps=0,
+        progress=False,
+    )
+    from safetensors.torch import load_file, save_file
+
+    path = tmp_path / "t" / "adapter" / "adapter_model.safetensors"
+    tensors = {k: (torch.zeros_like(v) if "lora_B" in k else v) for k, v in load_file(str(path)).items()}
+    save_file(tensors, str(path))
+    results = evaluate(result.adapter, n_boot=500)
+    for entry in results["evaluation"]:
+        assert entry["change"] == pytest.approx(0.0, abs=1e-6)
+    assert {c["verdict"] for c in results["claims"]} == {"inconclusive"}
+
+
+def test_cli_evaluate_and_stats(trained_adapter, tmp_path, capsys):
+    adapter, _, _ = trained_adapter
+    assert main(["evaluate", "--adapter", adapter, "--n-boot", "500", "--out", str(tmp_path / "e")]) == 0
+    assert "TLI raises similarity" in capsys.readouterr().out
+    pairs = str(tmp_path / "e" / "pairs.csv")
+    assert main(["stats", pairs, "--group", "group,layer_role", "--json", "--n-boot", "500"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert {"trained/target", "control/final", "all"} <= set(stats)
+    assert main(["stats", pairs, "--pre", "nope"]) == 2
+    assert "available columns" in capsys.readouterr().err
+
+
+def test_cli_evaluate_missing_adapter(tmp_path, capsys):
+    assert main(["evaluate", "--adapter", str(tmp_path)]) == 2
+    assert "adapter_config.json" in capsys.readouterr().err

@@ -1,0 +1,127 @@
+"""`tli run` end to end on a tiny model, and `tli train` / `tli probe` through the CLI."""
+
+import json
+
+from tli.cli import main
+
+RUN_EVAL_KEYS = {
+    "group",
+    "layer",
+    "n",
+    "mean_pre",
+    "mean_post",
+    "change",
+    "change_pct",
+    "t",
+    "p_ttest",
+    "p_wilcoxon",
+    "ci95_low",
+    "ci95_high",
+    "cohens_d",
+    "mismatched_pre",
+    "mismatched_post",
+    "p_at_1_pre",
+    "p_at_1_post",
+}
+
+
+def test_cli_run_writes_the_whole_study(tiny_llama_dir, toy_lexicon_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(
+        [
+            "run",
+            "--model",
+            str(tiny_llama_dir),
+            "--lexicon",
+            str(toy_lexicon_file),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--warmup-steps",
+            "2",
+            "--lr",
+            "5e-3",
+            "--n-boot",
+            "500",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "target layer" in printed and "TLI raises" in printed
+    record = json.loads((out / "results.json").read_text())
+    assert record["target_layer"] == record["selected_layer"] >= 1
+    assert record["final_layer"] == 4
+    assert all(RUN_EVAL_KEYS <= set(e) for e in record["evaluation"])
+    assert {(e["group"], e["layer_role"]) for e in record["evaluation"]} >= {
+        ("trained", "target"),
+        ("trained", "final"),
+    }
+    assert record["claims"] and all("verdict" in c and "claim" in c for c in record["claims"])
+    assert set(record["timing"]) >= {"load_seconds", "scan_seconds", "train_seconds", "evaluate_seconds"}
+    for path in (
+        "report.md",
+        "scan/results.json",
+        "scan/layers.png",
+        "train/adapter/adapter_config.json",
+        "train/loss.png",
+        "train/metrics.jsonl",
+        "evaluate/pairs.csv",
+        "evaluate/before_after.png",
+    ):
+        assert (out / path).is_file(), path
+    report = (out / "report.md").read_text()
+    assert (
+        "## 1. Scan" in report and "## 3. Evaluation" in report and "](evaluate/before_after.png)" in report
+    )
+
+
+def test_cli_train_then_probe(tiny_llama_dir, toy_lexicon_file, tmp_path, capsys):
+    code = main(
+        [
+            "train",
+            "--model",
+            str(tiny_llama_dir),
+            "--lexicon",
+            str(toy_lexicon_file),
+            "--target-layer",
+            "1",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--out",
+            str(tmp_path / "t"),
+        ]
+    )
+    assert code == 0 and "adapter:" in capsys.readouterr().out
+    code = main(
+        [
+            "probe",
+            "--adapter",
+            str(tmp_path / "t" / "adapter"),
+            "--lexicon",
+            str(toy_lexicon_file),
+            "--n-pairs",
+            "3",
+            "--max-new-tokens",
+            "2",
+            "--out",
+            str(tmp_path / "p"),
+        ]
+    )
+    assert code == 0
+    assert (tmp_path / "p" / "probe.md").is_file()
+    assert json.loads((tmp_path / "p" / "results.json").read_text())["n"] == 3
+
+
+def test_cli_train_bad_input(tiny_llama_dir, toy_lexicon_file, tmp_path, capsys):
+    base = ["train", "--model", str(tiny_llama_dir), "--lexicon", str(toy_lexicon_file)]
+    assert main([*base, "--target-layer", "7", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "beyond the model" in err
+    assert main([*base, "--lora-layers", "a,b", "--out", str(tmp_path / "y")]) == 2
+    assert "--lora-layers" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

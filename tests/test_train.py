@@ -1,0 +1,193 @@
+"""TLI training on tiny models: learning, truncation, resume, PEFT format, QLoRA, bad input."""
+
+import json
+
+import pytest
+import torch
+
+import tli.train as train_module
+from tli.embed import EmbedConfig, embed_all_layers, encode_words, forward_pooled, pad_batch, pooled_at_layer
+from tli.errors import ConfigError, ModelLoadError, TliError
+from tli.lexicon import read_lexicon
+from tli.models import load_model
+from tli.train import train
+
+FAST = {"batch_size": 4, "warmup_steps": 2, "lr": 5e-3, "progress": False}
+
+
+def _matched_at(loaded, lexicon, layer):
+    """Mean cosine of the pairs at one layer (every-layer embedding, then one layer picked)."""
+    config = EmbedConfig(pooling="mean-no-special")
+    src = embed_all_layers(lexicon.sources, loaded.model, loaded.tokenizer, config, progress=False)[layer]
+    tgt = embed_all_layers(lexicon.targets, loaded.model, loaded.tokenizer, config, progress=False)[layer]
+    return float((src * tgt).sum(-1).mean())
+
+
+def test_training_lowers_loss_and_raises_target_layer_similarity(tiny_dir, toy_lexicon_file, tmp_path):
+    lexicon = read_lexicon(toy_lexicon_file)
+    trained, _ = lexicon.trained_and_control()
+    base = load_model(tiny_dir)
+    before = _matched_at(base, trained, 2)
+    result = train(str(tiny_dir), str(toy_lexicon_file), out=tmp_path / "run", epochs=4, **FAST)
+    assert result.epoch_losses[-1] < result.epoch_losses[0]
+    adapted = load_model(tiny_dir, adapter=result.adapter)
+    assert _matched_at(adapted, trained, 2) > before + 0.05
+    record = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert record["timing"]["steps"] == result.timing["steps"] > 0
+    assert {"load_seconds", "train_seconds", "steps"} <= set(record["timing"])
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert sum("loss" in json.loads(line) for line in lines) == result.timing["steps"]
+    assert (tmp_path / "run" / "loss.png").is_file()
+
+
+def test_adapter_is_peft_format_on_blocks_before_target_only(tiny_llama_dir, toy_lexicon_file, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    result = train(
+        str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "r", epochs=1, target_layer=2, **FAST
+    )
+    base = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)  # full depth, plain transformers
+    peft_model = PeftModel.from_pretrained(base, result.adapter)
+    lora_names = {n for n, _ in peft_model.named_modules() if n.endswith("lora_A")}
+    blocks = {int(n.split(".layers.")[1].split(".")[0]) for n in lora_names}
+    projections = {n.split(".")[-2] for n in lora_names}
+    assert blocks == {0, 1} and projections == {"q_proj", "v_proj"}
+    config = json.loads((tmp_path / "r" / "adapter" / "adapter_config.json").read_text())
+    assert config["r"] == 16 and config["lora_alpha"] == 32 and config["lora_dropout"] == 0.05
+
+
+def test_truncated_forward_equals_full_forward_at_target_layer(tiny_llama_dir):
+    full = load_model(tiny_llama_dir)
+    part = load_model(tiny_llama_dir, up_to_layer=2)
+    assert part.num_layers == 3
+    items = encode_words(["mbwa", "asante sana", "dog"], full.tokenizer, EmbedConfig("mean-no-special"))
+    ids, attention, weights = pad_batch(items, full.tokenizer.pad_token_id, torch.device("cpu"))
+    with torch.no_grad():
+        reference = forward_pooled(full.model, ids, attention, weights)[2]
+        early = pooled_at_layer(full.model, ids, attention, weights, 2)
+        loaded_part = pooled_at_layer(part.model, ids, attention, weights, 2)
+    torch.testing.assert_close(early, reference, atol=1e-5, rtol=0)
+    torch.testing.assert_close(loaded_part, reference, atol=1e-5, rtol=0)
+
+
+def test_training_step_never_runs_later_blocks_or_lm_head(
+    tiny_llama_dir, toy_lexicon_file, tmp_path, monkeypatch
+):
+    calls = []
+    original = train_module.load_model
+
+    def spy_load(*args, **kwargs):
+        loaded = original(*args, **kwargs)
+        layers = loaded.model.model.layers
+        for i, block in enumerate(layers):
+            block.register_forward_hook(lambda *_, i=i: calls.append(i))
+        loaded.model.lm_head.register_forward_hook(lambda *_: calls.append("lm_head"))
+        return loaded
+
+    monkeypatch.setattr(train_module, "load_model", spy_load)
+    train(str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "r", epochs=1, target_layer=2, **FAST)
+    assert calls and set(calls) == {0, 1}
+
+
+def _adapter_tensors(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "adapter_model.safetensors"))
+
+
+def test_resume_after_interruption_gives_the_same_adapter(
+    tiny_llama_dir, toy_lexicon_file, tmp_path, monkeypatch
+):
+    options = {"epochs": 2, "lora_dropout": 0.1, **FAST}
+    uninterrupted = train(str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "a", **options)
+
+    real_loss = train_module.LOSSES["triplet"]
+    calls = {"n": 0}
+
+    class Interrupt(real_loss):
+        def forward(self, *args):
+            calls["n"] += 1
+            if calls["n"] == 8:  # in the middle of epoch 2 (5 batches per epoch)
+                raise KeyboardInterrupt
+            return super().forward(*args)
+
+    monkeypatch.setitem(train_module.LOSSES, "triplet", Interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train(str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "b", **options)
+    assert not (tmp_path / "b" / "adapter").exists() and (tmp_path / "b" / "checkpoints" / "epoch-1").is_dir()
+    monkeypatch.setitem(train_module.LOSSES, "triplet", real_loss)
+    resumed = train(str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "b", resume=True, **options)
+
+    a = _adapter_tensors(tmp_path / "a" / "adapter")
+    b = _adapter_tensors(tmp_path / "b" / "adapter")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=0)
+    assert resumed.timing["steps"] == uninterrupted.timing["steps"]
+    logged = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged if "loss" in r] == list(range(1, uninterrupted.timing["steps"] + 1))
+
+
+def test_non_finite_loss_stops_with_the_step(tiny_llama_dir, toy_lexicon_file, tmp_path, monkeypatch):
+    class NaNLoss(torch.nn.Module):
+        def __init__(self, *_):
+            super().__init__()
+
+        def forward(self, anchors, positives, mask):
+            return (anchors * float("nan")).sum()
+
+    monkeypatch.setitem(train_module.LOSSES, "triplet", NaNLoss)
+    with pytest.raises(TliError, match=r"loss is nan at epoch 1, step 1"):
+        train(str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "r", epochs=1, **FAST)
+
+
+def test_qlora_nf4_trains_on_cpu(tiny_llama_dir, toy_lexicon_file, tmp_path):
+    result = train(
+        str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "q", epochs=2, quantization="nf4", **FAST
+    )
+    assert all(torch.isfinite(torch.tensor(result.epoch_losses)))
+    assert (tmp_path / "q" / "adapter" / "adapter_model.safetensors").is_file()
+    record = json.loads((tmp_path / "q" / "results.json").read_text())
+    assert record["model"]["quantization"] == "nf4"
+
+
+@pytest.mark.parametrize(
+    "options, error, match",
+    [
+        ({"target_layer": 9}, ConfigError, "beyond the model"),
+        ({"target_layer": 0}, ConfigError, "--target-layer must be >= 1"),
+        ({"batch_size": 1}, ConfigError, ">= 2 pairs per batch"),
+        ({"loss": "mse"}, ConfigError, "--loss"),
+        ({"target_modules": ["nope_proj"]}, ConfigError, "--target-modules"),
+    ],
+)
+def test_bad_training_options(tiny_llama_dir, toy_lexicon_file, tmp_path, options, error, match):
+    with pytest.raises(error, match=match):
+        train(str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "r", epochs=1, **{**FAST, **options})
+    assert not (tmp_path / "r" / "adapter").exists()
+
+
+def test_lexicon_too_small_for_negatives(tiny_llama_dir, tmp_path):
+    lex = tmp_path / "two.csv"
+    lex.write_text("source,target,group\nmbwa,dog,trained\npaka,cat,control\n")
+    with pytest.raises(TliError, match="needs >= 2 pairs"):
+        train(str(tiny_llama_dir), str(lex), out=tmp_path / "r", epochs=1, **FAST)
+
+
+def test_existing_run_needs_resume(tiny_llama_dir, toy_lexicon_file, tmp_path):
+    train(str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "r", epochs=1, **FAST)
+    with pytest.raises(ConfigError, match="--resume"):
+        train(str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "r", epochs=1, **FAST)
+
+
+def test_evaluate_rejects_adapter_of_another_base(tiny_model_dirs, toy_lexicon_file, tmp_path):
+    from tli.evaluate import evaluate
+
+    result = train(str(tiny_model_dirs["llama"]), str(toy_lexicon_file), out=tmp_path / "r", epochs=1, **FAST)
+    with pytest.raises(ModelLoadError, match="trained on base model") as info:
+        evaluate(result.adapter, model=str(tiny_model_dirs["qwen2"]), out=tmp_path / "e")
+    assert str(tiny_model_dirs["llama"]) in str(info.value) and str(tiny_model_dirs["qwen2"]) in str(
+        info.value
+    )
+    assert not (tmp_path / "e").exists()
