@@ -1,5 +1,5 @@
 # Two commands set up everything on a fresh machine:
-#   make demo   — create .venv, install tli, run the main job on the embedded model and shipped lexicon
+#   make demo   — create .venv, install tli, run the whole study (tli run) on the embedded model and lexicon
 #   make test   — create .venv, install tli with test tools, run the whole test suite
 VENV ?= .venv
 PYTHON ?= python3
@@ -16,7 +16,7 @@ $(BIN)/tli: pyproject.toml
 install: $(BIN)/tli
 
 demo: install
-	$(BIN)/tli scan --out $(OUT)
+	$(BIN)/tli run --out $(OUT)
 
 test: install
 	$(BIN)/python -m pytest -q
@@ -27,6 +27,7 @@ lint: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_scan.py
+	$(BIN)/python benchmarks/bench_train.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -40,6 +40,26 @@ TOY_PAIRS = [
     ("njia", "road"),
     ("asante sana", "thank you very much"),
 ]
+EVALUATION_KEYS = {
+    "group",
+    "layer",
+    "n",
+    "mean_pre",
+    "mean_post",
+    "change",
+    "change_pct",
+    "t",
+    "p_ttest",
+    "p_wilcoxon",
+    "ci95_low",
+    "ci95_high",
+    "cohens_d",
+    "mismatched_pre",
+    "mismatched_post",
+    "p_at_1_pre",
+    "p_at_1_post",
+}
+"""The fields every ``evaluation`` entry of results.json carries (the documented interface)."""
 EXTRA_WORDS = (
     "the a of and to in is it you that he was for on are with as his they be at one have this".split()
 )

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import EVALUATION_KEYS
 from scipy import stats as sps
 
 from tli.cli import main
@@ -14,26 +15,6 @@ from tli.evaluate import evaluate
 from tli.lexicon import read_lexicon
 from tli.models import load_model
 from tli.train import train
-
-EVAL_KEYS = {
-    "group",
-    "layer",
-    "n",
-    "mean_pre",
-    "mean_post",
-    "change",
-    "change_pct",
-    "t",
-    "p_ttest",
-    "p_wilcoxon",
-    "ci95_low",
-    "ci95_high",
-    "cohens_d",
-    "mismatched_pre",
-    "mismatched_post",
-    "p_at_1_pre",
-    "p_at_1_post",
-}
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +50,7 @@ def test_evaluation_entries_match_independent_computation(trained_adapter, tmp_p
         ("control", "target"),
         ("control", "final"),
     }
-    assert all(EVAL_KEYS <= set(e) for e in entries)
+    assert all(EVALUATION_KEYS <= set(e) for e in entries)
     # Independent: embed control pairs with the plain base model and with the adapter, at layers 2 and 4.
     lexicon = read_lexicon(lexicon_file).subset("control")
     config = EmbedConfig(pooling="mean-no-special")

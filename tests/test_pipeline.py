@@ -2,27 +2,9 @@
 
 import json
 
-from tli.cli import main
+from conftest import EVALUATION_KEYS
 
-RUN_EVAL_KEYS = {
-    "group",
-    "layer",
-    "n",
-    "mean_pre",
-    "mean_post",
-    "change",
-    "change_pct",
-    "t",
-    "p_ttest",
-    "p_wilcoxon",
-    "ci95_low",
-    "ci95_high",
-    "cohens_d",
-    "mismatched_pre",
-    "mismatched_post",
-    "p_at_1_pre",
-    "p_at_1_post",
-}
+from tli.cli import main
 
 
 def test_cli_run_writes_the_whole_study(tiny_llama_dir, toy_lexicon_file, tmp_path, capsys):
@@ -54,7 +36,7 @@ def test_cli_run_writes_the_whole_study(tiny_llama_dir, toy_lexicon_file, tmp_pa
     record = json.loads((out / "results.json").read_text())
     assert record["target_layer"] == record["selected_layer"] >= 1
     assert record["final_layer"] == 4
-    assert all(RUN_EVAL_KEYS <= set(e) for e in record["evaluation"])
+    assert all(EVALUATION_KEYS <= set(e) for e in record["evaluation"])
     assert {(e["group"], e["layer_role"]) for e in record["evaluation"]} >= {
         ("trained", "target"),
         ("trained", "final"),

@@ -37,3 +37,21 @@ def test_scan_exposes_the_mean_pooling_artifact(default_model, tmp_path):
     # The published rule picks an artifact layer: that is exactly what the controls are for.
     assert result.published_choice in artifacts
     assert "Artifact warning" in (tmp_path / "scan" / "report.md").read_text()
+
+
+def test_run_on_the_real_model_reports_claims_with_controls(default_model, tmp_path):
+    """The whole study on 240 shipped pairs, one epoch: every claim carries its CI, p and verdict."""
+    from tli.lexicon import default_lexicon
+    from tli.pipeline import run
+
+    lexicon = default_lexicon()
+    lexicon.pairs = lexicon.pairs[:240]
+    lexicon.path = None
+    results = run(default_model.name, lexicon, out=tmp_path / "run", epochs=1, n_boot=1000, progress=False)
+    assert 1 <= results["target_layer"] <= 30 and results["final_layer"] == 30
+    assert len(results["claims"]) == 12
+    for claim in results["claims"]:
+        assert claim["ci95_low"] <= claim["effect"] <= claim["ci95_high"]
+        assert claim["verdict"] in {"supported", "contradicted", "inconclusive"}
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "## 3. Evaluation" in report and "mismatched" in report

@@ -438,6 +438,7 @@ def _quiet_libraries() -> None:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     warnings.filterwarnings("ignore", category=UserWarning, module="peft")
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
 
 
 if __name__ == "__main__":

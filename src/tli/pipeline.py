@@ -106,6 +106,7 @@ def run(
             "published_choice": scan.published_choice,
         },
         "train": asdict(trained_run),
+        "train_config": asdict(train_config),
         "evaluation": evaluation["evaluation"],
         "claims": evaluation["claims"],
         "pooling": evaluation["pooling"],
@@ -128,11 +129,30 @@ def run(
     return results
 
 
+def collapse_note(train: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """A triplet loss that settles at its margin means positives and hardest negatives are equally close:
+    the space has collapsed rather than aligned. Say so where the loss curve is shown."""
+    losses = train["epoch_losses"]
+    if (
+        config["loss"] != "triplet"
+        or not losses
+        or abs(losses[-1] - config["margin"]) > 0.02 * config["margin"]
+    ):
+        return []
+    return [
+        f"- The loss settled at {losses[-1]:.4f}, the margin ({config['margin']}): the hardest in-batch "
+        "negative ends as similar as the positive — training pulled all words together rather than "
+        "translations apart from non-translations (see the gap claims below).",
+        "",
+    ]
+
+
 def run_report(results: dict[str, Any], scan, evaluation: dict[str, Any]) -> str:
     """Top-level ``report.md``: scan findings, training summary, then the evaluation's claims."""
     train = results["train"]
     losses = train["epoch_losses"]
-    body = evaluation_report(evaluation, heading="## 3. Evaluation").replace("](", "](evaluate/")
+    body = evaluation_report(evaluation, heading="## 3. Evaluation")
+    body = body.replace("](", "](evaluate/").replace("\n## ", "\n### ")
     lines = [
         "# tli run",
         "",
@@ -151,6 +171,7 @@ def run_report(results: dict[str, Any], scan, evaluation: dict[str, Any]) -> str
         f"{train['timing']['train_seconds']:.0f} s; mean loss per epoch: "
         + ", ".join(f"{loss:.4f}" for loss in losses),
         "",
+        *collapse_note(train, results["train_config"]),
         "![loss](train/loss.png)",
         "",
         body,
