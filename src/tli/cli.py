@@ -16,6 +16,12 @@ from tli.errors import TliError
 
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="YAML file of options (keys = option names; flags given here override it), or the name of a "
+        "shipped config: " + ", ".join(sorted(shipped_configs())),
+    )
     group = parser.add_argument_group("model")
     group.add_argument(
         "--model",
@@ -396,7 +402,63 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in SUBCOMMANDS:
         add(sub)
+    parser.set_defaults(subcommands=sub.choices)
     return parser
+
+
+def shipped_configs() -> dict[str, Path]:
+    """Configs shipped with tli (``tli/configs/*.yaml``), by name."""
+    from importlib.resources import files
+
+    return {
+        p.name.removesuffix(".yaml"): Path(str(p))
+        for p in files("tli.configs").iterdir()
+        if p.name.endswith(".yaml")
+    }
+
+
+def load_config_options(spec: str, parser: argparse.ArgumentParser) -> dict:
+    """Options from a YAML config for one subcommand's parser; unknown keys are an error naming them.
+
+    Lists become comma-separated strings (``target_modules: [q_proj, v_proj]``), as the flags take them.
+    """
+    import yaml
+
+    path = Path(spec)
+    if not path.is_file():
+        path = shipped_configs().get(spec, path)
+    if not path.is_file():
+        raise TliError(
+            f"--config {spec}: no such file or shipped config ({', '.join(sorted(shipped_configs()))})"
+        )
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise TliError(f"--config {path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+    if not isinstance(values, dict):
+        raise TliError(f"--config {path}: expected a mapping of option: value")
+    known = {a.dest for a in parser._actions if a.dest not in ("help", "config", "func")}
+    options = {str(k).replace("-", "_"): v for k, v in values.items()}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TliError(
+            f"--config {path}: unknown option(s) {', '.join(unknown)} for 'tli {parser.prog.split()[-1]}' "
+            f"(known: {', '.join(sorted(known))})"
+        )
+    return {k: ",".join(map(str, v)) if isinstance(v, list) else v for k, v in options.items()}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; a ``--config`` file supplies defaults that explicit flags override."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None):
+        subparser = args.subcommands[args.command]
+        subparser.set_defaults(**load_config_options(args.config, subparser))
+        args = parser.parse_args(argv)
+    return args
 
 
 def _version() -> str:
@@ -410,8 +472,11 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tli`` console command."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except TliError as exc:
+        print(f"tli: error: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING, format="%(message)s")
     if not args.debug:
         _quiet_libraries()

@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from tli.errors import ConfigError
 from tli.evaluate import EvaluateConfig, read_adapter_meta, run_evaluation
 from tli.io import atomic_write_json, atomic_write_text
 from tli.lexicon import Lexicon
@@ -52,6 +53,8 @@ def run(
         The top-level ``results.json`` content.
     """
     out = check_writable(Path(out))
+    if not resume and (out / "train" / "checkpoints").exists():
+        raise ConfigError(f"--out {out} already holds a run: pass --resume or choose another --out")
     checked = TrainConfig(**train_options)  # validate every option before loading anything
     scan_config = ScanConfig(
         pooling=checked.pooling,
