@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from conftest import EVALUATION_KEYS
 
 from tli.cli import main
@@ -107,3 +108,44 @@ def test_cli_train_bad_input(tiny_llama_dir, toy_lexicon_file, tmp_path, capsys)
     assert main([*base, "--lora-layers", "a,b", "--out", str(tmp_path / "y")]) == 2
     assert "--lora-layers" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_evaluate_after_run_reuses_the_run_lexicon(tiny_llama_dir, toy_lexicon_file, tmp_path):
+    from tli.evaluate import evaluate
+    from tli.pipeline import run
+
+    results = run(
+        str(tiny_llama_dir),
+        str(toy_lexicon_file),
+        out=tmp_path / "r",
+        epochs=1,
+        batch_size=4,
+        n_boot=200,
+        progress=False,
+    )
+    again = evaluate(tmp_path / "r" / "train" / "adapter", n_boot=200)  # no --model, no --lexicon
+    assert again["lexicon"]["sha256"] == results["lexicon"]["sha256"]
+    assert again["model"]["fingerprint"] == results["model"]["fingerprint"]
+    first = {(e["group"], e["layer"]): e["mean_post"] for e in results["evaluation"]}
+    assert {(e["group"], e["layer"]): e["mean_post"] for e in again["evaluation"]} == pytest.approx(first)
+
+
+def test_unwritable_out_is_found_before_training(tiny_llama_dir, toy_lexicon_file, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                str(tiny_llama_dir),
+                "--lexicon",
+                str(toy_lexicon_file),
+                "--out",
+                str(blocker / "run"),
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "not writable" in err and str(blocker) in err

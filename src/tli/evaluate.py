@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tli.embed import EmbedConfig, center_and_normalise, embed_all_layers
+from tli.embed import EmbedConfig
 from tli.errors import ConfigError, ModelLoadError
 from tli.lexicon import Lexicon
 from tli.metrics import PairIndex, retrieval_ranks
@@ -90,20 +90,16 @@ class Side:
     tgt: torch.Tensor
 
 
-def embed_both(loaded: LoadedModel, sources: list[str], targets: list[str], config: EmbedConfig):
-    """Every-layer embeddings with the adapter disabled (base) and enabled (adapted)."""
-
-    def one_side(desc: str) -> Side:
-        src = embed_all_layers(sources, loaded.model, loaded.tokenizer, config, desc=f"{desc} sources")
-        tgt = embed_all_layers(targets, loaded.model, loaded.tokenizer, config, desc=f"{desc} targets")
-        if config.center:
-            src, tgt = center_and_normalise(src), center_and_normalise(tgt)
-        return Side(src, tgt)
+def embed_both(loaded: LoadedModel, lexicon: Lexicon, config: EmbedConfig) -> tuple[Side, Side, PairIndex]:
+    """Every-layer embeddings of the lexicon with the adapter disabled (base) and enabled (adapted)."""
+    from tli.scan import embed_lexicon
 
     loaded.model.eval()
     with loaded.model.disable_adapter():
-        base = one_side("base")
-    return base, one_side("adapted")
+        src, tgt, index = embed_lexicon(lexicon, loaded, config)
+    base = Side(src, tgt)
+    src, tgt, _ = embed_lexicon(lexicon, loaded, config)
+    return base, Side(src, tgt), index
 
 
 def group_measures(side: Side, layer: int, index: PairIndex, rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -190,8 +186,6 @@ def run_evaluation(
     loaded: LoadedModel, lexicon: Lexicon, meta: dict[str, Any], config: EvaluateConfig
 ) -> dict[str, Any]:
     """Every figure of the evaluation (no file output)."""
-    from tli.scan import lexicon_index
-
     train_config = meta["config"]
     target_layer = int(meta["target_layer"])
     final_layer = loaded.num_layers
@@ -205,14 +199,10 @@ def run_evaluation(
         add_bos=embed.get("add_bos", "auto"),
         batch_size=config.batch_size,
     )
-    lexicon = (
-        lexicon.with_split(train_config["control_fraction"], train_config["split_seed"])
-        if not (lexicon.has_split())
-        else lexicon
-    )
-    sources, targets, index = lexicon_index(lexicon)
+    if not lexicon.has_split():  # the same seeded split training used
+        lexicon = lexicon.with_split(train_config["control_fraction"], train_config["split_seed"])
     start = time.perf_counter()
-    base, adapted = embed_both(loaded, sources, targets, embed_config)
+    base, adapted, index = embed_both(loaded, lexicon, embed_config)
     groups = np.array([p.group for p in lexicon])
 
     evaluation, claims, per_pair = [], [], []

@@ -297,6 +297,8 @@ def load_model(
     start = time.perf_counter()
     spec = str(model) if model is not None else DEFAULT_MODEL
     kind = _classify(spec)
+    if kind in ("local", "gguf"):  # an absolute path still names the model from another directory
+        spec = str(Path(spec).expanduser().resolve())
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     _check_quantization_supported(quantization, torch_device)

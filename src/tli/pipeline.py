@@ -72,13 +72,15 @@ def run(
         model, dtype=scan_config.dtype, device=scan_config.device, quantization=scan_config.quantization
     )
 
-    # 1. Scan: where does the model align the two languages, by a criterion that survives the artifact?
-    scan = run_scan(loaded, lex, scan_config, progress=progress)
+    # 1. Scan the trained pairs only (control pairs stay unseen until evaluation): where does the model
+    #    align the two languages, by a criterion that survives the anisotropy artifact?
+    scan = run_scan(loaded, trained, scan_config, progress=progress)
     write_scan_run(out / "scan", scan, scan_config)
     layer = target_layer if target_layer is not None else scan.selected_layer
 
     # 2. Train at that layer on the trained pairs only.
-    train_config = TrainConfig(**{**train_options, "target_layer": layer}, model=model)
+    lexicon_path = str(Path(lexicon).resolve()) if isinstance(lexicon, (str, Path)) else None
+    train_config = TrainConfig(**{**train_options, "target_layer": layer}, model=model, lexicon=lexicon_path)
     (out / "train").mkdir(parents=True, exist_ok=True)
     trained_run = run_training(loaded, trained, train_config, out / "train", resume=resume, progress=progress)
     write_train_run(

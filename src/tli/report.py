@@ -84,7 +84,7 @@ def _ranges(values: list[int]) -> str:
     return ", ".join(parts)
 
 
-def scan_report(result, config) -> str:
+def scan_report(result) -> str:
     """The human-readable ``report.md`` of a scan."""
     model = result.model
     lines = [
@@ -128,7 +128,7 @@ def write_scan_run(out: Path, result, config) -> Path:
         criterion=result.criterion,
         title=f"{result.model['name']} — {result.pooling['pooling']} pooling, {result.n_pairs} pairs",
     )
-    atomic_write_text(out / "report.md", scan_report(result, config))
+    atomic_write_text(out / "report.md", scan_report(result))
     record = {**result.to_dict(), **provenance("scan", asdict(config), config.seed)}
     atomic_write_json(out / "results.json", record)
     return out

@@ -418,9 +418,8 @@ def train(
     from tli.report import write_train_run
     from tli.scan import lexicon_record, resolve_lexicon
 
-    config = TrainConfig(
-        model=model, lexicon=str(lexicon) if isinstance(lexicon, (str, Path)) else None, **options
-    )
+    lexicon_path = str(Path(lexicon).resolve()) if isinstance(lexicon, (str, Path)) else None
+    config = TrainConfig(model=model, lexicon=lexicon_path, **options)
     out = check_writable(Path(out))
     if not resume and (out / "checkpoints").exists():
         raise ConfigError(f"--out {out} already holds a training run: pass --resume or choose another --out")
