@@ -149,3 +149,12 @@ def test_unwritable_out_is_found_before_training(tiny_llama_dir, toy_lexicon_fil
     )
     err = capsys.readouterr().err
     assert "not writable" in err and str(blocker) in err
+
+
+def test_cli_run_with_a_fixed_target_layer(tiny_llama_dir, toy_lexicon_file, tmp_path):
+    out = tmp_path / "fixed"
+    args = ["run", "--model", str(tiny_llama_dir), "--lexicon", str(toy_lexicon_file), "--target-layer", "3"]
+    assert main([*args, "--epochs", "1", "--batch-size", "4", "--n-boot", "200", "--out", str(out)]) == 0
+    record = json.loads((out / "results.json").read_text())
+    assert record["target_layer"] == 3
+    assert {e["layer"] for e in record["evaluation"] if e["layer_role"] == "target"} == {3}

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from tli.config import load_config_options, shipped_configs
 from tli.errors import TliError
 
 
@@ -167,7 +168,7 @@ def _train_options(args: argparse.Namespace) -> dict:
         "device": args.device,
         "quantization": args.quantization,
     }
-    if getattr(args, "target_layer", None) is not None:
+    if args.command == "train":  # tli run takes --target-layer as an override of the scan's choice
         options["target_layer"] = args.target_layer
     return options
 
@@ -333,7 +334,7 @@ def _add_probe_parser(sub) -> None:
     parser.add_argument("--adapter", required=True, help="adapter directory (RUN/adapter of tli train)")
     _add_model_args(parser)
     parser.set_defaults(quantization=None)
-    parser.add_argument("--lexicon", default=None, help="word pairs (default: the shipped lexicon)")
+    parser.add_argument("--lexicon", default=None, help="word pairs (default: the training lexicon)")
     parser.add_argument("--n-pairs", type=int, default=20, help="source words to probe (20)")
     parser.add_argument("--prompt", default=None, help="prompt with a {source} slot")
     parser.add_argument("--max-new-tokens", type=int, default=8, help="tokens to generate (8)")
@@ -366,7 +367,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     )
     out = check_writable(Path(args.out) if args.out else default_run_dir("probe"))
     meta = read_adapter_meta(args.adapter)
-    lexicon = resolve_lexicon(args.lexicon)
+    lexicon = resolve_lexicon(args.lexicon or meta["config"].get("lexicon"))
     loaded = load_model(
         args.model or meta["base_model"]["name"],
         dtype=args.dtype,
@@ -404,50 +405,6 @@ def build_parser() -> argparse.ArgumentParser:
         add(sub)
     parser.set_defaults(subcommands=sub.choices)
     return parser
-
-
-def shipped_configs() -> dict[str, Path]:
-    """Configs shipped with tli (``tli/configs/*.yaml``), by name."""
-    from importlib.resources import files
-
-    return {
-        p.name.removesuffix(".yaml"): Path(str(p))
-        for p in files("tli.configs").iterdir()
-        if p.name.endswith(".yaml")
-    }
-
-
-def load_config_options(spec: str, parser: argparse.ArgumentParser) -> dict:
-    """Options from a YAML config for one subcommand's parser; unknown keys are an error naming them.
-
-    Lists become comma-separated strings (``target_modules: [q_proj, v_proj]``), as the flags take them.
-    """
-    import yaml
-
-    path = Path(spec)
-    if not path.is_file():
-        path = shipped_configs().get(spec, path)
-    if not path.is_file():
-        raise TliError(
-            f"--config {spec}: no such file or shipped config ({', '.join(sorted(shipped_configs()))})"
-        )
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise TliError(f"--config {path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
-    if not isinstance(values, dict):
-        raise TliError(f"--config {path}: expected a mapping of option: value")
-    known = {a.dest for a in parser._actions if a.dest not in ("help", "config", "func")}
-    options = {str(k).replace("-", "_"): v for k, v in values.items()}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise TliError(
-            f"--config {path}: unknown option(s) {', '.join(unknown)} for 'tli {parser.prog.split()[-1]}' "
-            f"(known: {', '.join(sorted(known))})"
-        )
-    return {k: ",".join(map(str, v)) if isinstance(v, list) else v for k, v in options.items()}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
