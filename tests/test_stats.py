@@ -311,3 +311,14 @@ def test_reproduces_published(published, group, n, mean_pre, mean_post, pct, p_b
 def test_published_pooled(published):
     assert published["all"].n == 686
     assert set(published) == {"trained", "control", "all"}
+
+
+def test_cli_stats_prints_the_published_figures(published, capsys):
+    from tli.cli import main
+
+    assert main(["stats", str(PUBLISHED), "--pre", "sim_pre_tli", "--post", "sim_post_tli"]) == 0
+    table = capsys.readouterr().out
+    trained = next(line for line in table.splitlines() if line.startswith("| trained "))
+    control = next(line for line in table.splitlines() if line.startswith("| control "))
+    assert "| 623 | 0.3211 | 0.4113 |" in trained and "+28.08" in trained and "1.33e-240" in trained
+    assert "| 63 | 0.3143 | 0.4033 |" in control and "+28.32" in control and "7.17e-27" in control
