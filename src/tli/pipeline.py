@@ -10,6 +10,7 @@ Layout of the run directory::
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,11 @@ def run(
     Returns:
         The top-level ``results.json`` content.
     """
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError(
+            "tli run is one process: launch `torchrun --nproc_per_node N -m tli train ...` for data-parallel "
+            "training, then `tli evaluate --adapter OUT/adapter`"
+        )
     out = check_writable(Path(out))
     if not resume and (out / "train" / "checkpoints").exists():
         raise ConfigError(f"--out {out} already holds a run: pass --resume or choose another --out")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import shutil
 import time
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tli.distributed import distributed_context, shard
 from tli.embed import EmbedConfig, encode_words, pad_batch, pooled_at_layer
 from tli.errors import ConfigError, TliError
 from tli.io import atomic_write_json, atomic_write_text
@@ -210,8 +212,10 @@ def load_checkpoint(directory: Path, model, optimizer, scheduler) -> dict[str, A
 class MetricsLog:
     """Step metrics as JSON lines (and TensorBoard when installed)."""
 
-    def __init__(self, path: Path, keep_until_step: int = 0):
-        self.path = path
+    def __init__(self, path: Path, keep_until_step: int = 0, enabled: bool = True):
+        self.path, self.enabled, self.writer = path, enabled, None
+        if not enabled:  # not the main process: another process writes the log
+            return
         # On resume, drop lines from the interrupted (un-checkpointed) part of the run.
         kept = []
         if path.exists() and keep_until_step > 0:
@@ -221,15 +225,16 @@ class MetricsLog:
                 if line.strip() and json.loads(line).get("step", 0) <= keep_until_step
             ]
         atomic_write_text(path, "".join(line + "\n" for line in kept))
-        self.writer = None
         try:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(path.parent / "tensorboard"))
         except Exception:  # tensorboard not installed: the JSONL log is complete on its own
-            self.writer = None
+            pass
 
     def log(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
         if self.writer is not None and "loss" in record:
@@ -278,6 +283,7 @@ def run_training(
 
     if len(trained) < 2:
         raise TliError(f"{len(trained)} trained pair(s): a contrastive batch needs >= 2 pairs")
+    context = distributed_context(loaded.device)  # one process unless launched by torchrun/accelerate
     num_layers = base_causal_lm(loaded.model).config.num_hidden_layers
     torch.manual_seed(config.seed)
     model = add_lora(loaded.model, config, num_layers)
@@ -291,19 +297,24 @@ def run_training(
     encoded = dict(zip(strings, encode_words(strings, loaded.tokenizer, embed_config), strict=True))
     pairs = list(trained)
 
-    batches_per_epoch = len(epoch_batches(len(pairs), config.batch_size, config.seed, 0))
+    batches_per_epoch = len(shard(epoch_batches(len(pairs), config.batch_size, config.seed, 0), context))
+    if batches_per_epoch == 0:
+        raise TliError(
+            f"{len(pairs)} trained pairs make fewer batches than the {context.world_size} processes"
+        )
     steps_per_epoch = math.ceil(batches_per_epoch / config.grad_accum)
     total_steps = steps_per_epoch * config.epochs
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
-    )
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, config.warmup_steps, total_steps)
 
     checkpoints = out / "checkpoints"
     state: dict[str, Any] = {"epoch": 0, "global_step": 0, "epoch_losses": []}
     if resume and (last := latest_checkpoint(checkpoints)) is not None:
         state = load_checkpoint(last, model, optimizer, scheduler)
-    log = MetricsLog(out / "metrics.jsonl", keep_until_step=state["global_step"] if resume else 0)
+    log = MetricsLog(
+        out / "metrics.jsonl", keep_until_step=state["global_step"] if resume else 0, enabled=context.is_main
+    )
 
     start = time.perf_counter()
     bar = tqdm(
@@ -311,13 +322,14 @@ def run_training(
         initial=state["global_step"],
         desc="TLI training",
         unit="step",
-        disable=None if progress is None else not progress,
+        disable=not context.is_main or (None if progress is None else not progress),
     )
     try:
         for epoch in range(state["epoch"], config.epochs):
             epoch_loss, n_batches = 0.0, 0
-            batches = epoch_batches(len(pairs), config.batch_size, config.seed, epoch)
+            batches = shard(epoch_batches(len(pairs), config.batch_size, config.seed, epoch), context)
             optimizer.zero_grad(set_to_none=True)
+            step_losses: list[float] = []
             for i, batch in enumerate(batches):
                 # Forward to the target layer only: sources and targets in one padded batch.
                 sources = [pairs[k].source for k in batch]
@@ -330,34 +342,34 @@ def run_training(
                 # Loss, with other senses of the same word masked out of the negatives.
                 negatives = valid_negative_mask(sources, targets).to(device)
                 loss = loss_fn(anchors, positives, negatives)
-                if not torch.isfinite(loss):
+                batch_loss = context.mean(loss.item())  # every process stops together on a bad loss
+                if not math.isfinite(batch_loss):
                     raise TliError(
-                        f"training loss is {loss.item()} at epoch {epoch + 1}, step "
+                        f"training loss is {batch_loss} at epoch {epoch + 1}, step "
                         f"{state['global_step'] + 1} (batch {i + 1}): lower --lr or check the lexicon; "
                         f"the last complete checkpoint is in {checkpoints}"
                     )
 
                 # Accumulate; step every grad_accum batches and at the end of the epoch.
                 (loss / config.grad_accum).backward()
-                epoch_loss += loss.item()
+                epoch_loss += batch_loss
                 n_batches += 1
+                step_losses.append(batch_loss)
                 if (i + 1) % config.grad_accum and i + 1 != len(batches):
                     continue
+                context.average_gradients(trainable)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 state["global_step"] += 1
 
-                # Log.
-                record = {
-                    "step": state["global_step"],
-                    "epoch": epoch + 1,
-                    "loss": loss.item(),
-                    "lr": scheduler.get_last_lr()[0],
-                }
-                log.log(record)
+                # Log the mean loss of the batches in this step (over all processes).
+                step_loss = sum(step_losses) / len(step_losses)
+                step_losses = []
+                lr = scheduler.get_last_lr()[0]
+                log.log({"step": state["global_step"], "epoch": epoch + 1, "loss": step_loss, "lr": lr})
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4f}", epoch=epoch + 1)
+                bar.set_postfix(loss=f"{step_loss:.4f}", epoch=epoch + 1)
 
             # Checkpoint at the end of every epoch: adapter + optimiser + scheduler + RNG.
             state["epoch"] = epoch + 1
@@ -365,19 +377,23 @@ def run_training(
             log.log(
                 {"step": state["global_step"], "epoch": epoch + 1, "epoch_loss": state["epoch_losses"][-1]}
             )
-            save_checkpoint(checkpoints / f"epoch-{epoch + 1}", model, optimizer, scheduler, dict(state))
+            if context.is_main:
+                save_checkpoint(checkpoints / f"epoch-{epoch + 1}", model, optimizer, scheduler, dict(state))
+            context.barrier()
     finally:
         bar.close()
         log.close()
     train_seconds = time.perf_counter() - start
 
     adapter_dir = out / "adapter"
-    tmp = out / ".adapter.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    write_adapter_meta(tmp, loaded, config, trained)
-    shutil.rmtree(adapter_dir, ignore_errors=True)
-    tmp.rename(adapter_dir)
+    if context.is_main:
+        tmp = out / ".adapter.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        write_adapter_meta(tmp, loaded, config, trained)
+        shutil.rmtree(adapter_dir, ignore_errors=True)
+        tmp.rename(adapter_dir)
+    context.barrier()
     # The caller's handle now carries the trained adapter (unmerged; disable_adapter() gives the base).
     loaded.model, loaded.adapter = model, str(adapter_dir)
     return TrainResult(
@@ -392,6 +408,14 @@ def run_training(
         },
         n_train_pairs=len(trained),
     )
+
+
+def process_device(device: str) -> str:
+    """Under a multi-process launcher on CUDA, each process takes the GPU of its ``LOCAL_RANK``."""
+    local_rank = os.environ.get("LOCAL_RANK")
+    if local_rank is not None and device in ("auto", "cuda") and torch.cuda.is_available():
+        return f"cuda:{local_rank}"
+    return device
 
 
 def train(
@@ -428,12 +452,14 @@ def train(
     loaded = load_model(
         model,
         dtype=config.dtype,
-        device=config.device,
+        device=process_device(config.device),
         quantization=config.quantization,
         up_to_layer=config.target_layer,
     )
     out.mkdir(parents=True, exist_ok=True)
     result = run_training(loaded, trained, config, out, resume=resume, progress=progress)
+    if int(os.environ.get("RANK", "0")) != 0:  # under a launcher only the main process writes
+        return result
     record = {
         **asdict(result),
         "model": loaded.describe() | {"full_num_layers": loaded.extra.get("full_num_layers")},
