@@ -12,7 +12,7 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,23 @@ def atomic_write_csv(
     for row in rows:
         writer.writerow({key: row.get(key) for key in fieldnames})
     return atomic_write_text(path, buffer.getvalue())
+
+
+def replace_dir_atomically(target: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Fill a fresh temporary sibling of ``target`` with ``write(tmp)``, then swap it in by renaming.
+
+    A crash while writing leaves the previous ``target`` (or none) and a stray temporary directory, never
+    a half-written ``target``.
+    """
+    import shutil
+
+    target = Path(target)
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write(tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target
 
 
 def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:

@@ -19,7 +19,6 @@ import json
 import math
 import os
 import random
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ import torch
 from tli.distributed import distributed_context, shard
 from tli.embed import EmbedConfig, encode_words, pad_batch, pooled_at_layer
 from tli.errors import ConfigError, TliError
-from tli.io import atomic_write_json, atomic_write_text
+from tli.io import atomic_write_json, atomic_write_text, replace_dir_atomically
 from tli.lexicon import Lexicon
 from tli.losses import LOSSES, valid_negative_mask
 from tli.models import LoadedModel, base_causal_lm, load_model
@@ -177,17 +176,14 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save_checkpoint(directory: Path, model, optimizer, scheduler, state: dict[str, Any]) -> Path:
     """Adapter (PEFT format) + optimiser, scheduler and RNG state, written to a temp dir then renamed."""
-    tmp = directory.with_name(f".{directory.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    torch.save(
-        {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
-        tmp / "training_state.pt",
-    )
-    atomic_write_json(tmp / "trainer_state.json", state)
-    shutil.rmtree(directory, ignore_errors=True)
-    tmp.rename(directory)
-    return directory
+
+    def write(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        training_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+        torch.save({**training_state, "rng": rng_state()}, tmp / "training_state.pt")
+        atomic_write_json(tmp / "trainer_state.json", state)
+
+    return replace_dir_atomically(directory, write)
 
 
 def latest_checkpoint(checkpoints: Path) -> Path | None:
@@ -387,12 +383,12 @@ def run_training(
 
     adapter_dir = out / "adapter"
     if context.is_main:
-        tmp = out / ".adapter.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
-        write_adapter_meta(tmp, loaded, config, trained)
-        shutil.rmtree(adapter_dir, ignore_errors=True)
-        tmp.rename(adapter_dir)
+
+        def write(tmp: Path) -> None:
+            model.save_pretrained(tmp)
+            write_adapter_meta(tmp, loaded, config, trained)
+
+        replace_dir_atomically(adapter_dir, write)
     context.barrier()
     # The caller's handle now carries the trained adapter (unmerged; disable_adapter() gives the base).
     loaded.model, loaded.adapter = model, str(adapter_dir)
