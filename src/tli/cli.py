@@ -348,8 +348,7 @@ def _add_probe_parser(sub) -> None:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from tli.evaluate import check_same_base, read_adapter_meta
-    from tli.models import attach_adapter, load_model
+    from tli.evaluate import load_adapted, read_adapter_meta
     from tli.probe import ProbeConfig, probe, probe_summary, write_probe_run
     from tli.runs import check_writable, default_run_dir
     from tli.scan import resolve_lexicon
@@ -368,14 +367,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
     out = check_writable(Path(args.out) if args.out else default_run_dir("probe"))
     meta = read_adapter_meta(args.adapter)
     lexicon = resolve_lexicon(args.lexicon or meta["config"].get("lexicon"))
-    loaded = load_model(
-        args.model or meta["base_model"]["name"],
-        dtype=args.dtype,
-        device=args.device,
-        quantization=args.quantization or meta["config"].get("quantization", "none"),
+    loaded = load_adapted(
+        args.adapter, meta, args.model, dtype=args.dtype, device=args.device, quantization=args.quantization
     )
-    check_same_base(meta, loaded, args.adapter)
-    loaded.model, loaded.adapter = attach_adapter(loaded.model, args.adapter), args.adapter
     rows = probe(loaded, lexicon, config)
     write_probe_run(out, rows, config, loaded, lexicon)
     print(probe_summary(rows))

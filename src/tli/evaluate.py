@@ -82,6 +82,30 @@ def check_same_base(meta: dict[str, Any], loaded: LoadedModel, adapter: str) -> 
         )
 
 
+def load_adapted(
+    adapter: str | Path,
+    meta: dict[str, Any],
+    model: str | None = None,
+    *,
+    dtype: str = "auto",
+    device: str = "auto",
+    quantization: str | None = None,
+) -> LoadedModel:
+    """The adapter's base model (``model`` or the recorded one), checked by fingerprint, with the adapter
+    attached unmerged; quantization defaults to the one used in training."""
+    from tli.models import attach_adapter
+
+    loaded = load_model(
+        model if model is not None else meta["base_model"]["name"],
+        dtype=dtype,
+        device=device,
+        quantization=quantization or meta["config"].get("quantization", "none"),
+    )
+    check_same_base(meta, loaded, str(adapter))
+    loaded.model, loaded.adapter = attach_adapter(loaded.model, adapter), str(adapter)
+    return loaded
+
+
 @dataclass
 class Side:
     """Embeddings of one model state: ``(layers, n_src, H)`` and ``(layers, n_tgt, H)``."""
@@ -282,17 +306,9 @@ def evaluate(
     if isinstance(model, LoadedModel):
         loaded = model
     else:
-        loaded = load_model(
-            model if model is not None else meta["base_model"]["name"],
-            dtype=config.dtype,
-            device=config.device,
-            quantization=config.quantization or train_config.get("quantization", "none"),
+        loaded = load_adapted(
+            adapter, meta, model, dtype=config.dtype, device=config.device, quantization=config.quantization
         )
-        check_same_base(meta, loaded, str(adapter))
-        from tli.models import attach_adapter
-
-        loaded.model = attach_adapter(loaded.model, adapter)
-        loaded.adapter = str(adapter)
     results = run_evaluation(loaded, lex, meta, config)
     results["model"] = loaded.describe()
     results["lexicon"] = lexicon_record(lex)
