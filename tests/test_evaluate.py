@@ -146,3 +146,17 @@ def test_cli_evaluate_and_stats(trained_adapter, tmp_path, capsys):
 def test_cli_evaluate_missing_adapter(tmp_path, capsys):
     assert main(["evaluate", "--adapter", str(tmp_path)]) == 2
     assert "adapter_config.json" in capsys.readouterr().err
+
+
+def test_a_group_too_small_is_reported_not_silently_dropped(tiny_llama_dir, tmp_path):
+    lexicon = tmp_path / "lex.csv"
+    lexicon.write_text(
+        "source,target,group\nmbwa,dog,trained\npaka,cat,trained\nmaji,water,trained\nmoto,fire,control\n"
+    )
+    result = train(
+        str(tiny_llama_dir), str(lexicon), out=tmp_path / "t", epochs=1, batch_size=3, progress=False
+    )
+    results = evaluate(result.adapter, out=tmp_path / "e", n_boot=200)
+    assert results["skipped_groups"] == [{"group": "control", "n": 1}]
+    assert {e["group"] for e in results["evaluation"]} == {"trained"}
+    assert "the control group has 1 pair(s)" in (tmp_path / "e" / "report.md").read_text()

@@ -230,9 +230,11 @@ def run_evaluation(
     groups = np.array([p.group for p in lexicon])
 
     evaluation, claims, per_pair = [], [], []
+    skipped = []
     for group in GROUPS:
         rows = np.flatnonzero(groups == group)
-        if len(rows) < 2:
+        if len(rows) < 2:  # a paired test needs at least two pairs
+            skipped.append({"group": group, "n": int(len(rows))})
             continue
         for role, layer in (("target", target_layer), ("final", final_layer)):
             pre = group_measures(base, layer, index, rows)
@@ -261,6 +263,7 @@ def run_evaluation(
         "evaluation": evaluation,
         "claims": claims,
         "per_pair": per_pair,
+        "skipped_groups": skipped,
         "layers_pre": layer_curves(base, index),
         "layers_post": layer_curves(adapted, index),
         "pooling": embed_config.describe(),

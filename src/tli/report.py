@@ -266,6 +266,12 @@ def evaluation_report(results: dict[str, Any], heading: str = "# tli evaluate") 
         claims_table(results["claims"]),
         "",
     ]
+    for skipped in results.get("skipped_groups", []):
+        lines += [
+            f"**Not evaluated:** the {skipped['group']} group has {skipped['n']} pair(s); paired statistics "
+            "need at least 2 (use a larger lexicon or another split).",
+            "",
+        ]
     if notes:
         lines += ["**Uniform shifts:**", "", *[f"- {n}" for n in notes], ""]
     lines += [
