@@ -55,6 +55,10 @@ def test_cli_run_writes_the_whole_study(tiny_llama_dir, toy_lexicon_file, tmp_pa
         "evaluate/before_after.png",
     ):
         assert (out / path).is_file(), path
+    for part in ("scan", "train", "evaluate"):  # every result file carries its provenance
+        sub = json.loads((out / part / "results.json").read_text())
+        assert len(sub["model"]["fingerprint"]["sha256"]) == 64 and sub["lexicon"]["sha256"]
+        assert sub["versions"]["torch"] and "seed" in sub
     report = (out / "report.md").read_text()
     assert (
         "## 1. Scan" in report and "## 3. Evaluation" in report and "](evaluate/before_after.png)" in report

@@ -91,7 +91,12 @@ def run(
     trained_run = run_training(loaded, trained, train_config, out / "train", resume=resume, progress=progress)
     write_train_run(
         out / "train",
-        {**asdict(trained_run), **provenance("train", asdict(train_config), train_config.seed)},
+        {
+            **asdict(trained_run),
+            "model": loaded.describe(),
+            "lexicon": lexicon_record(trained),
+            **provenance("train", asdict(train_config), train_config.seed),
+        },
     )
 
     # 3. Evaluate base vs adapted on trained and control pairs, target and final layer.
@@ -102,6 +107,7 @@ def run(
         model=loaded.describe(),
         lexicon=lexicon_record(lex),
         adapter={"path": trained_run.adapter, "trained_with": asdict(train_config)},
+        **provenance("evaluate", asdict(eval_config), eval_config.seed),
     )
     write_evaluate_run(out / "evaluate", evaluation)
 
