@@ -79,7 +79,7 @@ def _add_scan_parser(sub) -> None:
 
 def cmd_scan(args: argparse.Namespace) -> int:
     from tli.runs import default_run_dir
-    from tli.scan import scan
+    from tli.scan import ARTIFACT_COSINE, ARTIFACT_GAP, scan
 
     out = Path(args.out) if args.out else default_run_dir("scan")
     result = scan(
@@ -106,8 +106,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
     )
     if result.artifact_layers:
         print(
-            f"warning: {len(result.artifact_layers)} layer(s) have matched cosine > 0.95 with gap < 0.05 "
-            "(high cosine for any pair): see report.md"
+            f"warning: {len(result.artifact_layers)} layer(s) have matched cosine > {ARTIFACT_COSINE} "
+            f"with gap < {ARTIFACT_GAP} (high cosine for any pair): see report.md"
         )
     print(f"wrote {out}/ (results.json, layers.csv, report.md, layers.png)")
     return 0

@@ -88,7 +88,6 @@ class EmbedConfig:
 class Encoded:
     """One tokenized string: token ids and the positions its pooling averages over."""
 
-    text: str
     input_ids: list[int]
     pool_positions: list[int]
 
@@ -121,9 +120,7 @@ def encode_words(words: Sequence[str], tokenizer: Any, config: EmbedConfig) -> l
     texts = [config.template.format(word=w) if config.template else w for w in words]
     batch = tokenizer(texts, add_special_tokens=True, return_special_tokens_mask=True)
     encoded = []
-    for word, text, ids, special in zip(
-        words, texts, batch["input_ids"], batch["special_tokens_mask"], strict=True
-    ):
+    for word, ids, special in zip(words, batch["input_ids"], batch["special_tokens_mask"], strict=True):
         ids, special = list(ids), list(special)
         if not any(not s for s in special):
             raise TliError(f"{word!r} tokenizes to no token: remove it from the lexicon")
@@ -140,7 +137,7 @@ def encode_words(words: Sequence[str], tokenizer: Any, config: EmbedConfig) -> l
                 f"{word!r} has no token left after excluding special and first tokens: use "
                 "--add-bos auto/always, or --pooling mean / last"
             )
-        encoded.append(Encoded(text=text, input_ids=ids, pool_positions=positions))
+        encoded.append(Encoded(input_ids=ids, pool_positions=positions))
     return encoded
 
 

@@ -420,8 +420,3 @@ def backbone(model: Any) -> Any:
             "tli supports decoder-only causal LMs (Llama, Qwen2, Mistral, Gemma, ...)"
         )
     return inner
-
-
-def decoder_layers(model: Any) -> Any:
-    """The ``nn.ModuleList`` of decoder blocks."""
-    return backbone(model).layers

@@ -12,6 +12,7 @@ from typing import Any
 from tli.io import atomic_write_csv, atomic_write_json, atomic_write_text
 from tli.plots import plot_layer_curves
 from tli.runs import provenance
+from tli.scan import ARTIFACT_COSINE, ARTIFACT_GAP
 
 LAYER_FIELDS = [
     "layer",
@@ -66,8 +67,8 @@ def scan_findings(result) -> list[str]:
     if result.artifact_layers:
         findings.append(
             f"Artifact warning: at layers {_ranges(result.artifact_layers)} the matched mean cosine "
-            f"exceeds 0.95 while the gap to mismatched pairs is below 0.05 — there, a high cosine holds "
-            f"for any pair of words and says nothing about translation."
+            f"exceeds {ARTIFACT_COSINE} while the gap to mismatched pairs is below {ARTIFACT_GAP} — there, "
+            "a high cosine holds for any pair of words and says nothing about translation."
         )
     return findings
 
