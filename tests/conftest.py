@@ -99,11 +99,13 @@ def _build_model(directory: Path, family: str, vocab_size: int, layers: int = 4)
     torch.manual_seed(0)
     common = dict(
         vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
+        # Shapes real models have (multiples of 64, head_dim 64): bitsandbytes' AVX512-BF16 CPU kernels
+        # pack NF4 weights in 64-wide blocks and reject smaller dimensions.
+        hidden_size=128,
+        intermediate_size=256,
         num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
         max_position_embeddings=256,
         tie_word_embeddings=False,
     )

@@ -27,7 +27,7 @@ def test_batched_equals_one_word_at_a_time(tiny_dir, pooling, template):
     loaded = load_model(tiny_dir)
     config = EmbedConfig(pooling=pooling, template=template, batch_size=3)
     batched = embed_all_layers(WORDS, loaded.model, loaded.tokenizer, config, progress=False)
-    assert batched.shape == (loaded.num_layers + 1, len(WORDS), 32)
+    assert batched.shape == (loaded.num_layers + 1, len(WORDS), 128)
     for i, word in enumerate(WORDS):
         reference = _one_word_reference(loaded, word, config)
         torch.testing.assert_close(batched[:, i], reference, atol=1e-4, rtol=0)

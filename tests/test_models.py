@@ -19,7 +19,7 @@ def test_local_dir_loads_with_provenance(tiny_llama_dir):
     assert loaded.fingerprint["kind"] == "content" and len(loaded.fingerprint["sha256"]) == 64
     assert load_model(tiny_llama_dir).fingerprint == loaded.fingerprint
     described = loaded.describe()
-    assert described["architecture"] == "LlamaForCausalLM" and described["hidden_size"] == 32
+    assert described["architecture"] == "LlamaForCausalLM" and described["hidden_size"] == 128
 
 
 def test_pad_token_added_without_growing_vocabulary(tiny_model_dirs):
@@ -52,7 +52,7 @@ def test_bitsandbytes_quantization_on_cpu(tiny_llama_dir, quantization):
     assert linear == {"nf4": "Linear4bit", "int8": "Linear8bitLt"}[quantization]
     emb = embed_all_layers(["mbwa", "dog"], loaded.model, loaded.tokenizer, EmbedConfig(), progress=False)
     assert torch.isfinite(emb).all()
-    # Quantised embeddings stay close to full precision (4-bit + bf16 on a 32-wide random model: > 0.8).
+    # Quantised embeddings stay close to full precision (4-bit + bf16 on a 128-wide random model: > 0.8).
     full = load_model(tiny_llama_dir)
     ref = embed_all_layers(["mbwa", "dog"], full.model, full.tokenizer, EmbedConfig(), progress=False)
     assert torch.nn.functional.cosine_similarity(emb[-1], ref[-1], dim=-1).min() > 0.8
