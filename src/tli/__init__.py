@@ -8,34 +8,64 @@ The Python API mirrors the CLI::
     trained = tli.train(lexicon="pairs.csv", target_layer=2, out="runs/train")
     report = tli.evaluate(trained.adapter, out="runs/eval")
 
-The functions are bound here after their modules are imported, so ``tli.scan`` is the function (the
-module stays reachable as ``importlib.import_module("tli.scan")``).
+Names are imported on first use, so ``import tli`` (and ``tli --help``) does not load torch. ``tli.scan`` is
+the function even after its module ``tli.scan`` is imported (the module stays reachable as
+``importlib.import_module("tli.scan")``).
 """
 
-from tli.evaluate import evaluate
-from tli.lexicon import Lexicon, Pair, default_lexicon, read_lexicon, write_lexicon
-from tli.models import LoadedModel, load_model
-from tli.pipeline import run
-from tli.scan import ScanConfig, ScanResult, scan
-from tli.stats import paired_stats, stats_from_csv
-from tli.train import TrainConfig, TrainResult, train
+from __future__ import annotations
 
-__all__ = [
-    "Lexicon",
-    "LoadedModel",
-    "Pair",
-    "ScanConfig",
-    "ScanResult",
-    "TrainConfig",
-    "TrainResult",
-    "default_lexicon",
-    "evaluate",
-    "load_model",
-    "paired_stats",
-    "read_lexicon",
-    "run",
-    "scan",
-    "stats_from_csv",
-    "train",
-    "write_lexicon",
-]
+import importlib
+import logging
+import types
+from typing import Any
+
+# bitsandbytes, imported by PEFT whenever it is installed, warns at import that an optional CPU kernel
+# package is missing; that says nothing about tli's results (and nothing at all without quantisation).
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+
+_API: dict[str, str] = {
+    "Lexicon": "tli.lexicon",
+    "Pair": "tli.lexicon",
+    "default_lexicon": "tli.lexicon",
+    "read_lexicon": "tli.lexicon",
+    "write_lexicon": "tli.lexicon",
+    "LoadedModel": "tli.models",
+    "load_model": "tli.models",
+    "ScanConfig": "tli.scan",
+    "ScanResult": "tli.scan",
+    "scan": "tli.scan",
+    "TrainConfig": "tli.train",
+    "TrainResult": "tli.train",
+    "train": "tli.train",
+    "evaluate": "tli.evaluate",
+    "run": "tli.pipeline",
+    "paired_stats": "tli.stats",
+    "stats_from_csv": "tli.stats",
+}
+__all__ = sorted(_API)
+
+
+class _Package(types.ModuleType):
+    """The ``tli`` module: API names resolve lazily and are never replaced by same-named submodules."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in _API:
+            raise AttributeError(f"module 'tli' has no attribute {name!r}")
+        value = getattr(importlib.import_module(_API[name]), name)
+        types.ModuleType.__setattr__(self, name, value)
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Importing the submodule ``tli.scan`` sets ``tli.scan = <module>``; keep the function instead.
+        if name in _API and isinstance(value, types.ModuleType):
+            return
+        types.ModuleType.__setattr__(self, name, value)
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | set(_API))
+
+
+import sys as _sys  # noqa: E402
+
+_sys.modules[__name__].__class__ = _Package

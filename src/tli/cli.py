@@ -1,374 +1,182 @@
 """``tli`` command line: thin wrappers over the Python API (``tli.scan``, ``tli.train``, …).
 
-Errors the user can fix are printed as one line (``tli: error: …``) with exit status 2; ``--debug``
-shows the traceback instead.
+Each command's options are generated from its config class in :mod:`tli.config` (the one definition of
+every option); a handler here only calls the API and prints a summary. Errors the user can fix are printed
+as one line (``tli: error: …``) with exit status 2; ``--debug`` shows the traceback instead. Progress and
+warnings go to stderr through ``logging``; results go to stdout and files.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from tli.config import load_config_options, shipped_configs
+from tli.config import COMMANDS, parse_command
 from tli.errors import TliError
 
+log = logging.getLogger("tli")
 
-def _add_model_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        default=None,
-        help="YAML file of options (keys = option names; flags given here override it), or the name of a "
-        "shipped config: " + ", ".join(sorted(shipped_configs())),
-    )
-    group = parser.add_argument_group("model")
-    group.add_argument(
-        "--model",
-        default=None,
-        help="local HF directory, hub id (online only) or .gguf file "
-        "(default: embedded SmolLM2-135M-Instruct)",
-    )
-    group.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16")
-    group.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda[:N]")
-    group.add_argument(
-        "--quantization",
-        default="none",
-        help="none | nf4 (4-bit, bf16 compute) | int8 (bitsandbytes)",
-    )
+SUMMARIES = {
+    "scan": "layer-by-layer alignment with mismatched-pair and retrieval controls; selects a target layer",
+    "train": "TLI: LoRA + contrastive loss at an early target layer (PEFT adapter; several seeds)",
+    "evaluate": "base vs adapted, trained vs control pairs, target vs final layer, corrected claims",
+    "run": "the whole study: scan, target layer, train per seed, evaluate, report (the main command)",
+    "stats": "paired statistics for any per-pair CSV/JSON file (re-analyse published results)",
+    "probe": "base and adapted model translate sampled words; a table of their answers",
+    "export-embeddings": "one layer's embeddings as .npy and word2vec text for other BLI tools",
+    "merge": "merge an adapter into its base model's full-precision weights (a plain HF model)",
+}
 
 
-def _add_embed_args(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("embedding recipe")
-    group.add_argument(
-        "--pooling",
-        default="mean",
-        help="mean (published) | mean-no-special | last (default: mean)",
-    )
-    group.add_argument(
-        "--center", action="store_true", help="mean-centre each language's embeddings per layer"
-    )
-    group.add_argument(
-        "--template",
-        default=None,
-        help="prompt with a {word} slot, e.g. 'The word \"{word}\" means'",
-    )
-    group.add_argument("--add-bos", default="auto", help="auto | always | never: start sequences with BOS")
-    group.add_argument("--batch-size", type=int, default=32, help="words per forward (default 32)")
+def _options(config: Any, *drop: str) -> dict[str, Any]:
+    """A config's fields as API keyword arguments, without the ones passed positionally."""
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name not in drop}
 
 
-def _add_scan_parser(sub) -> None:
-    parser = sub.add_parser(
-        "scan",
-        help="layer-by-layer alignment scan with mismatched-pair and retrieval controls",
-        description="Embed every lexicon word at every layer in one batched pass and report, per "
-        "layer, matched vs mismatched mean cosine, their gap, P@1/P@5/MRR and CSLS P@1.",
-    )
-    _add_model_args(parser)
-    parser.add_argument("--lexicon", default=None, help="JSON/CSV/TSV word pairs (default: shipped)")
-    _add_embed_args(parser)
-    parser.add_argument(
-        "--select-by", default="gap", help="gap (default) | cosine (published) | p_at_1 | csls"
-    )
-    parser.add_argument("--min-layer", type=int, default=1, help="lowest selectable layer (default 1)")
-    parser.add_argument("--seed", type=int, default=0, help="recorded for provenance")
-    parser.add_argument("--out", default=None, help="run directory (default runs/scan-<time>)")
-    parser.set_defaults(func=cmd_scan)
-
-
-def cmd_scan(args: argparse.Namespace) -> int:
+def _out(config: Any, command: str) -> Path:
     from tli.runs import default_run_dir
-    from tli.scan import ARTIFACT_COSINE, ARTIFACT_GAP, scan
 
-    out = Path(args.out) if args.out else default_run_dir("scan")
-    result = scan(
-        args.model,
-        args.lexicon,
-        out=out,
-        pooling=args.pooling,
-        center=args.center,
-        template=args.template,
-        add_bos=args.add_bos,
-        select_by=args.select_by,
-        min_layer=args.min_layer,
-        batch_size=args.batch_size,
-        dtype=args.dtype,
-        device=args.device,
-        quantization=args.quantization,
-        seed=args.seed,
-    )
+    return Path(config.out) if config.out else default_run_dir(command)
+
+
+def _is_main_process() -> bool:
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def cmd_scan(config) -> int:
+    from tli.scan import scan
+
+    out = _out(config, "scan")
+    result = scan(config.model, config.lexicon, out=out, **_options(config, "model", "lexicon", "out"))
     chosen = result.layers[result.selected_layer]
+    low, high = result.selectable_layers
     print(
-        f"selected layer {result.selected_layer} by {result.criterion}: "
-        f"matched {chosen['matched_mean']:.4f}, mismatched {chosen['mismatched_mean']:.4f}, "
-        f"gap {chosen['gap']:+.4f}, P@1 {chosen['p_at_1']:.3f}, MRR {chosen['mrr']:.3f}"
+        f"selected layer {result.selected_layer} by {result.criterion} (layers {low}-{high}): centred gap "
+        f"{chosen['centered_gap']:+.4f}, matched {chosen['matched_mean']:.4f}, mismatched "
+        f"{chosen['mismatched_mean']:.4f}, P@1 {chosen['p_at_1']:.3f} (chance {result.chance_p_at_1:.4f}), "
+        f"MRR {chosen['mrr']:.3f}"
     )
     if result.artifact_layers:
-        print(
-            f"warning: {len(result.artifact_layers)} layer(s) have matched cosine > {ARTIFACT_COSINE} "
-            f"with gap < {ARTIFACT_GAP} (high cosine for any pair): see report.md"
-        )
+        print(f"warning: {len(result.artifact_layers)} artefact layer(s) where any two words look alike: see report.md")
     print(f"wrote {out}/ (results.json, layers.csv, report.md, layers.png)")
     return 0
 
 
-def _add_train_args(parser: argparse.ArgumentParser, *, with_target_layer: bool = True) -> None:
-    group = parser.add_argument_group("TLI training (defaults: the published setting)")
-    if with_target_layer:
-        group.add_argument("--target-layer", type=int, default=2, help="hidden-state index of the loss (2)")
-    group.add_argument("--loss", default="triplet", help="triplet (hardest negative) | infonce")
-    group.add_argument("--margin", type=float, default=0.4, help="triplet margin (0.4)")
-    group.add_argument("--temperature", type=float, default=0.05, help="InfoNCE temperature (0.05)")
-    group.add_argument("--epochs", type=int, default=5, help="epochs (5)")
-    group.add_argument("--batch-size", type=int, default=8, help="pairs per batch (8)")
-    group.add_argument("--grad-accum", type=int, default=1, help="batches per optimiser step (1)")
-    group.add_argument("--lr", type=float, default=2e-4, help="AdamW learning rate (2e-4)")
-    group.add_argument("--warmup-steps", type=int, default=50, help="linear warm-up steps (50)")
-    group.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay (0)")
-    group.add_argument("--lora-r", type=int, default=16, help="LoRA rank (16)")
-    group.add_argument("--lora-alpha", type=int, default=32, help="LoRA alpha (32)")
-    group.add_argument("--lora-dropout", type=float, default=0.05, help="LoRA dropout (0.05)")
-    group.add_argument(
-        "--target-modules", default="q_proj,v_proj", help="comma-separated linear layers (q_proj,v_proj)"
-    )
-    group.add_argument(
-        "--lora-layers", default=None, help="comma-separated blocks for LoRA (default: 0..target-1)"
-    )
-    group.add_argument(
-        "--pooling", default="mean-no-special", help="pooling at the target layer (mean-no-special)"
-    )
-    group.add_argument("--add-bos", default="auto", help="auto | always | never")
-    group.add_argument("--template", default=None, help="prompt with a {word} slot")
-    group.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    group.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
-
-
-def _train_options(args: argparse.Namespace) -> dict:
-    options = {
-        "loss": args.loss,
-        "margin": args.margin,
-        "temperature": args.temperature,
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "grad_accum": args.grad_accum,
-        "lr": args.lr,
-        "warmup_steps": args.warmup_steps,
-        "weight_decay": args.weight_decay,
-        "lora_r": args.lora_r,
-        "lora_alpha": args.lora_alpha,
-        "lora_dropout": args.lora_dropout,
-        "target_modules": [m.strip() for m in args.target_modules.split(",") if m.strip()],
-        "lora_layers": _int_list(args.lora_layers, "--lora-layers"),
-        "pooling": args.pooling,
-        "add_bos": args.add_bos,
-        "template": args.template,
-        "seed": args.seed,
-        "dtype": args.dtype,
-        "device": args.device,
-        "quantization": args.quantization,
-    }
-    if args.command == "train":  # tli run takes --target-layer as an override of the scan's choice
-        options["target_layer"] = args.target_layer
-    return options
-
-
-def _int_list(text: str | None, option: str) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise TliError(f"{option} {text!r}: expected comma-separated integers, e.g. 0,1") from None
-
-
-def _add_train_parser(sub) -> None:
-    parser = sub.add_parser(
-        "train",
-        help="TLI: LoRA fine-tuning with a contrastive loss at an early target layer",
-        description="Train a LoRA adapter (PEFT format) so that translation pairs align at the target "
-        "layer. Only blocks up to the target layer are loaded and run.",
-    )
-    _add_model_args(parser)
-    parser.add_argument("--lexicon", default=None, help="word pairs; its trained group is used")
-    _add_train_args(parser)
-    parser.add_argument("--out", default=None, help="run directory (default runs/train-<time>)")
-    parser.set_defaults(func=cmd_train)
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from tli.runs import default_run_dir
+def cmd_train(config) -> int:
     from tli.train import train
 
-    out = Path(args.out) if args.out else default_run_dir("train")
-    result = train(args.model, args.lexicon, out=out, resume=args.resume, **_train_options(args))
-    losses = ", ".join(f"{x:.4f}" for x in result.epoch_losses)
-    print(f"trained {result.timing['steps']} steps at layer {result.target_layer}; epoch losses: {losses}")
-    print(f"adapter: {result.adapter}  (peft.PeftModel.from_pretrained(base, '{result.adapter}'))")
+    out = _out(config, "train")
+    results = train(config.model, config.lexicon, out=out, **_options(config, "model", "lexicon", "out"))
+    if not _is_main_process():  # under torchrun every process trains; one prints
+        return 0
+    for result in results if isinstance(results, list) else [results]:
+        losses = ", ".join(f"{x:.4f}" for x in result.epoch_losses)
+        best = f"; best validation epoch {result.best_epoch}" if result.best_epoch else ""
+        print(
+            f"seed {result.seed}: {result.timing['steps']} steps at layer {result.target_layer}; epoch losses: "
+            f"{losses}{best}"
+        )
+        for warning in result.warnings:
+            print(f"warning: {warning}")
+        print(f"adapter: {result.adapter}  (peft.PeftModel.from_pretrained(base, '{result.adapter}'))")
     return 0
-
-
-def _add_evaluate_parser(sub) -> None:
-    parser = sub.add_parser(
-        "evaluate",
-        help="base vs adapted model on trained and control pairs, target and final layer, with statistics",
-    )
-    parser.add_argument("--adapter", required=True, help="adapter directory (RUN/adapter of tli train)")
-    _add_model_args(parser)
-    parser.set_defaults(quantization=None)
-    parser.add_argument("--lexicon", default=None, help="word pairs (default: the training lexicon)")
-    parser.add_argument("--batch-size", type=int, default=32, help="words per forward (32)")
-    parser.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples (10000)")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (0)")
-    parser.add_argument("--out", default=None, help="run directory (default runs/evaluate-<time>)")
-    parser.set_defaults(func=cmd_evaluate)
 
 
 def _print_claims(claims: list[dict]) -> None:
     from tli.stats import format_p
 
     for c in claims:
+        seeds = f" ({', '.join(c['verdicts'])})" if c.get("n_seeds", 1) > 1 else ""
         print(
-            f"[{c['verdict']:>12}] {c['claim']}: {c['effect']:+.4f} "
-            f"[{c['ci95_low']:+.4f}, {c['ci95_high']:+.4f}], p {format_p(c['p'])}"
+            f"[{c['verdict']:>12}] {c['claim']}: {c['effect']:+.4f} [{c['ci95_low']:+.4f}, {c['ci95_high']:+.4f}], "
+            f"p {format_p(c['p'])}, adjusted {format_p(c['p_adjusted'])}{seeds}"
         )
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+def cmd_evaluate(config) -> int:
     from tli.evaluate import evaluate
-    from tli.runs import default_run_dir
 
-    out = Path(args.out) if args.out else default_run_dir("evaluate")
+    out = _out(config, "evaluate")
     results = evaluate(
-        args.adapter,
-        model=args.model,
-        lexicon=args.lexicon,
+        config.adapter,
+        model=config.model,
+        lexicon=config.lexicon,
         out=out,
-        batch_size=args.batch_size,
-        n_boot=args.n_boot,
-        seed=args.seed,
-        dtype=args.dtype,
-        device=args.device,
-        quantization=args.quantization,
+        **_options(config, "adapter", "model", "lexicon", "out"),
     )
     _print_claims(results["claims"])
     print(f"wrote {out}/ (results.json, pairs.csv, report.md, plots)")
     return 0
 
 
-def _add_run_parser(sub) -> None:
-    parser = sub.add_parser(
-        "run",
-        help="the whole study: scan, choose the target layer, train, evaluate, report",
-        description="Scan → select the target layer → TLI training → evaluation → report, loading the "
-        "model once. With no options: the embedded model and the shipped lexicon.",
-    )
-    _add_model_args(parser)
-    parser.add_argument("--lexicon", default=None, help="word pairs (default: shipped, stored split)")
-    parser.add_argument("--select-by", default="gap", help="gap (default) | cosine | p_at_1 | csls")
-    parser.add_argument(
-        "--target-layer", type=int, default=None, help="train at this layer instead of the scan's choice"
-    )
-    _add_train_args(parser, with_target_layer=False)
-    parser.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples (10000)")
-    parser.add_argument("--out", default=None, help="run directory (default runs/run-<time>)")
-    parser.set_defaults(func=cmd_run)
-
-
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(config) -> int:
     from tli.pipeline import run
-    from tli.runs import default_run_dir
 
-    out = Path(args.out) if args.out else default_run_dir("run")
-    results = run(
-        args.model,
-        args.lexicon,
-        out=out,
-        select_by=args.select_by,
-        target_layer=args.target_layer,
-        resume=args.resume,
-        n_boot=args.n_boot,
-        **_train_options(args),
-    )
-    print(f"target layer {results['target_layer']} (selected by {results['criterion']})")
+    out = _out(config, "run")
+    results = run(config.model, config.lexicon, out=out, **_options(config, "model", "lexicon", "out"))
+    if results["target_layer_given"]:
+        print(
+            f"target layer {results['target_layer']} (given by --target-layer; the scan's {results['criterion']} "
+            f"criterion would pick {results['selected_layer']})"
+        )
+    else:
+        print(f"target layer {results['target_layer']} (selected by {results['criterion']})")
     _print_claims(results["claims"])
     print(f"wrote {out}/report.md")
     return 0
 
 
-def _add_stats_parser(sub) -> None:
-    parser = sub.add_parser(
-        "stats",
-        help="paired statistics (t-test, Wilcoxon, bootstrap CI, Cohen's d) from a per-pair CSV",
-    )
-    parser.add_argument("csv", help="CSV with one row per pair and before/after columns")
-    parser.add_argument("--pre", default="sim_pre", help="column of the 'before' values (sim_pre)")
-    parser.add_argument("--post", default="sim_post", help="column of the 'after' values (sim_post)")
-    parser.add_argument("--group", default="group", help="column that splits rows into groups (group)")
-    parser.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples (10000)")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (0)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
-    parser.set_defaults(func=cmd_stats)
-
-
-def cmd_stats(args: argparse.Namespace) -> int:
+def cmd_stats(config) -> int:
     import json
 
-    from tli.stats import format_stats_table, stats_from_csv
+    from tli.stats import DEFAULT_CLUSTER, DEFAULT_GROUP, format_stats_table, stats_from_csv
+
+    def column(value: str | None, default):
+        return default if value is None else (value or None)
 
     results = stats_from_csv(
-        args.csv, pre=args.pre, post=args.post, group=args.group, n_boot=args.n_boot, rng=args.seed
+        config.file,
+        pre=config.pre,
+        post=config.post,
+        group=column(config.group, DEFAULT_GROUP),
+        cluster=column(config.cluster, DEFAULT_CLUSTER),
+        n_boot=config.n_boot,
+        rng=config.seed,
     )
-    if args.json:
+    if config.json:
         print(json.dumps({name: s.to_dict() for name, s in results.items()}, indent=2))
     else:
         print(format_stats_table(results))
     return 0
 
 
-def _add_probe_parser(sub) -> None:
-    parser = sub.add_parser(
-        "probe",
-        help="base and adapted model translate sampled lexicon words; a Markdown table of answers",
-    )
-    parser.add_argument("--adapter", required=True, help="adapter directory (RUN/adapter of tli train)")
-    _add_model_args(parser)
-    parser.set_defaults(quantization=None)
-    parser.add_argument("--lexicon", default=None, help="word pairs (default: the training lexicon)")
-    parser.add_argument("--n-pairs", type=int, default=20, help="source words to probe (20)")
-    parser.add_argument("--prompt", default=None, help="prompt with a {source} slot")
-    parser.add_argument("--max-new-tokens", type=int, default=8, help="tokens to generate (8)")
-    parser.add_argument("--sample", action="store_true", help="sample with --temperature instead of greedy")
-    parser.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (0.7)")
-    parser.add_argument("--chat-template", default="auto", help="auto | yes | no")
-    parser.add_argument("--batch-size", type=int, default=16, help="prompts per generate call (16)")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed for words and tokens (0)")
-    parser.add_argument("--out", default=None, help="run directory (default runs/probe-<time>)")
-    parser.set_defaults(func=cmd_probe)
+def cmd_probe(config) -> int:
+    from tli.adapter import load_adapted, read_adapter_meta
+    from tli.errors import ConfigError
+    from tli.lexicon import resolve_lexicon
+    from tli.probe import probe, probe_summary, write_probe_run
+    from tli.runs import prepare_run_dir
 
-
-def cmd_probe(args: argparse.Namespace) -> int:
-    from tli.evaluate import load_adapted, read_adapter_meta
-    from tli.probe import ProbeConfig, probe, probe_summary, write_probe_run
-    from tli.runs import check_writable, default_run_dir
-    from tli.scan import resolve_lexicon
-
-    options = {"prompt": args.prompt} if args.prompt else {}
-    config = ProbeConfig(
-        n_pairs=args.n_pairs,
-        seed=args.seed,
-        max_new_tokens=args.max_new_tokens,
-        greedy=not args.sample,
-        temperature=args.temperature,
-        use_chat_template=args.chat_template,
-        batch_size=args.batch_size,
-        **options,
-    )
-    out = check_writable(Path(args.out) if args.out else default_run_dir("probe"))
-    meta = read_adapter_meta(args.adapter)
-    lexicon = resolve_lexicon(args.lexicon or meta["config"].get("lexicon"))
+    if not config.adapter:
+        raise ConfigError("tli probe needs --adapter DIR (RUN/adapter of tli train): it compares base and adapted")
+    out = prepare_run_dir(_out(config, "probe"), overwrite=config.overwrite)
+    meta = read_adapter_meta(config.adapter)
+    lexicon = resolve_lexicon(config.lexicon or meta["config"].get("lexicon"))
     loaded = load_adapted(
-        args.adapter, meta, args.model, dtype=args.dtype, device=args.device, quantization=args.quantization
+        config.adapter,
+        meta,
+        config.model,
+        dtype=config.dtype,
+        device=config.device,
+        quantization=config.quantization,
+        trust_remote_code=config.trust_remote_code,
     )
     rows = probe(loaded, lexicon, config)
     write_probe_run(out, rows, config, loaded, lexicon)
@@ -377,39 +185,90 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
-SUBCOMMANDS: list[Callable] = [
-    _add_scan_parser,
-    _add_train_parser,
-    _add_evaluate_parser,
-    _add_run_parser,
-    _add_stats_parser,
-    _add_probe_parser,
-]
+def cmd_export_embeddings(config) -> int:
+    from tli.bli import export_embeddings, read_word_list
+    from tli.embed import embed_strings
+    from tli.lexicon import resolve_lexicon
+    from tli.models import load_model
+    from tli.runs import prepare_run_dir
+
+    out = prepare_run_dir(_out(config, "export"), overwrite=config.overwrite)
+    if config.words:
+        languages = {"words": read_word_list(config.words)}
+    else:
+        lexicon = resolve_lexicon(config.lexicon)
+        languages = {
+            lexicon.source_lang: list(dict.fromkeys(lexicon.sources)),
+            lexicon.target_lang: list(dict.fromkeys(lexicon.targets)),
+        }
+    loaded = load_model(
+        config.model, adapter=config.adapter, dtype=config.dtype, device=config.device,
+        quantization=config.quantization or "none", trust_remote_code=config.trust_remote_code,
+    )
+    if max(config.layer) > loaded.num_layers:
+        raise TliError(f"--layer {max(config.layer)} is beyond the model: hidden-state indices run 0..{loaded.num_layers}")
+    embed_config = config.embed_config(config.batch_size)
+    for lang, words in languages.items():
+        vectors = embed_strings(words, loaded.model, loaded.tokenizer, embed_config, desc=f"{lang} words")
+        if config.center:
+            from tli.embed import center_and_normalise
+
+            vectors = center_and_normalise(vectors)
+        for layer in config.layer:
+            files = export_embeddings(words, vectors[layer].numpy(), out, layer=layer, lang=lang)
+            print(f"{lang} layer {layer}: {len(words)} words → {', '.join(str(p) for p in files.values())}")
+    return 0
+
+
+def cmd_merge(config) -> int:
+    from tli.adapter import merge_adapter
+
+    path = merge_adapter(config.adapter, config.out, dtype=config.dtype)
+    print(f"merged model: {path}  (AutoModelForCausalLM.from_pretrained('{path}'))")
+    return 0
+
+
+HANDLERS: dict[str, Callable[[Any], int]] = {
+    "scan": cmd_scan,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "run": cmd_run,
+    "stats": cmd_stats,
+    "probe": cmd_probe,
+    "export-embeddings": cmd_export_embeddings,
+    "merge": cmd_merge,
+}
+
+
+def register(name: str, config_class: type, handler: Callable[[Any], int], summary: str) -> None:
+    """Add a command (its options come from ``config_class``)."""
+    from tli.config import register_command
+
+    register_command(name, config_class)
+    HANDLERS[name], SUMMARIES[name] = handler, summary
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser: ``tli [--debug] COMMAND [options]`` (each command parses its own options)."""
+    listing = "\n".join(f"  {name:<18} {SUMMARIES[name]}" for name in HANDLERS)
     parser = argparse.ArgumentParser(
         prog="tli",
         description="Cross-lingual lexical alignment in LLMs: scan, Targeted Lexical Injection, evaluation.",
+        epilog=f"commands:\n{listing}\n\n`tli COMMAND --help` lists a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and library logs")
     parser.add_argument("--version", action="version", version=f"tli {_version()}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in SUBCOMMANDS:
-        add(sub)
-    parser.set_defaults(subcommands=sub.choices)
+    parser.add_argument("command", choices=list(HANDLERS), metavar="COMMAND", help="one of the commands below")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Parse the command line; a ``--config`` file supplies defaults that explicit flags override."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "config", None):
-        subparser = args.subcommands[args.command]
-        subparser.set_defaults(**load_config_options(args.config, subparser))
-        args = parser.parse_args(argv)
-    return args
+def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, Any]:
+    """``(global options, the command's config)``; a ``--config`` file supplies defaults that flags override."""
+    namespace = build_parser().parse_args(argv)
+    assert namespace.command in COMMANDS, f"command {namespace.command} has no config class"
+    return namespace, parse_command(namespace.command, list(namespace.args))
 
 
 def _version() -> str:
@@ -421,26 +280,24 @@ def _version() -> str:
         return "unknown"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``tli`` console command."""
-    try:
-        args = parse_args(argv)
-    except TliError as exc:
-        print(f"tli: error: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING, format="%(message)s")
-    if not args.debug:
-        _quiet_libraries()
-    try:
-        return args.func(args)
-    except TliError as exc:
-        if args.debug:
-            raise
-        print(f"tli: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("tli: interrupted", file=sys.stderr)
-        return 130
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record (test runners swap it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def configure_logging(debug: bool) -> None:
+    """tli's progress lines and warnings on stderr; other libraries' chatter only with ``--debug``."""
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logging.basicConfig(level=logging.INFO if debug else logging.WARNING, handlers=[handler], force=True)
+    log.setLevel(logging.INFO)
 
 
 def _quiet_libraries() -> None:
@@ -455,6 +312,25 @@ def _quiet_libraries() -> None:
     hf_logging.disable_progress_bar()
     warnings.filterwarnings("ignore", category=UserWarning, module="peft")
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tli`` console command."""
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    configure_logging(debug)
+    try:
+        namespace, config = parse_args(argv)
+        if not namespace.debug:
+            _quiet_libraries()
+        return HANDLERS[namespace.command](config)
+    except TliError as exc:
+        if debug:
+            raise
+        print(f"tli: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tli: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

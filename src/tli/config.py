@@ -1,15 +1,625 @@
-"""YAML config files: option names as keys, for any ``tli`` command that takes ``--model``.
+"""Options of every ``tli`` command, defined once.
 
-Shipped configs live in ``tli/configs/`` and can be named directly (``--config published``); each file's
-header shows the command that runs it. Flags on the command line override the file.
+Each command's options are one ``@dataclass`` (``ScanConfig``, ``TrainConfig``, …) built from small
+per-concern mixins (``ModelOptions``, ``EmbedOptions``, ``LexiconOptions``). The same class is
+
+- the Python API's configuration (``tli.scan(..., pooling="last")`` builds a ``ScanConfig``),
+- the command line: :func:`build_parser` generates ``tli scan --help`` from the fields with transformers'
+  ``HfArgumentParser`` (chosen because transformers is already a dependency and its users know it from
+  ``TrainingArguments``: no new package, field ``help`` metadata becomes ``--help``), and
+- the YAML config files (:func:`load_options_file`): keys are field names, flags override them.
+
+Every class validates *all* of its fields in ``__post_init__`` and raises one :class:`ConfigError` that
+lists every problem, before any model is loaded. This module imports nothing heavy, so ``tli --help`` is fast.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from tli.errors import TliError
+from tli.errors import ConfigError
+
+POOLINGS = ("mean", "mean-no-special", "last")
+ADD_BOS = ("auto", "always", "never")
+DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16")
+QUANTIZATIONS = ("none", "nf4", "int8")
+CRITERIA = ("centered_gap", "gap", "cosine", "p_at_1", "csls", "mrr")
+LOSS_NAMES = ("triplet", "infonce")
+CORRECTIONS = ("holm", "bh", "none")
+DEFAULT_CONTROL_FRACTION = 63 / 686
+"""The published proportion of unseen control pairs (63 of 686)."""
+
+
+def option(default: Any = dataclasses.MISSING, help: str = "", **metadata: Any) -> Any:
+    """A dataclass field whose ``help`` becomes the command line's ``--help`` text."""
+    if isinstance(default, list):
+        value = list(default)
+        return field(default_factory=lambda: list(value), metadata={"help": help, **metadata})
+    return field(default=default, metadata={"help": help, **metadata})
+
+
+class Problems:
+    """Collects every invalid option of a config, then raises once (all problems in one message)."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def check(self, ok: bool, message: str) -> None:
+        if not ok:
+            self.items.append(message)
+
+    def choice(self, name: str, value: Any, choices: Iterable[Any]) -> None:
+        choices = tuple(choices)
+        self.check(
+            value in choices, f"--{_flag(name)} {value!r} is not one of {', '.join(map(str, choices))}"
+        )
+
+    def at_least(self, name: str, value: Any, low: float) -> None:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        self.check(number and value >= low, f"--{_flag(name)} must be >= {low}, got {value!r}")
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ConfigError("; ".join(self.items))
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _split_commas(values: list[Any] | None) -> list[Any] | None:
+    """``["q_proj,v_proj"]`` → ``["q_proj", "v_proj"]``: list options accept commas as well as spaces."""
+    if values is None:
+        return None
+    out: list[Any] = []
+    for value in values:
+        if isinstance(value, str):
+            out.extend(part.strip() for part in value.split(",") if part.strip())
+        else:
+            out.append(value)
+    return out
+
+
+def _int_list(name: str, values: list[Any] | None, problems: Problems) -> list[int] | None:
+    values = _split_commas(values)
+    if values is None:
+        return None
+    try:
+        return [int(v) for v in values]
+    except (TypeError, ValueError):
+        problems.items.append(f"--{_flag(name)} {values!r}: expected whole numbers, e.g. 0,1")
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Concerns shared by several commands
+
+
+@dataclass(kw_only=True)
+class ModelOptions:
+    """Which model, and how it is loaded."""
+
+    model: str | None = option(
+        None,
+        "local HF directory, hub id (online only) or .gguf file (default: embedded SmolLM2-135M-Instruct)",
+    )
+    dtype: str = option(
+        "auto",
+        "auto | float32 | bfloat16 | float16; auto = float32 for embeddings on every device "
+        "(measured gaps are near bf16 resolution), bf16 for training on CUDA",
+    )
+    device: str = option("auto", "auto (CUDA when present) | cpu | cuda[:N]")
+    quantization: str | None = option(
+        "none", "none | nf4 (bitsandbytes 4-bit NF4; bf16 compute in training) | int8"
+    )
+    trust_remote_code: bool = option(False, "allow model code from the model's repository")
+
+    def _check_model(self, problems: Problems) -> None:
+        problems.choice("dtype", self.dtype, DTYPE_NAMES)
+        if self.quantization is not None:
+            problems.choice("quantization", self.quantization, QUANTIZATIONS)
+        problems.check(bool(str(self.device).strip()), "--device must not be empty (auto, cpu, cuda, cuda:1)")
+
+
+@dataclass(kw_only=True)
+class EmbedOptions:
+    """How a word becomes a vector (the pooling recipe)."""
+
+    pooling: str = option("mean", "mean (published) | mean-no-special | last")
+    center: bool = option(False, "subtract each language's mean embedding per layer before the cosine")
+    template: str | None = option(
+        None, "prompt with a {word} slot, e.g. 'The word \"{word}\" means' (with last)"
+    )
+    add_bos: str = option(
+        "auto",
+        "auto | always | never: start each word with the document separator (<|endoftext|>, else BOS, "
+        "else EOS) when the tokenizer adds no start token itself",
+    )
+    bos_token: str | None = option(None, "prepend this token instead of the document separator")
+
+    def _check_embed(self, problems: Problems) -> None:
+        problems.choice("pooling", self.pooling, POOLINGS)
+        problems.choice("add_bos", self.add_bos, ADD_BOS)
+        if self.template is not None:
+            problems.check("{word}" in self.template, f"--template {self.template!r} has no {{word}} slot")
+
+    def embed_config(self, batch_size: int = 32):
+        """The :class:`tli.embed.EmbedConfig` of these options."""
+        from tli.embed import EmbedConfig
+
+        return EmbedConfig(
+            pooling=self.pooling,
+            center=self.center,
+            template=self.template,
+            add_bos=self.add_bos,
+            bos_token=self.bos_token,
+            batch_size=batch_size,
+        )
+
+
+@dataclass(kw_only=True)
+class LexiconOptions:
+    """Which word pairs, and how they split into trained and control pairs."""
+
+    lexicon: str | None = option(
+        None, "word pairs: JSON / CSV / TSV / MUSE file (default: the shipped sw-en lexicon)"
+    )
+    test_lexicon: str | None = option(
+        None, "a separate test dictionary (MUSE style) used as the control group; leaking pairs are dropped"
+    )
+    control_fraction: float = option(
+        DEFAULT_CONTROL_FRACTION, "share of pairs held out as controls when the lexicon stores no split"
+    )
+    split_seed: int = option(0, "seed of the leak-free trained/control split")
+
+    def _check_lexicon(self, problems: Problems) -> None:
+        problems.check(
+            isinstance(self.control_fraction, (int, float)) and 0 < self.control_fraction < 1,
+            f"--control-fraction must be in (0, 1), got {self.control_fraction!r}",
+        )
+
+
+@dataclass(kw_only=True)
+class LayerChoiceOptions:
+    """How the scan chooses the TLI target layer."""
+
+    select_by: str = option(
+        "centered_gap",
+        "centered_gap (default: scale-free) | gap (raw) | cosine (published) | p_at_1 | csls | mrr",
+    )
+    min_layer: int = option(1, "lowest selectable layer (layer 0 is the embedding table)")
+    max_layer: int | None = option(
+        None, "highest selectable layer (default: max_layer_fraction of the depth)"
+    )
+    max_layer_fraction: float = option(
+        0.5, "default highest selectable layer as a fraction of depth: TLI is an early-layer method"
+    )
+
+    def _check_layers(self, problems: Problems) -> None:
+        problems.choice("select_by", self.select_by, CRITERIA)
+        problems.at_least("min_layer", self.min_layer, 0)
+        if self.max_layer is not None:
+            problems.at_least("max_layer", self.max_layer, max(self.min_layer, 0))
+        problems.check(
+            isinstance(self.max_layer_fraction, (int, float)) and 0 < self.max_layer_fraction <= 1,
+            f"--max-layer-fraction must be in (0, 1], got {self.max_layer_fraction!r}",
+        )
+
+    def layer_range(self, num_layers: int) -> tuple[int, int]:
+        """``(low, high)`` selectable hidden-state indices of a model with ``num_layers`` blocks."""
+        high = (
+            self.max_layer if self.max_layer is not None else math.floor(self.max_layer_fraction * num_layers)
+        )
+        high = min(max(high, self.min_layer), num_layers)
+        if self.min_layer > num_layers:
+            raise ConfigError(f"--min-layer {self.min_layer} is beyond the last layer ({num_layers})")
+        return self.min_layer, high
+
+
+@dataclass(kw_only=True)
+class StatisticsOptions:
+    """How claims are judged."""
+
+    n_boot: int = option(10_000, "bootstrap resamples for confidence intervals")
+    alpha: float = option(0.05, "significance level of every verdict (after correction)")
+    correction: str = option("holm", "holm | bh | none: multiple-comparison correction over a run's claims")
+    equivalence_margin: float = option(
+        0.5,
+        "TOST margin for 'control gains as much as trained', as a fraction of the trained pairs' mean change",
+    )
+
+    def _check_statistics(self, problems: Problems) -> None:
+        problems.at_least("n_boot", self.n_boot, 100)
+        problems.check(0 < self.alpha < 1, f"--alpha must be in (0, 1), got {self.alpha!r}")
+        problems.choice("correction", self.correction, CORRECTIONS)
+        problems.check(
+            self.equivalence_margin > 0, f"--equivalence-margin must be > 0, got {self.equivalence_margin}"
+        )
+
+
+@dataclass(kw_only=True)
+class LoraOptions:
+    """The LoRA adapter (published: q_proj, v_proj; r 16, alpha 32, dropout 0.05)."""
+
+    lora_r: int = option(16, "LoRA rank (higher: more capacity and memory)")
+    lora_alpha: int = option(32, "LoRA alpha (scale alpha/r)")
+    lora_dropout: float = option(0.05, "LoRA dropout")
+    target_modules: list[str] = option(
+        ["q_proj", "v_proj"], "linear layers that get LoRA (comma or space separated)"
+    )
+    lora_layers: list[int] | None = option(None, "blocks that get LoRA (default: 0..target_layer-1)")
+
+    def _check_lora(self, problems: Problems) -> None:
+        problems.at_least("lora_r", self.lora_r, 1)
+        problems.check(
+            0 <= self.lora_dropout < 1, f"--lora-dropout must be in [0, 1), got {self.lora_dropout}"
+        )
+        self.target_modules = _split_commas(self.target_modules) or []
+        problems.check(bool(self.target_modules), "--target-modules must name at least one linear layer")
+        self.lora_layers = _int_list("lora_layers", self.lora_layers, problems)
+
+
+@dataclass(kw_only=True)
+class TrainingOptions(LoraOptions):
+    """TLI training (defaults: the published setting)."""
+
+    loss: str = option("triplet", "triplet (published: hardest in-batch negative) | infonce (symmetric)")
+    margin: float = option(0.4, "triplet margin")
+    temperature: float = option(0.05, "InfoNCE temperature")
+    epochs: int = option(5, "epochs")
+    batch_size: int = option(8, "pairs per batch (in-batch negatives come from the other pairs)")
+    grad_accum: int = option(1, "batches per optimiser step")
+    lr: float = option(2e-4, "AdamW learning rate")
+    warmup_steps: int = option(50, "linear warm-up steps, then linear decay")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    validation_fraction: float = option(
+        0.1, "share of the trained pairs held out (leak-free) to score each epoch; 0 = none (published)"
+    )
+    early_stopping_patience: int | None = option(
+        None, "stop after this many epochs without a better validation loss; keep the best epoch's adapter"
+    )
+    resume: bool = option(False, "continue from the last complete epoch checkpoint in --out")
+
+    def _check_training(self, problems: Problems) -> None:
+        self._check_lora(problems)
+        problems.choice("loss", self.loss, LOSS_NAMES)
+        problems.check(
+            isinstance(self.batch_size, int) and self.batch_size >= 2,
+            f"--batch-size {self.batch_size}: contrastive losses need >= 2 pairs per batch (the others are negatives)",
+        )
+        for name in ("epochs", "grad_accum"):
+            problems.at_least(name, getattr(self, name), 1)
+        problems.check(self.lr > 0, f"--lr must be > 0, got {self.lr}")
+        problems.at_least("warmup_steps", self.warmup_steps, 0)
+        problems.check(self.margin > 0, f"--margin must be > 0, got {self.margin}")
+        problems.check(self.temperature > 0, f"--temperature must be > 0, got {self.temperature}")
+        problems.check(
+            0 <= self.validation_fraction < 1,
+            f"--validation-fraction must be in [0, 1), got {self.validation_fraction}",
+        )
+        if self.early_stopping_patience is not None:
+            problems.at_least("early_stopping_patience", self.early_stopping_patience, 1)
+            problems.check(
+                self.validation_fraction > 0,
+                "--early-stopping-patience needs a validation split (--validation-fraction > 0)",
+            )
+
+
+@dataclass(kw_only=True)
+class OutputOptions:
+    """Where results go."""
+
+    out: str | None = option(None, "run directory (default runs/<command>-<time>)")
+    overwrite: bool = option(False, "replace a complete run already in --out (default: refuse)")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Commands
+
+
+@dataclass(kw_only=True)
+class ScanConfig(OutputOptions, LayerChoiceOptions, LexiconOptions, EmbedOptions, ModelOptions):
+    """``tli scan``: layer-by-layer alignment with mismatched-pair and retrieval controls."""
+
+    batch_size: int = option(32, "words per forward pass")
+    seed: int = option(0, "recorded for provenance (the scan itself is deterministic)")
+
+    def __post_init__(self) -> None:
+        problems = Problems()
+        self._check_model(problems)
+        self._check_embed(problems)
+        self._check_lexicon(problems)
+        self._check_layers(problems)
+        problems.at_least("batch_size", self.batch_size, 1)
+        problems.raise_if_any()
+
+
+@dataclass(kw_only=True)
+class TrainConfig(OutputOptions, TrainingOptions, LexiconOptions, EmbedOptions, ModelOptions):
+    """``tli train``: TLI — LoRA with a contrastive loss on pooled target-layer embeddings."""
+
+    pooling: str = option(
+        "mean-no-special", "pooling at the target layer (the published evaluation's recipe)"
+    )
+    target_layer: int = option(2, "hidden-state index of the loss (published: 2)")
+    seed: int = option(0, "shuffling, LoRA initialisation, dropout")
+    seeds: list[int] | None = option(
+        None, "several seeds: one adapter each, in OUT/seed-<k>/ (overrides --seed)"
+    )
+
+    def __post_init__(self) -> None:
+        problems = Problems()
+        self._check_model(problems)
+        self._check_embed(problems)
+        self._check_lexicon(problems)
+        self._check_training(problems)
+        problems.at_least("target_layer", self.target_layer, 1)
+        self.seeds = _int_list("seeds", self.seeds, problems)
+        problems.raise_if_any()
+
+    def trainable_layers(self) -> list[int]:
+        """Blocks that get LoRA: the given ones, or those whose output reaches the target layer."""
+        return list(self.lora_layers) if self.lora_layers is not None else list(range(self.target_layer))
+
+    def seed_list(self) -> list[int]:
+        return list(self.seeds) if self.seeds else [self.seed]
+
+
+@dataclass(kw_only=True)
+class EvaluateConfig(OutputOptions, StatisticsOptions, LexiconOptions, ModelOptions):
+    """``tli evaluate``: base vs adapted, trained vs control, target vs final layer, with statistics."""
+
+    adapter: list[str] = option(
+        help="adapter directory (RUN/adapter of tli train); several (one per seed), or a `tli train --seeds` run"
+    )
+    quantization: str | None = option(None, "none | nf4 | int8 (default: as in training)")
+    batch_size: int = option(32, "words per forward pass")
+    seed: int = option(0, "bootstrap seed")
+    vocabulary: str | None = option(
+        None,
+        "BLI retrieval over a full target vocabulary: a word-list file, or 'tokenizer' for its whole words",
+    )
+
+    def __post_init__(self) -> None:
+        problems = Problems()
+        self._check_model(problems)
+        self._check_lexicon(problems)
+        self._check_statistics(problems)
+        problems.at_least("batch_size", self.batch_size, 1)
+        self.adapter = _split_commas(self.adapter) if isinstance(self.adapter, list) else [str(self.adapter)]
+        problems.check(bool(self.adapter), "--adapter needs at least one adapter directory")
+        problems.raise_if_any()
+
+
+@dataclass(kw_only=True)
+class RunConfig(StatisticsOptions, LayerChoiceOptions, TrainConfig):
+    """``tli run``: scan → target layer → TLI training (one adapter per seed) → evaluation → report."""
+
+    target_layer: int | None = option(None, "train at this layer instead of the scan's choice")
+    seeds: list[int] | None = option([0, 1, 2], "training seeds: one adapter each; figures as mean ± sd")
+    embed_batch_size: int = option(32, "words per forward pass in the scan and the evaluation")
+    vocabulary: str | None = option(
+        None, "BLI retrieval over a full target vocabulary: a word-list file, or 'tokenizer'"
+    )
+
+    def __post_init__(self) -> None:
+        problems = Problems()
+        self._check_model(problems)
+        self._check_embed(problems)
+        self._check_lexicon(problems)
+        self._check_training(problems)
+        self._check_layers(problems)
+        self._check_statistics(problems)
+        if self.target_layer is not None:
+            problems.at_least("target_layer", self.target_layer, 1)
+        problems.at_least("embed_batch_size", self.embed_batch_size, 1)
+        self.seeds = _int_list("seeds", self.seeds, problems)
+        problems.raise_if_any()
+
+    def train_config(self, target_layer: int, seed: int) -> TrainConfig:
+        """The :class:`TrainConfig` of one seed's training at ``target_layer``."""
+        names = {f.name for f in dataclasses.fields(TrainConfig)}
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name in names}
+        return TrainConfig(**{**values, "target_layer": target_layer, "seed": seed, "seeds": None})
+
+    def scan_config(self) -> ScanConfig:
+        """The :class:`ScanConfig` of the run's scan (the training pooling recipe)."""
+        names = {f.name for f in dataclasses.fields(ScanConfig)}
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name in names}
+        return ScanConfig(**{**values, "batch_size": self.embed_batch_size})
+
+
+DEFAULT_PROBE_PROMPT = 'Translate the Swahili word "{source}" into English. Answer with one word.'
+CHAT_TEMPLATE_MODES = ("auto", "yes", "no")
+
+
+@dataclass(kw_only=True)
+class ProbeConfig(OutputOptions, ModelOptions):
+    """``tli probe``: base and adapted model translate sampled lexicon words; a table of their answers."""
+
+    adapter: str | None = option(None, "adapter directory (RUN/adapter of tli train)")
+    quantization: str | None = option(None, "none | nf4 | int8 (default: as in training)")
+    lexicon: str | None = option(None, "word pairs (default: the training lexicon)")
+    n_pairs: int = option(20, "source words to probe (seeded sample; all if the lexicon has fewer)")
+    prompt: str = option(DEFAULT_PROBE_PROMPT, "instruction with a {source} slot")
+    max_new_tokens: int = option(24, "tokens to generate (only the first line is kept)")
+    greedy: bool = option(True, "greedy decoding")
+    sample: bool = option(False, "sample with --temperature instead of greedy decoding")
+    temperature: float = option(0.7, "sampling temperature (with --sample)")
+    use_chat_template: str = option(
+        "auto", "auto (the tokenizer's chat template when it has one) | yes | no", aliases=["--chat-template"]
+    )
+    batch_size: int = option(16, "prompts per generate call (left padded)")
+    seed: int = option(0, "seed of the word sample and of sampling")
+
+    def __post_init__(self) -> None:
+        problems = Problems()
+        self._check_model(problems)
+        if self.sample:
+            self.greedy = False
+        for name, low in (("n_pairs", 1), ("max_new_tokens", 1), ("batch_size", 1), ("seed", 0)):
+            value = getattr(self, name)
+            problems.check(
+                isinstance(value, int) and not isinstance(value, bool) and value >= low,
+                f"--{_flag(name)} must be a whole number >= {low}, got {value!r}",
+            )
+        try:
+            ok = "{source}" in self.prompt and self.prompt.format(source="x") is not None
+        except (KeyError, IndexError, ValueError):
+            ok = False
+        problems.check(
+            ok,
+            f"--prompt {self.prompt!r}: {{source}} marks the word; no other {{...}} fields "
+            "(write {{ }} for literal braces)",
+        )
+        problems.check(
+            isinstance(self.temperature, (int, float)) and 0 < self.temperature < float("inf"),
+            f"--temperature must be a number > 0, got {self.temperature!r}",
+        )
+        problems.choice("chat_template", self.use_chat_template, CHAT_TEMPLATE_MODES)
+        problems.raise_if_any()
+
+
+@dataclass(kw_only=True)
+class StatsConfig:
+    """``tli stats``: paired statistics for any per-pair CSV / JSON / JSONL file."""
+
+    file: str = option(
+        help="per-pair file: .csv, .json (a list of rows, or {'per_pair': [...]}) or .jsonl", positional=True
+    )
+    pre: str = option("sim_pre", "column of the 'before' values")
+    post: str = option("sim_post", "column of the 'after' values")
+    group: str | None = option(
+        None,
+        "column(s) that split rows into groups, comma separated (default: 'group' when present; '' = none)",
+    )
+    cluster: str | None = option(
+        None,
+        "column of cluster labels, e.g. the source word (default: 'source' or 'swahili' when present; '' = none)",
+    )
+    n_boot: int = option(10_000, "bootstrap resamples")
+    seed: int = option(0, "bootstrap seed")
+    json: bool = option(False, "print JSON instead of a Markdown table")
+
+    def __post_init__(self) -> None:
+        problems = Problems()
+        problems.at_least("n_boot", self.n_boot, 100)
+        problems.raise_if_any()
+
+
+@dataclass(kw_only=True)
+class ExportConfig(OutputOptions, EmbedOptions, ModelOptions):
+    """``tli export-embeddings``: one layer's embeddings as .npy and word2vec text, for other BLI tools."""
+
+    layer: list[int] = option(help="hidden-state index(es) to export")
+    lexicon: str | None = option(
+        None, "word pairs whose source and target words are exported (default: shipped)"
+    )
+    words: str | None = option(None, "export these words (one per line) instead of a lexicon's")
+    adapter: str | None = option(None, "export the adapted model's embeddings (RUN/adapter of tli train)")
+    batch_size: int = option(32, "words per forward pass")
+
+    def __post_init__(self) -> None:
+        problems = Problems()
+        self._check_model(problems)
+        self._check_embed(problems)
+        self.layer = _int_list("layer", self.layer, problems) or []
+        problems.check(bool(self.layer), "--layer needs at least one hidden-state index")
+        for layer in self.layer:
+            problems.at_least("layer", layer, 0)
+        problems.at_least("batch_size", self.batch_size, 1)
+        problems.raise_if_any()
+
+
+@dataclass(kw_only=True)
+class MergeConfig:
+    """``tli merge``: merge an adapter into its base model's full-precision weights (a plain HF model)."""
+
+    adapter: str = option(help="adapter directory (RUN/adapter of tli train)")
+    out: str = option(help="new directory for the merged model")
+    dtype: str = option("float32", "float32 | bfloat16 | float16: dtype of the merged weights")
+
+    def __post_init__(self) -> None:
+        problems = Problems()
+        problems.choice("dtype", self.dtype, DTYPE_NAMES[1:])
+        problems.raise_if_any()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Command line and YAML
+
+
+COMMANDS: dict[str, type] = {
+    "scan": ScanConfig,
+    "train": TrainConfig,
+    "evaluate": EvaluateConfig,
+    "run": RunConfig,
+    "stats": StatsConfig,
+    "probe": ProbeConfig,
+    "export-embeddings": ExportConfig,
+    "merge": MergeConfig,
+}
+"""Commands whose options come from a config class (the CLI registers more as they are added)."""
+
+
+def register_command(name: str, config_class: type) -> None:
+    """Make ``config_class`` the options of ``tli <name>`` (CLI flags and YAML keys)."""
+    COMMANDS[name] = config_class
+
+
+def _hf_argument_parser():
+    from transformers import HfArgumentParser
+
+    class OptionParser(HfArgumentParser):
+        """HfArgumentParser with positional fields (``metadata={"positional": True}``)."""
+
+        @staticmethod
+        def _parse_dataclass_field(parser, field):
+            if not field.metadata.get("positional"):
+                HfArgumentParser._parse_dataclass_field(parser, field)
+                action = parser._actions[-1]
+                if action.nargs == "+":  # lists: "0,1" and "0 1" both work; __post_init__ splits and converts
+                    action.type = str
+                return
+            kwargs = {"help": field.metadata.get("help", ""), "type": str}
+            if field.default is not dataclasses.MISSING:
+                kwargs.update(nargs="?", default=field.default)
+            parser.add_argument(field.name, **kwargs)
+
+    return OptionParser
+
+
+def build_parser(command: str) -> argparse.ArgumentParser:
+    """The ``tli <command>`` argument parser, generated from the command's config class."""
+    config_class = COMMANDS[command]
+    parser = _hf_argument_parser()(
+        config_class,
+        prog=f"tli {command}",
+        description=(config_class.__doc__ or "").strip().split("\n")[0].split(": ", 1)[-1],
+    )
+    parser.add_argument(
+        "--config", default=None, help="YAML of these options (flags override it), or a shipped name"
+    )
+    return parser
+
+
+def parse_command(command: str, argv: list[str]) -> Any:
+    """Parse ``tli <command> ARGV`` into its config object (YAML from ``--config`` first, flags override)."""
+    parser = build_parser(command)
+    namespace, _ = parser.parse_known_args(argv)
+    if namespace.config:
+        parser.set_defaults(**options_for(command, load_options_file(namespace.config)))
+    values = vars(parser.parse_args(argv))
+    values.pop("config", None)
+    names = {f.name for f in dataclasses.fields(COMMANDS[command])}
+    return COMMANDS[command](**{k: v for k, v in values.items() if k in names})
 
 
 def shipped_configs() -> dict[str, Path]:
@@ -23,10 +633,11 @@ def shipped_configs() -> dict[str, Path]:
     }
 
 
-def load_config_options(spec: str, parser: argparse.ArgumentParser) -> dict:
-    """Options from a YAML config for one subcommand's parser; unknown keys are an error naming them.
+def load_options_file(spec: str) -> dict[str, Any]:
+    """Options from a YAML file (or a shipped config's name); keys normalised to field names.
 
-    Lists become comma-separated strings (``target_modules: [q_proj, v_proj]``), as the flags take them.
+    Raises:
+        ConfigError: no such file, invalid YAML (with its line), not a mapping, or a key no command knows.
     """
     import yaml
 
@@ -34,7 +645,7 @@ def load_config_options(spec: str, parser: argparse.ArgumentParser) -> dict:
     if not path.is_file():
         path = shipped_configs().get(spec, path)
     if not path.is_file():
-        raise TliError(
+        raise ConfigError(
             f"--config {spec}: no such file or shipped config ({', '.join(sorted(shipped_configs()))})"
         )
     try:
@@ -42,15 +653,50 @@ def load_config_options(spec: str, parser: argparse.ArgumentParser) -> dict:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise TliError(f"--config {path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+        raise ConfigError(f"--config {path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--config {path}: cannot read it ({exc})") from exc
     if not isinstance(values, dict):
-        raise TliError(f"--config {path}: expected a mapping of option: value")
-    known = {a.dest for a in parser._actions if a.dest not in ("help", "config", "func")}
+        raise ConfigError(f"--config {path}: expected a mapping of option: value")
     options = {str(k).replace("-", "_"): v for k, v in values.items()}
+    known = {f.name for cls in COMMANDS.values() for f in dataclasses.fields(cls)}
     unknown = sorted(set(options) - known)
     if unknown:
-        raise TliError(
-            f"--config {path}: unknown option(s) {', '.join(unknown)} for 'tli {parser.prog.split()[-1]}' "
-            f"(known: {', '.join(sorted(known))})"
+        raise ConfigError(
+            f"--config {path}: unknown option(s) {', '.join(unknown)} (no tli command has them)"
         )
-    return {k: ",".join(map(str, v)) if isinstance(v, list) else v for k, v in options.items()}
+    return {"__path__": str(path), **options}
+
+
+def options_for(command: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The subset of a YAML file's options that ``command`` uses; the rest is named once on stderr.
+
+    One file serves every command (``tli scan --config quick`` ignores ``epochs``), and says what it ignored.
+    """
+    path = options.get("__path__", "config")
+    names = {f.name for f in dataclasses.fields(COMMANDS[command])}
+    used = {k: v for k, v in options.items() if k in names}
+    ignored = sorted(k for k in options if k not in names and k != "__path__")
+    if ignored:
+        print(
+            f"tli {command}: --config {path}: not used by this command: {', '.join(ignored)}", file=sys.stderr
+        )
+    return used
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A config as a plain dict for ``results.json``."""
+    return dataclasses.asdict(config)
+
+
+__all__ = [
+    "COMMANDS",
+    "EvaluateConfig",
+    "RunConfig",
+    "ScanConfig",
+    "TrainConfig",
+    "build_parser",
+    "load_options_file",
+    "parse_command",
+    "shipped_configs",
+]

@@ -1,8 +1,8 @@
 """Pooled word embeddings at every layer from one batched forward pass.
 
 For a list of strings, :func:`embed_all_layers` returns a ``(layers, words, hidden)`` float32 tensor:
-index 0 is the input embeddings and index N the last block's output, exactly as ``hidden_states`` of a
-Hugging Face decoder (where index N is after the final norm). Every layer comes from the same forward pass;
+index 0 is the input embeddings, index i the output of block i, and index N the last block's output *after
+the final norm*, exactly as ``hidden_states`` of a Hugging Face decoder. Every layer comes from the same forward pass;
 the vocabulary projection (``lm_head``) is never computed, because only the decoder stack is called.
 
 Pooling recipes (``pooling=``):
@@ -14,10 +14,14 @@ Pooling recipes (``pooling=``):
 - ``last``: the hidden state of the last token (natural with a prompt template that ends right before the
   model would produce the answer).
 
-``add_bos`` controls whether a BOS token starts each sequence: ``auto`` prepends the tokenizer's BOS (or,
-when it has none, its end-of-text token, the document separator of Qwen2/GPT-2 style models) when the
-tokenizer itself adds no special token at the start (SmolLM2, Qwen2). The attention sink then lands on that
-token, as with Llama-3 (the published setting), rather than on the word's first piece.
+``add_bos`` controls whether a sequence-start token precedes each word: ``auto`` prepends the *document
+separator* when the tokenizer itself adds no special token at the start (SmolLM2, Qwen2, GPT-2 style
+tokenizers), so every word is embedded as the start of a new document, as models see it in pre-training; a
+tokenizer that adds its own BOS (Llama-3, Gemma, Mistral) is left alone. The document separator is
+``<|endoftext|>`` when the vocabulary has it, else the tokenizer's BOS token, else its EOS token: SmolLM2-Instruct's
+``bos_token`` is the chat-role token ``<|im_start|>``, not the separator ``<|endoftext|>``, and the scan is very
+sensitive to the difference. ``bos_token`` names another token explicitly. The token used is recorded in every
+result file (:func:`bos_record`).
 
 Sequences are batched after sorting by length and padded on the right, so real tokens keep positions
 ``0..len-1`` and never attend to padding: a batched embedding equals the unpadded one-word forward.
@@ -31,11 +35,9 @@ from typing import Any
 
 import torch
 
+from tli.config import ADD_BOS, POOLINGS
 from tli.errors import ConfigError, TliError
 from tli.models import backbone
-
-POOLINGS = ("mean", "mean-no-special", "last")
-ADD_BOS = ("auto", "always", "never")
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,10 @@ class EmbedConfig:
     """Prompt with a ``{word}`` slot, e.g. ``'This word: "{word}" means in one word: "'``;
     None embeds the bare word."""
     add_bos: str = "auto"
-    """``auto`` | ``always`` | ``never``: whether to start each sequence with the tokenizer's BOS token."""
+    """``auto`` | ``always`` | ``never``: whether to start each sequence with the document separator (``auto``:
+    when the tokenizer adds no start token itself; ``always``: the same, but an error when there is none)."""
+    bos_token: str | None = None
+    """The start token to prepend instead of the document separator (e.g. ``<|im_start|>``)."""
     batch_size: int = 32
     """Words per forward pass."""
 
@@ -80,6 +85,7 @@ class EmbedConfig:
             "center": self.center,
             "template": self.template,
             "add_bos": self.add_bos,
+            "bos_token_requested": self.bos_token,
             "l2_normalised": True,
         }
 
@@ -92,22 +98,62 @@ class Encoded:
     pool_positions: list[int]
 
 
-def _bos_to_prepend(tokenizer: Any, add_bos: str) -> int | None:
-    """The BOS id to put in front of each sequence, or None when the tokenizer handles it / never."""
-    if add_bos == "never":
-        return None
+DOCUMENT_SEPARATOR = "<|endoftext|>"
+"""The document separator of GPT-2, Qwen2 and SmolLM2/StarCoder-style vocabularies."""
+
+
+def _tokenizer_adds_start_token(tokenizer: Any) -> bool:
     probe = tokenizer("a", add_special_tokens=True, return_special_tokens_mask=True)
-    starts_special = bool(probe["special_tokens_mask"][0]) if probe["input_ids"] else False
-    if starts_special and add_bos == "auto":
+    return bool(probe["special_tokens_mask"][0]) if probe["input_ids"] else False
+
+
+def document_separator(tokenizer: Any) -> int | None:
+    """Id of the token that starts a document: ``<|endoftext|>`` if in the vocabulary, else BOS, else EOS."""
+    vocab = tokenizer.get_vocab()
+    if DOCUMENT_SEPARATOR in vocab:
+        return int(vocab[DOCUMENT_SEPARATOR])
+    for candidate in (tokenizer.bos_token_id, tokenizer.eos_token_id):
+        if candidate is not None:
+            return int(candidate)
+    return None
+
+
+def _bos_to_prepend(tokenizer: Any, config: EmbedConfig) -> int | None:
+    """The id to put in front of each sequence, or None (the tokenizer adds its own / ``never`` / none)."""
+    if config.add_bos == "never":
         return None
-    # No BOS (Qwen2, GPT-2 style): the end-of-text token separates documents in pre-training, so a
-    # sequence that follows it is what such models saw at a document start.
-    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-    if bos is None:
-        if add_bos == "always":
-            raise ConfigError("--add-bos always: this tokenizer has no BOS or EOS token; use never")
+    if config.bos_token is not None:
+        token_id = tokenizer.get_vocab().get(config.bos_token)
+        if token_id is None:
+            raise ConfigError(f"--bos-token {config.bos_token!r} is not in this tokenizer's vocabulary")
+        return int(token_id)
+    if _tokenizer_adds_start_token(tokenizer):
         return None
-    return None if starts_special else int(bos)
+    bos = document_separator(tokenizer)
+    if bos is None and config.add_bos == "always":
+        raise ConfigError(
+            "--add-bos always: this tokenizer has no BOS, EOS or <|endoftext|> token; use never"
+        )
+    return bos
+
+
+def bos_record(tokenizer: Any, config: EmbedConfig) -> dict[str, Any]:
+    """Which start token precedes each word, and who put it there (for ``results.json``)."""
+    prepended = _bos_to_prepend(tokenizer, config)
+    if prepended is not None:
+        return {
+            "bos_token": tokenizer.convert_ids_to_tokens(prepended),
+            "bos_token_id": prepended,
+            "bos_by": "tli",
+        }
+    if config.add_bos != "never" and _tokenizer_adds_start_token(tokenizer):
+        first = tokenizer("a", add_special_tokens=True)["input_ids"][0]
+        return {
+            "bos_token": tokenizer.convert_ids_to_tokens(first),
+            "bos_token_id": int(first),
+            "bos_by": "tokenizer",
+        }
+    return {"bos_token": None, "bos_token_id": None, "bos_by": "none"}
 
 
 def encode_words(words: Sequence[str], tokenizer: Any, config: EmbedConfig) -> list[Encoded]:
@@ -116,7 +162,7 @@ def encode_words(words: Sequence[str], tokenizer: Any, config: EmbedConfig) -> l
     Raises:
         TliError: a string that tokenizes to nothing, or leaves no token to pool.
     """
-    bos = _bos_to_prepend(tokenizer, config.add_bos)
+    bos = _bos_to_prepend(tokenizer, config)
     texts = [config.template.format(word=w) if config.template else w for w in words]
     batch = tokenizer(texts, add_special_tokens=True, return_special_tokens_mask=True)
     encoded = []
@@ -295,5 +341,68 @@ def center_and_normalise(embeddings: torch.Tensor) -> torch.Tensor:
     Args:
         embeddings: ``(layers, words, hidden)`` embeddings of one language.
     """
-    centred = embeddings - embeddings.mean(dim=1, keepdim=True)
-    return torch.nn.functional.normalize(centred, dim=-1)
+    from tli.metrics import centre
+
+    return centre(embeddings)
+
+
+EmbeddingCache = dict
+"""``{string: (layers, H) tensor}`` of one model state and one recipe: strings already embedded are reused
+(``tli run`` embeds the trained pairs once for the scan and reuses them in the base-model evaluation)."""
+
+
+def embed_strings(
+    words: Sequence[str],
+    model: Any,
+    tokenizer: Any,
+    config: EmbedConfig,
+    *,
+    cache: EmbeddingCache | None = None,
+    progress: bool | None = None,
+    desc: str = "embedding",
+) -> torch.Tensor:
+    """:func:`embed_all_layers`, computing only the strings missing from ``cache`` (and adding them to it).
+
+    Returns:
+        ``(layers, len(words), hidden)`` float32, in the order of ``words``.
+    """
+    if cache is None:
+        return embed_all_layers(words, model, tokenizer, config, progress=progress, desc=desc)
+    missing = [w for w in dict.fromkeys(words) if w not in cache]
+    if missing:
+        fresh = embed_all_layers(missing, model, tokenizer, config, progress=progress, desc=desc)
+        cache.update({w: fresh[:, i] for i, w in enumerate(missing)})
+    return torch.stack([cache[w] for w in words], dim=1)
+
+
+def embed_lexicon(
+    lexicon,
+    loaded,
+    config: EmbedConfig,
+    *,
+    cache: EmbeddingCache | None = None,
+    progress: bool | None = None,
+):
+    """Embeddings of the lexicon's unique source and target strings at every layer.
+
+    Every distinct string of each language is embedded once, in length-sorted batches; the two languages
+    are embedded apart so no gathered copy of the (layers × words × hidden) array is made. With
+    ``config.center`` each language is mean-centred per layer.
+
+    Returns:
+        ``(src, tgt, index)``: ``(layers, n_src, H)``, ``(layers, n_tgt, H)`` and the
+        :class:`~tli.metrics.PairIndex`.
+    """
+    from tli.metrics import PairIndex
+
+    sources, targets, index = PairIndex.from_lexicon(lexicon)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    src = embed_strings(
+        sources, model, tokenizer, config, cache=cache, progress=progress, desc="source words"
+    )
+    tgt = embed_strings(
+        targets, model, tokenizer, config, cache=cache, progress=progress, desc="target words"
+    )
+    if config.center:
+        src, tgt = center_and_normalise(src), center_and_normalise(tgt)
+    return src, tgt, index

@@ -1,21 +1,31 @@
-"""Evaluation of a TLI adapter: base vs adapted, trained vs control pairs, target vs final layer.
+"""Evaluation of a TLI adapter: base vs adapted, trained vs unseen control pairs, target vs final layer.
 
 One model load serves both sides: the adapter stays unmerged (merging LoRA into 4-bit weights adds
 rounding error) and the base model is the same network with the adapter disabled. Every string is embedded
-at every layer before and after, so the layer curves come for free.
+at every layer before and after (in float32), so the layer curves come for free.
 
-For each group (``trained``, ``control``) and layer (``target``, ``final``) three paired comparisons are
-made, each with t-test, Wilcoxon, bootstrap CI and Cohen's d (:func:`tli.stats.paired_stats`):
+Per group (``trained``, ``control``) and reported layer (the target layer and the final layer; once when
+they coincide), per pair or per query:
 
-- ``similarity``: per pair, ``cos(s_k, t_k)`` — the published statistic;
-- ``gap``: per pair, ``cos(s_k, t_k) − mean_{j ∉ gold(s_k)} cos(s_k, t_j)`` — similarity beyond what any
-  word gets; a change that lifts every pair alike leaves it unchanged;
-- ``reciprocal rank``: per source word, ``1 / rank`` of its best translation among all lexicon targets.
+- ``similarity``: ``cos(s_k, t_k)`` — the published statistic;
+- ``gap``: ``cos(s_k, t_k) − mean_{j ∉ gold(s_k)} cos(s_k, t_j)`` — similarity beyond what any word gets;
+- ``centered gap``: the same after mean-centring each language at that layer (:func:`tli.metrics.centre`) —
+  scale-free, so a training run that collapses every cosine towards 1 cannot fake or hide a change;
+- ``reciprocal rank`` and ``P@1`` hit of each source word's best translation among all lexicon targets.
+
+Claims (:mod:`tli.claims`), all corrected together (Holm by default):
+
+- within each group: similarity, centred gap, MRR and P@1 rise (paired tests; pairs sharing a source word
+  are one cluster: t-test on source-word means and a cluster bootstrap CI; Wilcoxon for reciprocal ranks;
+  exact McNemar for P@1);
+- between groups: trained pairs gain more than control pairs (Welch), and control pairs gain as much as
+  trained pairs within ``±equivalence_margin × |trained gain|`` (TOST) — for similarity and centred gap.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,86 +34,29 @@ from typing import Any
 import numpy as np
 import torch
 
-from tli.embed import EmbedConfig
-from tli.errors import ConfigError, ModelLoadError
-from tli.lexicon import Lexicon
-from tli.metrics import PairIndex, retrieval_ranks
-from tli.models import LoadedModel, load_model
-from tli.stats import paired_stats, verdict
-from tli.train import ADAPTER_META
+from tli.adapter import load_adapted, read_adapter_meta, read_recorded_split, regroup_as_trained
+from tli.claims import Claim, across_seeds, judge
+from tli.config import EvaluateConfig
+from tli.embed import EmbedConfig, EmbeddingCache, bos_record, embed_lexicon
+from tli.errors import ConfigError, TliError
+from tli.lexicon import Lexicon, lexicon_record, resolve_lexicon
+from tli.metrics import PairIndex, centre, retrieval_ranks
+from tli.models import LoadedModel, base_causal_lm
+from tli.stats import between_groups, equivalence_tost, mcnemar_exact, paired_stats
 
-ALPHA = 0.05
+log = logging.getLogger(__name__)
+
 GROUPS = ("trained", "control")
+TESTS = {
+    "similarity": "t-test on source-word means",
+    "centered_gap": "t-test on source-word means",
+    "mrr": "Wilcoxon signed-rank",
+    "p_at_1": "McNemar exact",
+    "difference": "Welch t-test on source-word means",
+    "equivalence": "TOST (two one-sided Welch tests)",
+}
 
-
-@dataclass
-class EvaluateConfig:
-    """Options of ``tli evaluate``; unset fields come from the adapter's ``tli_adapter.json``."""
-
-    adapter: str
-    """Adapter directory written by ``tli train`` (``RUN/adapter``)."""
-    model: str | None = None
-    """Base model; None = the one recorded with the adapter."""
-    lexicon: str | None = None
-    """Word pairs; None = the lexicon recorded with the adapter (or the shipped one)."""
-    batch_size: int = 32
-    n_boot: int = 10_000
-    """Bootstrap resamples for the 95 % confidence intervals."""
-    seed: int = 0
-    dtype: str = "auto"
-    device: str = "auto"
-    quantization: str | None = None
-    """None = the quantization used in training."""
-
-
-def read_adapter_meta(adapter: str | Path) -> dict[str, Any]:
-    """The ``tli_adapter.json`` written next to a tli adapter."""
-    path = Path(adapter) / ADAPTER_META
-    if not (Path(adapter) / "adapter_config.json").is_file():
-        raise ModelLoadError(
-            f"--adapter {adapter}: no adapter_config.json (expected RUN/adapter of tli train)"
-        )
-    if not path.is_file():
-        raise ModelLoadError(
-            f"--adapter {adapter}: no {ADAPTER_META}; it was not written by tli train, so the target layer "
-            "and pooling are unknown"
-        )
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def check_same_base(meta: dict[str, Any], loaded: LoadedModel, adapter: str) -> None:
-    """An adapter only means something on the base model it was trained on."""
-    trained_on = meta["base_model"]
-    if trained_on.get("fingerprint", {}).get("sha256") != loaded.fingerprint.get("sha256"):
-        raise ModelLoadError(
-            f"adapter {adapter} was trained on base model {trained_on['name']!r} "
-            f"(sha256 {trained_on.get('fingerprint', {}).get('sha256', '?')[:12]}), not on {loaded.name!r} "
-            f"(sha256 {loaded.fingerprint.get('sha256', '?')[:12]}): pass --model {trained_on['name']}"
-        )
-
-
-def load_adapted(
-    adapter: str | Path,
-    meta: dict[str, Any],
-    model: str | None = None,
-    *,
-    dtype: str = "auto",
-    device: str = "auto",
-    quantization: str | None = None,
-) -> LoadedModel:
-    """The adapter's base model (``model`` or the recorded one), checked by fingerprint, with the adapter
-    attached unmerged; quantization defaults to the one used in training."""
-    from tli.models import attach_adapter
-
-    loaded = load_model(
-        model if model is not None else meta["base_model"]["name"],
-        dtype=dtype,
-        device=device,
-        quantization=quantization or meta["config"].get("quantization", "none"),
-    )
-    check_same_base(meta, loaded, str(adapter))
-    loaded.model, loaded.adapter = attach_adapter(loaded.model, adapter), str(adapter)
-    return loaded
+__all__ = ["EvaluateConfig", "evaluate", "run_evaluation"]
 
 
 @dataclass
@@ -114,89 +67,233 @@ class Side:
     tgt: torch.Tensor
 
 
-def embed_both(loaded: LoadedModel, lexicon: Lexicon, config: EmbedConfig) -> tuple[Side, Side, PairIndex]:
-    """Every-layer embeddings of the lexicon with the adapter disabled (base) and enabled (adapted)."""
-    from tli.scan import embed_lexicon
+@dataclass
+class Embeddings:
+    """What the plots need besides the figures: both states' embeddings and the index."""
 
+    base: Side
+    adapted: Side
+    index: PairIndex
+    lexicon: Lexicon
+
+
+def embed_config_of(meta: dict[str, Any], batch_size: int) -> EmbedConfig:
+    """The embedding recipe recorded with the adapter (the one training used at the target layer)."""
+    embed = meta["embed"]
+    return EmbedConfig(
+        pooling=embed["pooling"],
+        center=embed.get("center", False),
+        template=embed.get("template"),
+        add_bos=embed.get("add_bos", "auto"),
+        bos_token=embed.get("bos_token_requested"),
+        batch_size=batch_size,
+    )
+
+
+def embed_both(
+    loaded: LoadedModel, lexicon: Lexicon, config: EmbedConfig, *, base_cache: EmbeddingCache | None = None
+) -> tuple[Side, Side, PairIndex]:
+    """Every-layer embeddings of the lexicon with the adapter disabled (base) and enabled (adapted).
+
+    Args:
+        base_cache: base-model embeddings already computed with this recipe (``tli run``'s scan), reused.
+    """
     loaded.model.eval()
     with loaded.model.disable_adapter():
-        src, tgt, index = embed_lexicon(lexicon, loaded, config)
+        src, tgt, index = embed_lexicon(lexicon, loaded, config, cache=base_cache)
     base = Side(src, tgt)
     src, tgt, _ = embed_lexicon(lexicon, loaded, config)
     return base, Side(src, tgt), index
 
 
-def group_measures(side: Side, layer: int, index: PairIndex, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-pair similarity and gap, and per-query reciprocal rank, for the pairs ``rows`` at ``layer``."""
-    sim = side.src[layer] @ side.tgt[layer].T  # (n_src, n_tgt)
-    gold = index.gold()
-    src_rows = index.src[rows]
-    pair_sim = sim[src_rows, index.tgt[rows]]
+@dataclass
+class Measures:
+    """Per-pair and per-query figures of one group at one layer for one model state."""
+
+    similarity: np.ndarray
+    gap: np.ndarray
+    centered_gap: np.ndarray
+    clusters: np.ndarray
+    """Source-word index of each pair: pairs of one word are one cluster."""
+    reciprocal_rank: np.ndarray
+    hit: np.ndarray
+    """Per query: the best translation ranks first (P@1)."""
+    mismatched_mean: float
+
+
+def _gap(
+    sim: torch.Tensor, gold: torch.Tensor, src_rows: torch.Tensor, tgt_rows: torch.Tensor
+) -> torch.Tensor:
+    """Per pair: ``sim[s, t] − mean of sim[s, j]`` over targets ``j`` that do not translate ``s``."""
     wrong = ~gold[src_rows]  # (n_rows, n_tgt)
-    mismatched_per_pair = (sim[src_rows] * wrong).sum(1) / wrong.sum(1).clamp_min(1)
+    mismatched = (sim[src_rows] * wrong).sum(1) / wrong.sum(1).clamp_min(1)
+    return sim[src_rows, tgt_rows] - mismatched
+
+
+def measure(side: Side, layer: int, index: PairIndex, rows: np.ndarray) -> Measures:
+    """Per-pair similarity, raw and centred gap, and per-query reciprocal rank and P@1, for pairs ``rows``."""
+    src, tgt = side.src[layer], side.tgt[layer]
+    sim = src @ tgt.T  # (n_src, n_tgt)
+    centred = centre(src) @ centre(tgt).T
+    gold = index.gold()
+    src_rows, tgt_rows = index.src[rows], index.tgt[rows]
     queries = torch.unique(src_rows)
     ranks = retrieval_ranks(sim[queries], gold[queries])
-    q_wrong = ~gold[queries]
-    return {
-        "similarity": pair_sim.numpy(),
-        "gap": (pair_sim - mismatched_per_pair).numpy(),
-        "reciprocal_rank": (1.0 / ranks.float()).numpy(),
-        "mismatched_mean": float(sim[queries][q_wrong].mean()),
-        "p_at_1": float((ranks == 1).float().mean()),
-    }
+    return Measures(
+        similarity=sim[src_rows, tgt_rows].numpy(),
+        gap=_gap(sim, gold, src_rows, tgt_rows).numpy(),
+        centered_gap=_gap(centred, gold, src_rows, tgt_rows).numpy(),
+        clusters=src_rows.numpy(),
+        reciprocal_rank=(1.0 / ranks.float()).numpy(),
+        hit=(ranks == 1).numpy(),
+        mismatched_mean=float(sim[queries][~gold[queries]].mean()),
+    )
 
 
-def compare(pre: dict, post: dict, group: str, layer: int, role: str, n_boot: int, seed: int):
-    """The evaluation entry for one (group, layer) and its three claims."""
-    sim = paired_stats(pre["similarity"], post["similarity"], n_boot=n_boot, rng=seed)
-    gap = paired_stats(pre["gap"], post["gap"], n_boot=n_boot, rng=seed)
-    rr = paired_stats(pre["reciprocal_rank"], post["reciprocal_rank"], n_boot=n_boot, rng=seed)
+def layer_roles(target_layer: int, final_layer: int) -> list[tuple[str, int]]:
+    """``[("target", L), ("final", N)]``, or one role when the target layer is the final layer."""
+    if target_layer == final_layer:
+        return [("target = final", target_layer)]
+    return [("target", target_layer), ("final", final_layer)]
+
+
+def _where(group: str, role: str, layer: int) -> str:
+    return f"{group} pairs at the {role} layer ({layer})"
+
+
+def within_group(
+    pre: Measures, post: Measures, group: str, role: str, layer: int, config: EvaluateConfig
+) -> tuple[dict[str, Any], list[Claim]]:
+    """The evaluation entry for one (group, layer) and its four change claims."""
+    boot = {"n_boot": config.n_boot, "rng": config.seed, "alpha": config.alpha}
+    sim = paired_stats(pre.similarity, post.similarity, clusters=pre.clusters, **boot)
+    raw_gap = paired_stats(pre.gap, post.gap, clusters=pre.clusters, **boot)
+    cgap = paired_stats(pre.centered_gap, post.centered_gap, clusters=pre.clusters, **boot)
+    rr = paired_stats(pre.reciprocal_rank, post.reciprocal_rank, **boot)
+    hits = paired_stats(pre.hit.astype(float), post.hit.astype(float), **boot)
+    mcnemar = mcnemar_exact(pre.hit, post.hit)
     entry = {
         "group": group,
         "layer": layer,
         "layer_role": role,
         **sim.to_dict(),
-        "mismatched_pre": pre["mismatched_mean"],
-        "mismatched_post": post["mismatched_mean"],
-        "gap_pre": gap.mean_pre,
-        "gap_post": gap.mean_post,
-        "gap_change": gap.change,
-        "gap_ci95_low": gap.ci95_low,
-        "gap_ci95_high": gap.ci95_high,
-        "p_gap": gap.p_ttest,
-        "p_at_1_pre": pre["p_at_1"],
-        "p_at_1_post": post["p_at_1"],
+        "mismatched_pre": pre.mismatched_mean,
+        "mismatched_post": post.mismatched_mean,
+        "gap_pre": raw_gap.mean_pre,
+        "gap_post": raw_gap.mean_post,
+        "gap_change": raw_gap.change,
+        "gap_ci95_low": raw_gap.ci95_low,
+        "gap_ci95_high": raw_gap.ci95_high,
+        "p_gap": raw_gap.p,
+        "centered_gap_pre": cgap.mean_pre,
+        "centered_gap_post": cgap.mean_post,
+        "centered_gap_change": cgap.change,
+        "centered_gap_ci95_low": cgap.ci95_low,
+        "centered_gap_ci95_high": cgap.ci95_high,
+        "p_centered_gap": cgap.p,
+        "p_at_1_pre": hits.mean_pre,
+        "p_at_1_post": hits.mean_post,
+        "p_p_at_1": mcnemar.p,
         "mrr_pre": rr.mean_pre,
         "mrr_post": rr.mean_post,
         "mrr_ci95_low": rr.ci95_low,
         "mrr_ci95_high": rr.ci95_high,
-        "p_mrr": rr.p_ttest,
+        "p_mrr": rr.p_wilcoxon,
         "n_queries": rr.n,
     }
-    where = f"{group} pairs at the {role} layer ({layer})"
+    where = _where(group, role, layer)
+    common = {"kind": "change", "group": group, "layer": layer, "layer_role": role}
+
+    def change(text: str, metric: str, stats, p: float, n_clusters: int | None) -> Claim:
+        return Claim(
+            claim=text,
+            metric=metric,
+            test=TESTS[metric],
+            effect=stats.change,
+            ci95_low=stats.ci95_low,
+            ci95_high=stats.ci95_high,
+            p=p,
+            n=stats.n,
+            cohens_d=stats.cohens_d,
+            n_clusters=n_clusters,
+            tests_disagree=bool(stats.tests_disagree),
+            **common,
+        )
+
     claims = [
-        _claim(f"TLI raises similarity of {where}", "similarity", sim, group, layer, role),
-        _claim(f"TLI raises the matched − mismatched gap of {where}", "gap", gap, group, layer, role),
-        _claim(f"TLI improves translation retrieval (MRR) of {where}", "mrr", rr, group, layer, role),
+        change(f"TLI raises similarity of {where}", "similarity", sim, sim.p, sim.n_clusters),
+        change(
+            f"TLI raises the centred matched − mismatched gap of {where}",
+            "centered_gap",
+            cgap,
+            cgap.p,
+            cgap.n_clusters,
+        ),
+        change(f"TLI improves translation retrieval (MRR) of {where}", "mrr", rr, rr.p_wilcoxon, None),
+        change(f"TLI raises P@1 of {where}", "p_at_1", hits, mcnemar.p, None),
     ]
+    claims[3].tests_disagree = False  # McNemar is the only test of P@1
     return entry, claims
 
 
-def _claim(text: str, metric: str, stats, group: str, layer: int, role: str) -> dict[str, Any]:
-    return {
-        "claim": text,
-        "metric": metric,
-        "group": group,
-        "layer": layer,
-        "layer_role": role,
-        "effect": stats.change,
-        "ci95_low": stats.ci95_low,
-        "ci95_high": stats.ci95_high,
-        "p": stats.p_ttest,
-        "cohens_d": stats.cohens_d,
-        "n": stats.n,
-        "verdict": verdict(stats.ci95_low, stats.ci95_high, stats.p_ttest, alpha=ALPHA),
-    }
+def between_group_claims(
+    measures: dict[str, tuple[Measures, Measures]], role: str, layer: int, config: EvaluateConfig
+) -> tuple[list[Claim], list[dict[str, Any]]]:
+    """Trained vs control at one layer, for similarity and centred gap: a difference and an equivalence claim."""
+    (t_pre, t_post), (c_pre, c_post) = measures["trained"], measures["control"]
+    claims, rows = [], []
+    for metric, label in (("similarity", "similarity"), ("centered_gap", "the centred gap")):
+        trained = getattr(t_post, metric) - getattr(t_pre, metric)
+        control = getattr(c_post, metric) - getattr(c_pre, metric)
+        clusters = {"clusters_a": t_pre.clusters, "clusters_b": c_pre.clusters}
+        diff = between_groups(
+            trained, control, n_perm=config.n_boot, n_boot=config.n_boot, rng=config.seed, **clusters
+        )
+        margin = config.equivalence_margin * abs(float(trained.mean()))
+        tost = equivalence_tost(trained, control, max(margin, 1e-12), alpha=config.alpha, **clusters)
+        # "as much as" a gain of (nearly) nothing is no claim: leave it undecided rather than "equivalent".
+        tost_p = tost.p if margin > 1e-6 else float("nan")
+        where = f"at the {role} layer ({layer})"
+        common = {"metric": metric, "layer": layer, "layer_role": role, "n": diff.n_a + diff.n_b}
+        claims.append(
+            Claim(
+                claim=f"TLI raises {label} of trained pairs more than of unseen control pairs {where}",
+                kind="difference",
+                test=TESTS["difference"],
+                effect=diff.difference,
+                ci95_low=diff.ci95_low,
+                ci95_high=diff.ci95_high,
+                p=diff.p,
+                n_clusters=diff.n_clusters_a + diff.n_clusters_b,
+                group="trained − control",
+                **common,
+            )
+        )
+        claims.append(
+            Claim(
+                claim=(
+                    f"Unseen control pairs gain as much {label} as trained pairs {where} "
+                    f"(within ±{config.equivalence_margin:.0%} of the trained gain)"
+                ),
+                kind="equivalence",
+                test=TESTS["equivalence"],
+                effect=diff.difference,
+                ci95_low=diff.ci95_low,
+                ci95_high=diff.ci95_high,
+                p=tost_p,
+                note="" if tost_p == tost_p else "trained pairs gained nothing measurable: nothing to be equivalent to",
+                margin=tost.margin,
+                ci90_low=tost.ci90_low,
+                ci90_high=tost.ci90_high,
+                n_clusters=diff.n_clusters_a + diff.n_clusters_b,
+                group="trained − control",
+                **common,
+            )
+        )
+        rows.append(
+            {"metric": metric, "layer": layer, "layer_role": role, **diff.to_dict(), "tost": tost.to_dict()}
+        )
+    return claims, rows
 
 
 def layer_curves(side: Side, index: PairIndex) -> list[dict]:
@@ -206,117 +303,267 @@ def layer_curves(side: Side, index: PairIndex) -> list[dict]:
     return per_layer_metrics(side.src, side.tgt, index)
 
 
+def _per_pair_rows(
+    lexicon: Lexicon, rows: np.ndarray, group: str, role: str, layer: int, pre: Measures, post: Measures
+):
+    return [
+        {
+            "source": lexicon.pairs[row].source,
+            "target": lexicon.pairs[row].target,
+            "group": group,
+            "layer": layer,
+            "layer_role": role,
+            "sim_pre": float(pre.similarity[k]),
+            "sim_post": float(post.similarity[k]),
+            "gap_pre": float(pre.gap[k]),
+            "gap_post": float(post.gap[k]),
+            "centered_gap_pre": float(pre.centered_gap[k]),
+            "centered_gap_post": float(post.centered_gap[k]),
+        }
+        for k, row in enumerate(rows)
+    ]
+
+
 def run_evaluation(
-    loaded: LoadedModel, lexicon: Lexicon, meta: dict[str, Any], config: EvaluateConfig
-) -> dict[str, Any]:
-    """Every figure of the evaluation (no file output)."""
-    train_config = meta["config"]
+    loaded: LoadedModel,
+    lexicon: Lexicon,
+    meta: dict[str, Any],
+    config: EvaluateConfig,
+    *,
+    base_cache: EmbeddingCache | None = None,
+) -> tuple[dict[str, Any], Embeddings]:
+    """Every figure and judged claim of one adapter's evaluation (no file output).
+
+    Args:
+        lexicon: pairs with groups ``trained`` / ``control`` (see :func:`groups_for`).
+        base_cache: base-model embeddings to reuse (``tli run`` passes its scan's).
+
+    Returns:
+        ``(results, embeddings)``: the JSON-ready results and the embeddings for the plots.
+    """
     target_layer = int(meta["target_layer"])
-    final_layer = loaded.num_layers
+    final_layer = int(base_causal_lm(loaded.model).config.num_hidden_layers)
     if target_layer > final_layer:
         raise ConfigError(f"adapter target layer {target_layer} is beyond this model ({final_layer} blocks)")
-    embed = meta["embed"]
-    embed_config = EmbedConfig(
-        pooling=embed["pooling"],
-        center=embed.get("center", False),
-        template=embed.get("template"),
-        add_bos=embed.get("add_bos", "auto"),
-        batch_size=config.batch_size,
-    )
-    if not lexicon.has_split():  # the same seeded split training used
-        lexicon = lexicon.with_split(train_config["control_fraction"], train_config["split_seed"])
+    embed_config = embed_config_of(meta, config.batch_size)
     start = time.perf_counter()
-    base, adapted, index = embed_both(loaded, lexicon, embed_config)
+    base, adapted, index = embed_both(loaded, lexicon, embed_config, base_cache=base_cache)
     groups = np.array([p.group for p in lexicon])
 
-    evaluation, claims, per_pair = [], [], []
-    skipped = []
-    for group in GROUPS:
-        rows = np.flatnonzero(groups == group)
+    evaluation, claims, per_pair, between, skipped = [], [], [], [], []
+    usable = {g: np.flatnonzero(groups == g) for g in GROUPS}
+    for group, rows in usable.items():
         if len(rows) < 2:  # a paired test needs at least two pairs
             skipped.append({"group": group, "n": int(len(rows))})
-            continue
-        for role, layer in (("target", target_layer), ("final", final_layer)):
-            pre = group_measures(base, layer, index, rows)
-            post = group_measures(adapted, layer, index, rows)
-            entry, entry_claims = compare(pre, post, group, layer, role, config.n_boot, config.seed)
+    for role, layer in layer_roles(target_layer, final_layer):
+        measured = {}
+        for group, rows in usable.items():
+            if len(rows) < 2:
+                continue
+            pre, post = measure(base, layer, index, rows), measure(adapted, layer, index, rows)
+            measured[group] = (pre, post)
+            entry, entry_claims = within_group(pre, post, group, role, layer, config)
             evaluation.append(entry)
             claims.extend(entry_claims)
-            for k, row in enumerate(rows):
-                pair = lexicon.pairs[row]
-                per_pair.append(
-                    {
-                        "source": pair.source,
-                        "target": pair.target,
-                        "group": group,
-                        "layer": layer,
-                        "layer_role": role,
-                        "sim_pre": float(pre["similarity"][k]),
-                        "sim_post": float(post["similarity"][k]),
-                        "gap_pre": float(pre["gap"][k]),
-                        "gap_post": float(post["gap"][k]),
-                    }
-                )
-    return {
+            per_pair.extend(_per_pair_rows(lexicon, rows, group, role, layer, pre, post))
+        if len(measured) == 2:
+            group_claims, rows = between_group_claims(measured, role, layer, config)
+            claims.extend(group_claims)
+            between.extend(rows)
+    judge(claims, correction=config.correction, alpha=config.alpha)
+    results = {
         "target_layer": target_layer,
         "final_layer": final_layer,
+        "layer_roles": [role for role, _ in layer_roles(target_layer, final_layer)],
         "evaluation": evaluation,
-        "claims": claims,
+        "between_groups": between,
+        "claims": [c.to_dict() for c in claims],
+        "statistics": {
+            "correction": config.correction,
+            "alpha": config.alpha,
+            "n_claims": len(claims),
+            "equivalence_margin": config.equivalence_margin,
+            "n_boot": config.n_boot,
+        },
         "per_pair": per_pair,
         "skipped_groups": skipped,
         "layers_pre": layer_curves(base, index),
         "layers_post": layer_curves(adapted, index),
-        "pooling": embed_config.describe(),
+        "pooling": embed_config.describe() | bos_record(loaded.tokenizer, embed_config),
+        "precision": "float32 embeddings" if loaded.dtype == torch.float32 else f"{loaded.dtype} embeddings",
         "timing": {"load_seconds": loaded.load_seconds, "evaluate_seconds": time.perf_counter() - start},
-        "_embeddings": {"base": base, "adapted": adapted, "index": index, "lexicon": lexicon},
     }
+    return results, Embeddings(base, adapted, index, lexicon)
+
+
+def groups_for(
+    adapter: str | Path, meta: dict[str, Any], lexicon: Lexicon | None
+) -> tuple[Lexicon, dict[str, Any]]:
+    """The trained / control groups an adapter must be judged on.
+
+    The split recorded with the adapter decides: a pair trained on is ``trained``; validation pairs are left
+    out; any other pair is ``control`` only when it shares no source, target or word with the training pairs
+    (a lexicon file given to ``evaluate`` is never re-split). Adapters without a recorded split fall back to
+    the training lexicon's split.
+    """
+    recorded = read_recorded_split(adapter)
+    if recorded is None:
+        source = lexicon if lexicon is not None else resolve_lexicon(meta["config"].get("lexicon"))
+        config = meta["config"]
+        grouped = (
+            source
+            if source.has_split()
+            else source.with_split(config["control_fraction"], config["split_seed"])
+        )
+        return grouped, {"origin": "re-split (adapter without a recorded split)"}
+    if lexicon is None:
+        return recorded.lexicon(), {"origin": "adapter", **recorded.counts()}
+    grouped, record = regroup_as_trained(lexicon, recorded)
+    if record["n_control_dropped_as_seen"]:
+        log.warning(
+            "warning: %d pair(s) of %s share a word with the training pairs and are not counted as control",
+            record["n_control_dropped_as_seen"],
+            lexicon.path,
+        )
+    return grouped, record
+
+
+def aggregate(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """Figures over seeds: per (group, layer) entry the mean and sd of every number, and claims across seeds."""
+    first = per_seed[0]
+    evaluation = []
+    for i, entry in enumerate(first["evaluation"]):
+        versions = [seed["evaluation"][i] for seed in per_seed]
+        row = dict(entry)
+        for key, value in entry.items():
+            if isinstance(value, float):
+                values = np.array([v[key] for v in versions], dtype=float)
+                row[key] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+                row[f"{key}_sd"] = float(np.nanstd(values, ddof=1)) if len(values) > 1 else 0.0
+        evaluation.append(row)
+    return {"evaluation": evaluation, "claims": across_seeds([seed["claims"] for seed in per_seed])}
 
 
 def evaluate(
-    adapter: str | Path,
+    adapter: str | Path | list[str | Path],
     *,
     model: str | LoadedModel | None = None,
     lexicon: str | Path | Lexicon | None = None,
     out: str | Path | None = None,
     **options: Any,
 ) -> dict[str, Any]:
-    """Evaluate a TLI adapter against its base model and write the run directory.
+    """Evaluate TLI adapter(s) against their base model and write the run directory.
 
-    Writes ``results.json`` (``evaluation`` entries per group and layer, ``claims`` with verdicts),
-    ``pairs.csv`` (per pair: source, target, group, layer, sim_pre, sim_post, gap_pre, gap_post),
+    Several adapters (one per training seed, or the directory of a ``tli train --seeds`` run) give per-seed
+    evaluations in ``out/seed-<k>/`` and an aggregate in ``out``: mean ± sd of every figure and the claims
+    that hold across seeds.
+
+    Writes ``results.json`` (``evaluation`` entries per group and layer, ``claims`` with corrected verdicts),
+    ``pairs.csv`` (per pair: source, target, group, layer, similarity and gaps before/after),
     ``report.md`` and plots.
 
     Args:
-        adapter: ``RUN/adapter`` of ``tli train``.
+        adapter: ``RUN/adapter`` of ``tli train``, a list of them, or a multi-seed training directory.
         model: base model spec or a loaded model with this adapter attached; None = recorded base model.
-        lexicon: word pairs; None = the training lexicon recorded with the adapter.
+        lexicon: word pairs; None = the split recorded with the adapter.
         out: run directory (nothing is written when None).
-        **options: other :class:`EvaluateConfig` fields.
+        **options: other :class:`~tli.config.EvaluateConfig` fields.
     """
-    from tli.report import write_evaluate_run
-    from tli.runs import check_writable, provenance
-    from tli.scan import lexicon_record, resolve_lexicon
+    from tli.report import write_evaluate_run, write_seeds_summary
+    from tli.runs import prepare_run_dir, provenance
 
+    adapters = expand_adapters(adapter)
     config = EvaluateConfig(
-        adapter=str(adapter), model=None if isinstance(model, LoadedModel) else model, **options
+        adapter=[str(a) for a in adapters], model=None if isinstance(model, LoadedModel) else model, **options
     )
-    meta = read_adapter_meta(adapter)
+    metas = [read_adapter_meta(a) for a in adapters]
     if out is not None:
-        check_writable(out)
-    train_config = meta["config"]
-    lexicon_source = lexicon if lexicon is not None else train_config.get("lexicon")
-    lex = resolve_lexicon(lexicon_source)
-    if isinstance(model, LoadedModel):
-        loaded = model
-    else:
-        loaded = load_adapted(
-            adapter, meta, model, dtype=config.dtype, device=config.device, quantization=config.quantization
+        prepare_run_dir(out, overwrite=config.overwrite)
+    given = (
+        resolve_lexicon(lexicon if lexicon is not None else config.lexicon)
+        if (lexicon or config.lexicon)
+        else None
+    )
+    per_seed = []
+    loaded = model if isinstance(model, LoadedModel) else None
+    caches: dict[str, EmbeddingCache] = {}  # base embeddings, shared by adapters of one base and recipe
+    for path, meta in zip(adapters, metas, strict=True):
+        if loaded is None or loaded.adapter != str(path):
+            loaded = _adapted(path, meta, config, loaded)
+        grouped, split = groups_for(path, meta, given)
+        key = json.dumps([meta["base_model"]["fingerprint"], meta["embed"]], sort_keys=True)
+        results, embeddings = run_evaluation(
+            loaded, grouped, meta, config, base_cache=caches.setdefault(key, {})
         )
-    results = run_evaluation(loaded, lex, meta, config)
-    results["model"] = loaded.describe()
-    results["lexicon"] = lexicon_record(lex)
-    results["adapter"] = {"path": str(adapter), "trained_with": train_config}
-    results.update(provenance("evaluate", asdict(config), config.seed))
+        seed = meta["config"].get("seed", 0)
+        results.update(provenance("evaluate", asdict(config), config.seed))
+        results.update(
+            seed=seed,
+            split=split,
+            model=loaded.describe(),
+            lexicon=lexicon_record(grouped),
+            adapter={"path": str(path), "trained_with": meta["config"]},
+        )
+        if out is not None:
+            where = Path(out) / f"seed-{seed}" if len(adapters) > 1 else Path(out)
+            write_evaluate_run(where, results, embeddings)
+        per_seed.append(results)
+    if len(per_seed) == 1:
+        return per_seed[0]
+    summary = {
+        "seeds": [r["seed"] for r in per_seed],
+        **aggregate(per_seed),
+        "per_seed": [{k: r[k] for k in ("seed", "evaluation", "claims", "adapter")} for r in per_seed],
+        "target_layer": per_seed[0]["target_layer"],
+        "final_layer": per_seed[0]["final_layer"],
+        "layer_roles": per_seed[0]["layer_roles"],
+        "statistics": per_seed[0]["statistics"],
+        "pooling": per_seed[0]["pooling"],
+        "model": per_seed[0]["model"],
+        "lexicon": per_seed[0]["lexicon"],
+        **provenance("evaluate", asdict(config), config.seed),
+    }
     if out is not None:
-        write_evaluate_run(Path(out), results)
-    return results
+        write_seeds_summary(Path(out), summary)
+    return summary
+
+
+def _adapted(
+    path: Path, meta: dict[str, Any], config: EvaluateConfig, previous: LoadedModel | None
+) -> LoadedModel:
+    """The base model with this adapter: reuse a loaded base (same fingerprint) when one is at hand."""
+    from tli.adapter import attach_to
+
+    if previous is not None and previous.fingerprint.get("sha256") == meta["base_model"]["fingerprint"].get(
+        "sha256"
+    ):
+        previous.model = previous.model.unload() if hasattr(previous.model, "unload") else previous.model
+        return attach_to(previous, path)
+    return load_adapted(
+        path,
+        meta,
+        config.model,
+        dtype=config.dtype,
+        device=config.device,
+        quantization=config.quantization,
+        trust_remote_code=config.trust_remote_code,
+    )
+
+
+def expand_adapters(adapter: str | Path | list[str | Path]) -> list[Path]:
+    """Adapter directories from a path, a list, or a ``tli train --seeds`` run (its ``seed-*/adapter``)."""
+    items = adapter if isinstance(adapter, (list, tuple)) else [adapter]
+    found: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if (path / "adapter_config.json").is_file():
+            found.append(path)
+        elif (path / "adapter" / "adapter_config.json").is_file():
+            found.append(path / "adapter")
+        elif seeds := sorted(path.glob("seed-*/adapter"), key=lambda p: int(p.parent.name.split("-")[1])):
+            found.extend(seeds)
+        else:
+            found.append(path)  # read_adapter_meta names what is missing
+    if not found:
+        raise TliError("--adapter: no adapter given")
+    return found

@@ -8,25 +8,34 @@ ocean and ``bahari`` → sea are in one batch, neither is used as the other's ne
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
-def valid_negative_mask(sources: Sequence[str], targets: Sequence[str]) -> torch.Tensor:
+def valid_negative_mask(
+    sources: Sequence[str],
+    targets: Sequence[str],
+    translations: Collection[tuple[str, str]] | None = None,
+) -> torch.Tensor:
     """``(B, B)`` bool: ``True`` where target ``j`` may serve as a negative for anchor ``i``.
 
     Pair ``j`` is excluded for anchor ``i`` when ``j == i``, ``source_j == source_i`` (another sense of
-    the same word) or ``target_j == target_i`` (a synonym on the source side, e.g. two Swahili words
-    for ``car``).
+    the same word), ``target_j == target_i`` (a synonym on the source side, e.g. two Swahili words
+    for ``car``), or ``(source_i, target_j)`` is a translation anywhere in ``translations`` (the whole
+    lexicon's senses: with ``bahari`` → sea in the batch, ``ocean`` is no negative for ``bahari`` even when
+    the batch holds ``ocean`` only as the translation of another word).
     """
     src = list(sources)
     tgt = list(targets)
-    same_source = torch.tensor([[a == b for b in src] for a in src])
-    same_target = torch.tensor([[a == b for b in tgt] for a in tgt])
-    return ~(same_source | same_target)
+    known = set(translations or ())
+    invalid = [
+        [a == b or t_a == t_b or (a, t_b) in known for b, t_b in zip(src, tgt, strict=True)]
+        for a, t_a in zip(src, tgt, strict=True)
+    ]
+    return ~torch.tensor(invalid)
 
 
 def triplet_hardest_negative_loss(

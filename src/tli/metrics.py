@@ -31,6 +31,29 @@ class PairIndex:
         mask[self.src, self.tgt] = True
         return mask
 
+    @classmethod
+    def from_lexicon(cls, lexicon) -> tuple[list[str], list[str], PairIndex]:
+        """Unique source and target strings (first-seen order) and the lexicon's pairs as indices into them."""
+        sources = list(dict.fromkeys(lexicon.sources))
+        targets = list(dict.fromkeys(lexicon.targets))
+        src_pos = {w: i for i, w in enumerate(sources)}
+        tgt_pos = {w: i for i, w in enumerate(targets)}
+        index = cls(
+            src=torch.tensor([src_pos[p.source] for p in lexicon]),
+            tgt=torch.tensor([tgt_pos[p.target] for p in lexicon]),
+            n_src=len(sources),
+            n_tgt=len(targets),
+        )
+        return sources, targets, index
+
+
+def chance_p_at_1(gold: torch.Tensor) -> float:
+    """Expected P@1 of a random ranking: ``mean_i g_i / n_tgt`` over the queries (sources with a gold target),
+    where ``g_i`` counts source i's correct translations — a word with several senses is easier to hit."""
+    per_query = gold.sum(dim=1).float()
+    queries = per_query > 0
+    return float(per_query[queries].mean() / gold.shape[1]) if queries.any() else float("nan")
+
 
 def matched_similarities(src: torch.Tensor, tgt: torch.Tensor, pairs: PairIndex) -> torch.Tensor:
     """Per-pair cosine ``cos(s_k, t_k)``, shape ``(n_pairs,)``."""
@@ -89,6 +112,35 @@ def csls_scores(sim: torch.Tensor, k: int = CSLS_K) -> torch.Tensor:
     return 2 * sim - r_t - r_s
 
 
+def centre(embeddings: torch.Tensor) -> torch.Tensor:
+    """``x ↦ (x − μ) / ‖x − μ‖`` with μ the mean over the words of one language (dimension −2).
+
+    Args:
+        embeddings: ``(words, H)`` or ``(layers, words, H)``; each layer is centred on its own mean.
+    """
+    return torch.nn.functional.normalize(embeddings - embeddings.mean(dim=-2, keepdim=True), dim=-1)
+
+
+def centered_gap(src: torch.Tensor, tgt: torch.Tensor, pairs: PairIndex) -> dict[str, float]:
+    """The matched − mismatched gap after mean-centring each language (the scale-free gap).
+
+    Raw cosines of decoder states share a large common direction whose size differs by orders of magnitude
+    between layers, so raw gaps are not comparable across layers. Centring each language's embeddings
+    (:func:`centre`) removes that direction; the gap of the centred cosines is comparable across layers.
+
+    Returns:
+        ``centered_matched_mean``, ``centered_mismatched_mean`` and ``centered_gap`` (their difference).
+    """
+    src_c, tgt_c = centre(src), centre(tgt)
+    matched = float(matched_similarities(src_c, tgt_c, pairs).mean())
+    mismatched = mismatched_mean(src_c @ tgt_c.T, pairs)
+    return {
+        "centered_matched_mean": matched,
+        "centered_mismatched_mean": mismatched,
+        "centered_gap": matched - mismatched,
+    }
+
+
 def layer_metrics(src: torch.Tensor, tgt: torch.Tensor, pairs: PairIndex) -> dict[str, float]:
     """Every scan figure for one layer.
 
@@ -100,7 +152,8 @@ def layer_metrics(src: torch.Tensor, tgt: torch.Tensor, pairs: PairIndex) -> dic
     Returns:
         ``matched_mean`` (published statistic), ``mismatched_mean``, ``gap`` (matched − mismatched),
         ``p_at_1``, ``p_at_5``, ``mrr`` (retrieval of the right translation among all unique targets,
-        plain cosine) and ``csls_p_at_1`` (the same P@1 with CSLS scores).
+        plain cosine), ``csls_p_at_1`` (the same P@1 with CSLS scores) and the centred figures of
+        :func:`centered_gap`.
     """
     sim = src @ tgt.T  # (n_src, n_tgt)
     gold = pairs.gold()
@@ -117,4 +170,5 @@ def layer_metrics(src: torch.Tensor, tgt: torch.Tensor, pairs: PairIndex) -> dic
         "p_at_5": precision_at_k(ranks, 5),
         "mrr": mean_reciprocal_rank(ranks),
         "csls_p_at_1": precision_at_k(csls_ranks, 1),
+        **centered_gap(src, tgt, pairs),
     }

@@ -16,6 +16,7 @@ the final, normalised output).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -85,6 +86,7 @@ class LoadedModel:
             "device": str(self.device),
             "dtype": str(self.dtype).replace("torch.", ""),
             "quantization": self.quantization,
+            "weights": self.extra.get("weights", "as stored"),
             "adapter": self.adapter,
         }
 
@@ -102,13 +104,24 @@ def resolve_device(device: str = "auto") -> torch.device:
     return resolved
 
 
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """``auto`` → bfloat16 on CUDA, float32 on CPU (CPU bf16 matmuls are slow and less precise)."""
+PURPOSES = ("embed", "train")
+
+
+def resolve_dtype(dtype: str, device: torch.device, purpose: str = "embed") -> torch.dtype:
+    """The compute dtype for ``--dtype``.
+
+    ``auto`` means float32 for embeddings (scan, evaluate, probe): the gaps tli measures are 1e-3 to 1e-2,
+    near bfloat16's resolution (8 bits of mantissa, ~4e-3 relative), so they are computed in float32 on
+    every device. For training, ``auto`` is bfloat16 on CUDA (speed; the loss does not need fp32) and
+    float32 on CPU (CPU bf16 matmuls are slow).
+    """
     if dtype not in DTYPES:
         raise ConfigError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    if purpose not in PURPOSES:
+        raise ValueError(f"purpose must be one of {PURPOSES}, got {purpose!r}")
     if DTYPES[dtype] is not None:
         return DTYPES[dtype]
-    return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return torch.bfloat16 if purpose == "train" and device.type == "cuda" else torch.float32
 
 
 def cache_dir() -> Path:
@@ -177,7 +190,9 @@ def gguf_to_cached_dir(gguf_path: Path) -> tuple[Path, str]:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    (tmp / "tli_source.json").write_text(json.dumps({"gguf": str(gguf_path), "sha256": digest}))
+    (tmp / "tli_source.json").write_text(
+        json.dumps({"gguf": str(gguf_path), "sha256": digest, "file_type": gguf_file_type(gguf_path)})
+    )
     try:
         os.replace(tmp, target)
     except OSError:  # another process won the race; its copy is identical
@@ -185,6 +200,27 @@ def gguf_to_cached_dir(gguf_path: Path) -> tuple[Path, str]:
 
         shutil.rmtree(tmp, ignore_errors=True)
     return target, digest
+
+
+def gguf_file_type(gguf_path: Path) -> str:
+    """The GGUF file's quantisation type (``Q4_1``, ``Q4_K_M``, ``F16`` …) from its metadata."""
+    try:
+        import gguf
+
+        field = gguf.GGUFReader(str(gguf_path)).fields["general.file_type"]
+        return gguf.LlamaFileType(int(field.parts[field.data[0]][0])).name.removeprefix("MOSTLY_")
+    except Exception:  # metadata without a file type (or a newer enum value): say so, do not fail the load
+        return "unknown type"
+
+
+def gguf_weights_note(cache: Path, gguf_path: Path) -> str:
+    """"GGUF Q4_1 dequantised to float32": what the weights of a converted GGUF model are."""
+    record_path = cache / "tli_source.json"
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    if "file_type" not in record:  # a cache written by an older tli: read the type once and remember it
+        record["file_type"] = gguf_file_type(gguf_path)
+        record_path.write_text(json.dumps(record))
+    return f"GGUF {record['file_type']} dequantised to float32"
 
 
 def fingerprint_dir(path: Path) -> dict[str, Any]:
@@ -206,13 +242,12 @@ def fingerprint_dir(path: Path) -> dict[str, Any]:
     return {"sha256": sha256_text("\n".join(parts)), "kind": kind}
 
 
-def _quantization_config(quantization: str, dtype: torch.dtype):
+def _quantization_config(quantization: str, compute_dtype: torch.dtype):
     from transformers import BitsAndBytesConfig
 
     if quantization == "nf4":
-        # Published setting: 4-bit NF4 storage, bf16 compute.
         return BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute_dtype
         )
     if quantization == "int8":
         return BitsAndBytesConfig(load_in_8bit=True)
@@ -273,20 +308,27 @@ def load_model(
     up_to_layer: int | None = None,
     trust_remote_code: bool = False,
     adapter_trainable: bool = False,
+    purpose: str = "embed",
 ) -> LoadedModel:
     """Load a causal LM and its tokenizer for tli.
 
     Args:
         model: local HF directory, hub id, ``.gguf`` file, or None / ``"default"`` for SmolLM2-135M.
         adapter: optional PEFT adapter directory applied on top (kept unmerged).
-        dtype: ``auto`` | ``float32`` | ``bfloat16`` | ``float16`` (compute dtype for unquantised weights).
+        dtype: ``auto`` | ``float32`` | ``bfloat16`` | ``float16``: the compute dtype (see
+            :func:`resolve_dtype`; ``auto`` is float32 for embeddings on every device).
         device: ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N``.
-        quantization: ``none`` | ``nf4`` (4-bit NF4, bf16 compute — the published QLoRA setting) | ``int8``.
+        quantization: ``none`` | ``nf4`` (4-bit NF4 weights; the published QLoRA setting) | ``int8``.
+            With NF4 the non-quantised parameters (embeddings, norms) are kept in float32 — what PEFT's k-bit
+            training preparation would cast them to anyway, so a model is the same network before and after
+            training — and the 4-bit matmuls compute in bfloat16 for training (published) and in float32 for
+            embeddings, unless ``dtype`` names another.
         num_hidden_layers: load only this many decoder blocks (the rest of the checkpoint is skipped).
         up_to_layer: load only the blocks that ``hidden_states[up_to_layer]`` needs (``up_to_layer + 1``
             of them, so that index is not the final normalised output); checked against the model's depth.
         trust_remote_code: forwarded to ``from_pretrained`` for architectures outside transformers.
         adapter_trainable: load the adapter with trainable weights (for resuming training).
+        purpose: ``embed`` (scan, evaluate, probe) or ``train``: what ``dtype="auto"`` resolves to.
 
     Raises:
         ModelLoadError: the path, file or hub id cannot be loaded (the message says why and what to do).
@@ -300,8 +342,11 @@ def load_model(
     if kind in ("local", "gguf"):  # an absolute path still names the model from another directory
         spec = str(Path(spec).expanduser().resolve())
     torch_device = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, torch_device)
     _check_quantization_supported(quantization, torch_device)
+    if quantization == "nf4" and dtype == "auto":
+        compute_dtype = torch.bfloat16 if purpose == "train" else torch.float32
+    else:
+        compute_dtype = resolve_dtype(dtype, torch_device, purpose)
     if num_hidden_layers is not None and num_hidden_layers < 1:
         raise ConfigError(f"num_hidden_layers must be >= 1, got {num_hidden_layers}")
 
@@ -310,13 +355,18 @@ def load_model(
         local_dir, digest = gguf_to_cached_dir(gguf_path)
         fingerprint = {"sha256": digest, "kind": "gguf-file"}
         source, location = "gguf", str(local_dir)
+        weights = gguf_weights_note(local_dir, gguf_path)
     elif kind == "local":
         local_dir = Path(spec).expanduser()
         fingerprint = fingerprint_dir(local_dir)
         source, location = "local", str(local_dir)
+        weights = "as stored"
     else:
         local_dir, source, location = None, "hub", spec
         fingerprint = {}
+        weights = "as stored"
+    if quantization != "none":
+        weights = f"{weights}, quantised to {quantization} on load"
 
     full_depth = _num_layers_in_config(location, trust_remote_code)
     if up_to_layer is not None:
@@ -327,19 +377,20 @@ def load_model(
         if full_depth is None or up_to_layer + 1 < full_depth:
             num_hidden_layers = up_to_layer + 1
 
-    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
-    quant_config = _quantization_config(quantization, torch_dtype)
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "dtype": compute_dtype}
+    quant_config = _quantization_config(quantization, compute_dtype)
     if quant_config is not None:
         kwargs["quantization_config"] = quant_config
-        kwargs["dtype"] = torch.bfloat16 if quantization == "nf4" else torch_dtype
         kwargs["device_map"] = {"": torch_device}
-    else:
-        kwargs["dtype"] = torch_dtype
+        if quantization == "nf4":
+            kwargs["dtype"] = torch.float32  # the non-quantised parameters (see the docstring)
+    truncated = num_hidden_layers is not None and (full_depth is None or num_hidden_layers < full_depth)
     if num_hidden_layers is not None:
         kwargs["num_hidden_layers"] = num_hidden_layers
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
-        lm = AutoModelForCausalLM.from_pretrained(location, **kwargs)
+        with _quiet_skipped_layers_report(truncated):
+            lm = AutoModelForCausalLM.from_pretrained(location, **kwargs)
     except Exception as exc:  # corrupt files raise many types (SafetensorError, HeaderTooLarge, …)
         hint = (
             "the machine may be offline: download it first, then pass the local directory"
@@ -350,6 +401,8 @@ def load_model(
         raise ModelLoadError(f"cannot load model {spec!r}: {first} ({hint})") from exc
     if quant_config is None:
         lm.to(torch_device)
+    elif quantization == "nf4":
+        use_portable_nf4_kernels(lm)
     lm.eval()
     if source == "hub":
         revision = getattr(lm.config, "_commit_hash", None) or ""
@@ -365,13 +418,102 @@ def load_model(
         source=source,
         fingerprint=fingerprint,
         device=torch_device,
-        dtype=kwargs["dtype"],
+        dtype=compute_dtype,
         quantization=quantization,
         adapter=str(adapter) if adapter is not None else None,
         load_seconds=time.perf_counter() - start,
         local_dir=str(local_dir) if local_dir is not None else None,
-        extra={"full_num_layers": full_depth} if full_depth is not None else {},
+        extra={"full_num_layers": full_depth, "weights": weights},
     )
+
+
+class _SkippedLayersFilter(logging.Filter):
+    """Drops transformers' load report when its only entries are the blocks tli chose not to load."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "LOAD REPORT" not in message:
+            return True
+        statuses = {"MISSING", "MISMATCH", "CONVERSION", "ERROR"}
+        return any(status in message for status in statuses) or "UNEXPECTED" not in message
+
+
+@contextlib.contextmanager
+def _quiet_skipped_layers_report(active: bool):
+    """Loading only the first blocks leaves the later blocks' weights "UNEXPECTED": that is the point, not a
+    problem, so transformers' large report table for them is dropped (any other finding still shows)."""
+    if not active:
+        yield
+        return
+    logger = logging.getLogger("transformers.modeling_utils")
+    quiet = _SkippedLayersFilter()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
+NF4_CPU_BLOCK = 64
+"""bitsandbytes' AVX512-BF16 CPU kernel packs NF4 weights in blocks of 64 input features."""
+NF4_CPU_BLOCK_N = 32
+"""… and of 32 output features."""
+
+
+def use_portable_nf4_kernels(lm: Any) -> int:
+    """Make every NF4 layer use bitsandbytes' portable CPU kernel, never its packed AVX512-BF16 one.
+
+    On CPUs with AVX512-BF16, bitsandbytes (0.50) repacks a 4-bit weight for a faster kernel at the first
+    inference forward, and from then on every call goes through that kernel — which has no backward: a
+    model that ran inference before training (``tli run``'s scan, a validation pass) would then train
+    through it, silently wrong (PyTorch only warns "an autograd kernel was not registered"). The repacking
+    also rounds the quantisation constants to bf16, so numbers would depend on whether inference came
+    first, and it fails on layers whose shape is not a multiple of 64 (inputs) and 32 (outputs). The
+    portable kernel computes the same product with none of these problems; the packed one is only faster.
+
+    Returns:
+        The number of NF4 layers switched.
+
+    Raises:
+        ConfigError: this bitsandbytes offers no switch and a layer's shape cannot be packed.
+    """
+    try:
+        from bitsandbytes.functional import has_avx512bf16
+        from bitsandbytes.nn import Linear4bit
+    except ImportError:  # no NF4 layers without bitsandbytes
+        return 0
+    if not has_avx512bf16():  # only the portable kernel exists on this CPU
+        return 0
+    switched = 0
+    for name, module in lm.named_modules():
+        if not isinstance(module, Linear4bit):
+            continue
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
+            switched += 1
+        elif module.in_features % NF4_CPU_BLOCK or module.out_features % NF4_CPU_BLOCK_N:
+            raise ConfigError(
+                f"--quantization nf4: layer {name} ({module.in_features} → {module.out_features} features) "
+                f"cannot be packed by bitsandbytes on this CPU (it needs inputs in multiples of "
+                f"{NF4_CPU_BLOCK} and outputs in multiples of {NF4_CPU_BLOCK_N}); use --quantization none"
+            )
+    return switched
+
+
+def set_compute_dtype(model: Any, dtype: torch.dtype) -> None:
+    """Set the matmul dtype of every NF4 layer (bf16 for QLoRA training, fp32 for embeddings).
+
+    One loaded NF4 model serves the scan, training and evaluation of ``tli run``; switching the compute dtype
+    between phases keeps each phase's numbers identical to the standalone command's.
+    """
+    try:
+        from bitsandbytes.nn import Linear4bit
+    except ImportError:
+        return
+    for module in model.modules():
+        if isinstance(module, Linear4bit):
+            module.compute_dtype = dtype
+            module.compute_type_is_set = True
 
 
 def _num_layers_in_config(location: str, trust_remote_code: bool) -> int | None:

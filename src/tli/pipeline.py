@@ -1,29 +1,44 @@
-"""``tli run``: scan → choose the target layer → train → evaluate → report, with one model load.
+"""``tli run``: scan → choose the target layer → train (one adapter per seed) → evaluate → report.
 
-Layout of the run directory::
+One model load serves every stage. Layout of the run directory (one seed: no ``seed-<k>`` level)::
 
-    OUT/results.json, OUT/report.md       the whole story, claims with verdicts
-    OUT/scan/                             tli scan output (layer curves, selected layer)
-    OUT/train/                            adapter/ (PEFT), checkpoints/, metrics.jsonl, loss.png
-    OUT/evaluate/                         pairs.csv, before/after plots, claims
+    OUT/results.json, OUT/report.md       the whole story: claims with corrected verdicts, across seeds
+    OUT/scan/                             tli scan output on the trained pairs (layer curves, selected layer)
+    OUT/train/seed-<k>/                   adapter/ (PEFT), checkpoints/, metrics.jsonl, loss.png
+    OUT/evaluate/seed-<k>/                pairs.csv, before/after plots, claims of that seed
+    OUT/evaluate/results.json             mean ± sd over seeds, claims that hold across seeds
+
+The base model's embeddings of the trained pairs are computed once, by the scan, and reused by every
+evaluation; control pairs stay unseen until evaluation.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from tli.adapter import read_adapter_meta
+from tli.config import EvaluateConfig, RunConfig
 from tli.errors import ConfigError
-from tli.evaluate import EvaluateConfig, read_adapter_meta, run_evaluation
+from tli.evaluate import aggregate, groups_for, run_evaluation
 from tli.io import atomic_write_json, atomic_write_text
-from tli.lexicon import Lexicon
-from tli.models import load_model
-from tli.report import evaluation_report, scan_findings, write_evaluate_run, write_scan_run, write_train_run
-from tli.runs import check_writable, provenance
-from tli.scan import ScanConfig, lexicon_record, resolve_lexicon, run_scan
-from tli.train import TrainConfig, run_training
+from tli.lexicon import Lexicon, lexicon_record, split_for_study
+from tli.models import load_model, set_compute_dtype
+from tli.runs import prepare_run_dir, provenance
+from tli.scan import run_scan
+from tli.train import run_training
+
+
+def training_compute_dtype(config: RunConfig, loaded) -> torch.dtype | None:
+    """NF4 models compute in bf16 while training (the published QLoRA setting) and fp32 otherwise."""
+    if loaded.quantization != "nf4" or config.dtype != "auto":
+        return None
+    return torch.bfloat16
 
 
 def run(
@@ -31,12 +46,8 @@ def run(
     lexicon: str | Path | Lexicon | None = None,
     *,
     out: str | Path,
-    select_by: str = "gap",
-    target_layer: int | None = None,
-    resume: bool = False,
-    n_boot: int = 10_000,
     progress: bool | None = None,
-    **train_options: Any,
+    **options: Any,
 ) -> dict[str, Any]:
     """The whole TLI study on one model and lexicon.
 
@@ -44,153 +55,157 @@ def run(
         model: model spec; None = embedded SmolLM2-135M-Instruct.
         lexicon: word pairs; None = the shipped Swahili–English lexicon (its stored split is used).
         out: run directory.
-        select_by: scan criterion for the target layer (``gap`` | ``cosine`` | ``p_at_1`` | ``csls``).
-        target_layer: skip the selection and train at this layer.
-        resume: continue training from the last epoch checkpoint in ``out/train``.
-        n_boot: bootstrap resamples for confidence intervals.
-        **train_options: :class:`tli.train.TrainConfig` fields (``epochs``, ``loss``, ``pooling``, …).
+        **options: any :class:`~tli.config.RunConfig` field (``seeds``, ``select_by``, ``target_layer``,
+            ``epochs``, ``loss``, ``n_boot``, ``correction``, …).
 
     Returns:
         The top-level ``results.json`` content.
     """
+    from tli.report import run_report, write_evaluate_run, write_scan_run, write_seeds_summary, write_train_run
+
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError(
             "tli run is one process: launch `torchrun --nproc_per_node N -m tli train ...` for data-parallel "
             "training, then `tli evaluate --adapter OUT/adapter`"
         )
-    out = check_writable(Path(out))
-    if not resume and (out / "train" / "checkpoints").exists():
+    lexicon_path = str(Path(lexicon).resolve()) if isinstance(lexicon, (str, Path)) else None
+    config = RunConfig(model=model, lexicon=lexicon_path, out=str(out), **options)
+    out = prepare_run_dir(out, overwrite=config.overwrite or config.resume)
+    if not config.resume and any((out / "train").glob("**/checkpoints")):
         raise ConfigError(f"--out {out} already holds a run: pass --resume or choose another --out")
-    checked = TrainConfig(**train_options)  # validate every option before loading anything
-    scan_config = ScanConfig(
-        pooling=checked.pooling,
-        add_bos=checked.add_bos,
-        template=checked.template,
-        select_by=select_by,
-        dtype=checked.dtype,
-        device=checked.device,
-        quantization=checked.quantization,
-        seed=checked.seed,
+    seeds = config.seeds or [config.seed]
+    study = split_for_study(
+        lexicon, config.test_lexicon, control_fraction=config.control_fraction, split_seed=config.split_seed
     )
-    lex = resolve_lexicon(lexicon)
-    trained, control = lex.trained_and_control(checked.control_fraction, checked.split_seed)
     loaded = load_model(
-        model, dtype=scan_config.dtype, device=scan_config.device, quantization=scan_config.quantization
+        model,
+        dtype=config.dtype,
+        device=config.device,
+        quantization=config.quantization or "none",
+        trust_remote_code=config.trust_remote_code,
     )
+    timing = {"load_seconds": loaded.load_seconds}
 
     # 1. Scan the trained pairs only (control pairs stay unseen until evaluation): where does the model
     #    align the two languages, by a criterion that survives the anisotropy artifact?
-    scan = run_scan(loaded, trained, scan_config, progress=progress)
+    base_cache: dict = {}
+    scan_config = config.scan_config()
+    scan = run_scan(loaded, study.trained, scan_config, progress=progress, cache=base_cache)
+    scan.split = study.record()
     write_scan_run(out / "scan", scan, scan_config)
-    layer = target_layer if target_layer is not None else scan.selected_layer
+    timing["scan_seconds"] = scan.timing["scan_seconds"]
+    layer = config.target_layer if config.target_layer is not None else scan.selected_layer
 
-    # 2. Train at that layer on the trained pairs only.
-    lexicon_path = str(Path(lexicon).resolve()) if isinstance(lexicon, (str, Path)) else None
-    train_config = TrainConfig(**{**train_options, "target_layer": layer}, model=model, lexicon=lexicon_path)
-    (out / "train").mkdir(parents=True, exist_ok=True)
-    trained_run = run_training(loaded, trained, train_config, out / "train", resume=resume, progress=progress)
-    write_train_run(
-        out / "train",
-        {
-            **asdict(trained_run),
-            "model": loaded.describe(),
-            "lexicon": lexicon_record(trained),
-            **provenance("train", asdict(train_config), train_config.seed),
-        },
-    )
+    # 2-3. For each seed: train at that layer on the trained pairs, then evaluate base vs adapted.
+    per_seed, trained_runs = [], []
+    timing.update(train_seconds=0.0, evaluate_seconds=0.0, report_seconds=0.0)
+    for seed in seeds:
+        where = (lambda stage: out / stage / f"seed-{seed}") if len(seeds) > 1 else (lambda stage: out / stage)
+        train_config = config.train_config(layer, seed)
+        where("train").mkdir(parents=True, exist_ok=True)
+        if (dtype := training_compute_dtype(config, loaded)) is not None:
+            set_compute_dtype(loaded.model, dtype)
+        trained = run_training(
+            loaded,
+            study.trained,
+            train_config,
+            where("train"),
+            resume=config.resume,
+            progress=progress,
+            control=study.control,
+            split_record=study.record(),
+        )
+        set_compute_dtype(loaded.model, loaded.dtype)
+        trained_runs.append(trained)
+        timing["train_seconds"] += trained.timing["train_seconds"]
+        write_train_run(
+            where("train"),
+            {
+                **asdict(trained),
+                "model": loaded.describe(),
+                "lexicon": lexicon_record(study.trained),
+                "split": study.record(),
+                **provenance("train", asdict(train_config), seed),
+            },
+            train_config,
+        )
 
-    # 3. Evaluate base vs adapted on trained and control pairs, target and final layer.
-    meta = read_adapter_meta(trained_run.adapter)
-    eval_config = EvaluateConfig(adapter=trained_run.adapter, n_boot=n_boot, seed=train_config.seed)
-    evaluation = run_evaluation(loaded, lex, meta, eval_config)
-    evaluation.update(
-        model=loaded.describe(),
-        lexicon=lexicon_record(lex),
-        adapter={"path": trained_run.adapter, "trained_with": asdict(train_config)},
-        **provenance("evaluate", asdict(eval_config), eval_config.seed),
-    )
-    write_evaluate_run(out / "evaluate", evaluation)
+        meta = read_adapter_meta(trained.adapter)
+        eval_config = EvaluateConfig(
+            adapter=[trained.adapter],
+            batch_size=config.embed_batch_size,
+            n_boot=config.n_boot,
+            alpha=config.alpha,
+            correction=config.correction,
+            equivalence_margin=config.equivalence_margin,
+            seed=seed,
+        )
+        grouped, split = groups_for(trained.adapter, meta, None)
+        start = time.perf_counter()
+        results, embeddings = run_evaluation(loaded, grouped, meta, eval_config, base_cache=base_cache)
+        timing["evaluate_seconds"] += time.perf_counter() - start
+        results.update(provenance("evaluate", asdict(eval_config), seed))
+        results.update(
+            seed=seed,
+            split=split,
+            model=loaded.describe(),
+            lexicon=lexicon_record(grouped),
+            adapter={"path": trained.adapter, "trained_with": asdict(train_config)},
+        )
+        start = time.perf_counter()
+        write_evaluate_run(where("evaluate"), results, embeddings)
+        timing["report_seconds"] += time.perf_counter() - start
+        per_seed.append(results)
+        loaded.model = loaded.model.unload()  # the base model again, for the next seed
 
-    # 4. The whole story.
+    # 4. The whole story, over seeds.
+    combined = aggregate(per_seed)
+    evaluation_summary = {
+        "seeds": seeds,
+        **combined,
+        "per_seed": [{k: r[k] for k in ("seed", "evaluation", "claims", "adapter")} for r in per_seed],
+        "target_layer": layer,
+        "final_layer": per_seed[0]["final_layer"],
+        "layer_roles": per_seed[0]["layer_roles"],
+        "statistics": per_seed[0]["statistics"],
+        "pooling": per_seed[0]["pooling"],
+        "model": per_seed[0]["model"],
+        "lexicon": per_seed[0]["lexicon"],
+        "skipped_groups": per_seed[0]["skipped_groups"],
+    }
+    if len(seeds) > 1:
+        write_seeds_summary(out / "evaluate", {**evaluation_summary, **provenance("evaluate", {}, None)})
     results = {
         "selected_layer": scan.selected_layer,
         "criterion": scan.criterion,
         "target_layer": layer,
-        "final_layer": evaluation["final_layer"],
+        "target_layer_given": config.target_layer is not None,
+        "final_layer": per_seed[0]["final_layer"],
+        "layer_roles": per_seed[0]["layer_roles"],
+        "seeds": seeds,
         "scan": {
             "layers": scan.layers,
             "artifact_layers": scan.artifact_layers,
             "published_choice": scan.published_choice,
+            "selectable_layers": scan.selectable_layers,
+            "best_overall": scan.best_overall,
+            "chance_p_at_1": scan.chance_p_at_1,
         },
-        "train": asdict(trained_run),
-        "train_config": asdict(train_config),
-        "evaluation": evaluation["evaluation"],
-        "claims": evaluation["claims"],
-        "pooling": evaluation["pooling"],
+        "train": [asdict(r) for r in trained_runs],
+        "train_config": asdict(config.train_config(layer, seeds[0])),
+        "evaluation": combined["evaluation"],
+        "claims": combined["claims"],
+        "per_seed": evaluation_summary["per_seed"],
+        "statistics": per_seed[0]["statistics"],
+        "pooling": per_seed[0]["pooling"],
         "model": loaded.describe(),
-        "lexicon": lexicon_record(lex) | {"n_trained": len(trained), "n_control": len(control)},
-        "timing": {
-            "load_seconds": loaded.load_seconds,
-            "scan_seconds": scan.timing["scan_seconds"],
-            "train_seconds": trained_run.timing["train_seconds"],
-            "evaluate_seconds": evaluation["timing"]["evaluate_seconds"],
-        },
-        **provenance(
-            "run",
-            {"select_by": select_by, "target_layer": target_layer, "n_boot": n_boot, **asdict(train_config)},
-            train_config.seed,
-        ),
+        "lexicon": lexicon_record(study.lexicon) | {"n_trained": len(study.trained), "n_control": len(study.control)},
+        "split": study.record(),
+        "skipped_groups": per_seed[0]["skipped_groups"],
+        "warnings": scan.warnings + [w for r in trained_runs for w in r.warnings],
+        "timing": timing,
+        **provenance("run", asdict(config), seeds[0]),
     }
-    atomic_write_text(out / "report.md", run_report(results, scan, evaluation))
+    atomic_write_text(out / "report.md", run_report(results, scan))
     atomic_write_json(out / "results.json", results)
     return results
-
-
-def collapse_note(train: dict[str, Any], config: dict[str, Any]) -> list[str]:
-    """A triplet loss that settles at its margin means positives and hardest negatives are equally close:
-    the space has collapsed rather than aligned. Say so where the loss curve is shown."""
-    losses = train["epoch_losses"]
-    if (
-        config["loss"] != "triplet"
-        or not losses
-        or abs(losses[-1] - config["margin"]) > 0.02 * config["margin"]
-    ):
-        return []
-    return [
-        f"- The loss settled at {losses[-1]:.4f}, the margin ({config['margin']}): the hardest in-batch "
-        "negative ends as similar as the positive — training pulled all words together rather than "
-        "translations apart from non-translations (see the gap claims below).",
-        "",
-    ]
-
-
-def run_report(results: dict[str, Any], scan, evaluation: dict[str, Any]) -> str:
-    """Top-level ``report.md``: scan findings, training summary, then the evaluation's claims."""
-    train = results["train"]
-    losses = train["epoch_losses"]
-    body = evaluation_report(evaluation, heading="## 3. Evaluation")
-    body = body.replace("](", "](evaluate/").replace("\n## ", "\n### ")
-    lines = [
-        "# tli run",
-        "",
-        f"Model `{results['model']['name']}`, lexicon `{results['lexicon']['path']}` "
-        f"({results['lexicon']['n_trained']} trained / {results['lexicon']['n_control']} control pairs).",
-        "",
-        "## 1. Scan",
-        "",
-        *[f"- {finding}" for finding in scan_findings(scan)],
-        "",
-        "![layer curves](scan/layers.png)",
-        "",
-        "## 2. Training",
-        "",
-        f"- target layer {results['target_layer']}, {train['timing']['steps']} steps in "
-        f"{train['timing']['train_seconds']:.0f} s; mean loss per epoch: "
-        + ", ".join(f"{loss:.4f}" for loss in losses),
-        "",
-        *collapse_note(train, results["train_config"]),
-        "![loss](train/loss.png)",
-        "",
-        body,
-    ]
-    return "\n".join(lines)

@@ -1,12 +1,25 @@
-"""PNG plots (matplotlib, headless). Each function writes one figure atomically and returns its path."""
+"""PNG plots (matplotlib, headless).
+
+Each ``plot_*`` function writes one figure atomically and returns its path. The figure itself is built by
+the matching ``*_figure`` function, so tests (and notebooks) can inspect what is drawn without a file:
+axes carry a ``gid`` naming their role (``cosine``, ``gap``, ``retrieval``, ``similarity``, ...), and so do
+the artists that matter (``artifact`` spans, the ``selected`` layer line, the ``chance`` line, ...).
+"""
 
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from tli.io import atomic_write_bytes
+
+ARTIFACT_LABEL = "artefact layer: raw cosine high for any pair"
+GROUP_ORDER = ("trained", "control")
+ROLE_ORDER = ("target", "final")
+_GROUP_COLOURS = {"trained": "C0", "control": "C1"}
 
 
 def _figure():
@@ -25,6 +38,186 @@ def _save(fig, path: Path) -> Path:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
+def _number(value: Any) -> float:
+    """``value`` as a float, NaN when missing or not a number (matplotlib leaves NaN points out)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _finite(values) -> list[float]:
+    return [v for v in values if math.isfinite(v)]
+
+
+def _column(rows: Sequence[dict], key: str) -> list[float]:
+    return [_number(row.get(key)) for row in rows]
+
+
+def _runs(values: Sequence[int]) -> list[tuple[int, int]]:
+    """Consecutive integers grouped into inclusive ``(first, last)`` runs: [2, 3, 4, 9] → [(2, 4), (9, 9)]."""
+    runs: list[tuple[int, int]] = []
+    for value in sorted(set(values)):
+        if runs and value == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], value)
+        else:
+            runs.append((value, value))
+    return runs
+
+
+def symlog_threshold(values: Sequence[float]) -> float:
+    """Linear range of the symlog gap axis: the power of ten at or below the smallest non-zero |value|.
+
+    Below it the axis is linear, above it logarithmic, so a gap of 1e-3 stays visibly off zero even when
+    other layers reach 0.3. Clipped to [1e-6, 1e-2]; 1e-4 when no value is finite and non-zero.
+    """
+    magnitudes = [abs(v) for v in _finite(values) if v != 0]
+    if not magnitudes:
+        return 1e-4
+    return min(1e-2, max(1e-6, 10 ** math.floor(math.log10(min(magnitudes)))))
+
+
+# --- layer curves -------------------------------------------------------------------------------------------
+
+_COSINE_SERIES = (
+    ("matched_mean", "matched pairs", "C0", "o"),
+    ("mismatched_mean", "mismatched pairs", "C7", "s"),
+)
+_GAP_SERIES = (("gap", "gap (raw)", "C3", "o"), ("centered_gap", "gap (mean-centred)", "C2", "D"))
+_RETRIEVAL_SERIES = (
+    ("p_at_1", "P@1", "C0", "o"),
+    ("p_at_5", "P@5", "C1", "s"),
+    ("mrr", "MRR", "C2", "^"),
+    ("csls_p_at_1", "CSLS P@1", "C4", "D"),
+)
+
+
+def _draw_series(ax, rows: Sequence[dict], series, style: str, *, filled: bool) -> list[str]:
+    """Draw each present ``(key, label, colour, marker)`` of ``series``; returns the keys drawn."""
+    x = [int(row["layer"]) for row in rows]
+    drawn = []
+    for key, label, colour, marker in series:
+        if not any(key in row for row in rows):
+            continue
+        ax.plot(
+            x,
+            _column(rows, key),
+            linestyle=style,
+            color=colour,
+            marker=marker,
+            markersize=3.5,
+            markerfacecolor=colour if filled else "white",
+            linewidth=1.4,
+            label=label,
+            gid=key,
+        )
+        drawn.append(key)
+    return drawn
+
+
+def _legend_outside(ax, handles, labels) -> None:
+    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+
+
+def layer_curves_figure(
+    layers: Sequence[dict],
+    *,
+    selected: int | None = None,
+    criterion: str = "",
+    title: str = "",
+    compare: Sequence[dict] | None = None,
+    labels: tuple[str, str] = ("", ""),
+    artifact_layers: Sequence[int] | None = None,
+    chance_p_at_1: float | None = None,
+):
+    """The figure of :func:`plot_layer_curves` (three panels sharing the layer axis)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
+
+    plt = _figure()
+    fig, (ax_cos, ax_gap, ax_ret) = plt.subplots(
+        3, 1, figsize=(11, 9.5), sharex=True, layout="constrained", height_ratios=(1, 1, 1)
+    )
+    for ax, gid in ((ax_cos, "cosine"), (ax_gap, "gap"), (ax_ret, "retrieval")):
+        ax.set_gid(gid)
+    sets = [(layers, "-", labels[0] or "before")]
+    if compare is not None:
+        sets.append((compare, "--", labels[1] or "after"))
+
+    gaps: list[float] = []
+    keys: dict[str, list[str]] = {"cosine": [], "gap": [], "retrieval": []}
+    for index, (rows, style, _) in enumerate(sets):
+        filled = index == 0
+        keys["cosine"] = _draw_series(ax_cos, rows, _COSINE_SERIES, style, filled=filled)
+        keys["gap"] = _draw_series(ax_gap, rows, _GAP_SERIES, style, filled=filled)
+        keys["retrieval"] = _draw_series(ax_ret, rows, _RETRIEVAL_SERIES, style, filled=filled)
+        gaps += _column(rows, "gap") + _column(rows, "centered_gap")
+        if index == 0 and compare is None:
+            # Where matched and mismatched overlap the band vanishes; where it is wide, translation signal.
+            x = [int(row["layer"]) for row in rows]
+            ax_cos.fill_between(
+                x, _column(rows, "matched_mean"), _column(rows, "mismatched_mean"), color="C0", alpha=0.12
+            )
+
+    threshold = symlog_threshold(gaps)
+    ax_gap.set_yscale("symlog", linthresh=threshold, linscale=0.5)
+    ax_gap.axhline(0, color="k", linewidth=0.8, gid="zero")
+    finite_gaps = _finite(gaps)
+    if finite_gaps and min(finite_gaps) >= 0:  # no negative gap: spend no height on the negative half
+        ax_gap.set_ylim(-threshold, max(threshold, max(finite_gaps)) * 1.8)
+    if chance_p_at_1 is not None and math.isfinite(chance_p_at_1):
+        ax_ret.axhline(chance_p_at_1, color="0.3", linestyle=":", linewidth=1.2, gid="chance")
+    ax_ret.set_ylim(-0.03, 1.03)
+
+    all_layers = [int(row["layer"]) for rows, _, _ in sets for row in rows]
+    artifacts = sorted(set(artifact_layers or []))
+    for ax in (ax_cos, ax_gap, ax_ret):
+        for first, last in _runs(artifacts):
+            ax.axvspan(
+                first - 0.5, last + 0.5, color="0.5", alpha=0.13, linewidth=0, zorder=0, gid="artifact"
+            )
+        if selected is not None:
+            ax.axvline(selected, color="k", linestyle=":", linewidth=1.3, gid="selected")
+        ax.grid(alpha=0.3)
+    if all_layers:
+        ax_ret.set_xlim(min(all_layers) - 0.6, max(all_layers) + 0.6)
+    ax_ret.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+
+    names = {key: (label, colour, marker) for key, label, colour, marker in _COSINE_SERIES + _GAP_SERIES}
+    names.update({key: (label, colour, marker) for key, label, colour, marker in _RETRIEVAL_SERIES})
+    extras = []
+    if artifacts:
+        extras.append((Patch(color="0.5", alpha=0.2), ARTIFACT_LABEL))
+    if selected is not None:
+        suffix = f" ({criterion})" if criterion else ""
+        extras.append((Line2D([], [], color="k", linestyle=":"), f"selected layer {selected}{suffix}"))
+    styles = []
+    if compare is not None:  # colour = metric, line style = state, explained once per panel
+        for _, style, label in sets:
+            styles.append((Line2D([], [], color="0.2", linestyle=style), label))
+    for ax, panel in ((ax_cos, "cosine"), (ax_gap, "gap"), (ax_ret, "retrieval")):
+        entries = [
+            (Line2D([], [], color=names[k][1], marker=names[k][2], markersize=4), names[k][0])
+            for k in keys[panel]
+        ]
+        if panel == "retrieval" and chance_p_at_1 is not None and math.isfinite(chance_p_at_1):
+            entries.append((Line2D([], [], color="0.3", linestyle=":"), f"chance P@1 = {chance_p_at_1:.2g}"))
+        entries += styles + (extras if panel == "cosine" else [])  # shared marks explained once, on top
+        _legend_outside(ax, [h for h, _ in entries], [label for _, label in entries])
+
+    ax_cos.set_ylabel("mean cosine")
+    ax_cos.set_title("Matched vs mismatched pairs (raw cosine)", fontsize=10, loc="left")
+    ax_gap.set_ylabel(f"matched − mismatched\n(symlog, linear within ±{threshold:g})")
+    ax_gap.set_title("Gap: the translation signal left after the any-pair baseline", fontsize=10, loc="left")
+    ax_ret.set_ylabel("score")
+    ax_ret.set_title("Retrieval of the translation among the whole lexicon", fontsize=10, loc="left")
+    ax_ret.set_xlabel("hidden-state index (0 = input embeddings)")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 def plot_layer_curves(
     layers: Sequence[dict],
     path: Path,
@@ -34,120 +227,362 @@ def plot_layer_curves(
     title: str = "",
     compare: Sequence[dict] | None = None,
     labels: tuple[str, str] = ("", ""),
+    artifact_layers: Sequence[int] | None = None,
+    chance_p_at_1: float | None = None,
 ) -> Path:
-    """Two panels per layer: cosine (matched, mismatched baseline, gap) and retrieval (P@1, P@5, MRR,
-    CSLS P@1). The selected layer is marked. With ``compare`` (e.g. after training), its curves are drawn
-    dashed beside the first set, labelled by ``labels``."""
-    plt = _figure()
-    fig, (ax_cos, ax_ret) = plt.subplots(1, 2, figsize=(12, 4.2))
-    series = [(layers, "-", labels[0])]
-    if compare is not None:
-        series.append((compare, "--", labels[1]))
-    for rows, style, label in series:
-        x = [row["layer"] for row in rows]
-        suffix = f" {label}" if label else ""
-        ax_cos.plot(x, [r["matched_mean"] for r in rows], style, color="C0", label=f"matched{suffix}")
-        ax_cos.plot(x, [r["mismatched_mean"] for r in rows], style, color="C7", label=f"mismatched{suffix}")
-        ax_cos.plot(x, [r["gap"] for r in rows], style, color="C3", label=f"gap{suffix}")
-        ax_ret.plot(x, [r["p_at_1"] for r in rows], style, color="C0", label=f"P@1{suffix}")
-        ax_ret.plot(x, [r["p_at_5"] for r in rows], style, color="C1", label=f"P@5{suffix}")
-        ax_ret.plot(x, [r["mrr"] for r in rows], style, color="C2", label=f"MRR{suffix}")
-        ax_ret.plot(x, [r["csls_p_at_1"] for r in rows], style, color="C4", label=f"CSLS P@1{suffix}")
-    for ax in (ax_cos, ax_ret):
-        if selected is not None:
-            ax.axvline(selected, color="k", linestyle=":", label=f"selected ({criterion}): {selected}")
-        ax.set_xlabel("hidden-state index (0 = input embeddings)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    ax_cos.set_ylabel("cosine similarity")
-    ax_cos.set_title("matched vs mismatched pairs")
-    ax_ret.set_ylabel("retrieval over the whole lexicon")
-    ax_ret.set_title("translation retrieval")
-    if title:
-        fig.suptitle(title)
+    """Per-layer figure in three panels sharing the layer axis.
+
+    1. Mean cosine of matched and mismatched pairs (they overlap where the any-pair baseline is high).
+    2. Their gap (and ``centered_gap`` when the rows have it) on a symlog axis, so a gap of 1e-3 is
+       visibly off zero while gaps of 0.3 still fit; the shaded band is the linear range.
+    3. Retrieval over the whole lexicon: P@1, P@5, MRR, CSLS P@1, and the chance P@1 line.
+
+    Args:
+        layers: One row per hidden state (``layer``, ``matched_mean``, ``mismatched_mean``, ``gap``,
+            ``p_at_1``, ``p_at_5``, ``mrr``, ``csls_p_at_1``; optionally ``centered_gap``).
+        path: PNG file to write.
+        selected: Layer marked by a dotted vertical line.
+        criterion: How ``selected`` was chosen (shown in the legend).
+        title: Figure title.
+        compare: A second set of rows (e.g. after training), drawn dashed in the same colours.
+        labels: Names of ``layers`` and ``compare`` in the legend (default "before", "after").
+        artifact_layers: Layers shaded grey, where the raw cosine is high for any pair.
+        chance_p_at_1: P@1 of a random ranking (1 / number of candidates), drawn as a dotted line.
+    """
+    fig = layer_curves_figure(
+        layers,
+        selected=selected,
+        criterion=criterion,
+        title=title,
+        compare=compare,
+        labels=labels,
+        artifact_layers=artifact_layers,
+        chance_p_at_1=chance_p_at_1,
+    )
     return _save(fig, path)
 
 
-def plot_loss_curve(steps: Sequence[int], losses: Sequence[float], path: Path, *, title: str = "") -> Path:
-    """Training loss per optimiser step, with a moving average over ~5 % of the run."""
+# --- loss curve ---------------------------------------------------------------------------------------------
+
+
+def moving_average(values: Sequence[float], window: int) -> list[float]:
+    """Trailing mean over the last ``window`` finite values: ``m_i = mean(v_j, i-w < j <= i, v_j finite)``.
+
+    NaN where a window holds no finite value.
+    """
+    out = []
+    for i in range(len(values)):
+        chunk = _finite(_number(v) for v in values[max(0, i - window + 1) : i + 1])
+        out.append(sum(chunk) / len(chunk) if chunk else math.nan)
+    return out
+
+
+def loss_curve_figure(
+    steps: Sequence[int],
+    losses: Sequence[float],
+    *,
+    title: str = "",
+    validation: Sequence[tuple[int, float]] | None = None,
+    reference: tuple[float, str] | None = None,
+):
+    """The figure of :func:`plot_loss_curve`."""
     plt = _figure()
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    ax.plot(steps, losses, color="C0", alpha=0.35, linewidth=0.8, label="loss per step")
+    fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
+    ax.plot(steps, losses, color="C0", alpha=0.35, linewidth=0.8, label="training loss per step", gid="loss")
     window = max(1, len(losses) // 20)
     if window > 1:
-        smooth = [
-            sum(losses[max(0, i - window + 1) : i + 1]) / len(losses[max(0, i - window + 1) : i + 1])
-            for i in range(len(losses))
-        ]
-        ax.plot(steps, smooth, color="C0", linewidth=1.8, label=f"moving average ({window} steps)")
+        smooth = moving_average(losses, window)
+        ax.plot(
+            steps, smooth, color="C0", linewidth=1.8, label=f"moving average ({window} steps)", gid="smooth"
+        )
+    if validation:
+        points = sorted(validation)
+        ax.plot(
+            [s for s, _ in points],
+            [_number(v) for _, v in points],
+            color="C3",
+            marker="o",
+            markersize=5,
+            linewidth=1.2,
+            label="validation loss",
+            gid="validation",
+        )
+    if reference is not None:
+        value, label = reference
+        ax.axhline(value, color="0.3", linestyle="--", linewidth=1.0, label=label, gid="reference")
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_title(title or "TLI training loss")
+    return fig
+
+
+def plot_loss_curve(
+    steps: Sequence[int],
+    losses: Sequence[float],
+    path: Path,
+    *,
+    title: str = "",
+    validation: Sequence[tuple[int, float]] | None = None,
+    reference: tuple[float, str] | None = None,
+) -> Path:
+    """Training loss per optimiser step, with a moving average over ~5 % of the run.
+
+    Args:
+        steps, losses: The training log.
+        path: PNG file to write.
+        title: Figure title.
+        validation: ``(step, validation loss)`` points, drawn as markers joined by a line.
+        reference: ``(loss, label)`` drawn as a dashed horizontal line, e.g. ``(margin, "loss at margin =
+            collapse")`` for the triplet loss or ``(ln(batch), "InfoNCE chance")``.
+    """
+    fig = loss_curve_figure(steps, losses, title=title, validation=validation, reference=reference)
     return _save(fig, path)
 
 
-def plot_before_after(per_pair: Sequence[dict], path: Path, *, title: str = "") -> Path:
-    """Per-pair similarity before (x) vs after (y), one panel per (layer role, group); points above the
-    diagonal improved."""
+# --- before / after scatter ---------------------------------------------------------------------------------
+
+
+def _order(value: str, order: Sequence[str]) -> tuple[int, str]:
+    return (order.index(value) if value in order else len(order), value)
+
+
+def _limits(values: Sequence[float]) -> tuple[float, float] | None:
+    """A square range holding ``values`` with a 4 % margin; None when none is finite."""
+    finite = _finite(values)
+    if not finite:
+        return None
+    low, high = min(finite), max(finite)
+    pad = 0.04 * (high - low) or 0.05 * max(abs(high), 1e-3)
+    return low - pad, high + pad
+
+
+def _summary(pre: Sequence[float], post: Sequence[float]) -> str:
+    """``"mean Δ +0.090, 73 % above diagonal"`` over the pairs where both values are finite."""
+    both = [(a, b) for a, b in zip(pre, post, strict=True) if math.isfinite(a) and math.isfinite(b)]
+    if not both:
+        return "no finite values"
+    change = sum(b - a for a, b in both) / len(both)
+    above = 100 * sum(b > a for a, b in both) / len(both)
+    return f"mean Δ {change:+.3f}\n{above:.0f} % above diagonal"
+
+
+def before_after_figure(per_pair: Sequence[dict], *, title: str = ""):
+    """The figure of :func:`plot_before_after`."""
     plt = _figure()
     panels = sorted(
         {(row["layer_role"], row["layer"], row["group"]) for row in per_pair},
-        key=lambda p: (p[0] != "target", p[2] != "trained"),
+        key=lambda p: (_order(p[0], ROLE_ORDER), _order(p[2], GROUP_ORDER)),
     )
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
-    for ax, (role, layer, group) in zip(axes[0], panels, strict=True):
-        rows = [r for r in per_pair if r["layer_role"] == role and r["group"] == group]
-        pre = [r["sim_pre"] for r in rows]
-        post = [r["sim_post"] for r in rows]
-        ax.scatter(pre, post, s=8, alpha=0.5, color="C0" if group == "trained" else "C1")
-        low, high = min(pre + post), max(pre + post)
-        ax.plot([low, high], [low, high], color="k", linewidth=0.8, linestyle="--")
-        ax.set_title(f"{group} — {role} layer {layer} (n={len(rows)})", fontsize=9)
-        ax.set_xlabel("similarity before")
-        ax.set_ylabel("similarity after")
-        ax.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title)
-    return _save(fig, path)
+    metrics = [("sim", "similarity")]
+    if any(math.isfinite(_number(row.get("gap_pre"))) for row in per_pair):
+        metrics.append(("gap", "gap"))
+    columns = max(1, len(panels))
+    fig, axes = plt.subplots(
+        len(metrics),
+        columns,
+        figsize=(3.6 * columns, 3.7 * len(metrics)),
+        squeeze=False,
+        layout="constrained",
+    )
+    for r, (key, name) in enumerate(metrics):
+        # Panels of the same layer share a range, so trained and control compare at a glance.
+        ranges = {}
+        for role, layer, _ in panels:
+            values = [
+                _number(row.get(f"{key}_{when}"))
+                for row in per_pair
+                if row["layer_role"] == role and row["layer"] == layer
+                for when in ("pre", "post")
+            ]
+            ranges[(role, layer)] = _limits(values)
+        for c, (role, layer, group) in enumerate(panels):
+            ax = axes[r][c]
+            ax.set_gid(name)
+            rows = [
+                row
+                for row in per_pair
+                if (row["layer_role"], row["layer"], row["group"]) == (role, layer, group)
+            ]
+            pre, post = _column(rows, f"{key}_pre"), _column(rows, f"{key}_post")
+            colour = _GROUP_COLOURS.get(group, f"C{2 + c % 6}")
+            dense = len(rows) > 300  # many points: small and translucent, so overlaps show as darker areas
+            ax.scatter(
+                pre, post, s=7 if dense else 18, alpha=0.35 if dense else 0.8, color=colour, linewidths=0
+            )
+            limits = ranges[(role, layer)]
+            if limits is not None:
+                ax.plot(limits, limits, color="k", linewidth=0.8, linestyle="--", gid="diagonal")
+                ax.set_xlim(limits)
+                ax.set_ylim(limits)
+                if key == "gap" and limits[0] < 0 < limits[1]:
+                    ax.axhline(0, color="0.6", linewidth=0.6)
+                    ax.axvline(0, color="0.6", linewidth=0.6)
+            ax.set_aspect("equal", adjustable="box")
+            ax.text(
+                0.03,
+                0.97,
+                _summary(pre, post),
+                transform=ax.transAxes,
+                va="top",
+                fontsize=7.5,
+                bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"},
+            )
+            ax.set_title(f"{group} · {role} L{layer} · n={len(rows):,}", fontsize=9)
+            ax.set_xlabel(f"{name} before", fontsize=8.5)
+            if c == 0:
+                ax.set_ylabel(f"{name} after", fontsize=8.5)
+            ax.tick_params(labelsize=7.5)
+            ax.grid(alpha=0.3)
+    fig.suptitle(
+        title or "Per-pair change (above the dashed diagonal = higher after training)", fontsize=10.5
+    )
+    return fig
+
+
+def plot_before_after(per_pair: Sequence[dict], path: Path, *, title: str = "") -> Path:
+    """Per-pair scatter, before (x) vs after (y) training, one column per (layer role, group).
+
+    Top row: pair similarity; second row (when the rows carry ``gap_pre``): the pair's gap to
+    non-translations. Points above the diagonal went up; each panel prints its n, the mean change and
+    the share of pairs above the diagonal. Columns of the same layer share their axis range.
+
+    Args:
+        per_pair: Rows with ``group``, ``layer``, ``layer_role``, ``sim_pre``, ``sim_post`` and optionally
+            ``gap_pre``, ``gap_post``.
+        path: PNG file to write.
+        title: Figure title.
+    """
+    return _save(before_after_figure(per_pair, title=title), path)
+
+
+# --- projection ---------------------------------------------------------------------------------------------
+
+
+_METHOD_NAMES = {"pca": "PCA", "tsne": "t-SNE"}
+
+
+def _project(vectors, method: str, seed: int):
+    """``(m, H)`` → ``(m, 2)`` by PCA or t-SNE (scikit-learn)."""
+    import numpy as np
+
+    if len(vectors) < 2:
+        return np.zeros((len(vectors), 2))
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        perplexity = max(1, min(30, (len(vectors) - 1) // 3))
+        # Exact gradients: for the few hundred points plotted they are faster than Barnes-Hut here.
+        tsne = TSNE(2, random_state=seed, perplexity=perplexity, init="pca", method="exact", max_iter=500)
+        return tsne.fit_transform(vectors)
+    from sklearn.decomposition import PCA
+
+    xy = PCA(n_components=min(2, *vectors.shape), random_state=seed).fit_transform(vectors)
+    return np.pad(xy, ((0, 0), (0, 2 - xy.shape[1])))
+
+
+def projection_figure(
+    before: tuple,
+    after: tuple,
+    *,
+    method: str = "pca",
+    seed: int = 0,
+    title: str = "",
+    groups: Sequence[str] | None = None,
+    languages: tuple[str, str] = ("source", "target"),
+):
+    """The figure of :func:`plot_projection`."""
+    import numpy as np
+    from matplotlib.lines import Line2D
+
+    plt = _figure()
+    n = len(before[0])
+    labels = list(groups) if groups is not None else ["pairs"] * n
+    if len(labels) != n:
+        raise ValueError(f"groups has {len(labels)} entries for {n} pairs")
+    names = sorted(set(labels), key=lambda g: _order(g, GROUP_ORDER))
+    colours = {g: _GROUP_COLOURS.get(g, f"C{2 + i}") for i, g in enumerate(names)}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5.4), layout="constrained")
+    for ax, (src, tgt), state in zip(axes, (before, after), ("before", "after"), strict=True):
+        ax.set_gid(state)
+        xy = _project(np.concatenate([np.asarray(src), np.asarray(tgt)]), method, seed)
+        # Largest group first so the smaller (control) group stays visible on top.
+        for rank, group in enumerate(sorted(names, key=labels.count, reverse=True)):
+            rows = [i for i, g in enumerate(labels) if g == group]
+            for i in rows:
+                ax.plot(
+                    [xy[i, 0], xy[n + i, 0]],
+                    [xy[i, 1], xy[n + i, 1]],
+                    color=colours[group],
+                    alpha=0.2,
+                    linewidth=0.5,
+                    zorder=1 + 2 * rank,
+                )
+            colour, zorder = colours[group], 2 + 2 * rank
+            ax.scatter(
+                xy[rows, 0],
+                xy[rows, 1],
+                s=14,
+                marker="o",
+                color=colour,
+                alpha=0.85,
+                zorder=zorder,
+                gid=f"{group}:source",
+            )
+            targets = [n + i for i in rows]  # hollow, so the two languages differ in fill as well as shape
+            ax.scatter(
+                xy[targets, 0],
+                xy[targets, 1],
+                s=18,
+                marker="^",
+                facecolors="none",
+                edgecolors=colour,
+                linewidths=1.0,
+                zorder=zorder,
+                gid=f"{group}:target",
+            )
+        ax.set_title(f"{state} ({_METHOD_NAMES.get(method, method)}, fitted on this panel)", fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    handles = [Line2D([], [], color=colours[g], marker="s", linestyle="", label=g) for g in names]
+    handles += [
+        Line2D([], [], color="0.3", marker="o", linestyle="", label=languages[0]),
+        Line2D([], [], color="0.3", marker="^", markerfacecolor="none", linestyle="", label=languages[1]),
+        Line2D([], [], color="0.5", linewidth=0.8, label="translation pair"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8.5, frameon=False)
+    counts = ", ".join(f"{labels.count(g):,} {g}" for g in names) if groups is not None else ""
+    heading = f"{title} — " if title else ""
+    fig.suptitle(f"{heading}n = {n:,} pairs" + (f" ({counts})" if counts else ""), fontsize=10.5)
+    return fig
 
 
 def plot_projection(
-    before: tuple, after: tuple, path: Path, *, method: str = "pca", seed: int = 0, title: str = ""
+    before: tuple,
+    after: tuple,
+    path: Path,
+    *,
+    method: str = "pca",
+    seed: int = 0,
+    title: str = "",
+    groups: Sequence[str] | None = None,
+    languages: tuple[str, str] = ("source", "target"),
 ) -> Path:
     """2-D projection of source (●) and target (▲) embeddings before and after, translation pairs joined.
 
+    Colour = group (trained / control), marker = language; the title gives n per group.
+
     Args:
         before, after: ``(source_vectors, target_vectors)`` numpy arrays ``(n, H)`` for the same n pairs.
+        path: PNG file to write.
         method: ``pca`` or ``tsne`` (scikit-learn); each panel is fitted on its own embeddings.
+        seed: Random state of the projection.
+        title: Figure title (n is appended).
+        groups: One group name per pair (e.g. ``trained`` / ``control``); None draws one colour.
+        languages: Legend names of the source and target side, e.g. ``("Swahili", "English")``.
     """
-    import numpy as np
-
-    plt = _figure()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
-    for ax, (src, tgt), label in zip(axes, (before, after), ("before", "after"), strict=True):
-        both = np.concatenate([src, tgt])
-        if method == "tsne":
-            from sklearn.manifold import TSNE
-
-            perplexity = max(2, min(30, (len(both) - 1) // 3))
-            # Exact gradients: for the few hundred points plotted they are faster than Barnes-Hut here.
-            tsne = TSNE(2, random_state=seed, perplexity=perplexity, init="pca", method="exact", max_iter=500)
-            xy = tsne.fit_transform(both)
-        else:
-            from sklearn.decomposition import PCA
-
-            xy = PCA(n_components=2, random_state=seed).fit_transform(both)
-        n = len(src)
-        for i in range(n):
-            ax.plot([xy[i, 0], xy[n + i, 0]], [xy[i, 1], xy[n + i, 1]], color="0.8", linewidth=0.5, zorder=1)
-        ax.scatter(xy[:n, 0], xy[:n, 1], s=10, color="C0", label="source", zorder=2)
-        ax.scatter(xy[n:, 0], xy[n:, 1], s=10, marker="^", color="C3", label="target", zorder=2)
-        ax.set_title(f"{label} ({method.upper()})")
-        ax.legend(fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    if title:
-        fig.suptitle(title)
+    fig = projection_figure(
+        before, after, method=method, seed=seed, title=title, groups=groups, languages=languages
+    )
     return _save(fig, path)

@@ -1,79 +1,43 @@
 """``tli probe``: ask the base and the adapted model to translate sampled lexicon words.
 
 The same prompts go to the model with its PEFT adapter disabled (base) and enabled (adapted); answers are
-decoded greedily by default and scored against every sense of the source word in the lexicon. The run
-directory gets ``probe.md`` (a Markdown table) and ``results.json`` (written last).
+decoded greedily by default and scored against every sense of the source word in the lexicon, twice: leniently
+(a sense appears in the answer as a whole word or phrase, see :func:`is_correct`) and strictly (the answer is
+exactly a sense, see :func:`is_exact`). The run directory gets ``probe.md`` (a Markdown table) and
+``results.json`` (written last); both keep the raw answers.
 """
 
 from __future__ import annotations
 
 import random
 import string
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from tli.config import CHAT_TEMPLATE_MODES, DEFAULT_PROBE_PROMPT, ProbeConfig
 from tli.errors import ConfigError, TliError
 from tli.io import atomic_write_json, atomic_write_text
 from tli.lexicon import Lexicon
 from tli.models import LoadedModel, ensure_pad_token
 from tli.runs import provenance
 
-DEFAULT_PROMPT = 'Translate the Swahili word "{source}" into English. Answer with one word.'
-CHAT_TEMPLATE_MODES = ("auto", "yes", "no")
+DEFAULT_PROMPT = DEFAULT_PROBE_PROMPT
+__all__ = ["CHAT_TEMPLATE_MODES", "DEFAULT_PROMPT", "ProbeConfig", "ProbeRow", "probe", "write_probe_run"]
+
 LANGUAGE_NAMES = {"en": "English", "sw": "Swahili", "fr": "French", "de": "German", "es": "Spanish"}
 _STRIP = string.punctuation + string.whitespace + "“”‘’«»„‚‹›¡¿…–—"
 
 
 @dataclass
-class ProbeConfig:
-    """Options of ``tli probe``.
-
-    Attributes:
-        n_pairs: Number of source words sampled (seeded); all of them if the lexicon has fewer.
-        seed: Seed for the word sample and, when sampling, for generation.
-        prompt: Instruction with a ``{source}`` placeholder.
-        max_new_tokens: Generation length limit.
-        greedy: Greedy decoding; False samples with ``temperature`` (no top-k / top-p).
-        temperature: Sampling temperature (used only when ``greedy`` is False).
-        use_chat_template: ``auto`` (the tokenizer's chat template when it has one, else the plain prompt
-            followed by ``"\\n<Target language>:"``), ``yes`` or ``no``.
-        batch_size: Prompts generated together (left padded).
-    """
-
-    n_pairs: int = 20
-    seed: int = 0
-    prompt: str = DEFAULT_PROMPT
-    max_new_tokens: int = 8
-    greedy: bool = True
-    temperature: float = 0.7
-    use_chat_template: str = "auto"
-    batch_size: int = 16
-
-    def __post_init__(self) -> None:
-        integers = (("--n-pairs", self.n_pairs, 1), ("--max-new-tokens", self.max_new_tokens, 1))
-        for option, value, low in (*integers, ("--batch-size", self.batch_size, 1), ("--seed", self.seed, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"{option} must be a whole number >= {low}, got {value!r}")
-        try:
-            ok = "{source}" in self.prompt and self.prompt.format(source="x") is not None
-        except (KeyError, IndexError, ValueError):
-            ok = False
-        if not ok:
-            hint = "{source} marks the word; no other {...} fields (write {{ }} for literal braces)"
-            raise ConfigError(f"--prompt {self.prompt!r}: {hint}")
-        if not isinstance(self.temperature, (int, float)) or not 0 < self.temperature < float("inf"):
-            raise ConfigError(f"--temperature must be a number > 0, got {self.temperature!r}")
-        if self.use_chat_template not in CHAT_TEMPLATE_MODES:
-            modes = ", ".join(CHAT_TEMPLATE_MODES)
-            raise ConfigError(f"--chat-template {self.use_chat_template!r} is not one of {modes}")
-
-
-@dataclass
 class ProbeRow:
-    """One probed word: its senses in the lexicon (``target``, joined by " / "), both answers, correctness."""
+    """One probed word: its senses in the lexicon (``target``, joined by " / "), both raw answers, and for
+    each whether it names a sense (``*_correct``, :func:`is_correct`) and whether it is exactly one
+    (``*_exact``, :func:`is_exact`)."""
 
     source: str
     target: str
@@ -81,6 +45,8 @@ class ProbeRow:
     adapted: str
     base_correct: bool
     adapted_correct: bool
+    base_exact: bool = False
+    adapted_exact: bool = False
 
 
 def sample_sources(lexicon: Lexicon, n: int, seed: int) -> list[str]:
@@ -157,20 +123,92 @@ def generate_answers(
 
 
 def _normalise(text: str) -> str:
-    return " ".join(text.lower().split()).strip(_STRIP)
+    text = unicodedata.normalize("NFC", text).casefold()
+    return " ".join(text.split()).strip(_STRIP)
 
 
-def is_correct(answer: str, targets: set[str] | list[str]) -> bool:
-    """Whether ``answer`` names one of ``targets``.
+def words(text: str) -> list[str]:
+    """The case-folded words of ``text``: maximal runs of Unicode letters, marks and digits (NFC).
 
-    Case-insensitive, surrounding punctuation and quotes ignored. Correct when the answer equals a target
-    or starts with one followed by a non-letter (``"Dog, the animal"`` for ``dog``, not ``"dogs"``).
+    Everything else (spaces, punctuation, quotes, apostrophes, hyphens) separates words, so ``"Dog's"`` gives
+    ``["dog", "s"]``. Marks count as letters so that words in scripts with vowel signs stay whole.
+    """
+    found: list[str] = []
+    current: list[str] = []
+    for char in unicodedata.normalize("NFC", text).casefold():
+        if unicodedata.category(char)[0] in "LMN":
+            current.append(char)
+        elif current:
+            found.append("".join(current))
+            current = []
+    if current:
+        found.append("".join(current))
+    return found
+
+
+def _starts(haystack: list[str], needle: list[str]) -> list[int]:
+    """Indices where the word sequence ``needle`` occurs in ``haystack``."""
+    k = len(needle)
+    return [i for i in range(len(haystack) - k + 1) if k and haystack[i : i + k] == needle]
+
+
+def echo_mask(
+    answer: list[str], source: list[str], prompt: list[str], *, mask_source: bool = True
+) -> list[bool]:
+    """Which answer words repeat the question rather than answer it.
+
+    Masked: every answer word inside a run of two or more consecutive words that also follow each other in
+    the prompt (the model restating "the Swahili word mbwa into English"), and, when ``mask_source``, every
+    occurrence of the source word itself.
+    """
+    masked = [False] * len(answer)
+    prompt_bigrams = set(zip(prompt, prompt[1:], strict=False))
+    for i, bigram in enumerate(zip(answer, answer[1:], strict=False)):
+        if bigram in prompt_bigrams:
+            masked[i] = masked[i + 1] = True
+    if mask_source:
+        for start in _starts(answer, source):
+            masked[start : start + len(source)] = [True] * len(source)
+    return masked
+
+
+def is_correct(answer: str, targets: Iterable[str], *, source: str = "", prompt: str = "") -> bool:
+    """Whether ``answer`` names one of ``targets`` somewhere in it (the lenient rule of ``tli probe``).
+
+    Rule: split the answer and each target into words with :func:`words` (case-insensitive, Unicode word
+    boundaries, punctuation and quotes ignored). The answer is correct when the word sequence of some target
+    occurs contiguously in the answer's words, none of them an echo of the question (:func:`echo_mask`: the
+    source word, or two or more consecutive words of ``prompt``). So ``"The Swahili word 'mbwa' means 'dog'
+    in English."`` names ``dog``; ``"dogs"`` does not; ``"Thank you very much!"`` names the phrase ``thank
+    you very much`` and ``"thank you"`` does not. When the source word is spelled like one of its senses (a
+    loanword) its echo cannot be told from the answer, so it is not masked.
+
+    The rule is lenient by design: ``"cat or dog"`` and ``"not a dog"`` count as naming ``dog``; read the raw
+    answers, or the strict :func:`is_exact`, for those.
+
+    Args:
+        answer: The model's raw answer.
+        targets: Every lexicon sense of the source word.
+        source: The source word (its echo is ignored).
+        prompt: The instruction the model was given, with the source filled in (its echo is ignored).
+    """
+    senses = [w for w in map(words, targets) if w]
+    given = words(answer)
+    source_words = words(source)
+    masked = echo_mask(given, source_words, words(prompt), mask_source=source_words not in senses)
+    return any(
+        not any(masked[start : start + len(sense)]) for sense in senses for start in _starts(given, sense)
+    )
+
+
+def is_exact(answer: str, targets: Iterable[str]) -> bool:
+    """Whether ``answer`` is exactly one of ``targets`` (the strict rule of ``tli probe``).
+
+    Case-insensitive after NFC normalisation, runs of whitespace collapsed, and punctuation or quotes
+    around the answer ignored (``'"Dog."'`` is exactly ``dog``; ``"the dog"`` is not).
     """
     given = _normalise(answer)
-    return bool(given) and any(
-        given == t or (given.startswith(t) and not given[len(t)].isalpha())
-        for t in filter(None, map(_normalise, targets))
-    )
+    return bool(given) and given in set(filter(None, map(_normalise, targets)))
 
 
 def probe(loaded: LoadedModel, lexicon: Lexicon, config: ProbeConfig | None = None) -> list[ProbeRow]:
@@ -192,11 +230,22 @@ def probe(loaded: LoadedModel, lexicon: Lexicon, config: ProbeConfig | None = No
     with loaded.model.disable_adapter():
         base = generate_answers(loaded.model, loaded.tokenizer, prompts, config, add_special_tokens=not chat)
     adapted = generate_answers(loaded.model, loaded.tokenizer, prompts, config, add_special_tokens=not chat)
-    rows = zip(sources, base, adapted, strict=True)
-    return [
-        ProbeRow(s, " / ".join(gold[s]), b, a, is_correct(b, set(gold[s])), is_correct(a, set(gold[s])))
-        for s, b, a in rows
-    ]
+    rows = []
+    for source, base_answer, adapted_answer in zip(sources, base, adapted, strict=True):
+        senses, instruction = gold[source], config.prompt.format(source=source)
+        rows.append(
+            ProbeRow(
+                source,
+                " / ".join(senses),
+                base_answer,
+                adapted_answer,
+                is_correct(base_answer, senses, source=source, prompt=instruction),
+                is_correct(adapted_answer, senses, source=source, prompt=instruction),
+                is_exact(base_answer, senses),
+                is_exact(adapted_answer, senses),
+            )
+        )
+    return rows
 
 
 def _cell(text: str) -> str:
@@ -204,19 +253,24 @@ def _cell(text: str) -> str:
 
 
 def probe_summary(rows: list[ProbeRow]) -> str:
-    """``"base: k/n correct, adapted: m/n correct"``."""
+    """``"base: k/n correct (e exact), adapted: m/n correct (f exact)"``."""
     n = len(rows)
     k, m = sum(r.base_correct for r in rows), sum(r.adapted_correct for r in rows)
-    return f"base: {k}/{n} correct, adapted: {m}/{n} correct"
+    e, f = sum(r.base_exact for r in rows), sum(r.adapted_exact for r in rows)
+    return f"base: {k}/{n} correct ({e} exact), adapted: {m}/{n} correct ({f} exact)"
 
 
 def probe_table(rows: list[ProbeRow]) -> str:
-    """A Markdown table of the rows followed by the summary line."""
+    """A Markdown table of the rows (raw answers, lenient and strict scores) followed by the summary line."""
     mark = {True: "✓", False: "✗"}
-    lines = ["| source | expected | base | adapted | base ✓ | adapted ✓ |", "|---|---|---|---|:---:|:---:|"]
+    lines = [
+        "| source | expected | base | adapted | base ✓ | adapted ✓ | base exact | adapted exact |",
+        "|---|---|---|---|:---:|:---:|:---:|:---:|",
+    ]
     for r in rows:
         cells = [_cell(r.source), _cell(r.target), _cell(r.base), _cell(r.adapted)]
-        lines.append(f"| {' | '.join(cells)} | {mark[r.base_correct]} | {mark[r.adapted_correct]} |")
+        marks = [mark[r.base_correct], mark[r.adapted_correct], mark[r.base_exact], mark[r.adapted_exact]]
+        lines.append(f"| {' | '.join(cells + marks)} |")
     return "\n".join(lines) + f"\n\n{probe_summary(rows)}\n"
 
 
@@ -232,14 +286,23 @@ def write_probe_run(
         f"# tli probe\n\n- model: `{model['name']}`, adapter: `{model['adapter']}`\n"
         f"- prompt: `{config.prompt}` (chat template: {config.use_chat_template})\n"
         f"- decoding: {decoding}, max {config.max_new_tokens} new tokens, seed {config.seed}\n"
-        f"- {len(rows)} words; an answer is correct when it is, or starts with, a sense in the lexicon\n\n"
+        f"- {len(rows)} words; ✓: a lexicon sense appears in the answer as a whole word or phrase "
+        "(case and punctuation ignored, echoes of the source word and the prompt ignored); "
+        "exact: the answer is exactly a sense\n\n"
     )
     atomic_write_text(out / "probe.md", header + probe_table(rows))
     record: dict[str, Any] = {
         "probe": [asdict(r) for r in rows],
         "base_correct": sum(r.base_correct for r in rows),
         "adapted_correct": sum(r.adapted_correct for r in rows),
+        "base_exact": sum(r.base_exact for r in rows),
+        "adapted_exact": sum(r.adapted_exact for r in rows),
         "n": len(rows),
+        "scoring": {
+            "correct": "a lexicon sense appears in the answer as a whole word or phrase (case-insensitive, "
+            "Unicode word boundaries, punctuation ignored, echoes of the source word and the prompt ignored)",
+            "exact": "the answer, trimmed of surrounding punctuation and quotes, is exactly a lexicon sense",
+        },
         **provenance("probe", asdict(config), config.seed),
         "model": model,
     }

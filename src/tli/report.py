@@ -1,76 +1,45 @@
 """Run-directory writers: ``results.json``, CSV tables, ``report.md`` and plots, all atomic.
 
-``results.json`` is always written last, so a directory holding it is a complete run.
+``results.json`` is always written last, so a directory holding it is a complete run. Report sentences are
+generated from the verdicts (:func:`tli.claims.outcome`), so the wording follows the numbers.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from tli.claims import outcome
 from tli.io import atomic_write_csv, atomic_write_json, atomic_write_text
 from tli.plots import plot_layer_curves
 from tli.runs import provenance
-from tli.scan import ARTIFACT_COSINE, ARTIFACT_GAP
+from tli.scan import ARTIFACT_MISMATCHED, ARTIFACT_RELATIVE_GAP
+from tli.stats import format_p
 
 LAYER_FIELDS = [
     "layer",
     "matched_mean",
     "mismatched_mean",
     "gap",
+    "centered_gap",
     "p_at_1",
     "p_at_5",
     "mrr",
     "csls_p_at_1",
 ]
+ALL_LAYER_FIELDS = [*LAYER_FIELDS, "centered_matched_mean", "centered_mismatched_mean"]
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
-        return f"{value:.{digits}f}"
+        return "—" if math.isnan(value) else f"{value:.{digits}f}"
     return str(value)
 
 
-def layer_table(layers: list[dict], selected: int | None = None) -> str:
-    """Markdown table of per-layer figures; the selected layer is in bold."""
-    header = "| " + " | ".join(LAYER_FIELDS) + " |"
-    rule = "|" + "---|" * len(LAYER_FIELDS)
-    lines = [header, rule]
-    for row in layers:
-        cells = [_fmt(row[key]) for key in LAYER_FIELDS]
-        if row["layer"] == selected:
-            cells = [f"**{cell}**" for cell in cells]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def scan_findings(result) -> list[str]:
-    """Plain-language statements the numbers support, for the report."""
-    rows = {row["layer"]: row for row in result.layers}
-    chosen = rows[result.selected_layer]
-    n_src = result.lexicon["n_sources"]
-    findings = [
-        f"Selected layer **{result.selected_layer}** by `{result.criterion}`: matched mean "
-        f"{chosen['matched_mean']:.4f} vs mismatched {chosen['mismatched_mean']:.4f} "
-        f"(gap {chosen['gap']:+.4f}); P@1 {chosen['p_at_1']:.3f}, MRR {chosen['mrr']:.3f} "
-        f"(chance P@1 ≈ {1 / max(result.lexicon['n_targets'], 1):.4f} over "
-        f"{result.lexicon['n_targets']} candidate targets, {n_src} query words).",
-    ]
-    if result.published_choice is not None and result.published_choice != result.selected_layer:
-        pub = rows[result.published_choice]
-        findings.append(
-            f"The published rule (highest matched mean cosine) would pick layer "
-            f"{result.published_choice}: matched {pub['matched_mean']:.5f} but mismatched "
-            f"{pub['mismatched_mean']:.5f} (gap {pub['gap']:+.5f}, P@1 {pub['p_at_1']:.3f})."
-        )
-    if result.artifact_layers:
-        findings.append(
-            f"Artifact warning: at layers {_ranges(result.artifact_layers)} the matched mean cosine "
-            f"exceeds {ARTIFACT_COSINE} while the gap to mismatched pairs is below {ARTIFACT_GAP} — there, "
-            "a high cosine holds for any pair of words and says nothing about translation."
-        )
-    return findings
+def _pct(value: float) -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:+.2f}"
 
 
 def _ranges(values: list[int]) -> str:
@@ -85,34 +54,105 @@ def _ranges(values: list[int]) -> str:
     return ", ".join(parts)
 
 
+# ---------------------------------------------------------------------------------------------------
+# Scan
+
+
+def layer_table(layers: list[dict], selected: int | None = None, artifacts: list[int] | None = None) -> str:
+    """Markdown table of per-layer figures; the selected layer in bold, artefact layers marked †."""
+    header = "| " + " | ".join(LAYER_FIELDS) + " |"
+    lines = [header, "|" + "---|" * len(LAYER_FIELDS)]
+    for row in layers:
+        cells = [_fmt(row.get(key, float("nan"))) for key in LAYER_FIELDS]
+        if artifacts and row["layer"] in artifacts:
+            cells[0] += " †"
+        if row["layer"] == selected:
+            cells = [f"**{cell}**" for cell in cells]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def bos_phrase(pooling: dict[str, Any]) -> str:
+    """How each word starts, for a report line."""
+    by = pooling.get("bos_by")
+    if by == "tli":
+        return f"`{pooling['bos_token']}` prepended by tli"
+    if by == "tokenizer":
+        return f"`{pooling['bos_token']}` added by the tokenizer"
+    return "none"
+
+
+def scan_findings(result) -> list[str]:
+    """Plain-language statements the numbers support, for the report."""
+    rows = {row["layer"]: row for row in result.layers}
+    chosen = rows[result.selected_layer]
+    low, high = result.selectable_layers or (1, len(result.layers) - 1)
+    n_src = result.lexicon["n_sources"]
+    findings = [
+        f"Selected layer **{result.selected_layer}** by `{result.criterion}` among layers {low}–{high} (TLI is an "
+        f"early-layer method; the scan covers every layer): centred gap {chosen['centered_gap']:+.4f}, raw "
+        f"matched {chosen['matched_mean']:.4f} vs mismatched {chosen['mismatched_mean']:.4f}; P@1 "
+        f"{chosen['p_at_1']:.3f}, MRR {chosen['mrr']:.3f} (chance P@1 {result.chance_p_at_1:.4f} over "
+        f"{result.lexicon['n_targets']} candidate targets, {n_src} query words; words with several translations "
+        "are easier to hit).",
+    ]
+    if result.best_overall is not None and result.best_overall != result.selected_layer:
+        best = rows[result.best_overall]
+        findings.append(
+            f"Over all layers the criterion peaks at layer {result.best_overall} (centred gap "
+            f"{best['centered_gap']:+.4f}, MRR {best['mrr']:.3f}), beyond the early layers TLI targets; "
+            "pass --max-layer to allow it."
+        )
+    if result.published_choice is not None and result.published_choice != result.selected_layer:
+        pub = rows[result.published_choice]
+        findings.append(
+            f"The published rule (highest matched mean cosine) would pick layer {result.published_choice}: "
+            f"matched {pub['matched_mean']:.5f} but mismatched {pub['mismatched_mean']:.5f} "
+            f"(gap {pub['gap']:+.5f}, P@1 {pub['p_at_1']:.3f})."
+        )
+    if result.artifact_layers:
+        findings.append(
+            f"Artefact layers {_ranges(result.artifact_layers)} (†): two random words already have a mean cosine "
+            f"≥ {ARTIFACT_MISMATCHED} and translations add less than {ARTIFACT_RELATIVE_GAP:.0%} to it — there, a "
+            "high cosine holds for any pair of words and says nothing about translation."
+        )
+    for warning in result.warnings:
+        findings.append(f"Warning: {warning}.")
+    return findings
+
+
 def scan_report(result) -> str:
     """The human-readable ``report.md`` of a scan."""
     model = result.model
+    pooling = result.pooling
+    split = result.split or {}
     lines = [
         "# tli scan",
         "",
-        f"- model: `{model['name']}` ({model['architecture']}, {model['num_hidden_layers']} blocks, "
-        f"hidden {model['hidden_size']}, {model['dtype']}, quantization {model['quantization']})",
+        f"- model: `{model['name']}` ({model['architecture']}, {model['num_hidden_layers']} blocks, hidden "
+        f"{model['hidden_size']}, weights loaded as {model.get('weights', 'stored')}, computed in {model['dtype']}, "
+        f"quantization {model['quantization']})",
         f"- lexicon: `{result.lexicon['path']}` — {result.n_pairs} pairs "
-        f"({result.lexicon['source_lang']}→{result.lexicon['target_lang']})",
-        f"- pooling: `{result.pooling['pooling']}` (excluded: {result.pooling['excluded_tokens']}; "
-        f"centred: {result.pooling['center']}; template: {result.pooling['template']!r}; "
-        f"BOS: {result.pooling['add_bos']})",
+        f"({result.lexicon['source_lang']}→{result.lexicon['target_lang']})"
+        + (f"; {split['origin']} split" if split else ""),
+        f"- pooling: `{pooling['pooling']}` (excluded: {pooling['excluded_tokens']}; centred: {pooling['center']}; "
+        f"template: {pooling['template']!r}); start token: {bos_phrase(pooling)}",
         f"- timing: load {result.timing['load_seconds']:.1f} s, scan {result.timing['scan_seconds']:.1f} s",
         "",
         "## Findings",
         "",
         *[f"- {finding}" for finding in scan_findings(result)],
         "",
+        "![layer curves](layers.png)",
+        "",
         "## Per layer",
         "",
-        "Hidden-state index 0 is the input embeddings, N the last block's (normalised) output. "
-        "`gap` = matched − mismatched mean cosine; retrieval ranks each source word's translation "
-        "among all target words (ties counted against it).",
+        "Hidden-state index 0 is the input embeddings, i the output of block i, N the last block's output after "
+        "the final norm. `gap` = matched − mismatched mean cosine; `centered_gap` = the same after mean-centring "
+        "each language (comparable across layers); retrieval ranks each source word's translation among all "
+        "target words (ties counted against it).",
         "",
-        layer_table(result.layers, result.selected_layer),
-        "",
-        "![layer curves](layers.png)",
+        layer_table(result.layers, result.selected_layer, result.artifact_layers),
         "",
     ]
     return "\n".join(lines)
@@ -121,18 +161,24 @@ def scan_report(result) -> str:
 def write_scan_run(out: Path, result, config) -> Path:
     """Write a scan's run directory; ``results.json`` last."""
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_csv(out / "layers.csv", result.layers, LAYER_FIELDS)
+    atomic_write_csv(out / "layers.csv", result.layers, ALL_LAYER_FIELDS)
     plot_layer_curves(
         result.layers,
         out / "layers.png",
         selected=result.selected_layer,
         criterion=result.criterion,
-        title=f"{result.model['name']} — {result.pooling['pooling']} pooling, {result.n_pairs} pairs",
+        title=f"{Path(result.model['name']).name} — {result.pooling['pooling']} pooling, {result.n_pairs} pairs",
+        artifact_layers=result.artifact_layers,
+        chance_p_at_1=result.chance_p_at_1,
     )
     atomic_write_text(out / "report.md", scan_report(result))
     record = {**result.to_dict(), **provenance("scan", asdict(config), config.seed)}
     atomic_write_json(out / "results.json", record)
     return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Training
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -144,49 +190,35 @@ def read_metrics(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def write_train_run(out: Path, record: dict[str, Any]) -> Path:
-    """Loss curve and ``results.json`` (last) of a training run."""
+def write_train_run(out: Path, record: dict[str, Any], config=None) -> Path:
+    """Loss curve (with validation points and the loss's tell-tale level) and ``results.json`` (last)."""
     from tli.plots import plot_loss_curve
 
-    steps = [r for r in read_metrics(out / "metrics.jsonl") if "loss" in r]
+    records = read_metrics(out / "metrics.jsonl")
+    steps = [r for r in records if "loss" in r]
+    validation = [(r["step"], r["validation_loss"]) for r in records if "validation_loss" in r]
+    reference = None
+    if config is not None:
+        reference = (
+            (config.margin, "triplet margin: a loss stuck here = collapse")
+            if config.loss == "triplet"
+            else (math.log(config.batch_size), f"InfoNCE chance: ln({config.batch_size})")
+        )
     if steps:
-        plot_loss_curve([r["step"] for r in steps], [r["loss"] for r in steps], out / "loss.png")
+        plot_loss_curve(
+            [r["step"] for r in steps],
+            [r["loss"] for r in steps],
+            out / "loss.png",
+            validation=validation or None,
+            reference=reference,
+        )
     atomic_write_json(out / "results.json", record)
     return out
 
 
-EVAL_FIELDS = [
-    "group",
-    "layer",
-    "layer_role",
-    "n",
-    "mean_pre",
-    "mean_post",
-    "change",
-    "change_pct",
-    "t",
-    "p_ttest",
-    "p_wilcoxon",
-    "ci95_low",
-    "ci95_high",
-    "cohens_d",
-    "mismatched_pre",
-    "mismatched_post",
-    "gap_pre",
-    "gap_post",
-    "gap_change",
-    "gap_ci95_low",
-    "gap_ci95_high",
-    "p_gap",
-    "p_at_1_pre",
-    "p_at_1_post",
-    "mrr_pre",
-    "mrr_post",
-    "mrr_ci95_low",
-    "mrr_ci95_high",
-    "p_mrr",
-    "n_queries",
-]
+# ---------------------------------------------------------------------------------------------------
+# Evaluation
+
 PAIR_FIELDS = [
     "source",
     "target",
@@ -197,80 +229,130 @@ PAIR_FIELDS = [
     "sim_post",
     "gap_pre",
     "gap_post",
+    "centered_gap_pre",
+    "centered_gap_post",
 ]
 
 
-def evaluation_table(evaluation: list[dict]) -> str:
-    """Markdown table: one row per (group, layer)."""
-    from tli.stats import format_p
+def _sd(entry: dict, key: str, digits: int = 4) -> str:
+    sd = entry.get(f"{key}_sd")
+    return f" ± {sd:.{digits}f}" if sd else ""
 
+
+def evaluation_table(evaluation: list[dict]) -> str:
+    """Markdown table: one row per (group, layer); ``± sd`` over seeds where there are several."""
     lines = [
-        "| group | layer | n | mean before → after | change (95 % CI) | % | p (t) | p (Wilcoxon) | d | "
-        "mismatched before → after | gap change (95 % CI) | P@1 before → after | MRR before → after |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| group | layer | n (words) | similarity before → after | change (95 % CI) | % | centred gap change (95 % CI) "
+        "| raw gap change | P@1 before → after | MRR before → after |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in evaluation:
         lines.append(
-            f"| {e['group']} | {e['layer_role']} ({e['layer']}) | {e['n']} | {e['mean_pre']:.4f} → "
-            f"{e['mean_post']:.4f} | {e['change']:+.4f} [{e['ci95_low']:+.4f}, {e['ci95_high']:+.4f}] | "
-            f"{e['change_pct']:+.2f} | {format_p(e['p_ttest'])} | {format_p(e['p_wilcoxon'])} | "
-            f"{e['cohens_d']:.2f} | {e['mismatched_pre']:.4f} → {e['mismatched_post']:.4f} | "
-            f"{e['gap_change']:+.4f} [{e['gap_ci95_low']:+.4f}, {e['gap_ci95_high']:+.4f}] | "
-            f"{e['p_at_1_pre']:.3f} → {e['p_at_1_post']:.3f} | {e['mrr_pre']:.3f} → {e['mrr_post']:.3f} |"
+            f"| {e['group']} | {e['layer_role']} ({e['layer']}) | {e['n']} ({e.get('n_clusters', '—')}) "
+            f"| {e['mean_pre']:.4f} → {e['mean_post']:.4f}{_sd(e, 'mean_post')} "
+            f"| {e['change']:+.4f} [{e['ci95_low']:+.4f}, {e['ci95_high']:+.4f}] | {_pct(e['change_pct'])} "
+            f"| {e['centered_gap_change']:+.4f}{_sd(e, 'centered_gap_change')} "
+            f"[{e['centered_gap_ci95_low']:+.4f}, {e['centered_gap_ci95_high']:+.4f}] "
+            f"| {e['gap_change']:+.4f} | {e['p_at_1_pre']:.3f} → {e['p_at_1_post']:.3f}{_sd(e, 'p_at_1_post', 3)} "
+            f"| {e['mrr_pre']:.3f} → {e['mrr_post']:.3f}{_sd(e, 'mrr_post', 3)} |"
         )
     return "\n".join(lines)
 
 
 def claims_table(claims: list[dict]) -> str:
-    """Markdown table of claims with effect, CI, p-value and verdict."""
-    from tli.stats import format_p
-
-    lines = ["| claim | effect (95 % CI) | p | d | verdict |", "|---|---|---|---|---|"]
+    """Markdown table of claims: effect and CI, test, raw and adjusted p, verdict (and seeds, when several)."""
+    seeds = any(c.get("n_seeds", 1) > 1 for c in claims)
+    head = "| claim | effect (95 % CI) | test | p | p adjusted | verdict |" + (" seeds |" if seeds else "")
+    lines = [head, "|---|---|---|---|---|---|" + ("---|" if seeds else "")]
     for c in claims:
-        lines.append(
-            f"| {c['claim']} | {c['effect']:+.4f} [{c['ci95_low']:+.4f}, {c['ci95_high']:+.4f}] | "
-            f"{format_p(c['p'])} | {c['cohens_d']:.2f} | **{c['verdict']}** |"
+        effect = f"{c['effect']:+.4f}"
+        if seeds:
+            effect += f" ± {c.get('effect_sd', 0):.4f}"
+        if c["kind"] == "equivalence":
+            effect += f"; 90 % CI [{c['ci90_low']:+.4f}, {c['ci90_high']:+.4f}] vs ±{c['margin']:.4f}" if c.get("ci90_low") is not None else ""
+        flag = " ⚠" if c.get("tests_disagree") else ""
+        row = (
+            f"| {c['claim']} | {effect} [{c['ci95_low']:+.4f}, {c['ci95_high']:+.4f}] | {c['test']}{flag} "
+            f"| {format_p(c['p'])} | {format_p(c['p_adjusted'])} | **{c['verdict']}** |"
         )
+        if seeds:
+            row += f" {', '.join(c.get('verdicts', []))} |"
+        lines.append(row)
     return "\n".join(lines)
 
 
+def what_the_numbers_say(claims: list[dict]) -> list[str]:
+    """One sentence per claim, worded from its verdict and direction."""
+    lines = []
+    for c in claims:
+        where = f"{c['layer_role']} layer {c['layer']}"
+        metric = {"similarity": "similarity", "centered_gap": "centred gap", "mrr": "MRR", "p_at_1": "P@1"}[c["metric"]]
+        if c["kind"] == "change":
+            lines.append(f"{c['group'].capitalize()} pairs, {where}: {metric} {outcome(c)} ({c['effect']:+.4f}).")
+        elif c["kind"] == "difference":
+            lines.append(f"{where.capitalize()}, {metric}: trained pairs {outcome(c)} ({c['effect']:+.4f}).")
+        else:
+            lines.append(f"{where.capitalize()}, {metric}: control pairs {outcome(c)}.")
+    return lines
+
+
 def uniform_shift_notes(evaluation: list[dict], claims: list[dict]) -> list[str]:
-    """Where similarity rose but the gap to mismatched pairs did not: a shift of every pair alike."""
-    verdicts = {(c["group"], c["layer_role"], c["metric"]): c["verdict"] for c in claims}
+    """Where similarity rose but the centred gap did not: every pair moved alike, not translations apart."""
+    verdicts = {(c["group"], c["layer_role"], c["metric"]): c["verdict"] for c in claims if c["kind"] == "change"}
     notes = []
     for e in evaluation:
         key = (e["group"], e["layer_role"])
-        if verdicts.get((*key, "similarity")) == "supported" and verdicts.get((*key, "gap")) != "supported":
+        if verdicts.get((*key, "similarity")) == "supported" and verdicts.get((*key, "centered_gap")) != "supported":
             notes.append(
-                f"{e['group']} pairs, {e['layer_role']} layer {e['layer']}: similarity rose by "
-                f"{e['change']:+.4f} but mismatched pairs rose by "
-                f"{e['mismatched_post'] - e['mismatched_pre']:+.4f} — the gain lifts every pair alike and is "
-                "not evidence of better alignment."
+                f"{e['group']} pairs, {e['layer_role']} layer {e['layer']}: similarity rose by {e['change']:+.4f} "
+                f"and mismatched pairs by {e['mismatched_post'] - e['mismatched_pre']:+.4f}; the centred gap did "
+                f"not rise ({e['centered_gap_change']:+.4f}) — the gain lifts every pair alike and is not evidence "
+                "of better alignment."
             )
     return notes
 
 
-def evaluation_report(results: dict[str, Any], heading: str = "# tli evaluate") -> str:
-    """``report.md`` of an evaluation."""
-    notes = uniform_shift_notes(results["evaluation"], results["claims"])
+def evaluation_report(results: dict[str, Any], heading: str = "# tli evaluate", link_prefix: str = "") -> str:
+    """``report.md`` of an evaluation (one seed, or the summary over seeds)."""
+    claims, evaluation = results["claims"], results["evaluation"]
+    statistics = results.get("statistics", {})
+    notes = uniform_shift_notes(evaluation, claims)
+    disagree = [c["claim"] for c in claims if c.get("tests_disagree")]
+    roles = results.get("layer_roles", [])
+    seeds = results.get("seeds")
     lines = [
         heading,
         "",
-        f"- model: `{results['model']['name']}` with adapter `{results['adapter']['path']}` (unmerged)",
-        f"- target layer {results['target_layer']}, final layer {results['final_layer']}; pooling "
-        f"`{results['pooling']['pooling']}` (excluded: {results['pooling']['excluded_tokens']})",
-        "- verdicts at alpha 0.05: *supported* = p < 0.05 and the 95 % bootstrap CI excludes 0 in the "
-        "claimed direction; *contradicted* = the same in the other direction; otherwise *inconclusive*.",
-        "",
-        "## Claims",
-        "",
-        claims_table(results["claims"]),
-        "",
+        f"- model: `{results['model']['name']}`" + (f" with adapter `{results['adapter']['path']}` (unmerged)" if "adapter" in results else ""),
+        f"- target layer {results['target_layer']}, final layer {results['final_layer']}"
+        + ("; the target layer is the final layer, so each claim is made once" if roles == ["target = final"] else ""),
+        f"- pooling `{results['pooling']['pooling']}` (excluded: {results['pooling']['excluded_tokens']}), start token: "
+        f"{bos_phrase(results['pooling'])}; embeddings in float32",
+        f"- {statistics.get('n_claims', len(claims))} claims judged together: p-values adjusted by "
+        f"{statistics.get('correction', 'holm')}, verdicts at alpha {statistics.get('alpha', 0.05)} on the adjusted "
+        "p: *supported* = significant and the 95 % CI excludes 0 in the claimed direction; *contradicted* = the "
+        "same in the other direction; *inconclusive* otherwise. Equivalence (TOST): supported when the 90 % CI "
+        f"lies inside ±{statistics.get('equivalence_margin', 0.2):.0%} of the trained gain.",
+        "- pairs that share a source word are one cluster: similarity and gap p-values come from a t-test on "
+        "source-word means, CIs from a cluster bootstrap; MRR: Wilcoxon signed-rank; P@1: exact McNemar.",
     ]
+    if seeds and len(seeds) > 1:
+        lines.append(
+            f"- seeds {', '.join(map(str, seeds))}: effects are mean ± sd over seeds; a verdict holds only when every "
+            "seed reaches it (else *inconclusive*, with each seed's verdict in the last column)."
+        )
+    lines += ["", "## Claims", "", claims_table(claims), ""]
+    if disagree:
+        lines += [
+            f"⚠ The pair-level t-test and the Wilcoxon signed-rank test disagree for {len(disagree)} claim(s); the "
+            "verdict uses the test named in the table.",
+            "",
+        ]
+    lines += ["## What the numbers say", "", *[f"- {line}" for line in what_the_numbers_say(claims)], ""]
     for skipped in results.get("skipped_groups", []):
         lines += [
-            f"**Not evaluated:** the {skipped['group']} group has {skipped['n']} pair(s); paired statistics "
-            "need at least 2 (use a larger lexicon or another split).",
+            f"**Not evaluated:** the {skipped['group']} group has {skipped['n']} pair(s); paired statistics need at "
+            "least 2 (use a larger lexicon or another split).",
             "",
         ]
     if notes:
@@ -278,24 +360,35 @@ def evaluation_report(results: dict[str, Any], heading: str = "# tli evaluate") 
     lines += [
         "## Before / after",
         "",
-        "Similarity = cosine of a translation pair; gap = similarity minus the source word's mean cosine "
-        "to non-translations; P@1 / MRR = retrieval of the translation among all lexicon targets.",
+        "Similarity = cosine of a translation pair; gap = similarity minus the source word's mean cosine to "
+        "non-translations (centred: after mean-centring each language); P@1 / MRR = retrieval of the translation "
+        "among all lexicon targets. n (words) = pairs (source-word clusters).",
         "",
-        evaluation_table(results["evaluation"]),
-        "",
-        "![before/after](before_after.png)",
-        "",
-        "![layer curves](layers_before_after.png)",
-        "",
-        "![projection](projection_pca.png)",
+        evaluation_table(evaluation),
         "",
     ]
+    if not seeds or len(seeds) == 1:
+        for name, alt in (
+            ("before_after.png", "before/after"),
+            ("layers_before_after.png", "layer curves before and after"),
+            ("projection_pca.png", "PCA projection"),
+            ("projection_tsne.png", "t-SNE projection"),
+        ):
+            lines += [f"![{alt}]({link_prefix}{name})", ""]
     return "\n".join(lines)
 
 
-def write_evaluate_plots(out: Path, results: dict[str, Any]) -> None:
+def projection_sample(lexicon, limit: int = 120) -> list[int]:
+    """Pair rows for the 2-D maps: every control pair up to ``limit``, then trained pairs up to ``limit``."""
+    control = [i for i, p in enumerate(lexicon.pairs) if p.group == "control"][:limit]
+    trained = [i for i, p in enumerate(lexicon.pairs) if p.group == "trained"][:limit]
+    return trained + control
+
+
+def write_evaluate_plots(out: Path, results: dict[str, Any], embeddings) -> None:
     """Scatter, layer curves before/after and 2-D projections (PCA and t-SNE) at the final layer."""
     from tli.plots import plot_before_after, plot_projection
+    from tli.scan import artifact_layers
 
     plot_before_after(results["per_pair"], out / "before_after.png")
     plot_layer_curves(
@@ -305,20 +398,25 @@ def write_evaluate_plots(out: Path, results: dict[str, Any]) -> None:
         criterion="target",
         compare=results["layers_post"],
         labels=("before", "after"),
+        artifact_layers=artifact_layers(results["layers_pre"]),
     )
-    emb = results.get("_embeddings")
-    if emb is None:
+    if embeddings is None:
         return
-    index, layer = emb["index"], results["final_layer"]
-    sample = list(range(min(200, len(index.src))))  # a readable number of pairs
+    index, layer, lexicon = embeddings.index, results["final_layer"], embeddings.lexicon
+    sample = projection_sample(lexicon)
     rows_src, rows_tgt = index.src[sample], index.tgt[sample]
-    before = (emb["base"].src[layer][rows_src].numpy(), emb["base"].tgt[layer][rows_tgt].numpy())
-    after = (emb["adapted"].src[layer][rows_src].numpy(), emb["adapted"].tgt[layer][rows_tgt].numpy())
-    plot_projection(before, after, out / "projection_pca.png", method="pca", title=f"final layer {layer}")
-    plot_projection(before, after, out / "projection_tsne.png", method="tsne", title=f"final layer {layer}")
+    groups = [lexicon.pairs[k].group for k in sample]
+    before = (embeddings.base.src[layer][rows_src].numpy(), embeddings.base.tgt[layer][rows_tgt].numpy())
+    after = (embeddings.adapted.src[layer][rows_src].numpy(), embeddings.adapted.tgt[layer][rows_tgt].numpy())
+    languages = (lexicon.source_lang, lexicon.target_lang)
+    for method in ("pca", "tsne"):
+        plot_projection(
+            before, after, out / f"projection_{method}.png", method=method, title=f"final layer {layer}",
+            groups=groups, languages=languages,
+        )
 
 
-def write_evaluate_run(out: Path, results: dict[str, Any], heading: str = "# tli evaluate") -> Path:
+def write_evaluate_run(out: Path, results: dict[str, Any], embeddings=None, heading: str = "# tli evaluate") -> Path:
     """``pairs.csv``, ``layers_before_after.csv``, plots, ``report.md`` and ``results.json`` (last)."""
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_csv(out / "pairs.csv", results["per_pair"], PAIR_FIELDS)
@@ -327,8 +425,96 @@ def write_evaluate_run(out: Path, results: dict[str, Any], heading: str = "# tli
         for state, rows in (("before", results["layers_pre"]), ("after", results["layers_post"]))
         for row in rows
     ]
-    atomic_write_csv(out / "layers_before_after.csv", layer_rows, ["state", *LAYER_FIELDS])
-    write_evaluate_plots(out, results)
+    atomic_write_csv(out / "layers_before_after.csv", layer_rows, ["state", *ALL_LAYER_FIELDS])
+    write_evaluate_plots(out, results, embeddings)
     atomic_write_text(out / "report.md", evaluation_report(results, heading))
-    atomic_write_json(out / "results.json", {k: v for k, v in results.items() if not k.startswith("_")})
+    atomic_write_json(out / "results.json", results)
     return out
+
+
+def seeds_table(per_seed: list[dict]) -> str:
+    """Per-seed headline figures: similarity, centred gap and MRR change per group and layer."""
+    lines = ["| seed | group | layer | similarity change | centred gap change | MRR before → after |", "|---|---|---|---|---|---|"]
+    for seed in per_seed:
+        for e in seed["evaluation"]:
+            lines.append(
+                f"| {seed['seed']} | {e['group']} | {e['layer_role']} ({e['layer']}) | {e['change']:+.4f} "
+                f"| {e['centered_gap_change']:+.4f} | {e['mrr_pre']:.3f} → {e['mrr_post']:.3f} |"
+            )
+    return "\n".join(lines)
+
+
+def write_seeds_summary(out: Path, summary: dict[str, Any]) -> Path:
+    """The evaluation over several seeds: ``report.md`` and ``results.json`` (last) in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    body = evaluation_report(summary, heading="# tli evaluate — over seeds")
+    per_seed = "\n".join(
+        ["## Per seed", "", seeds_table(summary["per_seed"]), "", "Each seed's plots and pairs are in `seed-<k>/`.", ""]
+    )
+    atomic_write_text(out / "report.md", body + "\n" + per_seed)
+    atomic_write_json(out / "results.json", summary)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# tli run
+
+
+def run_report(results: dict[str, Any], scan) -> str:
+    """Top-level ``report.md``: scan findings, training summary, then the evaluation's claims."""
+    seeds = results["seeds"]
+    several = len(seeds) > 1
+    train_dir = "train/seed-{}".format(seeds[0]) if several else "train"
+    body = evaluation_report(
+        results,
+        heading="## 3. Evaluation",
+        link_prefix=f"evaluate/seed-{seeds[0]}/" if several else "evaluate/",
+    ).replace("\n## ", "\n### ")
+    given = results.get("target_layer_given")
+    layer_line = (
+        f"- target layer {results['target_layer']} (given by --target-layer; the scan's `{results['criterion']}` "
+        f"criterion would pick {results['selected_layer']})"
+        if given
+        else f"- target layer {results['target_layer']} (selected by `{results['criterion']}`)"
+    )
+    train_lines = []
+    for run in results["train"]:
+        losses = ", ".join(f"{loss:.4f}" for loss in run["epoch_losses"])
+        validation = ""
+        if run.get("validation"):
+            validation = "; validation MRR per epoch: " + ", ".join(f"{v['mrr']:.3f}" for v in run["validation"])
+        train_lines.append(
+            f"- seed {run['seed']}: {run['timing']['steps']} steps in {run['timing']['train_seconds']:.0f} s on "
+            f"{run['n_train_pairs']} pairs ({run['n_validation_pairs']} held out for validation); mean loss per "
+            f"epoch: {losses}{validation}"
+        )
+    warnings = [f"- Warning: {w}." for w in dict.fromkeys(results.get("warnings", []))]
+    split = results.get("split") or {}
+    audit = split.get("audit") or {}
+    lines = [
+        "# tli run",
+        "",
+        f"Model `{results['model']['name']}`, lexicon `{results['lexicon']['path']}` "
+        f"({results['lexicon']['n_trained']} trained / {results['lexicon']['n_control']} control pairs, "
+        f"{split.get('origin', 'stored')} split; control pairs sharing a source, target or word with a trained "
+        f"pair: {audit.get('n_leaking', 0)}). Seeds: {', '.join(map(str, seeds))}.",
+        "",
+        "## 1. Scan (trained pairs only)",
+        "",
+        *[f"- {finding}" for finding in scan_findings(scan)],
+        "",
+        "![layer curves](scan/layers.png)",
+        "",
+        "## 2. Training",
+        "",
+        layer_line,
+        *train_lines,
+        *warnings,
+        "",
+        f"![loss]({train_dir}/loss.png)",
+        "",
+        body,
+    ]
+    if several:
+        lines += ["", "### Per seed", "", seeds_table(results["per_seed"]), ""]
+    return "\n".join(lines)

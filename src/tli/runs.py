@@ -38,15 +38,40 @@ def default_run_dir(command: str) -> Path:
 
 
 def check_writable(path: str | os.PathLike, option: str = "--out") -> Path:
-    """Fail early (before loading models or training) if ``path`` cannot become a run directory."""
+    """Fail early (before loading models or training) if ``path`` cannot become a run directory.
+
+    A real write probe (a temporary file created and removed in the nearest existing directory) catches
+    what permission bits do not: read-only or pseudo file systems (``/proc``), a full disk.
+    """
+    import tempfile
+
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{option} {path} is a file, not a directory: choose another path")
     probe = path
     while not probe.exists():
         probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"{option} {path}: {probe} is not writable; choose a writable directory")
+    if not probe.is_dir():
+        raise ConfigError(f"{option} {path}: {probe} is not a directory; choose another path")
+    try:
+        with tempfile.NamedTemporaryFile(dir=probe, prefix=".tli-write-probe-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(
+            f"{option} {path}: cannot write in {probe} ({reason}); choose a writable directory"
+        ) from exc
+    return path
+
+
+def prepare_run_dir(path: str | os.PathLike, *, overwrite: bool = False, option: str = "--out") -> Path:
+    """:func:`check_writable`, and refuse to write over a complete run (one with ``results.json``) unless
+    ``overwrite``: a second run into the same directory must not silently replace the first."""
+    path = check_writable(path, option)
+    if (path / "results.json").is_file() and not overwrite:
+        raise ConfigError(
+            f"{option} {path} already holds a complete run: choose another --out, or pass --overwrite to replace it"
+        )
     return path
 
 

@@ -1,21 +1,24 @@
 """TLI fine-tuning: LoRA with a contrastive loss on pooled embeddings of one early target layer.
 
 One readable training function, :func:`run_training`, in commented phases: forward to the target layer,
-loss, accumulation, step, log, checkpoint. Published defaults (arXiv 2506.15415): LoRA on ``q_proj`` and
-``v_proj`` (r 16, alpha 32, dropout 0.05), triplet loss with the hardest in-batch negative (margin 0.4),
-AdamW lr 2e-4, linear schedule with 50 warm-up steps, 5 epochs, batch 8.
+loss, accumulation, step, log, validate, checkpoint. Published defaults (arXiv 2506.15415): LoRA on
+``q_proj`` and ``v_proj`` (r 16, alpha 32, dropout 0.05), triplet loss with the hardest in-batch negative
+(margin 0.4), AdamW lr 2e-4, linear schedule with 50 warm-up steps, 5 epochs, batch 8.
 
 What tli does differently, and why:
 
 - LoRA goes only on the blocks whose output reaches the target layer (blocks ``0..L-1`` for
   ``hidden_states[L]``): later blocks get no gradient from a loss at layer ``L``.
 - Only those blocks are loaded, and each forward stops after block ``L-1``; ``lm_head`` never runs.
-- Negatives never include another translation of the anchor's word (``bahari`` → sea / ocean).
+- Negatives never include a translation of the anchor anywhere in the lexicon (``bahari`` → sea / ocean).
+- A leak-free validation split of the trained pairs is scored after every epoch (loss and retrieval MRR at
+  the target layer); with ``early_stopping_patience`` the best epoch's adapter is kept.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import random
@@ -27,88 +30,21 @@ from typing import Any
 import numpy as np
 import torch
 
+from tli.adapter import ADAPTER_META, write_adapter_files
+from tli.config import TrainConfig
 from tli.distributed import distributed_context, shard
-from tli.embed import EmbedConfig, encode_words, pad_batch, pooled_at_layer
-from tli.errors import ConfigError, TliError
+from tli.embed import Encoded, bos_record, encode_words, pad_batch, pooled_at_layer
+from tli.errors import ConfigError, LexiconError, TliError
 from tli.io import atomic_write_json, atomic_write_text, replace_dir_atomically
-from tli.lexicon import Lexicon
+from tli.lexicon import Lexicon, Pair, lexicon_record, split_for_study
 from tli.losses import LOSSES, valid_negative_mask
 from tli.models import LoadedModel, base_causal_lm, load_model
+from tli.progress import Progress
 from tli.runs import check_writable, provenance
 
-ADAPTER_META = "tli_adapter.json"
+log = logging.getLogger(__name__)
 
-
-@dataclass
-class TrainConfig:
-    """Options of ``tli train`` (CLI flags use dashes: ``--target-layer``)."""
-
-    model: str | None = None
-    """Local HF directory, hub id, .gguf file; None = embedded SmolLM2-135M-Instruct."""
-    lexicon: str | None = None
-    """Word-pair file; None = the shipped lexicon. Only its ``trained`` group is trained on."""
-    target_layer: int = 2
-    """Hidden-state index the loss is applied to (published: 2)."""
-    loss: str = "triplet"
-    """``triplet`` (published, hardest in-batch negative) | ``infonce`` (symmetric)."""
-    margin: float = 0.4
-    """Triplet margin."""
-    temperature: float = 0.05
-    """InfoNCE temperature."""
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
-    """Linear layers that get LoRA adapters."""
-    lora_layers: list[int] | None = None
-    """Blocks that get LoRA; None = the blocks whose output reaches the target layer (0..L-1)."""
-    epochs: int = 5
-    batch_size: int = 8
-    """Pairs per batch; in-batch negatives come from the other pairs."""
-    grad_accum: int = 1
-    """Batches per optimiser step."""
-    lr: float = 2e-4
-    warmup_steps: int = 50
-    weight_decay: float = 0.0
-    seed: int = 0
-    pooling: str = "mean-no-special"
-    """Pooling at the target layer; the published evaluation excluded first and special tokens."""
-    add_bos: str = "auto"
-    template: str | None = None
-    control_fraction: float = 63 / 686
-    """Used only when the lexicon stores no trained/control split."""
-    split_seed: int = 0
-    dtype: str = "auto"
-    device: str = "auto"
-    quantization: str = "none"
-    """``none`` | ``nf4`` (QLoRA: 4-bit NF4, bf16 compute, k-bit training preparation) | ``int8``."""
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.loss not in LOSSES:
-            problems.append(f"--loss {self.loss!r} is not one of {', '.join(LOSSES)}")
-        if self.target_layer < 1:
-            problems.append(
-                f"--target-layer must be >= 1 (0 is the embedding table), got {self.target_layer}"
-            )
-        if self.batch_size < 2:
-            problems.append(f"--batch-size {self.batch_size}: contrastive losses need >= 2 pairs per batch")
-        for name in ("epochs", "grad_accum", "lora_r"):
-            if getattr(self, name) < 1:
-                problems.append(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.warmup_steps < 0:
-            problems.append(f"--lr must be > 0 and --warmup-steps >= 0 (got {self.lr}, {self.warmup_steps})")
-        if not 0 <= self.lora_dropout < 1:
-            problems.append(f"--lora-dropout must be in [0, 1), got {self.lora_dropout}")
-        if problems:
-            raise ConfigError("; ".join(problems))
-        self.embed_config()
-
-    def embed_config(self) -> EmbedConfig:
-        return EmbedConfig(pooling=self.pooling, add_bos=self.add_bos, template=self.template)
-
-    def trainable_layers(self) -> list[int]:
-        return list(self.lora_layers) if self.lora_layers is not None else list(range(self.target_layer))
+__all__ = ["ADAPTER_META", "TrainConfig", "TrainResult", "run_training", "train"]
 
 
 @dataclass
@@ -121,6 +57,13 @@ class TrainResult:
     epoch_losses: list[float]
     timing: dict[str, float]
     n_train_pairs: int
+    seed: int = 0
+    n_validation_pairs: int = 0
+    validation: list[dict[str, float]] = field(default_factory=list)
+    """Per epoch: ``epoch``, validation ``loss`` and ``mrr`` (retrieval among the validation targets)."""
+    best_epoch: int | None = None
+    stopped_early: bool = False
+    warnings: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -134,8 +77,9 @@ def add_lora(lm: Any, config: TrainConfig, num_layers: int) -> Any:
     layers = config.trainable_layers()
     if not layers or max(layers) >= num_layers or min(layers) < 0:
         raise ConfigError(f"--lora-layers {layers}: blocks run 0..{num_layers - 1}")
-    if config.quantization != "none":
-        # QLoRA: freeze the quantised base, upcast norms to fp32, keep inputs' grads flowing.
+    if config.quantization not in (None, "none"):
+        # QLoRA: freeze the quantised base and keep inputs' grads flowing (tli already loaded the
+        # non-quantised parameters in fp32, so nothing is upcast in place here).
         lm = prepare_model_for_kbit_training(lm, use_gradient_checkpointing=False)
     lora = LoraConfig(
         r=config.lora_r,
@@ -158,20 +102,61 @@ def epoch_batches(n_pairs: int, batch_size: int, seed: int, epoch: int) -> list[
     sees exactly the batches an uninterrupted run would."""
     order = list(range(n_pairs))
     random.Random(seed * 1_000_003 + epoch).shuffle(order)
-    batches = [order[i : i + batch_size] for i in range(0, n_pairs, batch_size)]
-    if len(batches) > 1 and len(batches[-1]) < 2:  # a lone pair has no negative: fold it into the previous
+    return chunk(order, batch_size)
+
+
+def chunk(order: list[int], batch_size: int) -> list[list[int]]:
+    """Consecutive batches of ``batch_size``; a lone last pair (no negative) joins the previous batch."""
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if len(batches) > 1 and len(batches[-1]) < 2:
         batches[-2].extend(batches.pop())
     return batches
 
 
+def validation_split(
+    trained: Lexicon, fraction: float, seed: int
+) -> tuple[Lexicon, Lexicon | None, str | None]:
+    """Hold out a leak-free share of the trained pairs for validation (the split's rules: no shared word).
+
+    Returns:
+        ``(train, validation or None, warning or None)``: no validation when ``fraction`` is 0 or the pairs
+        cannot be split (every pair linked to every other).
+    """
+    if fraction <= 0:
+        return trained, None, None
+    try:
+        grouped, _ = Lexicon(
+            [Pair(p.source, p.target) for p in trained],
+            trained.source_lang,
+            trained.target_lang,
+            trained.path,
+        ).split_with_report(fraction, seed)
+    except LexiconError as exc:
+        return trained, None, f"no validation split ({exc})"
+    train_part, validation = grouped.subset("trained"), grouped.subset("control")
+    if len(validation) < 2 or len(train_part) < 2:
+        return (
+            trained,
+            None,
+            f"no validation split: only {len(validation)} pair(s) could be held out leak-free",
+        )
+    return train_part, validation, None
+
+
 def rng_state() -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every random state training uses (Python, numpy, torch CPU, and CUDA when present)."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def save_checkpoint(directory: Path, model, optimizer, scheduler, state: dict[str, Any]) -> Path:
@@ -192,12 +177,17 @@ def latest_checkpoint(checkpoints: Path) -> Path | None:
     return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 
-def load_checkpoint(directory: Path, model, optimizer, scheduler) -> dict[str, Any]:
-    """Restore adapter weights, optimiser, scheduler and RNG; returns the trainer state."""
+def load_adapter_weights(model, directory: Path) -> None:
+    """Put the adapter weights saved in ``directory`` into ``model`` (a PeftModel)."""
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
     set_peft_model_state_dict(model, load_file(str(directory / "adapter_model.safetensors")))
+
+
+def load_checkpoint(directory: Path, model, optimizer, scheduler) -> dict[str, Any]:
+    """Restore adapter weights, optimiser, scheduler and RNG; returns the trainer state."""
+    load_adapter_weights(model, directory)
     saved = torch.load(directory / "training_state.pt", weights_only=False)
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
@@ -225,7 +215,7 @@ class MetricsLog:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(path.parent / "tensorboard"))
-        except Exception:  # tensorboard not installed: the JSONL log is complete on its own
+        except ImportError:  # tensorboard not installed: the JSONL log is complete on its own
             pass
 
     def log(self, record: dict[str, Any]) -> None:
@@ -233,27 +223,88 @@ class MetricsLog:
             return
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
-        if self.writer is not None and "loss" in record:
-            self.writer.add_scalar("train/loss", record["loss"], record["step"])
-            self.writer.add_scalar("train/lr", record["lr"], record["step"])
+        if self.writer is not None:
+            for key in ("loss", "lr", "validation_loss", "validation_mrr"):
+                if key in record:
+                    self.writer.add_scalar(f"train/{key}", record[key], record["step"])
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
 
 
-def write_adapter_meta(adapter_dir: Path, loaded: LoadedModel, config: TrainConfig, lexicon: Lexicon) -> None:
-    """What the adapter was trained on, so ``tli evaluate`` can check the base model matches."""
-    atomic_write_json(
-        adapter_dir / ADAPTER_META,
-        {
-            "base_model": {"name": loaded.name, "fingerprint": loaded.fingerprint},
-            "target_layer": config.target_layer,
-            "embed": config.embed_config().describe(),
-            "lexicon_sha256": lexicon.fingerprint(),
-            "config": asdict(config),
-        },
-    )
+def loss_warnings(config: TrainConfig, epoch_losses: list[float]) -> list[str]:
+    """What a final loss at a tell-tale value means.
+
+    - Triplet loss settled at its margin: the hardest negative ends as close as the positive — the space
+      collapsed (everything pulled together) rather than aligned.
+    - InfoNCE loss at ``ln(batch)``: the loss of uniform guessing among the batch — nothing learned.
+    """
+    if not epoch_losses:
+        return []
+    final = epoch_losses[-1]
+    if config.loss == "triplet" and abs(final - config.margin) <= 0.02 * config.margin:
+        return [
+            f"the triplet loss settled at {final:.4f}, the margin ({config.margin}): the hardest in-batch negative "
+            "ends as similar as the positive, so training pulled all words together rather than translations "
+            "apart from non-translations (check the gap and retrieval claims)"
+        ]
+    chance = math.log(config.batch_size)
+    if config.loss == "infonce" and final >= 0.98 * chance:
+        return [
+            f"the InfoNCE loss ended at {final:.4f}, the chance level ln({config.batch_size}) = {chance:.4f}: "
+            "the model does not tell a batch's translations apart"
+        ]
+    return []
+
+
+class _Batcher:
+    """Pairs → padded model inputs for the target layer (every distinct string tokenized once)."""
+
+    def __init__(self, loaded: LoadedModel, config: TrainConfig, *lexicons: Lexicon | None):
+        embed_config = config.embed_config()
+        strings = list(dict.fromkeys(w for lex in lexicons if lex for p in lex for w in (p.source, p.target)))
+        self.encoded: dict[str, Encoded] = dict(
+            zip(strings, encode_words(strings, loaded.tokenizer, embed_config), strict=True)
+        )
+        self.pad_id, self.device, self.layer = (
+            loaded.tokenizer.pad_token_id,
+            loaded.device,
+            config.target_layer,
+        )
+
+    def pooled(self, model, pairs: list[Pair]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pooled target-layer embeddings ``(B, H)`` of the sources and of the targets, in one forward."""
+        items = [self.encoded[p.source] for p in pairs] + [self.encoded[p.target] for p in pairs]
+        ids, attention, weights = pad_batch(items, self.pad_id, self.device)
+        pooled = pooled_at_layer(model, ids, attention, weights, self.layer)  # (2B, H)
+        return pooled[: len(pairs)], pooled[len(pairs) :]
+
+
+def validate(model, batcher: _Batcher, validation: Lexicon, loss_fn, config: TrainConfig, known) -> dict:
+    """Validation loss (same loss, fixed batches, dropout off) and MRR of each validation source's
+    translation among all validation targets at the target layer."""
+    from tli.metrics import PairIndex, mean_reciprocal_rank, retrieval_ranks
+
+    was_training = model.training
+    model.eval()
+    pairs = list(validation)
+    losses, sources, targets = [], {}, {}
+    with torch.no_grad():
+        for batch_ids in chunk(list(range(len(pairs))), config.batch_size):
+            batch = [pairs[k] for k in batch_ids]
+            anchors, positives = batcher.pooled(model, batch)
+            mask = valid_negative_mask([p.source for p in batch], [p.target for p in batch], known)
+            losses.append(float(loss_fn(anchors, positives, mask.to(anchors.device))))
+            for p, a, t in zip(batch, anchors, positives, strict=True):
+                sources[p.source], targets[p.target] = a.float().cpu(), t.float().cpu()
+    model.train(was_training)
+    _, _, index = PairIndex.from_lexicon(validation)  # unique strings in first-seen order, as the dicts
+    src = torch.nn.functional.normalize(torch.stack(list(sources.values())), dim=-1)
+    tgt = torch.nn.functional.normalize(torch.stack(list(targets.values())), dim=-1)
+    gold = index.gold()
+    ranks = retrieval_ranks(src @ tgt.T, gold)
+    return {"loss": float(np.mean(losses)) if losses else float("nan"), "mrr": mean_reciprocal_rank(ranks)}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -268,30 +319,35 @@ def run_training(
     *,
     resume: bool = False,
     progress: bool | None = None,
+    control: Lexicon | None = None,
+    split_record: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train a TLI adapter on ``trained`` pairs; writes checkpoints, metrics and the final adapter.
 
     ``loaded.model`` is replaced by the ``PeftModel`` holding the trained adapter, so the same loaded
-    model can be evaluated next without loading it again.
+    model can be evaluated next without loading it again (``loaded.model.unload()`` gives the base back).
+
+    Args:
+        control: the unseen control pairs, recorded in the adapter so evaluation judges the same split.
+        split_record: how the trained/control split was made (recorded with the adapter).
     """
-    from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
     if len(trained) < 2:
         raise TliError(f"{len(trained)} trained pair(s): a contrastive batch needs >= 2 pairs")
     context = distributed_context(loaded.device)  # one process unless launched by torchrun/accelerate
     num_layers = base_causal_lm(loaded.model).config.num_hidden_layers
+    train_part, validation, split_warning = validation_split(
+        trained, config.validation_fraction, config.split_seed
+    )
+    warnings = [split_warning] if split_warning else []
     torch.manual_seed(config.seed)
     model = add_lora(loaded.model, config, num_layers)
     model.train()
-    device = loaded.device
     loss_fn = LOSSES[config.loss](config.margin if config.loss == "triplet" else config.temperature)
-
-    # Tokenize every distinct string once; batches only pad and stack.
-    embed_config = config.embed_config()
-    strings = list(dict.fromkeys(trained.sources + trained.targets))
-    encoded = dict(zip(strings, encode_words(strings, loaded.tokenizer, embed_config), strict=True))
-    pairs = list(trained)
+    known = {(p.source, p.target) for p in trained}  # every sense of the training lexicon (polysemy mask)
+    batcher = _Batcher(loaded, config, train_part, validation)
+    pairs = list(train_part)
 
     batches_per_epoch = len(shard(epoch_batches(len(pairs), config.batch_size, config.seed, 0), context))
     if batches_per_epoch == 0:
@@ -305,39 +361,41 @@ def run_training(
     scheduler = get_linear_schedule_with_warmup(optimizer, config.warmup_steps, total_steps)
 
     checkpoints = out / "checkpoints"
-    state: dict[str, Any] = {"epoch": 0, "global_step": 0, "epoch_losses": []}
+    state: dict[str, Any] = {
+        "epoch": 0,
+        "global_step": 0,
+        "epoch_losses": [],
+        "validation": [],
+        "best_epoch": None,
+    }
     if resume and (last := latest_checkpoint(checkpoints)) is not None:
-        state = load_checkpoint(last, model, optimizer, scheduler)
-    log = MetricsLog(
+        state = {**state, **load_checkpoint(last, model, optimizer, scheduler)}
+    metrics = MetricsLog(
         out / "metrics.jsonl", keep_until_step=state["global_step"] if resume else 0, enabled=context.is_main
     )
 
     start = time.perf_counter()
-    bar = tqdm(
-        total=total_steps,
+    bar = Progress(
+        total_steps,
+        f"TLI training (layer {config.target_layer}, seed {config.seed})",
         initial=state["global_step"],
-        desc="TLI training",
-        unit="step",
-        disable=not context.is_main or (None if progress is None else not progress),
+        enabled=False if not context.is_main else progress,
     )
+    stopped_early = False
     try:
         for epoch in range(state["epoch"], config.epochs):
             epoch_loss, n_batches = 0.0, 0
             batches = shard(epoch_batches(len(pairs), config.batch_size, config.seed, epoch), context)
             optimizer.zero_grad(set_to_none=True)
             step_losses: list[float] = []
-            for i, batch in enumerate(batches):
+            for i, batch_ids in enumerate(batches):
                 # Forward to the target layer only: sources and targets in one padded batch.
-                sources = [pairs[k].source for k in batch]
-                targets = [pairs[k].target for k in batch]
-                items = [encoded[w] for w in sources + targets]
-                ids, attention, weights = pad_batch(items, loaded.tokenizer.pad_token_id, device)
-                pooled = pooled_at_layer(model, ids, attention, weights, config.target_layer)  # (2B, H)
-                anchors, positives = pooled[: len(batch)], pooled[len(batch) :]
+                batch = [pairs[k] for k in batch_ids]
+                anchors, positives = batcher.pooled(model, batch)
 
-                # Loss, with other senses of the same word masked out of the negatives.
-                negatives = valid_negative_mask(sources, targets).to(device)
-                loss = loss_fn(anchors, positives, negatives)
+                # Loss, with every known translation of an anchor masked out of its negatives.
+                negatives = valid_negative_mask([p.source for p in batch], [p.target for p in batch], known)
+                loss = loss_fn(anchors, positives, negatives.to(anchors.device))
                 batch_loss = context.mean(loss.item())  # every process stops together on a bad loss
                 if not math.isfinite(batch_loss):
                     raise TliError(
@@ -363,30 +421,67 @@ def run_training(
                 step_loss = sum(step_losses) / len(step_losses)
                 step_losses = []
                 lr = scheduler.get_last_lr()[0]
-                log.log({"step": state["global_step"], "epoch": epoch + 1, "loss": step_loss, "lr": lr})
-                bar.update(1)
-                bar.set_postfix(loss=f"{step_loss:.4f}", epoch=epoch + 1)
+                metrics.log({"step": state["global_step"], "epoch": epoch + 1, "loss": step_loss, "lr": lr})
+                bar.update(1, loss=step_loss, epoch=epoch + 1)
 
-            # Checkpoint at the end of every epoch: adapter + optimiser + scheduler + RNG.
+            # Validate: loss and retrieval on held-out trained-group pairs, dropout off.
             state["epoch"] = epoch + 1
             state["epoch_losses"].append(epoch_loss / max(n_batches, 1))
-            log.log(
-                {"step": state["global_step"], "epoch": epoch + 1, "epoch_loss": state["epoch_losses"][-1]}
-            )
+            record = {
+                "step": state["global_step"],
+                "epoch": epoch + 1,
+                "epoch_loss": state["epoch_losses"][-1],
+            }
+            if validation is not None:
+                scores = validate(model, batcher, validation, loss_fn, config, known)
+                state["validation"].append({"epoch": epoch + 1, **scores})
+                record.update(validation_loss=scores["loss"], validation_mrr=scores["mrr"])
+                best = min(state["validation"], key=lambda v: (v["loss"], -v["epoch"]))
+                state["best_epoch"] = best["epoch"]
+            metrics.log(record)
+
+            # Checkpoint at the end of every epoch: adapter + optimiser + scheduler + RNG.
             if context.is_main:
                 save_checkpoint(checkpoints / f"epoch-{epoch + 1}", model, optimizer, scheduler, dict(state))
             context.barrier()
+
+            # Early stopping: no better validation loss for `patience` epochs.
+            patience = config.early_stopping_patience
+            if patience and state["best_epoch"] is not None and epoch + 1 - state["best_epoch"] >= patience:
+                stopped_early = epoch + 1 < config.epochs
+                break
     finally:
         bar.close()
-        log.close()
+        metrics.close()
     train_seconds = time.perf_counter() - start
 
+    # The adapter: the last epoch's, or the best validation epoch's when early stopping is on.
+    if config.early_stopping_patience and state["best_epoch"] and state["best_epoch"] != state["epoch"]:
+        load_adapter_weights(model, checkpoints / f"epoch-{state['best_epoch']}")
+    warnings += loss_warnings(config, state["epoch_losses"])
+    for warning in warnings:
+        log.warning("warning: %s", warning)
     adapter_dir = out / "adapter"
     if context.is_main:
+        embed_config = config.embed_config()
+        split = {
+            "trained": list(train_part),
+            "validation": list(validation or []),
+            "control": list(control or []),
+        }
 
         def write(tmp: Path) -> None:
             model.save_pretrained(tmp)
-            write_adapter_meta(tmp, loaded, config, trained)
+            write_adapter_files(
+                tmp,
+                loaded,
+                target_layer=config.target_layer,
+                embed=embed_config.describe() | bos_record(loaded.tokenizer, embed_config),
+                config=asdict(config),
+                lexicon_sha256=trained.fingerprint(),
+                split=split,
+                split_record=split_record,
+            )
 
         replace_dir_atomically(adapter_dir, write)
     context.barrier()
@@ -402,7 +497,13 @@ def run_training(
             "train_seconds": train_seconds,
             "steps": state["global_step"],
         },
-        n_train_pairs=len(trained),
+        n_train_pairs=len(train_part),
+        seed=config.seed,
+        n_validation_pairs=len(validation or []),
+        validation=state["validation"],
+        best_epoch=state["best_epoch"],
+        stopped_early=stopped_early,
+        warnings=warnings,
     )
 
 
@@ -414,6 +515,16 @@ def process_device(device: str) -> str:
     return device
 
 
+def is_main_process() -> bool:
+    """Only the main process of a launcher writes results and prints summaries."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def seed_dir(out: Path, seed: int, n_seeds: int) -> Path:
+    """``OUT`` for one seed, ``OUT/seed-<k>`` for several."""
+    return out / f"seed-{seed}" if n_seeds > 1 else out
+
+
 def train(
     model: str | None = None,
     lexicon: str | Path | Lexicon | None = None,
@@ -422,45 +533,91 @@ def train(
     resume: bool = False,
     progress: bool | None = None,
     **options: Any,
-) -> TrainResult:
-    """Train a TLI adapter and write the run directory.
+) -> TrainResult | list[TrainResult]:
+    """Train a TLI adapter (one per seed) and write the run directory.
 
     Writes ``out/adapter/`` (PEFT; load with ``peft.PeftModel.from_pretrained``), ``out/checkpoints/``
-    (one per epoch), ``out/metrics.jsonl`` and ``out/results.json``.
+    (one per epoch), ``out/metrics.jsonl`` and ``out/results.json``; with several ``seeds``, one such
+    directory per seed in ``out/seed-<k>/`` and a summary ``out/results.json``.
 
     Args:
         model: model spec (see :func:`tli.models.load_model`); only blocks up to the target layer load.
         lexicon: word pairs (path or :class:`Lexicon`); its ``trained`` group is used.
         out: run directory.
-        resume: continue from the last complete epoch checkpoint in ``out/checkpoints``.
-        **options: any :class:`TrainConfig` field.
+        resume: continue from the last complete epoch checkpoint (finished seeds are kept).
+        **options: any :class:`~tli.config.TrainConfig` field.
+
+    Returns:
+        The :class:`TrainResult` (a list of them with several seeds).
     """
     from tli.report import write_train_run
-    from tli.scan import lexicon_record, resolve_lexicon
 
     lexicon_path = str(Path(lexicon).resolve()) if isinstance(lexicon, (str, Path)) else None
-    config = TrainConfig(model=model, lexicon=lexicon_path, **options)
+    config = TrainConfig(model=model, lexicon=lexicon_path, resume=resume, out=str(out), **options)
     out = check_writable(Path(out))
-    if not resume and (out / "checkpoints").exists():
+    seeds = config.seed_list()
+    if not resume and (
+        (out / "checkpoints").exists()
+        or any((seed_dir(out, s, len(seeds)) / "checkpoints").exists() for s in seeds)
+    ):
         raise ConfigError(f"--out {out} already holds a training run: pass --resume or choose another --out")
-    lex = resolve_lexicon(lexicon)
-    trained, control = lex.trained_and_control(config.control_fraction, config.split_seed)
+    study = split_for_study(
+        lexicon, config.test_lexicon, control_fraction=config.control_fraction, split_seed=config.split_seed
+    )
     loaded = load_model(
         model,
         dtype=config.dtype,
         device=process_device(config.device),
-        quantization=config.quantization,
+        quantization=config.quantization or "none",
         up_to_layer=config.target_layer,
+        trust_remote_code=config.trust_remote_code,
+        purpose="train",
     )
-    out.mkdir(parents=True, exist_ok=True)
-    result = run_training(loaded, trained, config, out, resume=resume, progress=progress)
-    if int(os.environ.get("RANK", "0")) != 0:  # under a launcher only the main process writes
-        return result
-    record = {
-        **asdict(result),
-        "model": loaded.describe() | {"full_num_layers": loaded.extra.get("full_num_layers")},
-        "lexicon": lexicon_record(lex) | {"n_trained": len(trained), "n_control": len(control)},
-        **provenance("train", asdict(config), config.seed),
-    }
-    write_train_run(out, record)
-    return result
+    results = []
+    for seed in seeds:
+        seed_config = TrainConfig(**{**asdict(config), "seed": seed, "seeds": None})
+        where = seed_dir(out, seed, len(seeds))
+        if resume and (where / "results.json").is_file() and (where / "adapter" / ADAPTER_META).is_file():
+            results.append(_finished_result(where))
+            continue
+        where.mkdir(parents=True, exist_ok=True)
+        result = run_training(
+            loaded,
+            study.trained,
+            seed_config,
+            where,
+            resume=resume,
+            progress=progress,
+            control=study.control,
+            split_record=study.record(),
+        )
+        results.append(result)
+        if is_main_process():
+            record = {
+                **asdict(result),
+                "model": loaded.describe() | {"full_num_layers": loaded.extra.get("full_num_layers")},
+                "lexicon": lexicon_record(study.lexicon)
+                | {"n_trained": len(study.trained), "n_control": len(study.control)},
+                "split": study.record(),
+                **provenance("train", asdict(seed_config), seed),
+            }
+            write_train_run(where, record, seed_config)
+        loaded.model = loaded.model.unload()  # the base again, for the next seed
+    if len(seeds) > 1 and is_main_process():
+        atomic_write_json(
+            out / "results.json",
+            {
+                "seeds": seeds,
+                "runs": [asdict(r) for r in results],
+                "adapters": [r.adapter for r in results],
+                **provenance("train", asdict(config), None),
+            },
+        )
+    return results if len(seeds) > 1 else results[0]
+
+
+def _finished_result(where: Path) -> TrainResult:
+    """A seed already trained by an earlier, interrupted multi-seed run (kept on --resume)."""
+    record = json.loads((where / "results.json").read_text(encoding="utf-8"))
+    names = {f for f in TrainResult.__dataclass_fields__}
+    return TrainResult(**{k: v for k, v in record.items() if k in names})

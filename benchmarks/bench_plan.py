@@ -1,0 +1,173 @@
+"""Benchmark: ``tli plan`` memory estimates against the measured peak memory of real steps on this CPU.
+
+For random Llama models of ~25 M, ~100 M and ~400 M parameters (fp32: CPU has no bf16 autocast), each
+case runs in a fresh child process, which reports its peak RSS (``resource.getrusage(RUSAGE_SELF).ru_maxrss``)
+minus its baseline after importing torch, transformers and peft. Cases:
+
+- ``inference``: build the model, one no-grad forward of the decoder stack (no lm_head, as tli's scan);
+- ``lora``: LoRA (r 16 on q_proj, v_proj of every block), one AdamW step of a language-modelling loss (its
+  optimiser state is a few MiB: the first step reaches the peak);
+- ``full``: every weight trained, two AdamW steps (the second step's forward runs with optimiser state).
+
+The estimate is ``tli.plan`` configured for what ran: ``dtype="float32"``, ``device="cpu"`` (no CUDA
+context, per-tensor AdamW), no gradient checkpointing, the same batch and sequence length. The script
+prints estimate, measurement and relative error ``(estimate − measured) / measured`` per case.
+
+Run:  python benchmarks/bench_plan.py [--sizes 25m,100m,400m] [--modes inference,lora,full]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+SIZES = {
+    # name: (hidden, intermediate, layers, heads, kv heads, vocab)
+    "25m": (512, 1376, 6, 8, 4, 8000),
+    "100m": (768, 2048, 12, 12, 4, 16000),
+    "400m": (1024, 2816, 28, 16, 8, 32000),
+}
+TRAIN_BATCH, TRAIN_SEQ = 4, 256
+SCAN_BATCH, SCAN_SEQ = 8, 256
+MIB = 2**20
+
+
+def llama_config(size: str):
+    from transformers import LlamaConfig
+
+    hidden, inter, layers, heads, kv, vocab = SIZES[size]
+    return LlamaConfig(
+        hidden_size=hidden,
+        intermediate_size=inter,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv,
+        vocab_size=vocab,
+        max_position_embeddings=1024,
+        tie_word_embeddings=False,
+    )
+
+
+def max_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def child(size: str, mode: str) -> dict:
+    """Run one case in this (fresh) process; returns baseline and peak RSS in bytes."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaForCausalLM
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    torch.manual_seed(0)
+    torch.ones(64, 64) @ torch.ones(64, 64)  # start the thread pool before the baseline
+    baseline = max_rss_bytes()
+    start = time.perf_counter()
+    model = LlamaForCausalLM(llama_config(size))  # fp32 weights
+    if mode == "inference":
+        model.eval()
+        ids = torch.randint(0, model.config.vocab_size, (SCAN_BATCH, SCAN_SEQ))
+        with torch.inference_mode():
+            model.model(input_ids=ids, use_cache=False)
+    else:
+        if mode == "lora":
+            lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules=["q_proj", "v_proj"])
+            model = get_peft_model(model, lora)
+        model.train()
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+        ids = torch.randint(0, model.config.vocab_size, (TRAIN_BATCH, TRAIN_SEQ))
+        for _ in range(2 if mode == "full" else 1):
+            loss = model(input_ids=ids, labels=ids, use_cache=False).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+    return {"baseline": baseline, "peak": max_rss_bytes(), "seconds": time.perf_counter() - start}
+
+
+def estimate(size: str, mode: str) -> float:
+    """Peak bytes the planner predicts for the case, on one device."""
+    from tli.plan import GIB, plan
+
+    with tempfile.TemporaryDirectory() as tmp:
+        llama_config(size).save_pretrained(tmp)
+        result = plan(
+            tmp,
+            dtype="float32",
+            device="cpu",
+            gradient_checkpointing=False,
+            batch_size=TRAIN_BATCH,
+            seq_len=TRAIN_SEQ,
+            scan_batch_size=SCAN_BATCH,
+            word_tokens=SCAN_SEQ,
+            lora_r=16,
+            lora_targets=("q_proj", "v_proj"),
+        )
+    return result.strategies[mode].memory_gb_one_device * GIB, result.parameters
+
+
+def run_case(size: str, mode: str) -> dict:
+    # A fixed mmap threshold makes glibc return freed large blocks to the OS, so RSS follows live tensors
+    # (by default glibc raises the threshold after the first frees and keeps freed memory in its heap).
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(1 << 20)}
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--child", size, mode],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    measured = json.loads(out.stdout.strip().splitlines()[-1])
+    predicted, params = estimate(size, mode)
+    peak = measured["peak"] - measured["baseline"]
+    return {
+        "size": size,
+        "parameters": params,
+        "mode": mode,
+        "estimate_mib": predicted / MIB,
+        "measured_mib": peak / MIB,
+        "rel_error": (predicted - peak) / peak,
+        "seconds": measured["seconds"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default=",".join(SIZES))
+    parser.add_argument("--modes", default="inference,lora,full")
+    parser.add_argument("--child", nargs=2, metavar=("SIZE", "MODE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(*args.child)))
+        return
+    import torch
+
+    print(
+        f"date: {date.today()}  torch {torch.__version__}  threads {os.cpu_count()}  fp32 on CPU  "
+        f"train batch {TRAIN_BATCH}×{TRAIN_SEQ}  forward batch {SCAN_BATCH}×{SCAN_SEQ}"
+    )
+    print("| model | params | case | estimate (MiB) | measured peak RSS (MiB) | error | run s |")
+    print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")
+    errors = []
+    for size in args.sizes.split(","):
+        for mode in args.modes.split(","):
+            row = run_case(size, mode)
+            errors.append(abs(row["rel_error"]))
+            print(
+                f"| llama-{row['size']} | {row['parameters'] / 1e6:.1f} M | {row['mode']} | "
+                f"{row['estimate_mib']:.0f} | {row['measured_mib']:.0f} | {row['rel_error']:+.1%} | "
+                f"{row['seconds']:.1f} |",
+                flush=True,
+            )
+    print(f"mean |error| {sum(errors) / len(errors):.1%}, max |error| {max(errors):.1%}")
+
+
+if __name__ == "__main__":
+    main()

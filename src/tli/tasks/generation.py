@@ -1,0 +1,129 @@
+"""Prompt rendering and batched greedy generation shared by text-generating tasks.
+
+Generation is greedy, batched and left padded (so every prompt ends at the same position and the new tokens
+line up); prompts are sorted by length before batching, which cuts padding, and answers are returned in the
+original order. Unlike :func:`tli.probe.generate_answers`, which keeps one line, the full continuation is
+returned so that each task decides what part of it counts (XL-Sum keeps the first paragraph).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from tli.errors import ConfigError
+from tli.models import ensure_pad_token
+
+CHAT_TEMPLATE_MODES = ("auto", "yes", "no")
+
+
+def chat_template_mode(option: str, value: Any) -> str:
+    """``auto`` | ``yes`` | ``no`` from a config value; YAML's ``yes``/``no`` arrive as booleans.
+
+    Raises:
+        ConfigError: any other value.
+    """
+    if value is True:
+        return "yes"
+    if value is False:
+        return "no"
+    if value not in CHAT_TEMPLATE_MODES:
+        raise ConfigError(f"{option} {value!r} is not one of {', '.join(CHAT_TEMPLATE_MODES)}")
+    return value
+
+
+def uses_chat_template(tokenizer: Any, mode: str) -> bool:
+    """Whether prompts go through the tokenizer's chat template (``auto``: when it has one).
+
+    Raises:
+        ConfigError: ``yes`` for a tokenizer without a chat template.
+    """
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    if mode == "yes" and not has_template:
+        raise ConfigError("chat_template yes: this tokenizer has no chat template; use auto or no")
+    return has_template and mode != "no"
+
+
+def render_prompt(tokenizer: Any, text: str, chat: bool) -> str:
+    """``text`` as a single user turn with the generation prompt (chat), or unchanged."""
+    if not chat:
+        return text
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+    )
+
+
+def truncate_tokens(tokenizer: Any, text: str, max_tokens: int) -> str:
+    """``text`` cut to its first ``max_tokens`` tokens (no special tokens); unchanged when it fits."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if len(ids) <= max_tokens:
+        return text
+    return tokenizer.decode(ids[:max_tokens], skip_special_tokens=True)
+
+
+def first_paragraph(text: str) -> str:
+    """The first non-empty paragraph of ``text`` (paragraphs are separated by blank lines), on one line."""
+    for paragraph in re.split(r"\n\s*\n", text.strip()):
+        if paragraph.strip():
+            return " ".join(paragraph.split())
+    return ""
+
+
+def generate_texts(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int,
+    batch_size: int,
+    add_special_tokens: bool,
+    progress: bool | None = None,
+    desc: str = "generating",
+) -> list[str]:
+    """Greedy continuations of ``prompts`` (decoded without special tokens), in the order given.
+
+    Args:
+        model: Causal LM or PEFT wrapper.
+        tokenizer: Its tokenizer; ``padding_side`` is ``left`` during the call, then restored.
+        prompts: Rendered prompt texts.
+        max_new_tokens: Length limit of each continuation (generation also stops at EOS).
+        batch_size: Prompts generated together.
+        add_special_tokens: False for chat-rendered prompts, which already hold their special tokens.
+        progress: tqdm bar over prompts (None: only on a terminal).
+        desc: Label of the bar.
+    """
+    ensure_pad_token(tokenizer)
+    device = next(model.parameters()).device
+    encoded = [tokenizer(p, add_special_tokens=add_special_tokens)["input_ids"] for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
+    outputs: list[str] = [""] * len(prompts)
+    padding_side = tokenizer.padding_side
+    bar = tqdm(total=len(prompts), desc=desc, unit="ex", disable=None if progress is None else not progress)
+    try:
+        tokenizer.padding_side = "left"
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                chunk = order[start : start + batch_size]
+                batch = tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt")
+                ids = batch["input_ids"].to(device)  # (batch, prompt_len), left padded
+                new = model.generate(
+                    input_ids=ids,
+                    attention_mask=batch["attention_mask"].to(device),
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    temperature=None,
+                    top_p=None,
+                    top_k=None,
+                    pad_token_id=tokenizer.pad_token_id,
+                )[:, ids.shape[1] :]  # (batch, new_len)
+                for i, text in zip(chunk, tokenizer.batch_decode(new, skip_special_tokens=True), strict=True):
+                    outputs[i] = text
+                bar.update(len(chunk))
+    finally:
+        tokenizer.padding_side = padding_side
+        bar.close()
+    return outputs
