@@ -93,3 +93,54 @@ def test_empty_string_is_a_clear_error(tiny_llama_dir):
 def test_bad_embed_options(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         EmbedConfig(**kwargs)
+
+
+def _smollm2_like_tokenizer(tiny_model_dirs):
+    """The Qwen2-style tiny tokenizer (no BOS added) with SmolLM2-Instruct's special-token roles: its
+    ``bos_token`` is the chat-role token ``<|im_start|>``, and ``<|endoftext|>`` separates documents."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dirs["qwen2"])
+    tok.bos_token = "<|im_start|>"
+    tok.eos_token = "<|im_end|>" if "<|im_end|>" in tok.get_vocab() else tok.eos_token
+    return tok
+
+
+def test_auto_bos_is_the_document_separator_not_the_chat_role_token(tiny_model_dirs):
+    from tli.embed import bos_record
+
+    tok = _smollm2_like_tokenizer(tiny_model_dirs)
+    separator = tok.convert_tokens_to_ids("<|endoftext|>")
+    assert tok.bos_token_id != separator
+    encoded = encode_words(["mbwa"], tok, EmbedConfig(pooling="mean-no-special"))[0]
+    assert encoded.input_ids[0] == separator and 0 not in encoded.pool_positions
+    assert bos_record(tok, EmbedConfig()) == {"bos_token": "<|endoftext|>", "bos_token_id": separator, "bos_by": "tli"}
+    chosen = encode_words(["mbwa"], tok, EmbedConfig(bos_token="<|im_start|>"))[0]
+    assert chosen.input_ids[0] == tok.bos_token_id
+    with pytest.raises(ConfigError, match="not in this tokenizer's vocabulary"):
+        encode_words(["mbwa"], tok, EmbedConfig(bos_token="<nope>"))
+
+
+def test_a_tokenizer_that_adds_its_own_bos_is_left_alone(tiny_llama_dir):
+    from tli.embed import bos_record
+
+    loaded = load_model(tiny_llama_dir)
+    record = bos_record(loaded.tokenizer, EmbedConfig())
+    assert record == {"bos_token": "<s>", "bos_token_id": loaded.tokenizer.bos_token_id, "bos_by": "tokenizer"}
+    assert bos_record(loaded.tokenizer, EmbedConfig(add_bos="never"))["bos_by"] == "none"
+
+
+def test_embedding_cache_computes_each_string_once(tiny_llama_dir, monkeypatch):
+    import tli.embed as embed_module
+
+    loaded = load_model(tiny_llama_dir)
+    calls = []
+    original = embed_module.embed_all_layers
+    monkeypatch.setattr(embed_module, "embed_all_layers", lambda w, *a, **k: calls.append(list(w)) or original(w, *a, **k))
+    cache: dict = {}
+    first = embed_module.embed_strings(["mbwa", "dog"], loaded.model, loaded.tokenizer, EmbedConfig(), cache=cache)
+    again = embed_module.embed_strings(["dog", "paka", "mbwa"], loaded.model, loaded.tokenizer, EmbedConfig(), cache=cache)
+    assert calls == [["mbwa", "dog"], ["paka"]]
+    torch.testing.assert_close(again[:, 0], first[:, 1], atol=0, rtol=0)
+    reference = original(["paka"], loaded.model, loaded.tokenizer, EmbedConfig(), progress=False)
+    torch.testing.assert_close(again[:, 1], reference[:, 0], atol=1e-5, rtol=0)

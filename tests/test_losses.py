@@ -108,3 +108,15 @@ def test_batch_without_any_valid_negative_gives_zero_loss_with_graph():
     assert loss.item() == 0.0
     loss.backward()
     assert anchors.grad is not None
+
+
+def test_mask_uses_every_sense_in_the_lexicon_not_only_the_batch():
+    # The batch holds bahari → sea and pwani → ocean; the lexicon also knows bahari → ocean.
+    sources, targets = ["bahari", "pwani", "mbwa"], ["sea", "ocean", "dog"]
+    without = valid_negative_mask(sources, targets)
+    assert bool(without[0, 1])  # batch-only: ocean would be a negative for bahari
+    known = {("bahari", "sea"), ("bahari", "ocean"), ("pwani", "ocean"), ("mbwa", "dog")}
+    with_lexicon = valid_negative_mask(sources, targets, known)
+    assert not bool(with_lexicon[0, 1])  # ocean translates bahari: never its negative
+    assert bool(with_lexicon[0, 2]) and bool(with_lexicon[1, 0]) and bool(with_lexicon[2, 0])
+    assert not with_lexicon.diagonal().any()

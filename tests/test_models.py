@@ -108,3 +108,84 @@ def test_hub_id_offline_is_one_clear_line(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "someorg/somemodel" in lines[0] and "offline" in lines[0]
     assert not (tmp_path / "o").exists()
+
+
+def _nf4_modules(loaded):
+    from bitsandbytes.nn import Linear4bit
+
+    return [m for m in loaded.model.modules() if isinstance(m, Linear4bit)]
+
+
+@pytest.mark.parametrize("kernel", ["portable", "packed"])
+def test_nf4_embeddings_on_both_cpu_kernels(tiny_llama_dir, kernel):
+    """tli uses bitsandbytes' portable kernel (it has a backward); the packed AVX512-BF16 kernel, where the CPU
+    has it, must give the same embeddings within NF4's precision."""
+    from bitsandbytes.functional import has_avx512bf16
+
+    if kernel == "packed" and not has_avx512bf16():
+        pytest.skip("this CPU has no AVX512-BF16: bitsandbytes has only the portable kernel here")
+    loaded = load_model(tiny_llama_dir, quantization="nf4")
+    modules = _nf4_modules(loaded)
+    assert modules and all(not getattr(m, "support_avx512bf16_for_cpu", False) for m in modules)  # tli's choice
+    if kernel == "packed":
+        for module in modules:
+            module.support_avx512bf16_for_cpu = True
+    words = ["mbwa", "dog", "asante sana"]
+    emb = embed_all_layers(words, loaded.model, loaded.tokenizer, EmbedConfig(), progress=False)
+    if kernel == "packed":
+        assert all(getattr(m.weight.quant_state, "packing_format_for_cpu", False) for m in modules)
+    full = load_model(tiny_llama_dir)
+    ref = embed_all_layers(words, full.model, full.tokenizer, EmbedConfig(), progress=False)
+    assert torch.isfinite(emb).all()
+    assert torch.nn.functional.cosine_similarity(emb[-1], ref[-1], dim=-1).min() > 0.9
+
+
+def test_nf4_training_gradients_reach_early_lora_after_inference(tiny_llama_dir):
+    """After an inference pass (tli run's scan), a backward through NF4 layers must still reach LoRA in block 0."""
+    from tli.config import TrainConfig
+    from tli.embed import encode_words, pad_batch, pooled_at_layer
+    from tli.train import add_lora
+
+    loaded = load_model(tiny_llama_dir, quantization="nf4")
+    embed_all_layers(["mbwa", "dog"], loaded.model, loaded.tokenizer, EmbedConfig(), progress=False)  # inference
+    model = add_lora(loaded.model, TrainConfig(quantization="nf4", target_layer=3), 4)
+    model.train()
+    items = encode_words(["mbwa", "dog"], loaded.tokenizer, EmbedConfig(pooling="mean-no-special"))
+    ids, attention, weights = pad_batch(items, loaded.tokenizer.pad_token_id, torch.device("cpu"))
+    pooled_at_layer(model, ids, attention, weights, 3).pow(2).sum().backward()
+    grads = {n: p.grad for n, p in model.named_parameters() if "lora_B" in n and ".layers.0." in n}
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads.values())
+
+
+def test_nf4_keeps_non_quantised_parameters_in_float32(tiny_llama_dir):
+    loaded = load_model(tiny_llama_dir, quantization="nf4")
+    assert backbone(loaded.model).norm.weight.dtype == torch.float32
+    assert backbone(loaded.model).embed_tokens.weight.dtype == torch.float32
+    assert all(m.compute_dtype == torch.float32 for m in _nf4_modules(loaded))  # embeddings in fp32
+    trained = load_model(tiny_llama_dir, quantization="nf4", purpose="train")
+    assert all(m.compute_dtype == torch.bfloat16 for m in _nf4_modules(trained))  # the published QLoRA compute
+
+
+def test_auto_dtype_is_float32_for_embeddings_everywhere():
+    from tli.models import resolve_dtype
+
+    assert resolve_dtype("auto", torch.device("cuda"), "embed") == torch.float32
+    assert resolve_dtype("auto", torch.device("cuda"), "train") == torch.bfloat16
+    assert resolve_dtype("auto", torch.device("cpu"), "train") == torch.float32
+
+
+def test_loading_the_first_blocks_prints_no_load_report(tiny_llama_dir, capfd):
+    import logging
+
+    logging.getLogger("transformers.modeling_utils").setLevel(logging.WARNING)
+    load_model(tiny_llama_dir, up_to_layer=1)
+    assert "LOAD REPORT" not in capfd.readouterr().err
+
+
+def test_no_bitsandbytes_kernel_warning_without_quantisation(tiny_llama_dir):
+    code = (
+        "import tli; from tli.models import load_model; import sys; "
+        f"load_model({str(tiny_llama_dir)!r}); import peft"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "gemm_4bit_forward" not in result.stderr

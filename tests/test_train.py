@@ -192,3 +192,106 @@ def test_evaluate_rejects_adapter_of_another_base(tiny_model_dirs, toy_lexicon_f
         info.value
     )
     assert not (tmp_path / "e").exists()
+
+
+def test_validation_pairs_are_held_out_leak_free_and_scored_each_epoch(tiny_llama_dir, toy_lexicon_file, tmp_path):
+    from tli.adapter import read_recorded_split
+    from tli.lexicon import word_tokens
+
+    result = train(
+        str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "v", epochs=3, validation_fraction=0.25, **FAST
+    )
+    assert [v["epoch"] for v in result.validation] == [1, 2, 3]
+    assert all(0 < v["mrr"] <= 1 and v["loss"] >= 0 for v in result.validation)
+    assert result.best_epoch == min(result.validation, key=lambda v: (v["loss"], -v["epoch"]))["epoch"]
+    split = read_recorded_split(tmp_path / "v" / "adapter")
+    assert split.validation and result.n_validation_pairs == len(split.validation)
+    trained_words = {w for s, t in split.trained for w in word_tokens(s) + word_tokens(t)}
+    assert not {w for s, t in split.validation for w in word_tokens(s) + word_tokens(t)} & trained_words
+    logged = [json.loads(x) for x in (tmp_path / "v" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["validation_mrr"] for r in logged if "validation_mrr" in r] == [v["mrr"] for v in result.validation]
+
+
+def test_early_stopping_keeps_the_best_epoch(tiny_llama_dir, toy_lexicon_file, tmp_path, monkeypatch):
+    scripted = iter([0.50, 0.40, 0.45, 0.47, 0.30])  # best at epoch 2; patience 2 stops after epoch 4
+
+    def fake_validate(*_args, **_kwargs):
+        return {"loss": next(scripted), "mrr": 0.5}
+
+    monkeypatch.setattr(train_module, "validate", fake_validate)
+    result = train(
+        str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "e", epochs=5, validation_fraction=0.25,
+        early_stopping_patience=2, **FAST,
+    )
+    assert result.best_epoch == 2 and result.stopped_early and len(result.epoch_losses) == 4
+    best = _adapter_tensors(tmp_path / "e" / "checkpoints" / "epoch-2")
+    final = _adapter_tensors(tmp_path / "e" / "adapter")
+    for key in best:
+        torch.testing.assert_close(final[key], best[key], atol=0, rtol=0)
+
+
+def test_several_seeds_train_one_adapter_each(tiny_llama_dir, toy_lexicon_file, tmp_path):
+    results = train(str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "s", epochs=1, seeds=[0, 1], **FAST)
+    assert [r.seed for r in results] == [0, 1]
+    a, b = (_adapter_tensors(tmp_path / "s" / f"seed-{k}" / "adapter") for k in (0, 1))
+    assert any(not torch.equal(a[key], b[key]) for key in a)  # different initialisation and order
+    summary = json.loads((tmp_path / "s" / "results.json").read_text())
+    assert summary["seeds"] == [0, 1] and len(summary["adapters"]) == 2
+
+
+def test_adapter_names_a_portable_base_and_records_its_split(tiny_llama_dir, toy_lexicon_file, tmp_path):
+    result = train(str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "p", epochs=1, **FAST)
+    config = json.loads((tmp_path / "p" / "adapter" / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(tiny_llama_dir.resolve())  # the user's model, no cache path
+    meta = json.loads((tmp_path / "p" / "adapter" / "tli_adapter.json").read_text())
+    assert meta["embed"]["bos_by"] in ("tli", "tokenizer") and meta["embed"]["bos_token"]
+    split = json.loads((tmp_path / "p" / "adapter" / "tli_split.json").read_text())
+    assert {"trained", "validation", "control"} <= set(split) and split["record"]["audit"] is not None
+    assert result.n_train_pairs == len(split["trained"])
+
+
+def test_merged_export_equals_the_adapted_model(tiny_llama_dir, toy_lexicon_file, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from tli.adapter import merge_adapter
+
+    result = train(str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "m", epochs=1, **FAST)
+    merged_dir = merge_adapter(result.adapter, tmp_path / "merged")
+    merged = AutoModelForCausalLM.from_pretrained(merged_dir)
+    adapted = load_model(tiny_llama_dir, adapter=result.adapter)
+    ids = torch.tensor([[1, 5, 9, 12]])
+    with torch.no_grad():
+        torch.testing.assert_close(merged(ids).logits, adapted.model(ids).logits, atol=1e-4, rtol=0)
+    with pytest.raises(ConfigError, match="not empty"):
+        merge_adapter(result.adapter, tmp_path / "merged")
+
+
+@pytest.mark.parametrize(
+    "loss, losses, expected",
+    [
+        ("triplet", [0.9, 0.401], "settled at 0.4010, the margin"),
+        ("triplet", [0.9, 0.30], None),
+        ("infonce", [2.0, 1.38], "chance level ln(4) = 1.3863"),
+        ("infonce", [2.0, 0.9], None),
+    ],
+)
+def test_loss_warnings_name_collapse_and_chance(loss, losses, expected):
+    from tli.config import TrainConfig
+
+    warnings = train_module.loss_warnings(TrainConfig(loss=loss, batch_size=4), losses)
+    assert (expected in warnings[0]) if expected else warnings == []
+
+
+def test_progress_is_logged_when_output_is_not_a_terminal(monkeypatch, caplog):
+    import logging
+
+    from tli import progress as progress_module
+
+    monkeypatch.setattr(progress_module, "LOG_EVERY_SECONDS", 0.0)
+    with caplog.at_level(logging.INFO, logger="tli.progress"):
+        with progress_module.Progress(4, "TLI training", enabled=None) as bar:  # pytest's stderr is no TTY
+            for _ in range(4):
+                bar.update(1, loss=0.5)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("TLI training: 1/4 steps (25%), loss 0.5") and "ETA" in lines[0]
+    assert lines[-1].startswith("TLI training: 4/4 steps (100%)")

@@ -231,7 +231,7 @@ class StatisticsOptions:
     alpha: float = option(0.05, "significance level of every verdict (after correction)")
     correction: str = option("holm", "holm | bh | none: multiple-comparison correction over a run's claims")
     equivalence_margin: float = option(
-        0.5,
+        0.2,
         "TOST margin for 'control gains as much as trained', as a fraction of the trained pairs' mean change",
     )
 

@@ -438,8 +438,9 @@ def aggregate(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
         for key, value in entry.items():
             if isinstance(value, float):
                 values = np.array([v[key] for v in versions], dtype=float)
-                row[key] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
-                row[f"{key}_sd"] = float(np.nanstd(values, ddof=1)) if len(values) > 1 else 0.0
+                finite = values[np.isfinite(values)]
+                row[key] = float(finite.mean()) if finite.size else float("nan")
+                row[f"{key}_sd"] = float(finite.std(ddof=1)) if finite.size > 1 else 0.0
         evaluation.append(row)
     return {"evaluation": evaluation, "claims": across_seeds([seed["claims"] for seed in per_seed])}
 

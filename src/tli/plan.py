@@ -151,8 +151,9 @@ class Architecture:
         """``V·H (embeddings) + [V·H (untied lm_head)] + blocks·P_block + H (final norm)``.
 
         ``P_block = Σ_linear in·out + biases + norms``: attention ``H·(nh·hd) + 2·H·(nkv·hd) + (nh·hd)·H``
-        (grouped-query attention shares ``nkv`` key/value heads), gated MLP ``3·H·I``, ``norms_per_block·H``
-        RMSNorm weights (+ ``2·hd`` q/k norms on Gemma-3), and q/k/v (Qwen2) or all (``attention_bias``) biases.
+        (grouped-query attention shares ``nkv`` key/value heads), gated MLP ``3·H·I``,
+        ``norms_per_block·H`` RMSNorm weights (+ ``2·hd`` q/k norms on Gemma-3), and q/k/v (Qwen2) or all
+        (``attention_bias``) biases.
         """
         blocks = self.num_layers if blocks is None else blocks
         return (
@@ -775,8 +776,10 @@ def plan_tli(arch: Architecture, s: PlanSettings) -> StrategyPlan:
 
     head_gb = arch.lm_head_parameters() * (4 if nf4 and s.kbit_upcast else s.bytes_per_element) / GIB
     notes = [
-        f"loads {loaded} of {arch.num_layers} blocks ({loaded / arch.num_layers:.1%}); LoRA on blocks 0..{run - 1}",
-        f"{p_lora / 1e6:.2f} M trainable parameters; {n} tokens per step",
+        f"loads {loaded} of {arch.num_layers} blocks ({loaded / arch.num_layers:.1%}); "
+        f"LoRA on blocks 0..{run - 1}",
+        f"{p_lora / 1e6:.2f} M trainable parameters; {n} tokens per step: steps this small are "
+        "latency-bound, expect several times the FLOP time",
     ]
     if head_gb > 0:
         notes.append(f"lm_head is loaded but never computed: {head_gb:.2f} GiB that a loader could skip")
@@ -808,7 +811,7 @@ def plan_scan_stream(arch: Architecture, s: PlanSettings) -> StrategyPlan:
         + (arch.num_layers + 1) * s.scan_batch_size * arch.hidden_size * 4
     )
     checkpoint = arch.parameters() * DTYPE_BYTES.get(arch.checkpoint_dtype, 2)
-    plan = _strategy(
+    result = _strategy(
         {"weights": w, "activations": act},
         "embeddings + one block + activations of one chunk + overhead (cannot be split further)",
         lambda devices: w + act if devices == 1 else math.inf,
@@ -821,9 +824,9 @@ def plan_scan_stream(arch: Architecture, s: PlanSettings) -> StrategyPlan:
             f"at {s.disk_gb_per_s} GiB/s"
         ],
     )
-    if plan.seconds is not None:
-        plan.seconds = max(plan.seconds, checkpoint / GIB / s.disk_gb_per_s)
-    return plan
+    if result.seconds is not None:
+        result.seconds = max(result.seconds, checkpoint / GIB / s.disk_gb_per_s)
+    return result
 
 
 def plan_inference(arch: Architecture, s: PlanSettings) -> StrategyPlan:
@@ -844,7 +847,7 @@ def plan_inference(arch: Architecture, s: PlanSettings) -> StrategyPlan:
             return w + act
         return (math.ceil(arch.num_layers / devices) * arch.block_parameters() + ends) * b + act
 
-    plan = _strategy(
+    result = _strategy(
         {"weights": w, "activations": act},
         "weights + one block's working set + overhead; device_map: per-device layer share",
         peak,
@@ -857,13 +860,13 @@ def plan_inference(arch: Architecture, s: PlanSettings) -> StrategyPlan:
     )
     if s.device_map_devices is not None:
         per_device = _with_overhead(peak(s.device_map_devices), s)
-        plan.memory_gb = _gb(per_device)
-        plan.split = f"device_map over {s.device_map_devices}"
+        result.memory_gb = _gb(per_device)
+        result.split = f"device_map over {s.device_map_devices}"
         fits = per_device <= s.gpu_memory_gb * GIB
-        plan.notes.append(
+        result.notes.append(
             f"--device-map-devices {s.device_map_devices}: {'fits' if fits else 'does NOT fit'}"
         )
-    return plan
+    return result
 
 
 PLANNERS = {
@@ -880,14 +883,30 @@ PLANNERS = {
 # Entry points
 
 
-def plan(model: str | Path, **options: Any) -> Plan:
+def plan(
+    model: str | Path,
+    *,
+    batch_size: int = 8,
+    seq_len: int = 512,
+    steps: int | None = None,
+    tokens: int | None = None,
+    target_layer: int = 2,
+    lora_r: int = 16,
+    lora_targets: tuple[str, ...] = ("q_proj", "v_proj"),
+    gpu_memory_gb: float = 80.0,
+    gpu_tflops: float = 989.0,
+    device_map_devices: int | None = None,
+    **options: Any,
+) -> Plan:
     """Estimate memory, GPUs and time of each strategy for ``model`` from its config.json alone.
 
     Args:
         model: local HF directory, path to a config.json, or a known name (see :data:`KNOWN_MODELS`).
-        **options: any :class:`PlanSettings` field (``batch_size``, ``seq_len``, ``steps``, ``tokens``,
-            ``target_layer``, ``lora_r``, ``lora_targets``, ``gpu_memory_gb``, ``gpu_tflops``, ``mfu``,
-            ``device_map_devices``, ``dtype``, ``gradient_checkpointing``, ...).
+        batch_size, seq_len, steps, tokens, target_layer, lora_r, lora_targets, gpu_memory_gb, gpu_tflops,
+            device_map_devices: see :class:`PlanSettings`.
+        **options: any other :class:`PlanSettings` field (``mfu``, ``dtype``, ``gradient_checkpointing``,
+            ``attention``, ``word_tokens``, ``scan_batch_size``, ``tli_quantization``, ``double_quant``,
+            ``kbit_upcast``, ``device``, ``overhead_gb``, ``overhead_fraction``, ``disk_gb_per_s``).
 
     Raises:
         ConfigError: unknown name, missing config.json, unsupported family, an option out of range, a
@@ -896,7 +915,19 @@ def plan(model: str | Path, **options: Any) -> Plan:
     unknown = sorted(set(options) - set(PlanSettings.__dataclass_fields__))
     if unknown:
         raise ConfigError(f"tli plan: unknown option(s) {', '.join(unknown)}")
-    settings = PlanSettings(**options)
+    settings = PlanSettings(
+        batch_size=batch_size,
+        seq_len=seq_len,
+        steps=steps,
+        tokens=tokens,
+        target_layer=target_layer,
+        lora_r=lora_r,
+        lora_targets=tuple(lora_targets),
+        gpu_memory_gb=gpu_memory_gb,
+        gpu_tflops=gpu_tflops,
+        device_map_devices=device_map_devices,
+        **options,
+    )
     arch = load_architecture(model)
     if settings.target_layer > arch.num_layers:
         raise ConfigError(
@@ -912,7 +943,7 @@ def plan(model: str | Path, **options: Any) -> Plan:
     return Plan(
         model=arch.name,
         parameters=arch.parameters(),
-        architecture={k: v for k, v in asdict(arch).items()},
+        architecture=asdict(arch),
         parameter_breakdown=arch.breakdown(),
         settings=asdict(settings),
         strategies={name: planner(arch, settings) for name, planner in PLANNERS.items()},
@@ -958,7 +989,8 @@ def format_plan(result: Plan) -> str:
     for name, st in result.strategies.items():
         lines.append(
             f"| {name} | {st.memory_gb:.1f} | {st.devices if st.devices else '-'} | {st.split} | "
-            f"{'yes' if st.fits_one_gpu else 'no'} | {st.memory_gb_one_device:.1f} | {_fmt_seconds(st.seconds)} |"
+            f"{'yes' if st.fits_one_gpu else 'no'} | {st.memory_gb_one_device:.1f} | "
+            f"{_fmt_seconds(st.seconds)} |"
         )
     lines.append("")
     for name, st in result.strategies.items():
