@@ -223,3 +223,27 @@ def test_evaluate_several_seeds_aggregates(tiny_llama_dir, toy_lexicon_file, tmp
     assert (tmp_path / "e" / "seed-0" / "pairs.csv").is_file() and (tmp_path / "e" / "seed-1" / "report.md").is_file()
     assert all(c["n_seeds"] == 2 for c in results["claims"])
     assert "over seeds" in (tmp_path / "e" / "report.md").read_text()
+
+
+def test_bli_figures_for_unseen_control_words_with_the_procrustes_baseline(trained_adapter, tmp_path):
+    from tli.bli import chance_precision_at_k
+
+    adapter, _, _ = trained_adapter
+    words = tmp_path / "vocab.txt"
+    words.write_text("# extra candidates\nhouse\nriver\nbread\nwindow\n")
+    results = evaluate(adapter, out=tmp_path / "ev", n_boot=200, vocabulary=str(words))
+    rows = results["bli"]
+    assert [r["layer_role"] for r in rows] == ["target", "final"]
+    first = rows[0]
+    n_targets = len({p["target"] for p in results["per_pair"]})
+    assert first["n_candidates"] == n_targets + 3  # "house" is already a lexicon target
+    for key in ("base", "base_csls", "procrustes", "adapted", "adapted_csls"):
+        report = first["systems"][key]
+        assert report["n_queries"] == first["n_queries"] and report["n_candidates"] == first["n_candidates"]
+        assert report["p_at_1_ci_low"] <= report["p_at_1"] <= report["p_at_1_ci_high"]
+    control_sources = {p["source"] for p in results["per_pair"] if p["group"] == "control"}
+    assert first["n_queries"] == len(control_sources)
+    golds = [sum(1 for p in results["per_pair"] if p["source"] == s and p["layer"] == first["layer"]) for s in control_sources]
+    assert first["systems"]["base"]["p_at_1_chance"] == pytest.approx(chance_precision_at_k(golds, first["n_candidates"], 1))
+    assert first["systems"]["procrustes"]["mapping"] == "procrustes"
+    assert "Procrustes" in (tmp_path / "ev" / "report.md").read_text()

@@ -843,3 +843,92 @@ def bli_evaluate(
         "reports": reports,
         "queries": per_query,
     }
+
+
+# --------------------------------------------------------------------------------------------------
+# Inside tli evaluate: retrieval of the unseen control words, and the Procrustes baseline
+# --------------------------------------------------------------------------------------------------
+
+
+def embed_layers(
+    words: Sequence[str],
+    loaded: LoadedModel,
+    embed_config: EmbedConfig,
+    layers: Sequence[int],
+    *,
+    words_per_pass: int = _WORDS_PER_PASS,
+    progress: bool | None = None,
+) -> dict[int, torch.Tensor]:
+    """``{layer: (n, H)}`` L2-normalised embeddings of ``words`` at a few layers, one forward per chunk.
+
+    Like :func:`embed_layer`, a large vocabulary is embedded ``words_per_pass`` words at a time and only
+    the asked layers are kept.
+    """
+    parts: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
+    for start in range(0, len(words), words_per_pass):
+        chunk = list(words[start : start + words_per_pass])
+        every = embed_all_layers(chunk, loaded.model, loaded.tokenizer, embed_config, progress=progress)
+        for layer in layers:
+            parts[layer].append(every[layer].clone())
+    return {layer: torch.cat(chunks) if chunks else torch.empty(0) for layer, chunks in parts.items()}
+
+
+def control_retrieval(
+    base: tuple[torch.Tensor, torch.Tensor],
+    adapted: tuple[torch.Tensor, torch.Tensor],
+    index: PairIndex,
+    groups: Sequence[str],
+    *,
+    extra_base: torch.Tensor | None = None,
+    extra_adapted: torch.Tensor | None = None,
+    csls_k: int = CSLS_K,
+    n_boot: int = 10_000,
+    rng: np.random.Generator | int | None = 0,
+) -> dict[str, Any]:
+    """BLI figures at one layer for the unseen control words: base, TLI-adapted, and the Procrustes baseline.
+
+    Queries are the control pairs' source words; candidates are every lexicon target (plus ``extra_*``
+    vocabulary rows, the same words embedded by each model state); the gold answers of a query are its
+    control translations. The Procrustes map is fitted on the *trained* pairs' base-model embeddings at the
+    same layer — the classic, cheap baseline that TLI must beat on unseen words.
+
+    Args:
+        base, adapted: ``(src, tgt)`` embeddings ``(n_src, H)``, ``(n_tgt, H)`` of each model state.
+        index: the lexicon's pairs as indices.
+        groups: ``"trained"`` / ``"control"`` per pair.
+
+    Returns:
+        JSON-ready: ``n_queries``, ``n_candidates`` and one :class:`RetrievalReport` dict per system
+        (``base``, ``base_csls``, ``procrustes``, ``adapted``, ``adapted_csls``).
+    """
+    groups = np.asarray(groups)
+    control = np.flatnonzero(groups == "control")
+    trained = np.flatnonzero(groups == "trained")
+    queries = torch.unique(index.src[control])  # source rows of the control words
+    position = {int(q): i for i, q in enumerate(queries)}
+    gold = PairIndex(
+        src=torch.tensor([position[int(s)] for s in index.src[control]]),
+        tgt=index.tgt[control],
+        n_src=len(queries),
+        n_tgt=index.n_tgt + (0 if extra_base is None else len(extra_base)),
+    )
+
+    def candidates(tgt: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor:
+        return tgt if extra is None or not len(extra) else torch.cat([tgt, extra])
+
+    reports: dict[str, Any] = {}
+    for state, (src, tgt), extra in (("base", base, extra_base), ("adapted", adapted, extra_adapted)):
+        retrieval = VocabularyRetrieval(src[queries], candidates(tgt, extra), gold)
+        reports[state] = retrieval.report("cosine", n_boot=n_boot, rng=rng).to_dict()
+        reports[f"{state}_csls"] = retrieval.report("csls", csls_k=csls_k, n_boot=n_boot, rng=rng).to_dict()
+    src_base, tgt_base = base
+    reports["procrustes"] = procrustes_baseline(
+        src_base[index.src[trained]],
+        tgt_base[index.tgt[trained]],
+        src_base[queries],
+        candidates(tgt_base, extra_base),
+        gold,
+        n_boot=n_boot,
+        rng=rng,
+    ).to_dict()
+    return {"n_queries": int(len(queries)), "n_candidates": int(gold.n_tgt), "systems": reports}

@@ -242,7 +242,10 @@ def between_group_claims(
     """Trained vs control at one layer, for similarity and centred gap: a difference and an equivalence claim."""
     (t_pre, t_post), (c_pre, c_post) = measures["trained"], measures["control"]
     claims, rows = [], []
-    for metric, label in (("similarity", "similarity"), ("centered_gap", "the centred gap")):
+    for metric, label, much in (
+        ("similarity", "similarity", "in similarity"),
+        ("centered_gap", "the centred gap", "in the centred gap"),
+    ):
         trained = getattr(t_post, metric) - getattr(t_pre, metric)
         control = getattr(c_post, metric) - getattr(c_pre, metric)
         clusters = {"clusters_a": t_pre.clusters, "clusters_b": c_pre.clusters}
@@ -272,7 +275,7 @@ def between_group_claims(
         claims.append(
             Claim(
                 claim=(
-                    f"Unseen control pairs gain as much {label} as trained pairs {where} "
+                    f"Unseen control pairs gain as much {much} as trained pairs {where} "
                     f"(within ±{config.equivalence_margin:.0%} of the trained gain)"
                 ),
                 kind="equivalence",
@@ -371,6 +374,7 @@ def run_evaluation(
             claims.extend(group_claims)
             between.extend(rows)
     judge(claims, correction=config.correction, alpha=config.alpha)
+    bli = bli_figures(loaded, lexicon, base, adapted, index, groups, layer_roles(target_layer, final_layer), config, embed_config)
     results = {
         "target_layer": target_layer,
         "final_layer": final_layer,
@@ -378,6 +382,7 @@ def run_evaluation(
         "evaluation": evaluation,
         "between_groups": between,
         "claims": [c.to_dict() for c in claims],
+        "bli": bli,
         "statistics": {
             "correction": config.correction,
             "alpha": config.alpha,
@@ -394,6 +399,50 @@ def run_evaluation(
         "timing": {"load_seconds": loaded.load_seconds, "evaluate_seconds": time.perf_counter() - start},
     }
     return results, Embeddings(base, adapted, index, lexicon)
+
+
+def bli_figures(
+    loaded: LoadedModel,
+    lexicon: Lexicon,
+    base: Side,
+    adapted: Side,
+    index: PairIndex,
+    groups: np.ndarray,
+    roles: list[tuple[str, int]],
+    config: EvaluateConfig,
+    embed_config: EmbedConfig,
+) -> list[dict[str, Any]]:
+    """Retrieval of the unseen control words at each reported layer (:func:`tli.bli.control_retrieval`):
+    base, adapted and the Procrustes baseline, over the lexicon's targets or ``config.vocabulary``."""
+    from tli.bli import control_retrieval, embed_layers, resolve_vocabulary
+
+    if (groups == "control").sum() < 1 or (groups == "trained").sum() < 2:
+        return []
+    layers = [layer for _, layer in roles]
+    extra_base = extra_adapted = None
+    record: dict[str, Any] = {"source": "lexicon targets"}
+    if config.vocabulary:
+        words, record = resolve_vocabulary(config.vocabulary, loaded.tokenizer)
+        known = set(lexicon.targets)
+        words = [w for w in words if w not in known]
+        with loaded.model.disable_adapter():
+            extra_base = embed_layers(words, loaded, embed_config, layers)
+        extra_adapted = embed_layers(words, loaded, embed_config, layers)
+        record = record | {"n_words": len(words)}
+    rows = []
+    for role, layer in roles:
+        figures = control_retrieval(
+            (base.src[layer], base.tgt[layer]),
+            (adapted.src[layer], adapted.tgt[layer]),
+            index,
+            groups,
+            extra_base=None if extra_base is None else extra_base[layer],
+            extra_adapted=None if extra_adapted is None else extra_adapted[layer],
+            n_boot=min(config.n_boot, 2000),
+            rng=config.seed,
+        )
+        rows.append({"layer": layer, "layer_role": role, "candidates": record, **figures})
+    return rows
 
 
 def groups_for(

@@ -281,6 +281,32 @@ def claims_table(claims: list[dict]) -> str:
     return "\n".join(lines)
 
 
+BLI_SYSTEMS = (
+    ("base", "base model, cosine"),
+    ("base_csls", "base model, CSLS"),
+    ("procrustes", "Procrustes map fitted on the trained pairs (base model)"),
+    ("adapted", "TLI-adapted, cosine"),
+    ("adapted_csls", "TLI-adapted, CSLS"),
+)
+
+
+def bli_table(rows: list[dict]) -> str:
+    """Retrieval of unseen control words per layer and system, P@k with Wilson 95 % CIs and chance levels."""
+    lines = [
+        "| layer | system | P@1 (95 % CI) | P@5 | P@10 | MRR (95 % CI) | chance P@1 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        for key, label in BLI_SYSTEMS:
+            r = row["systems"][key]
+            lines.append(
+                f"| {row['layer_role']} ({row['layer']}) | {label} | {r['p_at_1']:.3f} [{r['p_at_1_ci_low']:.3f}, "
+                f"{r['p_at_1_ci_high']:.3f}] | {r['p_at_5']:.3f} | {r['p_at_10']:.3f} | {r['mrr']:.3f} "
+                f"[{r['mrr_ci_low']:.3f}, {r['mrr_ci_high']:.3f}] | {r['p_at_1_chance']:.4f} |"
+            )
+    return "\n".join(lines)
+
+
 def what_the_numbers_say(claims: list[dict]) -> list[str]:
     """One sentence per claim, worded from its verdict and direction."""
     lines = []
@@ -367,6 +393,18 @@ def evaluation_report(results: dict[str, Any], heading: str = "# tli evaluate", 
         evaluation_table(evaluation),
         "",
     ]
+    if results.get("bli"):
+        first = results["bli"][0]
+        lines += [
+            "## Retrieval of the unseen control words (BLI)",
+            "",
+            f"{first['n_queries']} control source words, each ranked against {first['n_candidates']} candidates "
+            f"({first['candidates']['source']}); the Procrustes baseline is an orthogonal map fitted on the trained "
+            "pairs at the same layer — the classic, cheap method TLI has to beat on unseen words.",
+            "",
+            bli_table(results["bli"]),
+            "",
+        ]
     if not seeds or len(seeds) == 1:
         for name, alt in (
             ("before_after.png", "before/after"),
