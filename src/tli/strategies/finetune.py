@@ -1,0 +1,134 @@
+"""The one task fine-tuning loop every strategy shares: causal-LM loss on the answer tokens.
+
+Features come from a task (``{"input_ids", "labels"}`` with labels −100 on prompt tokens), so the loss is
+``L = mean over answer tokens of −log p(token | preceding tokens)`` (Hugging Face shifts labels inside the
+model). Every strategy gets the same features in the same seeded order, the same number of optimiser steps,
+batch size and AdamW with a linear schedule after warm-up; only the trainable parameters differ.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from tli.errors import ConfigError, TliError
+from tli.progress import Progress
+
+
+@dataclass(kw_only=True)
+class Budget:
+    """The training budget of a comparison: identical for every strategy."""
+
+    steps: int = 20
+    """Optimiser steps of task fine-tuning."""
+    batch_size: int = 4
+    """Examples per step."""
+    lr: float = 2e-4
+    """AdamW learning rate (linear decay after warm-up)."""
+    warmup_steps: int = 2
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    """Gradient clipping (0 = none)."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.steps < 1:
+            problems.append(
+                f"budget steps must be >= 1, got {self.steps} (a budget of zero steps trains nothing)"
+            )
+        if self.batch_size < 1:
+            problems.append(f"budget batch_size must be >= 1, got {self.batch_size}")
+        if self.lr <= 0:
+            problems.append(f"budget lr must be > 0, got {self.lr}")
+        if self.warmup_steps < 0:
+            problems.append(f"budget warmup_steps must be >= 0, got {self.warmup_steps}")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+
+def batches(n: int, batch_size: int, steps: int, seed: int) -> list[list[int]]:
+    """``steps`` batches of example indices: seeded shuffles of all examples, repeated as needed."""
+    order: list[int] = []
+    epoch = 0
+    while len(order) < steps * batch_size:
+        indices = list(range(n))
+        random.Random(seed * 1_000_003 + epoch).shuffle(indices)
+        order += indices
+        epoch += 1
+    return [order[i * batch_size : (i + 1) * batch_size] for i in range(steps)]
+
+
+def collate(features: list[dict], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (−100 on padding), each ``(B, T)``."""
+    width = max(len(f["input_ids"]) for f in features)
+    ids = torch.full((len(features), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(features), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(features), width), dtype=torch.long)
+    for row, feature in enumerate(features):
+        n = len(feature["input_ids"])
+        ids[row, :n] = torch.tensor(feature["input_ids"])
+        labels[row, :n] = torch.tensor(feature["labels"])
+        mask[row, :n] = 1
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
+
+
+def finetune(
+    model: Any,
+    features: list[dict],
+    budget: Budget,
+    *,
+    seed: int,
+    pad_id: int,
+    device: torch.device,
+    progress: bool | None = None,
+    desc: str = "fine-tuning",
+) -> dict[str, Any]:
+    """Fine-tune the trainable parameters of ``model`` on ``features`` for ``budget.steps`` steps.
+
+    Returns:
+        ``steps``, ``tokens_seen`` (non-padding tokens of every batch), ``loss_first`` / ``loss_last`` (mean
+        of the first / last 10 % of steps) and the per-step ``losses``.
+
+    Raises:
+        TliError: no training features, no trainable parameter, or a non-finite loss (names the step).
+    """
+    from transformers import get_linear_schedule_with_warmup
+
+    if not features:
+        raise TliError("no training examples for task fine-tuning: check the train task's path and language")
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise TliError("the strategy left no trainable parameter to fine-tune")
+    torch.manual_seed(seed)
+    model.train()
+    optimizer = torch.optim.AdamW(trainable, lr=budget.lr, weight_decay=budget.weight_decay)
+    scheduler = get_linear_schedule_with_warmup(optimizer, budget.warmup_steps, budget.steps)
+    losses, tokens = [], 0
+    with Progress(budget.steps, desc, enabled=progress) as bar:
+        for step, batch in enumerate(batches(len(features), budget.batch_size, budget.steps, seed), start=1):
+            inputs = collate([features[i] for i in batch], pad_id, device)
+            loss = model(**inputs).loss
+            if not math.isfinite(float(loss)):
+                raise TliError(f"fine-tuning loss is {float(loss)} at step {step}: lower the budget's lr")
+            loss.backward()
+            if budget.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(trainable, budget.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(float(loss))
+            tokens += int(inputs["attention_mask"].sum())
+            bar.update(1, loss=losses[-1])
+    model.eval()
+    tenth = max(1, len(losses) // 10)
+    return {
+        "steps": len(losses),
+        "tokens_seen": tokens,
+        "loss_first": sum(losses[:tenth]) / tenth,
+        "loss_last": sum(losses[-tenth:]) / tenth,
+        "losses": losses,
+    }

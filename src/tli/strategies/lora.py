@@ -1,0 +1,55 @@
+"""``lora``: LoRA adapters on the chosen linear layers of every block (the usual PEFT recipe)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tli.errors import ConfigError
+from tli.strategies.base import Strategy, StrategyOptions
+
+
+def add_task_lora(model: Any, options: StrategyOptions, layers: list[int] | None) -> Any:
+    """Wrap ``model`` with a causal-LM LoRA adapter on ``options.target_modules`` of ``layers`` (None = all).
+
+    ``h ↦ W₀h + (α/r)·B A h`` with ``A`` random, ``B`` zero at the start, only ``A``, ``B`` trained.
+    """
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=options.lora_r,
+        lora_alpha=options.lora_alpha,
+        lora_dropout=options.lora_dropout,
+        target_modules=list(options.target_modules),
+        layers_to_transform=layers,
+        layers_pattern="layers" if layers is not None else None,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    try:
+        return get_peft_model(model, config)
+    except ValueError as exc:
+        raise ConfigError(f"LoRA target_modules {options.target_modules}: {exc}".splitlines()[0]) from exc
+
+
+def num_blocks(loaded) -> int:
+    from tli.models import base_causal_lm
+
+    return int(base_causal_lm(loaded.model).config.num_hidden_layers)
+
+
+class Lora(Strategy):
+    name = "lora"
+    description = "LoRA on every block"
+
+    def layers(self, n_blocks: int) -> list[int] | None:
+        """The blocks that get LoRA (None = all)."""
+        return None
+
+    def prepare(self, loaded, *, seed: int, workdir: Path, progress: bool | None = None) -> Any:
+        import torch
+
+        torch.manual_seed(seed)
+        layers = self.layers(num_blocks(loaded))
+        self.notes["lora_layers"] = layers if layers is not None else "all"
+        return add_task_lora(loaded.model, self.options, layers)
