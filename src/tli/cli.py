@@ -30,6 +30,7 @@ SUMMARIES = {
     "probe": "base and adapted model translate sampled words; a table of their answers",
     "export-embeddings": "one layer's embeddings as .npy and word2vec text for other BLI tools",
     "merge": "merge an adapter into its base model's full-precision weights (a plain HF model)",
+    "plan": "memory, GPUs and time per strategy from a model config (qwen2-72b, llama-3-70b, … offline)",
 }
 
 
@@ -228,6 +229,20 @@ def cmd_merge(config) -> int:
     return 0
 
 
+def cmd_plan(config) -> int:
+    import json
+
+    from tli.plan import format_plan, plan
+
+    result = plan(
+        config.model,
+        **{k: v for k, v in _options(config, "model", "json").items() if k != "lora_targets"},
+        lora_targets=tuple(config.lora_targets),
+    )
+    print(json.dumps(result.to_dict(), indent=2) if config.json else format_plan(result))
+    return 0
+
+
 HANDLERS: dict[str, Callable[[Any], int]] = {
     "scan": cmd_scan,
     "train": cmd_train,
@@ -237,6 +252,7 @@ HANDLERS: dict[str, Callable[[Any], int]] = {
     "probe": cmd_probe,
     "export-embeddings": cmd_export_embeddings,
     "merge": cmd_merge,
+    "plan": cmd_plan,
 }
 
 

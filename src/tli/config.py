@@ -552,6 +552,30 @@ class MergeConfig:
         problems.raise_if_any()
 
 
+@dataclass(kw_only=True)
+class PlanConfig:
+    """``tli plan``: memory, GPUs and time per strategy, from the model config alone (nothing is loaded)."""
+
+    model: str = option(help="model directory, config.json, or a known name (qwen2-72b, llama-3-70b, lugha-llama-8b-wura)")
+    batch_size: int = option(8, "sequences per device per step")
+    seq_len: int = option(512, "tokens per sequence")
+    steps: int | None = option(None, "training steps (for time estimates)")
+    tokens: int | None = option(None, "training tokens in all (instead of --steps)")
+    target_layer: int = option(2, "TLI target layer")
+    lora_r: int = option(16, "LoRA rank")
+    lora_targets: list[str] = option(["q_proj", "v_proj"], "linear layers with LoRA")
+    gpu_memory_gb: float = option(80.0, "memory of one GPU (GiB)")
+    gpu_tflops: float = option(989.0, "peak bf16 TFLOPS of one GPU (H100 SXM: 989)")
+    mfu: float = option(0.35, "model FLOPs utilisation assumed for time estimates")
+    device_map_devices: int | None = option(None, "GPUs a device_map spreads inference over")
+    dtype: str = option("bfloat16", "bfloat16 | float16 | float32 weights")
+    gradient_checkpointing: bool = option(True, "recompute activations in the backward")
+    json: bool = option(False, "print JSON instead of a table")
+
+    def __post_init__(self) -> None:
+        self.lora_targets = _split_commas(self.lora_targets) or []
+
+
 # ---------------------------------------------------------------------------------------------------
 # Command line and YAML
 
@@ -565,6 +589,7 @@ COMMANDS: dict[str, type] = {
     "probe": ProbeConfig,
     "export-embeddings": ExportConfig,
     "merge": MergeConfig,
+    "plan": PlanConfig,
 }
 """Commands whose options come from a config class (the CLI registers more as they are added)."""
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -203,7 +203,8 @@ def architecture_from_config(raw: dict[str, Any], name: str, where: str = "confi
     try:
         cfg = AutoConfig.for_model(family, **kwargs)
     except (TypeError, ValueError, KeyError) as exc:
-        raise ConfigError(f"{where}: transformers cannot read this {family} config ({exc})") from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{where}: transformers cannot read this {family} config ({first})") from exc
     heads = int(cfg.num_attention_heads)
     spec = FAMILIES[family]
     return Architecture(
@@ -647,6 +648,10 @@ def plan_full(arch: Architecture, s: PlanSettings) -> StrategyPlan:
     w, g = p * b, p * b
     opt = p * (8 + (4 if b < 4 else 0))
     act = _activations(arch, s, b, trainable=True, lora=False)
+    with_ckpt, without_ckpt = (
+        _activations(arch, replace(s, gradient_checkpointing=flag), b, trainable=True, lora=False)
+        for flag in (True, False)
+    )
     loss = loss_transient_bytes(arch, s.batch_size * s.seq_len)
     g_head = (arch.lm_head_parameters() or arch.embedding_parameters()) * b
     temp = _optimizer_temporaries(p, arch.embedding_parameters(), s)
@@ -673,7 +678,11 @@ def plan_full(arch: Architecture, s: PlanSettings) -> StrategyPlan:
         s,
         (8 if s.gradient_checkpointing else 6) * n_c,
         s.batch_size * s.seq_len,
-        ["16 bytes/param for weights + gradients + AdamW state (+ fp32 master copy in half precision)"],
+        [
+            "16 bytes/param for weights + gradients + AdamW state (+ fp32 master copy in half precision)",
+            f"activations {_gb(with_ckpt):.2f} GiB with gradient checkpointing, "
+            f"{_gb(without_ckpt):.2f} GiB without",
+        ],
     )
 
 
