@@ -171,6 +171,32 @@ def test_hub_id_offline_says_to_download_without_touching_the_network(monkeypatc
     assert len(TASK.available_languages("csebuetnlp/xlsum")) == 45
 
 
+def test_hub_id_online_uses_load_dataset_with_the_xlsum_config(monkeypatch):
+    import datasets
+
+    calls = []
+
+    def fake_load_dataset(path, name, split):
+        calls.append((path, name, split))
+        return [ROW, ROW | {"id": "a2"}]
+
+    for variable in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    examples = TASK.load("csebuetnlp/xlsum", "sw", split="val", limit=1)
+    assert calls == [("csebuetnlp/xlsum", "swahili", "validation")]
+    assert examples == [SummaryExample(**ROW, language="sw")]
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'csebuetnlp/xlsum' on the Hub\nsecond line")
+
+    monkeypatch.setattr(datasets, "load_dataset", unreachable)
+    with pytest.raises(TaskDataError) as error:
+        TASK.load("csebuetnlp/xlsum", "sw")
+    assert "cannot load xlsum data 'csebuetnlp/xlsum' (config swahili, split test)" in str(error.value)
+    assert "Couldn't reach" in str(error.value) and "\n" not in str(error.value)
+
+
 # --- metrics against the libraries ------------------------------------------------------------------------
 
 ASCII_PAIRS = [
@@ -342,6 +368,9 @@ def test_evaluate_end_to_end_on_a_tiny_model(tiny_dir):
     for name, score in result.metrics.items():
         assert score.ci95_low <= score.ci95_high
         assert TASK.corpus_score(name, result.predictions, config) == pytest.approx(score.score, abs=1e-12)
+        if name in TASK.mean_metrics:
+            column = [row[TASK.mean_metrics[name]] for row in result.predictions]
+            assert float(np.mean(column)) == pytest.approx(score.score, abs=1e-12)
         assert all(name in row for row in result.predictions)
     assert (
         json.loads(json.dumps(result.to_dict()))["metrics"]["rouge1"]["score"]

@@ -136,6 +136,22 @@ def test_hub_id_offline_says_to_download_without_touching_the_network(monkeypatc
         TASK.load("facebook/xnli", "sw")
 
 
+def test_hub_id_online_uses_load_dataset_with_the_language_config(monkeypatch):
+    import datasets
+
+    calls = []
+
+    def fake_load_dataset(path, name, split):
+        calls.append((path, name, split))
+        return [{"premise": "P", "hypothesis": "H", "label": 1}]
+
+    for variable in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    assert TASK.load("facebook/xnli", "sw", split="dev") == [NLIExample("1", "P", "H", 1, "sw")]
+    assert calls == [("facebook/xnli", "sw", "validation")]
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -273,6 +289,8 @@ def test_evaluate_end_to_end_with_exact_and_bootstrap_intervals(tiny_llama_dir):
     assert result.metrics["macro_f1"].score == pytest.approx(f1)
     for name in TASK.metrics:
         assert TASK.corpus_score(name, rows) == pytest.approx(result.metrics[name].score)
+    assert TASK.mean_metrics == {"accuracy": "correct"}
+    assert np.mean([row["correct"] for row in rows]) == pytest.approx(result.metrics["accuracy"].score)
     assert json.loads(json.dumps(result.to_dict()))["n"] == 6
 
 

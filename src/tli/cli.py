@@ -31,6 +31,7 @@ SUMMARIES = {
     "export-embeddings": "one layer's embeddings as .npy and word2vec text for other BLI tools",
     "merge": "merge an adapter into its base model's full-precision weights (a plain HF model)",
     "plan": "memory, GPUs and time per strategy from a model config (qwen2-72b, llama-3-70b, … offline)",
+    "compare": "fine-tuning strategies × downstream tasks (XL-Sum, XNLI) × models, with paired statistics",
 }
 
 
@@ -65,7 +66,9 @@ def cmd_scan(config) -> int:
         f"MRR {chosen['mrr']:.3f}"
     )
     if result.artifact_layers:
-        print(f"warning: {len(result.artifact_layers)} artefact layer(s) where any two words look alike: see report.md")
+        print(
+            f"warning: {len(result.artifact_layers)} artefact layer(s) where any two words look alike: see report.md"
+        )
     print(f"wrote {out}/ (results.json, layers.csv, report.md, layers.png)")
     return 0
 
@@ -166,7 +169,9 @@ def cmd_probe(config) -> int:
     from tli.runs import prepare_run_dir
 
     if not config.adapter:
-        raise ConfigError("tli probe needs --adapter DIR (RUN/adapter of tli train): it compares base and adapted")
+        raise ConfigError(
+            "tli probe needs --adapter DIR (RUN/adapter of tli train): it compares base and adapted"
+        )
     out = prepare_run_dir(_out(config, "probe"), overwrite=config.overwrite)
     meta = read_adapter_meta(config.adapter)
     lexicon = resolve_lexicon(config.lexicon or meta["config"].get("lexicon"))
@@ -203,11 +208,17 @@ def cmd_export_embeddings(config) -> int:
             lexicon.target_lang: list(dict.fromkeys(lexicon.targets)),
         }
     loaded = load_model(
-        config.model, adapter=config.adapter, dtype=config.dtype, device=config.device,
-        quantization=config.quantization or "none", trust_remote_code=config.trust_remote_code,
+        config.model,
+        adapter=config.adapter,
+        dtype=config.dtype,
+        device=config.device,
+        quantization=config.quantization or "none",
+        trust_remote_code=config.trust_remote_code,
     )
     if max(config.layer) > loaded.num_layers:
-        raise TliError(f"--layer {max(config.layer)} is beyond the model: hidden-state indices run 0..{loaded.num_layers}")
+        raise TliError(
+            f"--layer {max(config.layer)} is beyond the model: hidden-state indices run 0..{loaded.num_layers}"
+        )
     embed_config = config.embed_config(config.batch_size)
     for lang, words in languages.items():
         vectors = embed_strings(words, loaded.model, loaded.tokenizer, embed_config, desc=f"{lang} words")
@@ -243,6 +254,36 @@ def cmd_plan(config) -> int:
     return 0
 
 
+def cmd_compare(config) -> int:
+    import time
+
+    from tli.compare import compare, dry_run, parse_experiment
+    from tli.compare import format_dry_run
+
+    experiment = parse_experiment(config.experiment, check_device=not config.dry_run)
+    if config.dry_run:
+        print(format_dry_run(dry_run(experiment)))
+        return 0
+    out = (
+        Path(config.out)
+        if config.out
+        else Path("runs") / f"compare-{experiment.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
+    results = compare(experiment, out=out, track=config.track, tracking_uri=config.tracking_uri)
+    for claim in results["claims"]:
+        if claim["verdict"] != "not measured":
+            print(f"[{claim['verdict']:>12}] {claim['claim']}")
+    failed = [c for c in results["cells"] if c["status"] == "failed"]
+    print(f"wrote {out}/report.md ({len(results['cells']) - len(failed)} cells done, {len(failed)} failed)")
+    if failed:
+        print(
+            f"tli: error: {len(failed)} cell(s) failed (first: {failed[0]['error']}); rerun to retry them",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 HANDLERS: dict[str, Callable[[Any], int]] = {
     "scan": cmd_scan,
     "train": cmd_train,
@@ -253,6 +294,7 @@ HANDLERS: dict[str, Callable[[Any], int]] = {
     "export-embeddings": cmd_export_embeddings,
     "merge": cmd_merge,
     "plan": cmd_plan,
+    "compare": cmd_compare,
 }
 
 
@@ -275,7 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and library logs")
     parser.add_argument("--version", action="version", version=f"tli {_version()}")
-    parser.add_argument("command", choices=list(HANDLERS), metavar="COMMAND", help="one of the commands below")
+    parser.add_argument(
+        "command", choices=list(HANDLERS), metavar="COMMAND", help="one of the commands below"
+    )
     parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 

@@ -556,7 +556,9 @@ class MergeConfig:
 class PlanConfig:
     """``tli plan``: memory, GPUs and time per strategy, from the model config alone (nothing is loaded)."""
 
-    model: str = option(help="model directory, config.json, or a known name (qwen2-72b, llama-3-70b, lugha-llama-8b-wura)")
+    model: str = option(
+        help="model directory, config.json, or a known name (qwen2-72b, llama-3-70b, lugha-llama-8b-wura)"
+    )
     batch_size: int = option(8, "sequences per device per step")
     seq_len: int = option(512, "tokens per sequence")
     steps: int | None = option(None, "training steps (for time estimates)")
@@ -576,6 +578,31 @@ class PlanConfig:
         self.lora_targets = _split_commas(self.lora_targets) or []
 
 
+@dataclass(kw_only=True)
+class CompareConfig:
+    """``tli compare``: fine-tuning strategies × downstream tasks × models, with paired statistics."""
+
+    experiment: str = option(
+        help="experiment YAML, or a shipped experiment's name (demo, …)", positional=True
+    )
+    out: str | None = option(
+        None, "run directory (default runs/compare-<name>-<time>); rerunning skips finished cells"
+    )
+    dry_run: bool = option(
+        False, "validate the experiment and print its plan (cells, steps, memory); run nothing"
+    )
+    track: str | None = option(None, "mlflow | tensorboard: also log parameters, metrics and artefacts there")
+    tracking_uri: str | None = option(
+        None, "MLflow tracking URI (default: a SQLite store in the run directory)"
+    )
+
+    def __post_init__(self) -> None:
+        problems = Problems()
+        if self.track is not None:
+            problems.choice("track", self.track, ("mlflow", "tensorboard"))
+        problems.raise_if_any()
+
+
 # ---------------------------------------------------------------------------------------------------
 # Command line and YAML
 
@@ -590,6 +617,7 @@ COMMANDS: dict[str, type] = {
     "export-embeddings": ExportConfig,
     "merge": MergeConfig,
     "plan": PlanConfig,
+    "compare": CompareConfig,
 }
 """Commands whose options come from a config class (the CLI registers more as they are added)."""
 

@@ -112,15 +112,15 @@ def finetune(
         for step, batch in enumerate(batches(len(features), budget.batch_size, budget.steps, seed), start=1):
             inputs = collate([features[i] for i in batch], pad_id, device)
             loss = model(**inputs).loss
-            if not math.isfinite(float(loss)):
-                raise TliError(f"fine-tuning loss is {float(loss)} at step {step}: lower the budget's lr")
+            if not math.isfinite(loss.item()):
+                raise TliError(f"fine-tuning loss is {loss.item()} at step {step}: lower the budget's lr")
             loss.backward()
             if budget.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(trainable, budget.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            losses.append(float(loss))
+            losses.append(loss.item())
             tokens += int(inputs["attention_mask"].sum())
             bar.update(1, loss=losses[-1])
     model.eval()

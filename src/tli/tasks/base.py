@@ -127,6 +127,9 @@ class Task(ABC):
     """The task's options dataclass (YAML ``tasks: {<name>: {...}}`` maps onto it)."""
     trainable: ClassVar[bool] = True
     """Whether :meth:`training_features` can build fine-tuning data for this task."""
+    mean_metrics: ClassVar[dict[str, str]] = {}
+    """Metrics whose corpus score is the plain mean of a per-row field: metric name → row key (paired tests
+    can resample that column directly); the others need :meth:`corpus_score` on every resample."""
 
     def make_config(self, options: Mapping[str, Any] | None = None) -> Any:
         """The task's config from a mapping (a YAML ``tasks.<name>`` block); unknown keys are rejected.

@@ -273,6 +273,7 @@ class XLSumTask(Task):
     metrics = ("rouge1", "rouge2", "rougeL", "bleu", "chrf")
     config_class = XLSumConfig
     trainable = True
+    mean_metrics = {"rouge1": "rouge1", "rouge2": "rouge2", "rougeL": "rougeL"}
 
     def load(
         self, path: Any, language: str, *, split: str = "test", limit: int | None = None

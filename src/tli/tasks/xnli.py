@@ -308,6 +308,7 @@ class XNLITask(Task):
     metrics = ("accuracy", "macro_f1")
     config_class = XNLIConfig
     trainable = False
+    mean_metrics = {"accuracy": "correct"}
 
     def load(
         self, path: Any, language: str, *, split: str = "test", limit: int | None = None
