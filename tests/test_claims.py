@@ -8,20 +8,34 @@ from tli.claims import Claim, across_seeds, judge, outcome
 
 
 def _change(p, low, high, effect=None, expect="increase", name="c"):
-    return Claim(claim=name, kind="change", metric="similarity", test="t", effect=effect if effect is not None else (low + high) / 2,
-                 ci95_low=low, ci95_high=high, p=p, n=10, expect=expect)
+    return Claim(
+        claim=name,
+        kind="change",
+        metric="similarity",
+        test="t",
+        effect=effect if effect is not None else (low + high) / 2,
+        ci95_low=low,
+        ci95_high=high,
+        p=p,
+        n=10,
+        expect=expect,
+    )
 
 
 def test_holm_adjusts_over_the_claims_of_a_run_and_verdicts_follow_the_adjusted_p():
     # Twelve claims: eleven overwhelming, one at p = 0.025 with a CI below 0 ("contradicted" before correction).
-    claims = [_change(1e-50, 0.1, 0.2, name=f"strong {i}") for i in range(11)] + [_change(0.025, -0.03, -0.001, name="weak")]
+    claims = [_change(1e-50, 0.1, 0.2, name=f"strong {i}") for i in range(11)] + [
+        _change(0.025, -0.03, -0.001, name="weak")
+    ]
     judge(claims, correction="holm", alpha=0.05)
     weak = claims[-1]
     # Holm: the largest p is the last step, multiplied by m - rank + 1 = 1 ... but it is the only large one: ×1.
     assert weak.p_adjusted == pytest.approx(0.025)
     assert weak.verdict == "contradicted"
     # Among twelve claims of similar size, the same p becomes 0.025 × 12 = 0.3 → inconclusive.
-    claims = [_change(0.02 + i * 1e-4, -0.03, -0.001, name=f"c{i}") for i in range(11)] + [_change(0.025, -0.03, -0.001)]
+    claims = [_change(0.02 + i * 1e-4, -0.03, -0.001, name=f"c{i}") for i in range(11)] + [
+        _change(0.025, -0.03, -0.001)
+    ]
     judge(claims, correction="holm")
     assert claims[0].p_adjusted == pytest.approx(0.02 * 12) and claims[0].verdict == "inconclusive"
 
@@ -36,8 +50,20 @@ def test_bh_and_none():
 
 def test_equivalence_verdicts():
     def eq(p, low, high, margin=0.1):
-        return Claim(claim="eq", kind="equivalence", metric="similarity", test="TOST", effect=(low + high) / 2,
-                     ci95_low=low, ci95_high=high, p=p, n=10, margin=margin, ci90_low=low, ci90_high=high)
+        return Claim(
+            claim="eq",
+            kind="equivalence",
+            metric="similarity",
+            test="TOST",
+            effect=(low + high) / 2,
+            ci95_low=low,
+            ci95_high=high,
+            p=p,
+            n=10,
+            margin=margin,
+            ci90_low=low,
+            ci90_high=high,
+        )
 
     claims = [eq(0.001, -0.05, 0.05), eq(0.9, 0.2, 0.3), eq(0.4, -0.05, 0.3), eq(float("nan"), 0, 0)]
     judge(claims, correction="none")

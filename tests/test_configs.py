@@ -68,7 +68,10 @@ def test_flags_override_the_config(tmp_path):
 def test_lists_take_commas_or_spaces():
     assert parse_command("train", ["--lora-layers", "0,1"]).lora_layers == [0, 1]
     assert parse_command("train", ["--lora-layers", "0", "1"]).lora_layers == [0, 1]
-    assert parse_command("train", ["--target-modules", "q_proj,v_proj"]).target_modules == ["q_proj", "v_proj"]
+    assert parse_command("train", ["--target-modules", "q_proj,v_proj"]).target_modules == [
+        "q_proj",
+        "v_proj",
+    ]
     assert parse_command("run", ["--seeds", "3", "4"]).seeds == [3, 4]
 
 
@@ -89,7 +92,13 @@ def test_every_problem_is_reported_at_once_before_anything_loads():
 def test_run_config_builds_the_scan_and_training_configs():
     config = RunConfig(seeds=[1, 2], embed_batch_size=16, pooling="last", epochs=3)
     train = config.train_config(target_layer=4, seed=2)
-    assert (train.target_layer, train.seed, train.epochs, train.pooling, train.seeds) == (4, 2, 3, "last", None)
+    assert (train.target_layer, train.seed, train.epochs, train.pooling, train.seeds) == (
+        4,
+        2,
+        3,
+        "last",
+        None,
+    )
     scan = config.scan_config()
     assert scan.batch_size == 16 and scan.pooling == "last" and scan.select_by == "centered_gap"
 

@@ -48,11 +48,14 @@ def test_two_processes_equal_one_process_with_gradient_accumulation(tiny_llama_d
         "1",
         "--lora-dropout",
         "0",
+        "--validation-fraction",
+        "0",
     ]
     single = _train_cli([*common, "--grad-accum", "2", "--out", str(tmp_path / "one")], env, 1)
     assert single.returncode == 0, single.stderr[-2000:]
     double = _train_cli([*common, "--out", str(tmp_path / "two")], env, 2)
     assert double.returncode == 0, double.stderr[-2000:]
+    assert double.stdout.count("adapter:") == 1  # only the main process prints the summary
 
     from safetensors.torch import load_file
 

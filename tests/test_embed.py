@@ -114,7 +114,11 @@ def test_auto_bos_is_the_document_separator_not_the_chat_role_token(tiny_model_d
     assert tok.bos_token_id != separator
     encoded = encode_words(["mbwa"], tok, EmbedConfig(pooling="mean-no-special"))[0]
     assert encoded.input_ids[0] == separator and 0 not in encoded.pool_positions
-    assert bos_record(tok, EmbedConfig()) == {"bos_token": "<|endoftext|>", "bos_token_id": separator, "bos_by": "tli"}
+    assert bos_record(tok, EmbedConfig()) == {
+        "bos_token": "<|endoftext|>",
+        "bos_token_id": separator,
+        "bos_by": "tli",
+    }
     chosen = encode_words(["mbwa"], tok, EmbedConfig(bos_token="<|im_start|>"))[0]
     assert chosen.input_ids[0] == tok.bos_token_id
     with pytest.raises(ConfigError, match="not in this tokenizer's vocabulary"):
@@ -126,7 +130,11 @@ def test_a_tokenizer_that_adds_its_own_bos_is_left_alone(tiny_llama_dir):
 
     loaded = load_model(tiny_llama_dir)
     record = bos_record(loaded.tokenizer, EmbedConfig())
-    assert record == {"bos_token": "<s>", "bos_token_id": loaded.tokenizer.bos_token_id, "bos_by": "tokenizer"}
+    assert record == {
+        "bos_token": "<s>",
+        "bos_token_id": loaded.tokenizer.bos_token_id,
+        "bos_by": "tokenizer",
+    }
     assert bos_record(loaded.tokenizer, EmbedConfig(add_bos="never"))["bos_by"] == "none"
 
 
@@ -136,10 +144,16 @@ def test_embedding_cache_computes_each_string_once(tiny_llama_dir, monkeypatch):
     loaded = load_model(tiny_llama_dir)
     calls = []
     original = embed_module.embed_all_layers
-    monkeypatch.setattr(embed_module, "embed_all_layers", lambda w, *a, **k: calls.append(list(w)) or original(w, *a, **k))
+    monkeypatch.setattr(
+        embed_module, "embed_all_layers", lambda w, *a, **k: calls.append(list(w)) or original(w, *a, **k)
+    )
     cache: dict = {}
-    first = embed_module.embed_strings(["mbwa", "dog"], loaded.model, loaded.tokenizer, EmbedConfig(), cache=cache)
-    again = embed_module.embed_strings(["dog", "paka", "mbwa"], loaded.model, loaded.tokenizer, EmbedConfig(), cache=cache)
+    first = embed_module.embed_strings(
+        ["mbwa", "dog"], loaded.model, loaded.tokenizer, EmbedConfig(), cache=cache
+    )
+    again = embed_module.embed_strings(
+        ["dog", "paka", "mbwa"], loaded.model, loaded.tokenizer, EmbedConfig(), cache=cache
+    )
     assert calls == [["mbwa", "dog"], ["paka"]]
     torch.testing.assert_close(again[:, 0], first[:, 1], atol=0, rtol=0)
     reference = original(["paka"], loaded.model, loaded.tokenizer, EmbedConfig(), progress=False)

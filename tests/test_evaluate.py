@@ -170,7 +170,9 @@ def test_a_group_too_small_is_reported_not_silently_dropped(tiny_llama_dir, tmp_
     assert "the control group has 1 pair(s)" in (tmp_path / "e" / "report.md").read_text()
 
 
-def test_evaluate_with_a_lexicon_file_uses_the_adapter_split_not_a_new_one(trained_adapter, tmp_path, toy_lexicon_file):
+def test_evaluate_with_a_lexicon_file_uses_the_adapter_split_not_a_new_one(
+    trained_adapter, tmp_path, toy_lexicon_file
+):
     """Giving the lexicon file again (without its groups) must not re-split it and call trained pairs control."""
     from tli.adapter import read_recorded_split
 
@@ -192,22 +194,54 @@ def test_between_group_claims_equal_the_statistics_on_pairs_csv(trained_adapter,
     rows = list(csv.DictReader((tmp_path / "ev" / "pairs.csv").open()))
     for layer in (results["target_layer"], results["final_layer"]):
         mine = [r for r in rows if int(r["layer"]) == layer]
-        change = {g: np.array([float(r["sim_post"]) - float(r["sim_pre"]) for r in mine if r["group"] == g]) for g in ("trained", "control")}
+        change = {
+            g: np.array([float(r["sim_post"]) - float(r["sim_pre"]) for r in mine if r["group"] == g])
+            for g in ("trained", "control")
+        }
         clusters = {g: [r["source"] for r in mine if r["group"] == g] for g in ("trained", "control")}
-        expected = between_groups(change["trained"], change["control"], clusters_a=clusters["trained"],
-                                  clusters_b=clusters["control"], n_perm=1000, n_boot=1000, rng=0)
-        claim = next(c for c in results["claims"] if c["kind"] == "difference" and c["metric"] == "similarity" and c["layer"] == layer)
-        assert claim["effect"] == pytest.approx(expected.difference) and claim["p"] == pytest.approx(expected.p)
+        expected = between_groups(
+            change["trained"],
+            change["control"],
+            clusters_a=clusters["trained"],
+            clusters_b=clusters["control"],
+            n_perm=1000,
+            n_boot=1000,
+            rng=0,
+        )
+        claim = next(
+            c
+            for c in results["claims"]
+            if c["kind"] == "difference" and c["metric"] == "similarity" and c["layer"] == layer
+        )
+        assert claim["effect"] == pytest.approx(expected.difference) and claim["p"] == pytest.approx(
+            expected.p
+        )
         margin = 0.2 * abs(change["trained"].mean())
-        tost = equivalence_tost(change["trained"], change["control"], margin, clusters_a=clusters["trained"],
-                                clusters_b=clusters["control"])
-        eq = next(c for c in results["claims"] if c["kind"] == "equivalence" and c["metric"] == "similarity" and c["layer"] == layer)
+        tost = equivalence_tost(
+            change["trained"],
+            change["control"],
+            margin,
+            clusters_a=clusters["trained"],
+            clusters_b=clusters["control"],
+        )
+        eq = next(
+            c
+            for c in results["claims"]
+            if c["kind"] == "equivalence" and c["metric"] == "similarity" and c["layer"] == layer
+        )
         assert eq["p"] == pytest.approx(tost.p) and eq["margin"] == pytest.approx(margin)
 
 
 def test_target_layer_equal_to_final_is_reported_once(tiny_llama_dir, toy_lexicon_file, tmp_path):
-    result = train(str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "t", target_layer=4, epochs=1,
-                   batch_size=4, progress=False)
+    result = train(
+        str(tiny_llama_dir),
+        str(toy_lexicon_file),
+        out=tmp_path / "t",
+        target_layer=4,
+        epochs=1,
+        batch_size=4,
+        progress=False,
+    )
     results = evaluate(result.adapter, out=tmp_path / "e", n_boot=200)
     assert results["layer_roles"] == ["target = final"]
     texts = [c["claim"] for c in results["claims"]]
@@ -216,11 +250,20 @@ def test_target_layer_equal_to_final_is_reported_once(tiny_llama_dir, toy_lexico
 
 
 def test_evaluate_several_seeds_aggregates(tiny_llama_dir, toy_lexicon_file, tmp_path):
-    train(str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "t", epochs=1, batch_size=4, seeds=[0, 1],
-          progress=False)
+    train(
+        str(tiny_llama_dir),
+        str(toy_lexicon_file),
+        out=tmp_path / "t",
+        epochs=1,
+        batch_size=4,
+        seeds=[0, 1],
+        progress=False,
+    )
     results = evaluate(tmp_path / "t", out=tmp_path / "e", n_boot=200)  # the multi-seed training directory
     assert results["seeds"] == [0, 1] and len(results["per_seed"]) == 2
-    assert (tmp_path / "e" / "seed-0" / "pairs.csv").is_file() and (tmp_path / "e" / "seed-1" / "report.md").is_file()
+    assert (tmp_path / "e" / "seed-0" / "pairs.csv").is_file() and (
+        tmp_path / "e" / "seed-1" / "report.md"
+    ).is_file()
     assert all(c["n_seeds"] == 2 for c in results["claims"])
     assert "over seeds" in (tmp_path / "e" / "report.md").read_text()
 
@@ -243,7 +286,12 @@ def test_bli_figures_for_unseen_control_words_with_the_procrustes_baseline(train
         assert report["p_at_1_ci_low"] <= report["p_at_1"] <= report["p_at_1_ci_high"]
     control_sources = {p["source"] for p in results["per_pair"] if p["group"] == "control"}
     assert first["n_queries"] == len(control_sources)
-    golds = [sum(1 for p in results["per_pair"] if p["source"] == s and p["layer"] == first["layer"]) for s in control_sources]
-    assert first["systems"]["base"]["p_at_1_chance"] == pytest.approx(chance_precision_at_k(golds, first["n_candidates"], 1))
+    golds = [
+        sum(1 for p in results["per_pair"] if p["source"] == s and p["layer"] == first["layer"])
+        for s in control_sources
+    ]
+    assert first["systems"]["base"]["p_at_1_chance"] == pytest.approx(
+        chance_precision_at_k(golds, first["n_candidates"], 1)
+    )
     assert first["systems"]["procrustes"]["mapping"] == "procrustes"
     assert "Procrustes" in (tmp_path / "ev" / "report.md").read_text()

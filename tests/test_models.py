@@ -126,7 +126,9 @@ def test_nf4_embeddings_on_both_cpu_kernels(tiny_llama_dir, kernel):
         pytest.skip("this CPU has no AVX512-BF16: bitsandbytes has only the portable kernel here")
     loaded = load_model(tiny_llama_dir, quantization="nf4")
     modules = _nf4_modules(loaded)
-    assert modules and all(not getattr(m, "support_avx512bf16_for_cpu", False) for m in modules)  # tli's choice
+    assert modules and all(
+        not getattr(m, "support_avx512bf16_for_cpu", False) for m in modules
+    )  # tli's choice
     if kernel == "packed":
         for module in modules:
             module.support_avx512bf16_for_cpu = True
@@ -147,7 +149,9 @@ def test_nf4_training_gradients_reach_early_lora_after_inference(tiny_llama_dir)
     from tli.train import add_lora
 
     loaded = load_model(tiny_llama_dir, quantization="nf4")
-    embed_all_layers(["mbwa", "dog"], loaded.model, loaded.tokenizer, EmbedConfig(), progress=False)  # inference
+    embed_all_layers(
+        ["mbwa", "dog"], loaded.model, loaded.tokenizer, EmbedConfig(), progress=False
+    )  # inference
     model = add_lora(loaded.model, TrainConfig(quantization="nf4", target_layer=3), 4)
     model.train()
     items = encode_words(["mbwa", "dog"], loaded.tokenizer, EmbedConfig(pooling="mean-no-special"))
@@ -163,7 +167,9 @@ def test_nf4_keeps_non_quantised_parameters_in_float32(tiny_llama_dir):
     assert backbone(loaded.model).embed_tokens.weight.dtype == torch.float32
     assert all(m.compute_dtype == torch.float32 for m in _nf4_modules(loaded))  # embeddings in fp32
     trained = load_model(tiny_llama_dir, quantization="nf4", purpose="train")
-    assert all(m.compute_dtype == torch.bfloat16 for m in _nf4_modules(trained))  # the published QLoRA compute
+    assert all(
+        m.compute_dtype == torch.bfloat16 for m in _nf4_modules(trained)
+    )  # the published QLoRA compute
 
 
 def test_auto_dtype_is_float32_for_embeddings_everywhere():

@@ -133,7 +133,10 @@ def test_evaluate_after_run_reuses_the_run_lexicon(tiny_llama_dir, toy_lexicon_f
     again = evaluate(tmp_path / "r" / "train" / "adapter", n_boot=200)  # no --model, no --lexicon
     in_run = json.loads((tmp_path / "r" / "evaluate" / "results.json").read_text())
     assert again["lexicon"]["sha256"] == in_run["lexicon"]["sha256"]  # the split recorded with the adapter
-    assert again["split"]["origin"] == "adapter" and again["split"]["n_control"] == results["lexicon"]["n_control"]
+    assert (
+        again["split"]["origin"] == "adapter"
+        and again["split"]["n_control"] == results["lexicon"]["n_control"]
+    )
     assert again["model"]["fingerprint"] == results["model"]["fingerprint"]
     first = {(e["group"], e["layer"]): e["mean_post"] for e in results["evaluation"]}
     assert {(e["group"], e["layer"]): e["mean_post"] for e in again["evaluation"]} == pytest.approx(first)
@@ -163,20 +166,47 @@ def test_unwritable_out_is_found_before_training(tiny_llama_dir, toy_lexicon_fil
 def test_cli_run_with_a_fixed_target_layer(tiny_llama_dir, toy_lexicon_file, tmp_path, capsys):
     out = tmp_path / "fixed"
     args = ["run", "--model", str(tiny_llama_dir), "--lexicon", str(toy_lexicon_file), "--target-layer", "3"]
-    assert main([*args, "--epochs", "1", "--batch-size", "4", "--n-boot", "200", "--seeds", "0", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                *args,
+                "--epochs",
+                "1",
+                "--batch-size",
+                "4",
+                "--n-boot",
+                "200",
+                "--seeds",
+                "0",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "given by --target-layer" in capsys.readouterr().out
     record = json.loads((out / "results.json").read_text())
     assert record["target_layer"] == 3 and record["target_layer_given"]
     assert {e["layer"] for e in record["evaluation"] if e["layer_role"] == "target"} == {3}
 
 
-def test_run_with_several_seeds_reports_mean_sd_and_claims_across_seeds(tiny_llama_dir, toy_lexicon_file, tmp_path):
+def test_run_with_several_seeds_reports_mean_sd_and_claims_across_seeds(
+    tiny_llama_dir, toy_lexicon_file, tmp_path
+):
     from tli.pipeline import run
 
     out = tmp_path / "seeds"
     results = run(
-        str(tiny_llama_dir), str(toy_lexicon_file), out=out, epochs=1, batch_size=4, lr=5e-3, warmup_steps=1,
-        n_boot=200, seeds=[0, 1], progress=False,
+        str(tiny_llama_dir),
+        str(toy_lexicon_file),
+        out=out,
+        epochs=1,
+        batch_size=4,
+        lr=5e-3,
+        warmup_steps=1,
+        n_boot=200,
+        seeds=[0, 1],
+        progress=False,
     )
     assert results["seeds"] == [0, 1] and len(results["per_seed"]) == 2 and len(results["train"]) == 2
     for seed in (0, 1):
@@ -191,12 +221,16 @@ def test_run_with_several_seeds_reports_mean_sd_and_claims_across_seeds(tiny_lla
         if not claim["holds_across_seeds"]:
             assert claim["verdict"] == "inconclusive"
     entry = results["evaluation"][0]
-    assert "mean_post_sd" in entry and entry["mean_pre_sd"] == pytest.approx(0.0, abs=1e-6)  # base is the same
+    assert "mean_post_sd" in entry and entry["mean_pre_sd"] == pytest.approx(
+        0.0, abs=1e-6
+    )  # base is the same
     report = (out / "report.md").read_text()
     assert "Per seed" in report and "mean ± sd over seeds" in report
 
 
-def test_run_reuses_the_scan_embeddings_of_the_base_model(tiny_llama_dir, toy_lexicon_file, tmp_path, monkeypatch):
+def test_run_reuses_the_scan_embeddings_of_the_base_model(
+    tiny_llama_dir, toy_lexicon_file, tmp_path, monkeypatch
+):
     """The trained pairs are embedded once by the base model (scan), not again in the evaluation."""
     import tli.embed as embed_module
     from tli.pipeline import run
@@ -210,8 +244,14 @@ def test_run_reuses_the_scan_embeddings_of_the_base_model(tiny_llama_dir, toy_le
 
     monkeypatch.setattr(embed_module, "embed_all_layers", recording)
     run(
-        str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "r", epochs=1, batch_size=4, n_boot=200,
-        seeds=[0], progress=False,
+        str(tiny_llama_dir),
+        str(toy_lexicon_file),
+        out=tmp_path / "r",
+        epochs=1,
+        batch_size=4,
+        n_boot=200,
+        seeds=[0],
+        progress=False,
     )
     scanned = batches[0] | batches[1]  # the scan: trained sources, trained targets
     adapted = batches[-2] | batches[-1]  # the adapted side of the evaluation: every string
@@ -225,10 +265,90 @@ def test_nf4_run_and_standalone_evaluate_give_the_same_numbers(tiny_llama_dir, t
     from tli.pipeline import run
 
     results = run(
-        str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "r", quantization="nf4", epochs=1,
-        batch_size=4, n_boot=200, seeds=[0], target_layer=2, progress=False,
+        str(tiny_llama_dir),
+        str(toy_lexicon_file),
+        out=tmp_path / "r",
+        quantization="nf4",
+        epochs=1,
+        batch_size=4,
+        n_boot=200,
+        seeds=[0],
+        target_layer=2,
+        progress=False,
     )
     again = evaluate(tmp_path / "r" / "train" / "adapter", n_boot=200)
     for before, after in zip(results["evaluation"], again["evaluation"], strict=True):
         for key in ("mean_pre", "mean_post", "centered_gap_pre", "centered_gap_post", "mrr_pre", "mrr_post"):
             assert after[key] == pytest.approx(before[key], abs=1e-6), key
+
+
+def test_run_can_log_to_mlflow(tiny_llama_dir, toy_lexicon_file, tmp_path):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from tli.pipeline import run
+
+    run(
+        str(tiny_llama_dir),
+        str(toy_lexicon_file),
+        out=tmp_path / "r",
+        epochs=1,
+        batch_size=4,
+        n_boot=200,
+        seeds=[0],
+        track="mlflow",
+        progress=False,
+    )
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'r' / 'mlflow.db'}")
+    (experiment,) = [e for e in client.search_experiments() if e.name.startswith("tli-run-")]
+    (logged,) = client.search_runs([experiment.experiment_id])
+    assert logged.data.params["epochs"] == "1" and logged.data.metrics["target_layer"] >= 1
+    assert any(k.endswith(".effect") for k in logged.data.metrics)
+    assert {a.path for a in client.list_artifacts(logged.info.run_id)} >= {"report.md", "results.json"}
+
+
+def test_cli_export_embeddings_writes_npy_words_and_word2vec(
+    tiny_llama_dir, toy_lexicon_file, tmp_path, capsys
+):
+    import numpy as np
+
+    out = tmp_path / "emb"
+    args = [
+        "export-embeddings",
+        "--model",
+        str(tiny_llama_dir),
+        "--lexicon",
+        str(toy_lexicon_file),
+        "--layer",
+        "2,4",
+    ]
+    assert main([*args, "--out", str(out)]) == 0
+    vectors = np.load(out / "sw.layer2.npy")
+    words = (out / "sw.layer2.words.txt").read_text().splitlines()
+    assert vectors.shape == (len(words), 128) and "asante sana" in words
+    header, *rows = (out / "en.layer4.vec").read_text().splitlines()
+    assert header.split() == [str(len(rows)), "128"] and rows[0].split()[0] == "dog"
+    assert main([*args, "--layer", "9", "--out", str(tmp_path / "bad")]) == 2
+    assert "beyond the model" in capsys.readouterr().err
+
+
+def test_cli_merge_writes_a_plain_model(tiny_llama_dir, toy_lexicon_file, tmp_path, capsys):
+    from transformers import AutoModelForCausalLM
+
+    args = [
+        "train",
+        "--model",
+        str(tiny_llama_dir),
+        "--lexicon",
+        str(toy_lexicon_file),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--out",
+        str(tmp_path / "t"),
+    ]
+    assert main(args) == 0
+    assert main(["merge", "--adapter", str(tmp_path / "t" / "adapter"), "--out", str(tmp_path / "m")]) == 0
+    assert "merged model" in capsys.readouterr().out
+    assert AutoModelForCausalLM.from_pretrained(tmp_path / "m").config.num_hidden_layers == 4

@@ -207,7 +207,9 @@ def test_lexicon_with_one_pair_is_rejected(tiny_llama_dir, tmp_path, capsys):
     assert code == 2 and ">= 2" in capsys.readouterr().err
 
 
-def test_a_second_scan_into_the_same_out_is_refused_unless_overwrite(tiny_llama_dir, toy_lexicon_file, tmp_path, capsys):
+def test_a_second_scan_into_the_same_out_is_refused_unless_overwrite(
+    tiny_llama_dir, toy_lexicon_file, tmp_path, capsys
+):
     out = tmp_path / "scan"
     base = ["scan", "--model", str(tiny_llama_dir), "--lexicon", str(toy_lexicon_file), "--out", str(out)]
     assert main(base) == 0
@@ -234,7 +236,9 @@ def test_output_files_respect_the_umask(tiny_llama_dir, toy_lexicon_file, tmp_pa
 
 
 def test_out_on_a_pseudo_file_system_is_a_clear_error(tiny_llama_dir, toy_lexicon_file, capsys):
-    code = main(["scan", "--model", str(tiny_llama_dir), "--lexicon", str(toy_lexicon_file), "--out", "/proc/nope"])
+    code = main(
+        ["scan", "--model", str(tiny_llama_dir), "--lexicon", str(toy_lexicon_file), "--out", "/proc/nope"]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "/proc" in err and "cannot write" in err
 

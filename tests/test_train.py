@@ -194,12 +194,19 @@ def test_evaluate_rejects_adapter_of_another_base(tiny_model_dirs, toy_lexicon_f
     assert not (tmp_path / "e").exists()
 
 
-def test_validation_pairs_are_held_out_leak_free_and_scored_each_epoch(tiny_llama_dir, toy_lexicon_file, tmp_path):
+def test_validation_pairs_are_held_out_leak_free_and_scored_each_epoch(
+    tiny_llama_dir, toy_lexicon_file, tmp_path
+):
     from tli.adapter import read_recorded_split
     from tli.lexicon import word_tokens
 
     result = train(
-        str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "v", epochs=3, validation_fraction=0.25, **FAST
+        str(tiny_llama_dir),
+        str(toy_lexicon_file),
+        out=tmp_path / "v",
+        epochs=3,
+        validation_fraction=0.25,
+        **FAST,
     )
     assert [v["epoch"] for v in result.validation] == [1, 2, 3]
     assert all(0 < v["mrr"] <= 1 and v["loss"] >= 0 for v in result.validation)
@@ -209,7 +216,9 @@ def test_validation_pairs_are_held_out_leak_free_and_scored_each_epoch(tiny_llam
     trained_words = {w for s, t in split.trained for w in word_tokens(s) + word_tokens(t)}
     assert not {w for s, t in split.validation for w in word_tokens(s) + word_tokens(t)} & trained_words
     logged = [json.loads(x) for x in (tmp_path / "v" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["validation_mrr"] for r in logged if "validation_mrr" in r] == [v["mrr"] for v in result.validation]
+    assert [r["validation_mrr"] for r in logged if "validation_mrr" in r] == [
+        v["mrr"] for v in result.validation
+    ]
 
 
 def test_early_stopping_keeps_the_best_epoch(tiny_llama_dir, toy_lexicon_file, tmp_path, monkeypatch):
@@ -220,8 +229,13 @@ def test_early_stopping_keeps_the_best_epoch(tiny_llama_dir, toy_lexicon_file, t
 
     monkeypatch.setattr(train_module, "validate", fake_validate)
     result = train(
-        str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "e", epochs=5, validation_fraction=0.25,
-        early_stopping_patience=2, **FAST,
+        str(tiny_llama_dir),
+        str(toy_lexicon_file),
+        out=tmp_path / "e",
+        epochs=5,
+        validation_fraction=0.25,
+        early_stopping_patience=2,
+        **FAST,
     )
     assert result.best_epoch == 2 and result.stopped_early and len(result.epoch_losses) == 4
     best = _adapter_tensors(tmp_path / "e" / "checkpoints" / "epoch-2")
@@ -231,7 +245,9 @@ def test_early_stopping_keeps_the_best_epoch(tiny_llama_dir, toy_lexicon_file, t
 
 
 def test_several_seeds_train_one_adapter_each(tiny_llama_dir, toy_lexicon_file, tmp_path):
-    results = train(str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "s", epochs=1, seeds=[0, 1], **FAST)
+    results = train(
+        str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "s", epochs=1, seeds=[0, 1], **FAST
+    )
     assert [r.seed for r in results] == [0, 1]
     a, b = (_adapter_tensors(tmp_path / "s" / f"seed-{k}" / "adapter") for k in (0, 1))
     assert any(not torch.equal(a[key], b[key]) for key in a)  # different initialisation and order
@@ -242,7 +258,9 @@ def test_several_seeds_train_one_adapter_each(tiny_llama_dir, toy_lexicon_file, 
 def test_adapter_names_a_portable_base_and_records_its_split(tiny_llama_dir, toy_lexicon_file, tmp_path):
     result = train(str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "p", epochs=1, **FAST)
     config = json.loads((tmp_path / "p" / "adapter" / "adapter_config.json").read_text())
-    assert config["base_model_name_or_path"] == str(tiny_llama_dir.resolve())  # the user's model, no cache path
+    assert config["base_model_name_or_path"] == str(
+        tiny_llama_dir.resolve()
+    )  # the user's model, no cache path
     meta = json.loads((tmp_path / "p" / "adapter" / "tli_adapter.json").read_text())
     assert meta["embed"]["bos_by"] in ("tli", "tokenizer") and meta["embed"]["bos_token"]
     split = json.loads((tmp_path / "p" / "adapter" / "tli_split.json").read_text())

@@ -419,7 +419,8 @@ def chance_precision_at_k(n_gold_per_query: Any, n_candidates: int, k: int) -> f
         k: cut-off ≥ 1.
     """
     golds, n, k = _check_golds(n_gold_per_query, n_candidates), int(n_candidates), _check_k(k)
-    by_g = {g: 1.0 - math.comb(n - g, k) / math.comb(n, k) for g in set(golds.tolist())}
+    # With k >= n every candidate is in the top k: a hit is certain (and C(n, k) would be 0).
+    by_g = {g: 1.0 if k >= n else 1.0 - math.comb(n - g, k) / math.comb(n, k) for g in set(golds.tolist())}
     return float(np.mean([by_g[g] for g in golds.tolist()]))
 
 

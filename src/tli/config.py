@@ -405,6 +405,10 @@ class RunConfig(StatisticsOptions, LayerChoiceOptions, TrainConfig):
     target_layer: int | None = option(None, "train at this layer instead of the scan's choice")
     seeds: list[int] | None = option([0, 1, 2], "training seeds: one adapter each; figures as mean ± sd")
     embed_batch_size: int = option(32, "words per forward pass in the scan and the evaluation")
+    track: str | None = option(None, "mlflow | tensorboard: also log parameters, metrics and artefacts there")
+    tracking_uri: str | None = option(
+        None, "MLflow tracking URI (default: a SQLite store in the run directory)"
+    )
     vocabulary: str | None = option(
         None, "BLI retrieval over a full target vocabulary: a word-list file, or 'tokenizer'"
     )
@@ -420,6 +424,8 @@ class RunConfig(StatisticsOptions, LayerChoiceOptions, TrainConfig):
         if self.target_layer is not None:
             problems.at_least("target_layer", self.target_layer, 1)
         problems.at_least("embed_batch_size", self.embed_batch_size, 1)
+        if self.track is not None:
+            problems.choice("track", self.track, ("mlflow", "tensorboard"))
         self.seeds = _int_list("seeds", self.seeds, problems)
         problems.raise_if_any()
 

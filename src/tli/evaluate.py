@@ -284,7 +284,9 @@ def between_group_claims(
                 ci95_low=diff.ci95_low,
                 ci95_high=diff.ci95_high,
                 p=tost_p,
-                note="" if tost_p == tost_p else "trained pairs gained nothing measurable: nothing to be equivalent to",
+                note=""
+                if tost_p == tost_p
+                else "trained pairs gained nothing measurable: nothing to be equivalent to",
                 margin=tost.margin,
                 ci90_low=tost.ci90_low,
                 ci90_high=tost.ci90_high,
@@ -374,7 +376,17 @@ def run_evaluation(
             claims.extend(group_claims)
             between.extend(rows)
     judge(claims, correction=config.correction, alpha=config.alpha)
-    bli = bli_figures(loaded, lexicon, base, adapted, index, groups, layer_roles(target_layer, final_layer), config, embed_config)
+    bli = bli_figures(
+        loaded,
+        lexicon,
+        base,
+        adapted,
+        index,
+        groups,
+        layer_roles(target_layer, final_layer),
+        config,
+        embed_config,
+    )
     results = {
         "target_layer": target_layer,
         "final_layer": final_layer,

@@ -214,7 +214,7 @@ def gguf_file_type(gguf_path: Path) -> str:
 
 
 def gguf_weights_note(cache: Path, gguf_path: Path) -> str:
-    """"GGUF Q4_1 dequantised to float32": what the weights of a converted GGUF model are."""
+    """ "GGUF Q4_1 dequantised to float32": what the weights of a converted GGUF model are."""
     record_path = cache / "tli_source.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     if "file_type" not in record:  # a cache written by an older tli: read the type once and remember it

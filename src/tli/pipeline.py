@@ -41,6 +41,11 @@ def training_compute_dtype(config: RunConfig, loaded) -> torch.dtype | None:
     return torch.bfloat16
 
 
+def _stage_dirs(out: Path, seed: int, *, several: bool):
+    """stage → ``OUT/<stage>/seed-<k>`` with several seeds, ``OUT/<stage>`` with one."""
+    return (lambda stage: out / stage / f"seed-{seed}") if several else (lambda stage: out / stage)
+
+
 def run(
     model: str | None = None,
     lexicon: str | Path | Lexicon | None = None,
@@ -61,7 +66,13 @@ def run(
     Returns:
         The top-level ``results.json`` content.
     """
-    from tli.report import run_report, write_evaluate_run, write_scan_run, write_seeds_summary, write_train_run
+    from tli.report import (
+        run_report,
+        write_evaluate_run,
+        write_scan_run,
+        write_seeds_summary,
+        write_train_run,
+    )
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError(
@@ -100,7 +111,7 @@ def run(
     per_seed, trained_runs = [], []
     timing.update(train_seconds=0.0, evaluate_seconds=0.0, report_seconds=0.0)
     for seed in seeds:
-        where = (lambda stage: out / stage / f"seed-{seed}") if len(seeds) > 1 else (lambda stage: out / stage)
+        where = _stage_dirs(out, seed, several=len(seeds) > 1)
         train_config = config.train_config(layer, seed)
         where("train").mkdir(parents=True, exist_ok=True)
         if (dtype := training_compute_dtype(config, loaded)) is not None:
@@ -199,7 +210,8 @@ def run(
         "statistics": per_seed[0]["statistics"],
         "pooling": per_seed[0]["pooling"],
         "model": loaded.describe(),
-        "lexicon": lexicon_record(study.lexicon) | {"n_trained": len(study.trained), "n_control": len(study.control)},
+        "lexicon": lexicon_record(study.lexicon)
+        | {"n_trained": len(study.trained), "n_control": len(study.control)},
         "split": study.record(),
         "skipped_groups": per_seed[0]["skipped_groups"],
         "warnings": scan.warnings + [w for r in trained_runs for w in r.warnings],
@@ -208,4 +220,30 @@ def run(
     }
     atomic_write_text(out / "report.md", run_report(results, scan))
     atomic_write_json(out / "results.json", results)
+    if config.track:
+        track_run(config, out, results)
     return results
+
+
+def track_run(config: RunConfig, out: Path, results: dict[str, Any]) -> None:
+    """Log the run to MLflow or TensorBoard: its config, each claim's effect and adjusted p, the files."""
+    import math
+
+    from tli.tracking import make_tracker
+
+    name = f"tli-run-{Path(out).name}"
+    tracker = make_tracker(config.track, out, name, asdict(config), config.tracking_uri)
+    metrics = {"target_layer": float(results["target_layer"])}
+    for i, claim in enumerate(results["claims"]):
+        key = (
+            f"claim{i:02d}.{claim['kind']}.{claim['metric']}.{claim.get('group') or ''}.{claim['layer_role']}"
+        )
+        key = key.replace(" ", "_").replace("−", "minus").replace("=", "eq")
+        metrics[f"{key}.effect"] = claim["effect"]
+        if claim["p_adjusted"] is not None and math.isfinite(claim["p_adjusted"]):
+            metrics[f"{key}.p_adjusted"] = claim["p_adjusted"]
+        metrics[f"{key}.supported"] = float(claim["verdict"] == "supported")
+    try:
+        tracker.log_results(metrics, [out / "report.md", out / "results.json", out / "scan" / "layers.png"])
+    finally:
+        tracker.close()

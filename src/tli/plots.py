@@ -169,7 +169,14 @@ def layer_curves_figure(
     if chance_p_at_1 is not None and math.isfinite(chance_p_at_1):
         ax_ret.axhline(chance_p_at_1, color="0.3", linestyle=":", linewidth=1.2, gid="chance")
     # Scale to the data (retrieval of a small model sits near chance; a 0–1 axis would hide it), never above 1.
-    scores = _finite([v for rows, _, _ in sets for key in ("p_at_1", "p_at_5", "mrr", "csls_p_at_1") for v in _column(rows, key)])
+    scores = _finite(
+        [
+            v
+            for rows, _, _ in sets
+            for key in ("p_at_1", "p_at_5", "mrr", "csls_p_at_1")
+            for v in _column(rows, key)
+        ]
+    )
     top = max(scores + [chance_p_at_1 or 0.0, 0.01])
     ax_ret.set_ylim(-0.03 * top, min(1.03, top * 1.25))
 

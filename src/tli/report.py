@@ -269,7 +269,11 @@ def claims_table(claims: list[dict]) -> str:
         if seeds:
             effect += f" ± {c.get('effect_sd', 0):.4f}"
         if c["kind"] == "equivalence":
-            effect += f"; 90 % CI [{c['ci90_low']:+.4f}, {c['ci90_high']:+.4f}] vs ±{c['margin']:.4f}" if c.get("ci90_low") is not None else ""
+            effect += (
+                f"; 90 % CI [{c['ci90_low']:+.4f}, {c['ci90_high']:+.4f}] vs ±{c['margin']:.4f}"
+                if c.get("ci90_low") is not None
+                else ""
+            )
         flag = " ⚠" if c.get("tests_disagree") else ""
         row = (
             f"| {c['claim']} | {effect} [{c['ci95_low']:+.4f}, {c['ci95_high']:+.4f}] | {c['test']}{flag} "
@@ -312,9 +316,13 @@ def what_the_numbers_say(claims: list[dict]) -> list[str]:
     lines = []
     for c in claims:
         where = f"{c['layer_role']} layer {c['layer']}"
-        metric = {"similarity": "similarity", "centered_gap": "centred gap", "mrr": "MRR", "p_at_1": "P@1"}[c["metric"]]
+        metric = {"similarity": "similarity", "centered_gap": "centred gap", "mrr": "MRR", "p_at_1": "P@1"}[
+            c["metric"]
+        ]
         if c["kind"] == "change":
-            lines.append(f"{c['group'].capitalize()} pairs, {where}: {metric} {outcome(c)} ({c['effect']:+.4f}).")
+            lines.append(
+                f"{c['group'].capitalize()} pairs, {where}: {metric} {outcome(c)} ({c['effect']:+.4f})."
+            )
         elif c["kind"] == "difference":
             lines.append(f"{where.capitalize()}, {metric}: trained pairs {outcome(c)} ({c['effect']:+.4f}).")
         else:
@@ -324,11 +332,16 @@ def what_the_numbers_say(claims: list[dict]) -> list[str]:
 
 def uniform_shift_notes(evaluation: list[dict], claims: list[dict]) -> list[str]:
     """Where similarity rose but the centred gap did not: every pair moved alike, not translations apart."""
-    verdicts = {(c["group"], c["layer_role"], c["metric"]): c["verdict"] for c in claims if c["kind"] == "change"}
+    verdicts = {
+        (c["group"], c["layer_role"], c["metric"]): c["verdict"] for c in claims if c["kind"] == "change"
+    }
     notes = []
     for e in evaluation:
         key = (e["group"], e["layer_role"])
-        if verdicts.get((*key, "similarity")) == "supported" and verdicts.get((*key, "centered_gap")) != "supported":
+        if (
+            verdicts.get((*key, "similarity")) == "supported"
+            and verdicts.get((*key, "centered_gap")) != "supported"
+        ):
             notes.append(
                 f"{e['group']} pairs, {e['layer_role']} layer {e['layer']}: similarity rose by {e['change']:+.4f} "
                 f"and mismatched pairs by {e['mismatched_post'] - e['mismatched_pre']:+.4f}; the centred gap did "
@@ -349,9 +362,14 @@ def evaluation_report(results: dict[str, Any], heading: str = "# tli evaluate", 
     lines = [
         heading,
         "",
-        f"- model: `{results['model']['name']}`" + (f" with adapter `{results['adapter']['path']}` (unmerged)" if "adapter" in results else ""),
+        f"- model: `{results['model']['name']}`"
+        + (f" with adapter `{results['adapter']['path']}` (unmerged)" if "adapter" in results else ""),
         f"- target layer {results['target_layer']}, final layer {results['final_layer']}"
-        + ("; the target layer is the final layer, so each claim is made once" if roles == ["target = final"] else ""),
+        + (
+            "; the target layer is the final layer, so each claim is made once"
+            if roles == ["target = final"]
+            else ""
+        ),
         f"- pooling `{results['pooling']['pooling']}` (excluded: {results['pooling']['excluded_tokens']}), start token: "
         f"{bos_phrase(results['pooling'])}; embeddings in float32",
         f"- {statistics.get('n_claims', len(claims))} claims judged together: p-values adjusted by "
@@ -449,12 +467,19 @@ def write_evaluate_plots(out: Path, results: dict[str, Any], embeddings) -> None
     languages = (lexicon.source_lang, lexicon.target_lang)
     for method in ("pca", "tsne"):
         plot_projection(
-            before, after, out / f"projection_{method}.png", method=method, title=f"final layer {layer}",
-            groups=groups, languages=languages,
+            before,
+            after,
+            out / f"projection_{method}.png",
+            method=method,
+            title=f"final layer {layer}",
+            groups=groups,
+            languages=languages,
         )
 
 
-def write_evaluate_run(out: Path, results: dict[str, Any], embeddings=None, heading: str = "# tli evaluate") -> Path:
+def write_evaluate_run(
+    out: Path, results: dict[str, Any], embeddings=None, heading: str = "# tli evaluate"
+) -> Path:
     """``pairs.csv``, ``layers_before_after.csv``, plots, ``report.md`` and ``results.json`` (last)."""
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_csv(out / "pairs.csv", results["per_pair"], PAIR_FIELDS)
@@ -472,7 +497,10 @@ def write_evaluate_run(out: Path, results: dict[str, Any], embeddings=None, head
 
 def seeds_table(per_seed: list[dict]) -> str:
     """Per-seed headline figures: similarity, centred gap and MRR change per group and layer."""
-    lines = ["| seed | group | layer | similarity change | centred gap change | MRR before → after |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| seed | group | layer | similarity change | centred gap change | MRR before → after |",
+        "|---|---|---|---|---|---|",
+    ]
     for seed in per_seed:
         for e in seed["evaluation"]:
             lines.append(
@@ -487,7 +515,14 @@ def write_seeds_summary(out: Path, summary: dict[str, Any]) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     body = evaluation_report(summary, heading="# tli evaluate — over seeds")
     per_seed = "\n".join(
-        ["## Per seed", "", seeds_table(summary["per_seed"]), "", "Each seed's plots and pairs are in `seed-<k>/`.", ""]
+        [
+            "## Per seed",
+            "",
+            seeds_table(summary["per_seed"]),
+            "",
+            "Each seed's plots and pairs are in `seed-<k>/`.",
+            "",
+        ]
     )
     atomic_write_text(out / "report.md", body + "\n" + per_seed)
     atomic_write_json(out / "results.json", summary)
@@ -520,7 +555,9 @@ def run_report(results: dict[str, Any], scan) -> str:
         losses = ", ".join(f"{loss:.4f}" for loss in run["epoch_losses"])
         validation = ""
         if run.get("validation"):
-            validation = "; validation MRR per epoch: " + ", ".join(f"{v['mrr']:.3f}" for v in run["validation"])
+            validation = "; validation MRR per epoch: " + ", ".join(
+                f"{v['mrr']:.3f}" for v in run["validation"]
+            )
         train_lines.append(
             f"- seed {run['seed']}: {run['timing']['steps']} steps in {run['timing']['train_seconds']:.0f} s on "
             f"{run['n_train_pairs']} pairs ({run['n_validation_pairs']} held out for validation); mean loss per "

@@ -64,6 +64,9 @@ class TrainResult:
     best_epoch: int | None = None
     stopped_early: bool = False
     warnings: list[str] = field(default_factory=list)
+    trainable_parameters: int = 0
+    tokens_seen: int = 0
+    """Non-padding tokens of the training forwards of this run (validation excluded)."""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -272,11 +275,14 @@ class _Batcher:
             loaded.device,
             config.target_layer,
         )
+        self.tokens_seen = 0
+        """Non-padding tokens of every forward so far."""
 
     def pooled(self, model, pairs: list[Pair]) -> tuple[torch.Tensor, torch.Tensor]:
         """Pooled target-layer embeddings ``(B, H)`` of the sources and of the targets, in one forward."""
         items = [self.encoded[p.source] for p in pairs] + [self.encoded[p.target] for p in pairs]
         ids, attention, weights = pad_batch(items, self.pad_id, self.device)
+        self.tokens_seen += int(attention.sum())
         pooled = pooled_at_layer(model, ids, attention, weights, self.layer)  # (2B, H)
         return pooled[: len(pairs)], pooled[len(pairs) :]
 
@@ -433,7 +439,9 @@ def run_training(
                 "epoch_loss": state["epoch_losses"][-1],
             }
             if validation is not None:
+                trained_tokens = batcher.tokens_seen
                 scores = validate(model, batcher, validation, loss_fn, config, known)
+                batcher.tokens_seen = trained_tokens  # validation forwards are not training
                 state["validation"].append({"epoch": epoch + 1, **scores})
                 record.update(validation_loss=scores["loss"], validation_mrr=scores["mrr"])
                 best = min(state["validation"], key=lambda v: (v["loss"], -v["epoch"]))
@@ -504,6 +512,8 @@ def run_training(
         best_epoch=state["best_epoch"],
         stopped_early=stopped_early,
         warnings=warnings,
+        trainable_parameters=sum(p.numel() for p in trainable),
+        tokens_seen=batcher.tokens_seen,
     )
 
 

@@ -152,7 +152,7 @@ class Runner:
                 cost = json.loads(saved.read_text(encoding="utf-8"))["cost"]
             else:
                 model_obj = strategy.prepare(loaded, seed=seed, workdir=unit, progress=self.progress)
-                trainable = strategy.trainable_parameters(model_obj)
+                trainable = strategy.trained_parameters(model_obj)
                 stats = {"steps": 0, "tokens_seen": 0, "losses": []}
                 if strategy.trains_on_task:
                     stats = finetune(
@@ -174,7 +174,7 @@ class Runner:
                 "peak_memory_kind": "cuda"
                 if measured.peak_cuda_mb
                 else f"process RSS ({measured.rss_peak_scope})",
-                "tokens_seen": stats["tokens_seen"],
+                "tokens_seen": stats["tokens_seen"] + strategy.extra_tokens(),
                 "steps": stats["steps"],
                 "loss_first": stats.get("loss_first"),
                 "loss_last": stats.get("loss_last"),

@@ -221,19 +221,22 @@ def _resolve_data_path(value: str, experiment_file: Path) -> str:
     return str((experiment_file.parent / candidate).resolve())
 
 
-def check_languages(tasks: dict[str, Any], path: Path) -> None:
-    """Every asked language exists in its local dataset (hub ids are checked when loaded)."""
+def check_data(tasks: dict[str, Any], path: Path) -> None:
+    """Every asked language exists in its local dataset, and its rows read (a file in the wrong format names
+    its file, line and field now, not after an hour of training). Hub ids are checked when loaded."""
     for name, config in tasks.items():
-        data = config.path
+        data, task = config.path, get_task(name)
         if data is not None and not Path(data).exists():
             continue  # a hub id: checked online
-        available = get_task(name).available_languages(data)
-        missing = [lang for lang in config.languages if lang not in available]
+        available = task.available_languages(data)
+        missing = [lang for lang in config.languages if available and lang not in available]
         if missing:
             raise ConfigError(
                 f"{path}: task {name}: {data or 'shipped sample'} has no language {', '.join(missing)} "
                 f"(it has: {', '.join(available) or 'none'})"
             )
+        for language in config.languages:
+            task.load(data, language, split=config.split, limit=config.limit)
 
 
 def check_devices(experiment: Experiment, path: Path) -> None:
@@ -304,7 +307,7 @@ def parse_experiment(spec: str | Path, *, check_device: bool = True) -> Experime
         raise ConfigError(f"{path}: alpha must be in (0, 1), got {experiment.alpha}")
     if experiment.n_resamples < 99:
         raise ConfigError(f"{path}: n_resamples must be >= 99, got {experiment.n_resamples}")
-    check_languages(tasks, path)
+    check_data(tasks, path)
     if check_device:
         check_devices(experiment, path)
     for spec in strategies:

@@ -138,9 +138,7 @@ def compare_cells(
                     rows_a,
                     rows_b,
                     mean_of=mean_of,
-                    corpus_score=None
-                    if mean_of
-                    else (lambda rows, m=metric: task_obj.corpus_score(m, rows, config)),
+                    corpus_score=None if mean_of else _scorer(task_obj, metric, config),
                     n_resamples=n_resamples,
                     rng=seed,
                 )
@@ -180,6 +178,11 @@ def compare_cells(
                 row | {"p_adjusted": claim.p_adjusted, "verdict": claim.verdict, "claim": claim.claim}
             )
     return rows
+
+
+def _scorer(task, metric: str, config):
+    """rows → the task's corpus score of ``metric`` (a closure that binds its arguments now)."""
+    return lambda rows: task.corpus_score(metric, rows, config)
 
 
 def comparisons_across_seeds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -80,8 +80,16 @@ class Strategy:
 
     @staticmethod
     def trainable_parameters(model: Any) -> int:
-        """Number of parameters the fine-tuning updates."""
+        """Number of parameters the task fine-tuning updates."""
         return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+    def trained_parameters(self, model: Any) -> int:
+        """Every parameter the strategy trained, before the task fine-tuning included (TLI's lexicon LoRA)."""
+        return self.trainable_parameters(model) + int(self.notes.get("tli_trainable_parameters", 0))
+
+    def extra_tokens(self) -> int:
+        """Tokens the strategy trained on before the task fine-tuning (TLI's lexicon training)."""
+        return int(self.notes.get("tli_tokens_seen", 0))
 
     def save(self, model: Any, directory: Path) -> None:
         """Save what the fine-tuning changed (an adapter, or every weight for ``full``)."""

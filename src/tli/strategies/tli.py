@@ -47,6 +47,8 @@ def tli_adapter_for(strategy: Strategy, loaded, seed: int, workdir: Path, progre
         tli_steps=result.timing["steps"],
         tli_train_seconds=result.timing["train_seconds"],
         tli_epoch_losses=result.epoch_losses,
+        tli_trainable_parameters=result.trainable_parameters,
+        tli_tokens_seen=result.tokens_seen,
     )
     return result.adapter
 
