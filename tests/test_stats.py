@@ -749,3 +749,23 @@ def test_json_cells_are_checked(tmp_path):
         read_paired(p)
     with pytest.raises(ConfigError, match="cannot read JSON"):
         read_paired(tmp_path / "missing.json")
+
+
+def test_paired_randomisation_is_exact_for_small_n_and_tests_the_mean():
+    from tli.stats import paired_randomisation
+
+    pre = np.zeros(4)
+    post = np.array([1.0, 1.0, 1.0, -1.0])  # mean 0.5; the 16 sign vectors give |mean| >= 0.5 for 10 of them
+    flips = [abs(np.mean(np.array(s) * post)) for s in __import__("itertools").product((1, -1), repeat=4)]
+    assert paired_randomisation(pre, post, n_resamples=1000) == pytest.approx(
+        sum(f >= 0.5 - 1e-12 for f in flips) / 16
+    )
+    # Skewed changes with a mean near zero: the sign-flip test follows the mean, Wilcoxon the ranks.
+    rng = np.random.default_rng(0)
+    d = np.concatenate(
+        [np.full(60, 0.01), np.full(6, -0.1)]
+    )  # many small gains, a few large losses: mean ≈ 0
+    p_mean = paired_randomisation(np.zeros_like(d), d, n_resamples=5000, rng=rng)
+    p_wilcoxon = sps.wilcoxon(d).pvalue
+    assert abs(d.mean()) < 0.001 and p_mean > 0.5 and p_wilcoxon < 0.01
+    assert paired_randomisation(np.ones(5), np.ones(5)) == 1.0

@@ -378,7 +378,7 @@ def evaluation_report(results: dict[str, Any], heading: str = "# tli evaluate", 
         "same in the other direction; *inconclusive* otherwise. Equivalence (TOST): supported when the 90 % CI "
         f"lies inside ±{statistics.get('equivalence_margin', 0.2):.0%} of the trained gain.",
         "- pairs that share a source word are one cluster: similarity and gap p-values come from a t-test on "
-        "source-word means, CIs from a cluster bootstrap; MRR: Wilcoxon signed-rank; P@1: exact McNemar.",
+        "source-word means, CIs from a cluster bootstrap; MRR: paired randomisation test; P@1: exact McNemar.",
     ]
     if seeds and len(seeds) > 1:
         lines.append(
