@@ -72,17 +72,47 @@ def replace_dir_atomically(target: str | os.PathLike, write: Callable[[Path], No
     """Fill a fresh temporary sibling of ``target`` with ``write(tmp)``, then swap it in by renaming.
 
     A crash while writing leaves the previous ``target`` (or none) and a stray temporary directory, never
-    a half-written ``target``.
+    a half-written ``target``. The temporary name carries the process id, so two processes never write into
+    one. The previous ``target`` is renamed aside before the new one takes its place and deleted after, so
+    a crash between the two renames leaves both complete directories on disk.
     """
     import shutil
 
     target = Path(target)
-    tmp = target.with_name(f".{target.name}.tmp")
+    remove_stale_siblings(target)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     write(tmp)
-    shutil.rmtree(target, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
     tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def remove_stale_siblings(target: Path) -> list[Path]:
+    """Delete the temporary siblings of ``target`` that killed processes left (their process id is gone)."""
+    import shutil
+
+    removed = []
+    for sibling in target.parent.glob(f".{target.name}.*-*"):
+        kind, _, pid = sibling.name[len(target.name) + 2 :].partition("-")
+        if kind in ("tmp", "old") and pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(sibling, ignore_errors=True)
+            removed.append(sibling)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:

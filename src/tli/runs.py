@@ -1,21 +1,30 @@
 """Run directories and provenance.
 
 Every command writes into ``runs/<command>-<timestamp>/`` (or ``--out``). The directory is checked for
-writability before any long work starts and created only when the first file is written; files are
-written atomically, and ``results.json`` is written last, so its presence marks a complete run.
+writability before any long work starts (a real write probe) and created only when the first file is written;
+files are written atomically, ``results.json`` and then the ``complete`` marker last, so a directory without
+``complete`` never looks finished, and every reader refuses it (:func:`require_complete`). While a command writes
+a directory it holds an advisory lock on it (:func:`lock_run_dir`): a second run on the same ``--out`` refuses,
+and a killed run leaves no stale lock (the kernel releases it with the process).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import platform
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tli.errors import ConfigError
+from tli.errors import ConfigError, DataError
+
+COMPLETE = "complete"
+"""The marker file written last into a finished run directory."""
+_held_locks: dict[str, Any] = {}
 
 TRACKED_PACKAGES = (
     "tli",
@@ -68,10 +77,13 @@ def prepare_run_dir(path: str | os.PathLike, *, overwrite: bool = False, option:
     """:func:`check_writable`, and refuse to write over a complete run (one with ``results.json``) unless
     ``overwrite``: a second run into the same directory must not silently replace the first."""
     path = check_writable(path, option)
-    if (path / "results.json").is_file() and not overwrite:
+    if ((path / "results.json").is_file() or is_complete(path)) and not overwrite:
         raise ConfigError(
             f"{option} {path} already holds a complete run: choose another --out, or pass --overwrite to replace it"
         )
+    lock_run_dir(path, option)
+    if path.is_dir():
+        (path / COMPLETE).unlink(missing_ok=True)  # being rewritten: not complete until this run finishes
     return path
 
 
@@ -86,14 +98,135 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+def git_revision() -> str | None:
+    """The commit of the tli source tree when it is a git checkout (``-dirty`` with uncommitted changes)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return None
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{commit}-dirty" if dirty else commit
+
+
 def provenance(command: str, config: dict[str, Any], seed: int | None) -> dict[str, Any]:
-    """What any reader needs to reproduce a result: command line, config, seed, versions, machine."""
+    """What any reader needs to reproduce a result: command line, config, seed, versions, code revision,
+    machine and device."""
+    import torch
+
     return {
         "command": command,
         "argv": sys.argv,
         "config": config,
         "seed": seed,
         "versions": {"python": platform.python_version(), **package_versions()},
+        "git_revision": git_revision(),
         "platform": platform.platform(),
+        "devices": {
+            "cuda": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+            if torch.cuda.is_available()
+            else [],
+            "cpu_threads": torch.get_num_threads(),
+        },
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+def mark_complete(out: str | os.PathLike, what: str) -> Path:
+    """Write the ``complete`` marker (last, after every other file of the run)."""
+    from tli.io import atomic_write_json
+
+    return atomic_write_json(
+        Path(out) / COMPLETE, {"complete": what, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    )
+
+
+def is_complete(out: str | os.PathLike) -> bool:
+    return (Path(out) / COMPLETE).is_file()
+
+
+def require_complete(out: str | os.PathLike, what: str, hint: str) -> None:
+    """Refuse to read a run directory that was not finished (killed, or still being written).
+
+    Raises:
+        TliError: ``out`` has no ``complete`` marker.
+    """
+    if not is_complete(out):
+        raise DataError(
+            f"{out} is an incomplete {what} (no '{COMPLETE}' marker: it was interrupted or is still running); {hint}"
+        )
+
+
+def lock_run_dir(out: str | os.PathLike, option: str = "--out") -> Path:
+    """Hold an advisory lock on ``out`` for the rest of this process; refuse when another process holds it.
+
+    ``flock`` locks are released by the kernel when their process ends, so a killed run never leaves ``out``
+    locked. Locking the same directory again from the same process is a no-op.
+
+    Raises:
+        ConfigError: another tli process is writing ``out`` now.
+    """
+    import fcntl
+    import hashlib
+    import tempfile
+
+    out = Path(out)
+    key = str(out.resolve())
+    if key in _held_locks:
+        return out
+    # The lock lives outside ``out`` (keyed by its path), so a run that fails before writing creates nothing.
+    locks = Path(tempfile.gettempdir()) / "tli-locks"
+    locks.mkdir(exist_ok=True)
+    handle = open(locks / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.lock", "a+")  # noqa: SIM115
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        handle.close()
+        raise ConfigError(
+            f"{option} {out} is being written by another tli process right now: wait for it, or choose another --out"
+        ) from exc
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()} {key}\n")
+    handle.flush()
+    _held_locks[key] = handle
+    return out
+
+
+@contextlib.contextmanager
+def holding_run_dir(out: str | os.PathLike, option: str = "--out") -> Iterator[Path]:
+    """Hold the lock of :func:`lock_run_dir` for a ``with`` block; release it after unless it was already held.
+
+    Raises:
+        ConfigError: another tli process is writing ``out`` now.
+    """
+    held_before = str(Path(out).resolve()) in _held_locks
+    path = lock_run_dir(out, option)
+    try:
+        yield path
+    finally:
+        if not held_before:
+            release_run_dir(path)
+
+
+def release_run_dir(out: str | os.PathLike) -> None:
+    """Release this process's lock on ``out`` (the API's long-lived callers; the CLI just exits)."""
+    handle = _held_locks.pop(str(Path(out).resolve()), None)
+    if handle is not None:
+        handle.close()
