@@ -1,5 +1,5 @@
-"""Two training processes (torchrun, gloo on CPU) take exactly the steps of one process with
---grad-accum 2: the same adapter comes out."""
+"""Two training processes (torchrun, gloo on CPU; DDP through Accelerate) take exactly the steps of one
+process with --grad-accum 2: the same adapter comes out."""
 
 import json
 import os
@@ -64,8 +64,12 @@ def test_two_processes_equal_one_process_with_gradient_accumulation(tiny_llama_d
     assert one.keys() == two.keys()
     for key in one:
         torch.testing.assert_close(one[key], two[key], atol=1e-5, rtol=1e-4)
-    steps_one = json.loads((tmp_path / "one" / "results.json").read_text())["timing"]["steps"]
-    steps_two = json.loads((tmp_path / "two" / "results.json").read_text())["timing"]["steps"]
-    assert steps_one == steps_two == 6
+    record_one = json.loads((tmp_path / "one" / "results.json").read_text())
+    record_two = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert record_one["timing"]["steps"] == record_two["timing"]["steps"] == 6
+    # The gradients were averaged by DDP (Accelerate's wrapper), not by a loop over parameters.
+    assert record_one["distributed"] == {"kind": "single", "world_size": 1}
+    assert record_two["distributed"] == {"kind": "ddp", "world_size": 2}
+    assert record_two["tokens_seen"] == record_one["tokens_seen"]  # counted over both processes
     logged = [json.loads(x) for x in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
     assert len([r for r in logged if "loss" in r]) == 6  # only the main process writes the log

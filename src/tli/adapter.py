@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tli.errors import ConfigError, ModelLoadError
+from tli.errors import ConfigError, LexiconError, ModelLoadError
 from tli.io import atomic_write_json
 from tli.lexicon import Lexicon, Pair, word_tokens
 from tli.models import DEFAULT_GGUF_FILE, LoadedModel, load_model
@@ -158,6 +158,12 @@ def regroup_as_trained(lexicon: Lexicon, recorded: RecordedSplit) -> tuple[Lexic
     seen = trained_pairs | validation
     trained = [Pair(p.source, p.target, "trained") for p in lexicon if (p.source, p.target) in trained_pairs]
     rest = [Pair(p.source, p.target, "control") for p in lexicon if (p.source, p.target) not in seen]
+    if recorded.trained and not trained:
+        raise LexiconError(
+            f"{lexicon.path or 'the lexicon'} holds none of the {len(recorded.trained)} pairs the adapter was trained "
+            f"on (e.g. {recorded.trained[0][0]} → {recorded.trained[0][1]}): it is another lexicon — evaluate with the "
+            "training lexicon, or without --lexicon (the recorded split)"
+        )
     leaking = _leaking(seen, rest)
     kept = [p for p in rest if (p.source, p.target) not in leaking]
     record = {
@@ -216,9 +222,13 @@ def load_adapted(
     device: str = "auto",
     quantization: str | None = None,
     trust_remote_code: bool = False,
+    device_map: str | dict[str, Any] | None = None,
+    max_memory: str | dict[Any, Any] | None = None,
+    offload_folder: str | os.PathLike | None = None,
 ) -> LoadedModel:
     """The adapter's base model (``model`` or the recorded one), checked by fingerprint, with the adapter
-    attached unmerged; quantization defaults to the one used in training."""
+    attached unmerged; quantization defaults to the one used in training. ``device_map`` (with ``max_memory``
+    and ``offload_folder``) spreads a big base over devices."""
     meta = meta or read_adapter_meta(adapter)
     loaded = load_model(
         model if model is not None else meta["base_model"]["name"],
@@ -226,8 +236,20 @@ def load_adapted(
         device=device,
         quantization=quantization or meta["config"].get("quantization") or "none",
         trust_remote_code=trust_remote_code,
+        device_map=device_map,
+        max_memory=max_memory,
+        offload_folder=offload_folder,
     )
     return attach_to(loaded, adapter)
+
+
+def load_adapted_for(adapter: str | os.PathLike, options: Any, meta: dict[str, Any] | None = None) -> LoadedModel:
+    """:func:`load_adapted` with a command's model options (``model``, ``dtype``, ``device``, ``quantization``,
+    ``trust_remote_code``, ``device_map``, ``max_memory``, ``offload_folder``)."""
+    names = ("dtype", "device", "quantization", "trust_remote_code", "device_map", "max_memory", "offload_folder")
+    return load_adapted(
+        adapter, meta, getattr(options, "model", None), **{n: getattr(options, n) for n in names if hasattr(options, n)}
+    )
 
 
 def merge_adapter(adapter: str | os.PathLike, out: str | os.PathLike, *, dtype: str = "float32") -> Path:

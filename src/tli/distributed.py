@@ -1,68 +1,241 @@
-"""Data parallelism for ``tli train`` under ``torchrun`` or ``accelerate launch``.
+"""Several processes and GPUs for training: Hugging Face Accelerate's DDP, FSDP and DeepSpeed, not a home-made
+loop.
 
-Each process trains on its own share of every epoch's batches (batch ``k`` goes to rank ``k mod W``) and
-the LoRA gradients are averaged across processes before each optimiser step. ``W`` processes with batch
-``B`` therefore take exactly the steps of one process with batch ``B`` and ``--grad-accum W``: the same
-pairs, the same in-batch negatives, the same averaged gradient. The adapter weights are few, so an
-explicit all-reduce of their gradients is cheap and needs no model wrapper (the forward pass stops early
-through a hook, which a ``DistributedDataParallel`` wrapper would not see).
+``tli train`` and the task fine-tuning of ``tli compare`` (:func:`tli.strategies.finetune.finetune`) get a
+:class:`DistributedContext` from :func:`distributed_context`. Launched alone it does nothing (plain PyTorch,
+one process). Under ``torchrun`` or ``accelerate launch`` it holds an :class:`accelerate.Accelerator`, and the
+model and optimiser go through ``accelerator.prepare``: the library wraps the model in
 
-Launch with ``torchrun --nproc_per_node N -m tli train …`` or ``accelerate launch -m tli train …``; the
-process group comes from the launcher's environment (``gloo`` on CPU, ``nccl`` on CUDA). Without a
-launcher everything here is a no-op.
+- ``DistributedDataParallel`` (the default; ``gloo`` on CPU, ``nccl`` on GPUs): gradients are averaged by
+DDP's
+  bucketed all-reduce during the backward;
+- FSDP (``accelerate launch --config_file fsdp*.yaml``): parameters, gradients and optimiser state sharded
+over
+  the processes — full fine-tuning of 70B models, LoRA / QLoRA on sharded bases;
+- DeepSpeed ZeRO-3 (``--config_file deepspeed-zero3.yaml``, needs ``pip install deepspeed``).
+
+Each process trains on its own share of every step's examples (:func:`shard` for TLI batches,
+:func:`split_examples` for task batches), so ``W`` processes take the optimiser steps of one process on the
+same global batch: DDP averages the ``W`` gradients, which equals one process accumulating them.
+
+FSDP and DeepSpeed need CUDA GPUs: Accelerate runs them only on GPU backends, so on CPU they are refused in
+one line (torch itself can shard on ``gloo``; Accelerate does not offer it).
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
+from tli.errors import ConfigError
+
+KINDS = ("single", "ddp", "fsdp", "deepspeed")
+SHARDED = ("fsdp", "deepspeed")
+"""Kinds where no process holds every parameter: state dicts must be gathered to be saved."""
+
 
 @dataclass
 class DistributedContext:
-    """This process's place among the training processes."""
+    """This process's place among the training processes, and the library wrapper that trains them."""
 
     rank: int = 0
     world_size: int = 1
+    kind: str = "single"
+    """``single`` (no launcher) | ``ddp`` | ``fsdp`` | ``deepspeed``."""
+    accelerator: Any = None
+    """The :class:`accelerate.Accelerator` under a launcher; None alone."""
 
     @property
     def is_main(self) -> bool:
         """Only the main process writes files."""
         return self.rank == 0
 
-    def average_gradients(self, parameters) -> None:
-        """``g ← (1/W) Σ_ranks g`` for every parameter that has a gradient."""
-        if self.world_size == 1:
-            return
-        for param in parameters:
-            if param.grad is not None:
-                dist.all_reduce(param.grad, op=dist.ReduceOp.SUM)
-                param.grad /= self.world_size
+    @property
+    def sharded(self) -> bool:
+        """Parameters are sharded over processes (FSDP, ZeRO-3)."""
+        return self.kind in SHARDED
+
+    def prepare(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[Any, Any]:
+        """Wrap the model (DDP / FSDP / DeepSpeed engine) and its optimiser; unchanged when alone.
+
+        Model and optimiser go in together so FSDP2 can point the optimiser at the sharded parameters. The
+        learning-rate scheduler stays tli's (built on the returned optimiser): Accelerate's scheduler wrapper
+        would step it once per process.
+        """
+        if self.accelerator is None:
+            return model, optimizer
+        return self.accelerator.prepare(model, optimizer)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """``loss.backward()``, through Accelerate when launched (DeepSpeed's engine must run it)."""
+        if self.accelerator is None:
+            loss.backward()
+        else:
+            self.accelerator.backward(loss)
+
+    def no_sync(self, model: Any):
+        """Skip DDP's gradient all-reduce on a micro-batch that does not end an accumulation: the local sums
+        are reduced once, at the step (the same average, one all-reduce instead of several)."""
+        if self.kind != "ddp":
+            return contextlib.nullcontext()
+        return self.accelerator.no_sync(model)
+
+    def clip_grad_norm_(self, parameters: Any, max_norm: float) -> None:
+        """Clip the global gradient norm (over every shard under FSDP)."""
+        if self.accelerator is None:
+            torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+        else:
+            self.accelerator.clip_grad_norm_(parameters, max_norm)
+
+    def unwrap(self, model: Any) -> Any:
+        """The module inside a DDP / FSDP / DeepSpeed wrapper."""
+        return model if self.accelerator is None else self.accelerator.unwrap_model(model)
+
+    def full_state_dict(self, model: Any) -> dict[str, torch.Tensor] | None:
+        """Every parameter of ``model`` on the main process (gathered from the shards under FSDP / ZeRO-3; all
+        processes must call it). None when nothing needs gathering (alone, DDP): save the module directly."""
+        if not self.sharded:
+            return None
+        from torch.distributed.tensor import DTensor
+
+        state = self.accelerator.get_state_dict(model)
+        # FSDP2 on CPU tensors hands back some shards as DTensors: gather those too (in the same key order on
+        # every process, so the collectives match).
+        return {k: v.full_tensor() if isinstance(v, DTensor) else v for k, v in state.items()}
 
     def mean(self, value: float) -> float:
         """The mean of a scalar over all processes (for logging the loss of the whole step)."""
+        return self.sum(value) / self.world_size
+
+    def sum(self, value: float) -> float:
+        """The sum of a scalar over all processes (token counts)."""
         if self.world_size == 1:
             return value
-        tensor = torch.tensor([value], dtype=torch.float64)
+        tensor = torch.tensor([value], dtype=torch.float64, device=self._reduce_device())
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-        return float(tensor.item()) / self.world_size
+        return float(tensor.item())
 
     def barrier(self) -> None:
         if self.world_size > 1:
             dist.barrier()
 
+    def _reduce_device(self) -> torch.device:
+        """``nccl`` reduces CUDA tensors only; ``gloo`` CPU tensors."""
+        if dist.is_initialized() and dist.get_backend() == "nccl":
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("cpu")
 
-def distributed_context(device: torch.device) -> DistributedContext:
-    """Join the process group a launcher set up (``WORLD_SIZE`` > 1 in the environment), else run alone."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size == 1:
+    def describe(self) -> dict[str, Any]:
+        """For ``results.json``: how the run was spread."""
+        return {"kind": self.kind, "world_size": self.world_size}
+
+
+def requested_kind() -> str:
+    """What the launcher asked for: ``fsdp`` / ``deepspeed`` (``accelerate launch`` with such a config sets
+    ``ACCELERATE_USE_FSDP`` / ``ACCELERATE_USE_DEEPSPEED``), else ``ddp``."""
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
+        return "fsdp"
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
+        return "deepspeed"
+    return "ddp"
+
+
+def launched() -> bool:
+    """Started by ``torchrun`` / ``accelerate launch`` with several processes, or with a sharding config."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 or requested_kind() in SHARDED
+
+
+def check_backend(kind: str, device: torch.device) -> None:
+    """Refuse, in one line, a sharding the backend lacks.
+
+    Raises:
+        ConfigError: FSDP / DeepSpeed on a CPU (Accelerate runs them on GPU backends only), DeepSpeed without
+        the
+            ``deepspeed`` package.
+    """
+    if kind not in SHARDED:
+        return
+    name = {"fsdp": "FSDP", "deepspeed": "DeepSpeed ZeRO"}[kind]
+    if device.type != "cuda":
+        raise ConfigError(
+            f"{name} was asked for (accelerate config) but this process runs on {device.type}: Accelerate "
+            "shards "
+            "only on CUDA GPUs; on CPU launch without the FSDP / DeepSpeed config (DDP over gloo), or use a "
+            "GPU"
+        )
+    if kind == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
+        raise ConfigError(
+            "DeepSpeed was asked for (accelerate config) but is not installed: pip install deepspeed, or use "
+            "the "
+            "FSDP config (tli/accelerate_configs/fsdp-8gpu.yaml)"
+        )
+
+
+_CONTEXT: DistributedContext | None = None
+
+
+def distributed_context(device: torch.device, *, grad_accum: int = 1) -> DistributedContext:
+    """The training context of this process: one per process (Accelerate's state is process-wide).
+
+    Args:
+        device: the device this process trains on (``cuda:LOCAL_RANK`` under a launcher on GPUs).
+        grad_accum: micro-batches per optimiser step (DeepSpeed's ``gradient_accumulation_steps: auto``).
+
+    Raises:
+        ConfigError: FSDP / DeepSpeed asked for where they cannot run (:func:`check_backend`).
+    """
+    global _CONTEXT
+    if not launched():
         return DistributedContext()
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return DistributedContext(rank=dist.get_rank(), world_size=dist.get_world_size())
+    kind = requested_kind()
+    check_backend(kind, device)
+    if _CONTEXT is not None:
+        return _CONTEXT
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedType
+
+    accelerator = Accelerator(cpu=device.type == "cpu", gradient_accumulation_steps=grad_accum)
+    kinds = {DistributedType.FSDP: "fsdp", DistributedType.DEEPSPEED: "deepspeed"}
+    resolved = kinds.get(accelerator.distributed_type, "ddp" if accelerator.num_processes > 1 else "single")
+    _CONTEXT = DistributedContext(
+        rank=accelerator.process_index,
+        world_size=accelerator.num_processes,
+        kind=resolved,
+        accelerator=accelerator,
+    )
+    return _CONTEXT
+
+
+ACCELERATE_CONFIGS = ("1gpu", "8gpu-ddp", "8gpu-fsdp", "multinode-fsdp", "8gpu-deepspeed-zero3")
+"""The ``accelerate launch --config_file`` files shipped in ``tli/accelerate_configs/``."""
+
+
+def accelerate_config(name: str) -> Path:
+    """Path of a shipped Accelerate config (``1gpu``, ``8gpu-ddp``, ``8gpu-fsdp``, ``multinode-fsdp``,
+    ``8gpu-deepspeed-zero3``), to pass to ``accelerate launch --config_file`` or to copy and edit.
+
+    Raises:
+        ConfigError: an unknown name (the shipped ones listed).
+    """
+    from importlib.resources import files
+
+    if name not in ACCELERATE_CONFIGS:
+        raise ConfigError(
+            f"no shipped accelerate config {name!r}: choose from {', '.join(ACCELERATE_CONFIGS)}"
+        )
+    return Path(str(files("tli.accelerate_configs") / f"{name}.yaml"))
+
+
+def current_context() -> DistributedContext:
+    """The context :func:`distributed_context` made in this process, or a one-process context."""
+    return _CONTEXT if _CONTEXT is not None else DistributedContext()
 
 
 def shard(batches: list[list[int]], context: DistributedContext) -> list[list[int]]:
@@ -70,3 +243,9 @@ def shard(batches: list[list[int]], context: DistributedContext) -> list[list[in
     process takes the same number of steps."""
     usable = len(batches) - len(batches) % context.world_size
     return batches[:usable][context.rank :: context.world_size]
+
+
+def split_examples(batch: list[int], context: DistributedContext) -> list[int]:
+    """This rank's examples of one global batch: ``batch[rank::W]`` (every rank gets at least one when the
+    batch has ``>= W`` examples, which the caller checks)."""
+    return batch[context.rank :: context.world_size]

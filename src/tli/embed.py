@@ -2,8 +2,9 @@
 
 For a list of strings, :func:`embed_all_layers` returns a ``(layers, words, hidden)`` float32 tensor:
 index 0 is the input embeddings, index i the output of block i, and index N the last block's output *after
-the final norm*, exactly as ``hidden_states`` of a Hugging Face decoder. Every layer comes from the same forward pass;
-the vocabulary projection (``lm_head``) is never computed, because only the decoder stack is called.
+the final norm*, exactly as ``hidden_states`` of a Hugging Face decoder. Every layer comes from the same
+forward pass; the vocabulary projection (``lm_head``) is never computed, because only the decoder stack is
+called.
 
 Pooling recipes (``pooling=``):
 
@@ -18,10 +19,11 @@ Pooling recipes (``pooling=``):
 separator* when the tokenizer itself adds no special token at the start (SmolLM2, Qwen2, GPT-2 style
 tokenizers), so every word is embedded as the start of a new document, as models see it in pre-training; a
 tokenizer that adds its own BOS (Llama-3, Gemma, Mistral) is left alone. The document separator is
-``<|endoftext|>`` when the vocabulary has it, else the tokenizer's BOS token, else its EOS token: SmolLM2-Instruct's
-``bos_token`` is the chat-role token ``<|im_start|>``, not the separator ``<|endoftext|>``, and the scan is very
-sensitive to the difference. ``bos_token`` names another token explicitly. The token used is recorded in every
-result file (:func:`bos_record`).
+``<|endoftext|>`` when the vocabulary has it, else the tokenizer's BOS token, else its EOS token:
+SmolLM2-Instruct's
+``bos_token`` is the chat-role token ``<|im_start|>``, not the separator ``<|endoftext|>``, and the scan is
+very sensitive to the difference. ``bos_token`` names another token explicitly. The token used is recorded in
+every result file (:func:`bos_record`).
 
 Sequences are batched after sorting by length and padded on the right, so real tokens keep positions
 ``0..len-1`` and never attend to padding: a batched embedding equals the unpadded one-word forward.
@@ -29,6 +31,9 @@ Sequences are batched after sorting by length and padded on the right, so real t
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,8 +41,10 @@ from typing import Any
 import torch
 
 from tli.config import ADD_BOS, POOLINGS
-from tli.errors import ConfigError, TliError
-from tli.models import backbone
+from tli.errors import ConfigError, DataError
+from tli.models import backbone, input_device
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,8 +60,9 @@ class EmbedConfig:
     """Prompt with a ``{word}`` slot, e.g. ``'This word: "{word}" means in one word: "'``;
     None embeds the bare word."""
     add_bos: str = "auto"
-    """``auto`` | ``always`` | ``never``: whether to start each sequence with the document separator (``auto``:
-    when the tokenizer adds no start token itself; ``always``: the same, but an error when there is none)."""
+    """``auto`` | ``always`` | ``never``: whether to start each sequence with the document separator
+    (``auto``: when the tokenizer adds no start token itself; ``always``: the same, but an error when there is
+    none)."""
     bos_token: str | None = None
     """The start token to prepend instead of the document separator (e.g. ``<|im_start|>``)."""
     batch_size: int = 32
@@ -156,20 +164,36 @@ def bos_record(tokenizer: Any, config: EmbedConfig) -> dict[str, Any]:
     return {"bos_token": None, "bos_token_id": None, "bos_by": "none"}
 
 
+class UnembeddableWord(DataError):
+    """A word that tokenizes to nothing, or leaves no token for the pooling recipe to pool."""
+
+
 def encode_words(words: Sequence[str], tokenizer: Any, config: EmbedConfig) -> list[Encoded]:
     """Tokenize each string (optionally inside ``config.template``) and choose its pooled positions.
 
     Raises:
-        TliError: a string that tokenizes to nothing, or leaves no token to pool.
+        UnembeddableWord: a string that tokenizes to nothing, or leaves no token to pool (see
+            :func:`drop_unembeddable_pairs` to skip such pairs instead).
     """
+    encoded = []
+    for word, item in zip(words, _encode_or_explain(words, tokenizer, config), strict=True):
+        if isinstance(item, str):
+            raise UnembeddableWord(f"{word!r} {item}")
+        encoded.append(item)
+    return encoded
+
+
+def _encode_or_explain(words: Sequence[str], tokenizer: Any, config: EmbedConfig) -> list[Encoded | str]:
+    """Per word, its :class:`Encoded` or why it cannot be embedded with this recipe."""
     bos = _bos_to_prepend(tokenizer, config)
     texts = [config.template.format(word=w) if config.template else w for w in words]
     batch = tokenizer(texts, add_special_tokens=True, return_special_tokens_mask=True)
-    encoded = []
-    for word, ids, special in zip(words, batch["input_ids"], batch["special_tokens_mask"], strict=True):
+    out: list[Encoded | str] = []
+    for ids, special in zip(batch["input_ids"], batch["special_tokens_mask"], strict=True):
         ids, special = list(ids), list(special)
         if not any(not s for s in special):
-            raise TliError(f"{word!r} tokenizes to no token: remove it from the lexicon")
+            out.append("tokenizes to no token: remove it from the lexicon")
+            continue
         if bos is not None:
             ids, special = [bos, *ids], [1, *special]
         if config.pooling == "mean":
@@ -179,12 +203,42 @@ def encode_words(words: Sequence[str], tokenizer: Any, config: EmbedConfig) -> l
         else:  # last: the last non-special token (a trailing EOS would carry nothing of the word)
             positions = [max(i for i, s in enumerate(special) if not s)]
         if not positions:
-            raise TliError(
-                f"{word!r} has no token left after excluding special and first tokens: use "
-                "--add-bos auto/always, or --pooling mean / last"
+            out.append(
+                "has no token left after excluding special and first tokens: use --add-bos auto/always, or "
+                "--pooling mean / last"
             )
-        encoded.append(Encoded(input_ids=ids, pool_positions=positions))
-    return encoded
+            continue
+        out.append(Encoded(input_ids=ids, pool_positions=positions))
+    return out
+
+
+def drop_unembeddable_pairs(lexicon, tokenizer: Any, config: EmbedConfig) -> tuple[Any, list[dict[str, str]]]:
+    """The lexicon without the pairs whose source or target cannot be embedded, and those pairs with why.
+
+    A word that tokenizes to nothing (or leaves no token to pool) is reported, skipped and counted in the
+    results instead of stopping a run over hundreds of good pairs.
+    """
+    words = sorted({w for pair in lexicon for w in (pair.source, pair.target)})
+    reasons = {
+        w: item for w, item in zip(words, _encode_or_explain(words, tokenizer, config), strict=True)
+        if isinstance(item, str)
+    }
+    if not reasons:
+        return lexicon, []
+    kept = [p for p in lexicon if p.source not in reasons and p.target not in reasons]
+    skipped = [
+        {
+            "source": p.source,
+            "target": p.target,
+            "reason": f"{w!r} {reasons[w]}",
+        }
+        for p in lexicon
+        for w in [p.source if p.source in reasons else p.target]
+        if w in reasons
+    ]
+    for row in skipped:
+        log.warning("warning: skipped the pair %s – %s: %s", row["source"], row["target"], row["reason"])
+    return dataclasses.replace(lexicon, pairs=kept), skipped
 
 
 def _length_sorted_batches(encoded: Sequence[Encoded], batch_size: int) -> list[list[int]]:
@@ -241,10 +295,11 @@ def forward_pooled(
 
     Each layer's ``(B, T, H)`` output is pooled by a forward hook as soon as it is computed and then
     dropped, so memory holds one layer's activations plus ``(layers, B, H)`` pooled vectors — not all
-    ``hidden_states`` at once as ``output_hidden_states=True`` would.
+    ``hidden_states`` at once as ``output_hidden_states=True`` would. With a device map each layer is pooled
+    on its own device and only the ``(B, H)`` result moves to the device of ``weights``.
 
     Returns:
-        ``(layers, B, H)`` float32.
+        ``(layers, B, H)`` float32, on the device of ``weights``.
     """
     modules = hidden_state_modules(model)
     pooled: list[torch.Tensor | None] = [None] * len(modules)
@@ -252,7 +307,7 @@ def forward_pooled(
     def hook_for(index: int):
         def hook(_module, _inputs, output):
             hidden = output[0] if isinstance(output, tuple) else output
-            pooled[index] = pool_tokens(hidden, weights)
+            pooled[index] = pool_tokens(hidden, weights.to(hidden.device)).to(weights.device)
 
         return hook
 
@@ -266,37 +321,72 @@ def forward_pooled(
     return torch.stack(pooled)  # type: ignore[arg-type]
 
 
-class _StopForward(Exception):
-    """Raised by a hook to end a forward pass once the wanted layer has been computed."""
+def truncated_stack(model: Any, layer: int) -> torch.nn.Module:
+    """The decoder stack cut after ``hidden_states[layer]``: a module whose output is exactly that hidden
+    state.
+
+    A shallow copy of the stack (the same embedding, blocks and parameters — nothing is copied or frozen)
+    whose block list ends at block ``layer - 1`` and whose final norm is the identity; index N (the last)
+    keeps the norm, as Hugging Face's ``hidden_states[N]`` does. Unlike stopping a forward by raising from a
+    hook, this is an ordinary forward that ``DistributedDataParallel`` / FSDP wrappers and autograd see whole.
+
+    Raises:
+        TliError: ``layer`` beyond the blocks this model holds.
+    """
+    stack = backbone(model)
+    blocks = list(stack.layers[: stack.config.num_hidden_layers])
+    if not 0 <= layer <= len(blocks):
+        raise ConfigError(f"layer {layer} is beyond the model: hidden-state indices run 0..{len(blocks)}")
+    if layer == len(blocks):
+        return stack
+    view = copy.copy(stack)  # shares parameters and submodules; only the module tables below are new
+    view._modules = dict(stack._modules)
+    view._forward_hooks, view._forward_pre_hooks = (
+        type(stack._forward_hooks)(),
+        type(stack._forward_pre_hooks)(),
+    )
+    view.layers = torch.nn.ModuleList(blocks[:layer])
+    view.norm = torch.nn.Identity()
+    return view
 
 
 def pooled_at_layer(
     model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, weights: torch.Tensor, layer: int
 ) -> torch.Tensor:
-    """Pooled ``hidden_states[layer]`` with gradients, stopping the forward right after that layer.
-
-    Blocks after ``layer`` and ``lm_head`` are never run: a hook on the module producing
-    ``hidden_states[layer]`` pools its output and aborts the rest of the forward pass.
+    """Pooled ``hidden_states[layer]`` with gradients; blocks after ``layer`` and ``lm_head`` never run.
 
     Returns:
         ``(B, H)`` float32 pooled (not normalised) embeddings.
     """
-    module = hidden_state_modules(model)[layer]
-    captured: dict[str, torch.Tensor] = {}
+    stack = truncated_stack(model, layer)
+    hidden = stack(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+    return pool_tokens(hidden, weights.to(hidden.device))
 
-    def hook(_module, _inputs, output):
-        hidden = output[0] if isinstance(output, tuple) else output
-        captured["pooled"] = pool_tokens(hidden, weights)
-        raise _StopForward
 
-    handle = module.register_forward_hook(hook)
-    try:
-        backbone(model)(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-    except _StopForward:
-        pass
-    finally:
-        handle.remove()
-    return captured["pooled"]
+class LayerEncoder(torch.nn.Module):
+    """``(input_ids, attention_mask, weights) -> pooled hidden_states[layer]``: the part of a model a loss at
+    one layer needs, as one module that DDP, FSDP or DeepSpeed can wrap (training through the wrapper's
+    forward is what lets it reduce — or gather and shard — the parameters).
+
+    Its parameters are the embedding and blocks ``0..layer-1`` of ``model`` (shared, not copied), so
+    training it trains ``model``'s adapter.
+    """
+
+    def __init__(self, model: Any, layer: int) -> None:
+        super().__init__()
+        self.stack = truncated_stack(model, layer)
+        self.layer = layer
+        # What FSDP's transformer auto-wrap policy shards by (Accelerate reads it from the wrapped module).
+        self._no_split_modules = getattr(backbone(model), "_no_split_modules", None)
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, weights: torch.Tensor
+    ) -> torch.Tensor:
+        """``(B, H)`` float32: ``sum_t weights[b, t] * hidden_states[layer][b, t]``."""
+        hidden = self.stack(
+            input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+        ).last_hidden_state
+        return pool_tokens(hidden, weights.to(hidden.device))
 
 
 def embed_all_layers(
@@ -320,9 +410,9 @@ def embed_all_layers(
 
     config = config or EmbedConfig()
     if not words:
-        raise TliError("nothing to embed: the word list is empty")
+        raise DataError("nothing to embed: the word list is empty")
     encoded = encode_words(words, tokenizer, config)
-    device = next(backbone(model).parameters()).device
+    device = input_device(model)
     n_layers = len(hidden_state_modules(model))
     result = torch.empty((n_layers, len(words), backbone(model).config.hidden_size))  # (layers, words, H)
     batches = _length_sorted_batches(encoded, config.batch_size)

@@ -9,9 +9,16 @@ One entry point, :func:`load_model`, takes what users pass to ``--model``:
 - a hub id such as ``Lugha-Llama/Lugha-Llama-8B-wura`` (only works when the machine is online).
 
 Optional: a PEFT adapter directory, a dtype, a device (``auto`` picks CUDA when present) and a
-bitsandbytes quantization (``none`` | ``nf4`` | ``int8``). ``num_hidden_layers`` loads only the first
-blocks of a checkpoint: ``hidden_states[L]`` needs only ``L`` blocks (use ``L + 1`` so index ``L`` is not
-the final, normalised output).
+bitsandbytes quantization (``none`` | ``nf4`` | ``int8``).
+
+Big models:
+
+- ``device_map`` (``auto``, ``balanced``, ``sequential``, or ``{module: device}``) spreads one model over
+  several GPUs, the CPU and, with ``offload_folder``, the disk — Accelerate's big-model inference, checked
+  first so a map that does not fit says how much is missing (:func:`check_device_map`);
+- ``up_to_layer=L`` (or ``num_hidden_layers=L``) reads only the embeddings and blocks ``0..L-1`` from the
+  (sharded) safetensors checkpoint — no later block and no ``lm_head``; the final norm becomes the identity,
+  so the truncated model's ``hidden_states[i]`` equal the full model's for every ``i <= L``.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from typing import Any
 
 import torch
 
-from tli.errors import ConfigError, ModelLoadError
+from tli.errors import ConfigError, ModelLoadError, TliError
 from tli.io import sha256_file, sha256_text
 
 log = logging.getLogger(__name__)
@@ -42,6 +49,7 @@ DTYPES = {
     "bfloat16": torch.bfloat16,
     "float16": torch.float16,
 }
+GIB = 2**30
 _CONTENT_HASH_LIMIT = 2 << 30  # hash weight bytes up to 2 GiB; above, hash metadata (see fingerprint)
 
 
@@ -92,9 +100,13 @@ class LoadedModel:
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` → ``cuda`` when available, else ``cpu``; other strings are checked, not trusted."""
+    """``auto`` → ``cuda`` when available (``cuda:LOCAL_RANK`` under ``torchrun`` / ``accelerate launch``, so
+    each process takes its own GPU), else ``cpu``; other strings are checked, not trusted."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        local_rank = os.environ.get("LOCAL_RANK")
+        return torch.device(f"cuda:{local_rank}" if local_rank is not None else "cuda")
     try:
         resolved = torch.device(device)
     except RuntimeError as exc:
@@ -242,12 +254,15 @@ def fingerprint_dir(path: Path) -> dict[str, Any]:
     return {"sha256": sha256_text("\n".join(parts)), "kind": kind}
 
 
-def _quantization_config(quantization: str, compute_dtype: torch.dtype):
+def _quantization_config(quantization: str, compute_dtype: torch.dtype, sharded: bool = False):
+    """bitsandbytes' config; ``sharded`` (QLoRA under FSDP) stores the 4-bit weights in the compute dtype, so
+    FSDP can flatten them with the other parameters."""
     from transformers import BitsAndBytesConfig
 
     if quantization == "nf4":
+        storage = {"bnb_4bit_quant_storage": compute_dtype} if sharded else {}
         return BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute_dtype
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute_dtype, **storage
         )
     if quantization == "int8":
         return BitsAndBytesConfig(load_in_8bit=True)
@@ -309,6 +324,9 @@ def load_model(
     trust_remote_code: bool = False,
     adapter_trainable: bool = False,
     purpose: str = "embed",
+    device_map: str | dict[str, Any] | None = None,
+    max_memory: str | dict[Any, Any] | None = None,
+    offload_folder: str | os.PathLike | None = None,
 ) -> LoadedModel:
     """Load a causal LM and its tokenizer for tli.
 
@@ -323,16 +341,28 @@ def load_model(
             training preparation would cast them to anyway, so a model is the same network before and after
             training — and the 4-bit matmuls compute in bfloat16 for training (published) and in float32 for
             embeddings, unless ``dtype`` names another.
-        num_hidden_layers: load only this many decoder blocks (the rest of the checkpoint is skipped).
-        up_to_layer: load only the blocks that ``hidden_states[up_to_layer]`` needs (``up_to_layer + 1``
-            of them, so that index is not the final normalised output); checked against the model's depth.
+        num_hidden_layers: load only the first blocks (the rest of the checkpoint and ``lm_head`` are not
+        read;
+            the final norm becomes the identity, so ``hidden_states[i]`` for ``i <= num_hidden_layers`` equal
+            the full model's).
+        up_to_layer: load only what ``hidden_states[up_to_layer]`` needs: the embeddings and blocks
+            ``0..up_to_layer-1`` (the whole model when it is the last index); checked against the model's
+            depth.
         trust_remote_code: forwarded to ``from_pretrained`` for architectures outside transformers.
         adapter_trainable: load the adapter with trainable weights (for resuming training).
         purpose: ``embed`` (scan, evaluate, probe) or ``train``: what ``dtype="auto"`` resolves to.
+        device_map: spread the model over devices with Accelerate: ``auto`` | ``balanced`` |
+            ``balanced_low_0`` | ``sequential`` | a ``{module: device}`` dict or a JSON file of one.
+            ``device`` must then stay ``auto``.
+        max_memory: memory per device for ``device_map`` (``"0=70GiB,1=70GiB,cpu=200GiB"`` or a dict);
+            devices not named are not used.
+        offload_folder: allow ``device_map`` to put what does not fit on disk (safetensors weights are read
+            in place; others are written here). Without it, a map that needs the disk is an error.
 
     Raises:
         ModelLoadError: the path, file or hub id cannot be loaded (the message says why and what to do).
-        ConfigError: an option value that cannot work on this machine.
+        ConfigError: an option value that cannot work on this machine (a device map that does not fit
+            says how much is missing).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -341,6 +371,11 @@ def load_model(
     kind = _classify(spec)
     if kind in ("local", "gguf"):  # an absolute path still names the model from another directory
         spec = str(Path(spec).expanduser().resolve())
+    if device_map is not None and device not in ("auto", None):
+        raise ConfigError(
+            f"--device {device} and --device-map {device_map}: choose one (a device map places every layer "
+            "itself)"
+        )
     torch_device = resolve_device(device)
     _check_quantization_supported(quantization, torch_device)
     if quantization == "nf4" and dtype == "auto":
@@ -374,23 +409,52 @@ def load_model(
             raise ConfigError(
                 f"--target-layer {up_to_layer} is beyond the model: hidden-state indices run 0..{full_depth}"
             )
-        if full_depth is None or up_to_layer + 1 < full_depth:
-            num_hidden_layers = up_to_layer + 1
+        if full_depth is None or up_to_layer < full_depth:
+            num_hidden_layers = blocks_for_layer(up_to_layer)
 
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "dtype": compute_dtype}
-    quant_config = _quantization_config(quantization, compute_dtype)
+    quant_config = _quantization_config(quantization, compute_dtype, sharded=_sharded_training(purpose))
     if quant_config is not None:
         kwargs["quantization_config"] = quant_config
         kwargs["device_map"] = {"": torch_device}
         if quantization == "nf4":
             kwargs["dtype"] = torch.float32  # the non-quantised parameters (see the docstring)
     truncated = num_hidden_layers is not None and (full_depth is None or num_hidden_layers < full_depth)
-    if num_hidden_layers is not None:
-        kwargs["num_hidden_layers"] = num_hidden_layers
+    if device_map is not None:
+        kwargs.update(
+            placement_kwargs(
+                location,
+                device_map,
+                max_memory,
+                offload_folder,
+                dtype=kwargs["dtype"],
+                quantized=quant_config is not None,
+                num_hidden_layers=num_hidden_layers if truncated else None,
+                trust_remote_code=trust_remote_code,
+            )
+        )
+        if purpose == "train":
+            check_trainable_placement(kwargs["device_map"])
+    if device_map is None and local_dir is not None:
+        warn_if_weights_cannot_fit(
+            local_dir,
+            torch_device,
+            kwargs["dtype"],
+            quantization,
+            num_hidden_layers if truncated else None,
+            spec,
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
         with _quiet_skipped_layers_report(truncated):
-            lm = AutoModelForCausalLM.from_pretrained(location, **kwargs)
+            if truncated:
+                lm = _load_first_blocks(location, num_hidden_layers, kwargs)
+            else:
+                if num_hidden_layers is not None:
+                    kwargs["num_hidden_layers"] = num_hidden_layers
+                lm = AutoModelForCausalLM.from_pretrained(location, **kwargs)
+    except TliError:
+        raise
     except Exception as exc:  # corrupt files raise many types (SafetensorError, HeaderTooLarge, …)
         hint = (
             "the machine may be offline: download it first, then pass the local directory"
@@ -399,7 +463,9 @@ def load_model(
         )
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"cannot load model {spec!r}: {first} ({hint})") from exc
-    if quant_config is None:
+    if quant_config is None and device_map is None and not _sharded_training(purpose):
+        # (FSDP / DeepSpeed place the shards themselves: the weights stay where transformers loaded them — the
+        # CPU, or meta on all but one process with FSDP's RAM-efficient loading.)
         lm.to(torch_device)
     elif quantization == "nf4":
         use_portable_nf4_kernels(lm)
@@ -408,6 +474,10 @@ def load_model(
         revision = getattr(lm.config, "_commit_hash", None) or ""
         fingerprint = {"sha256": sha256_text(f"{spec}@{revision}"), "kind": "hub-revision"}
     ensure_pad_token(tokenizer)
+    extra: dict[str, Any] = {"full_num_layers": full_depth, "weights": weights}
+    if device_map is not None:
+        torch_device = input_device(lm)
+        extra["device_map"] = device_map_summary(getattr(lm, "hf_device_map", {}) or {})
 
     if adapter is not None:
         lm = attach_adapter(lm, adapter, trainable=adapter_trainable)
@@ -423,8 +493,343 @@ def load_model(
         adapter=str(adapter) if adapter is not None else None,
         load_seconds=time.perf_counter() - start,
         local_dir=str(local_dir) if local_dir is not None else None,
-        extra={"full_num_layers": full_depth, "weights": weights},
+        extra=extra,
     )
+
+
+def blocks_for_layer(layer: int) -> int:
+    """Decoder blocks that ``hidden_states[layer]`` needs: blocks ``0..layer-1`` (one block for index 0, whose
+    loaded block never runs: transformers builds no model without blocks)."""
+    return max(layer, 1)
+
+
+class NotLoadedHead(torch.nn.Module):
+    """Stands in for the ``lm_head`` that truncated loading did not read; calling it is an error."""
+
+    def __init__(self, blocks: int) -> None:
+        super().__init__()
+        self.blocks = blocks
+
+    def forward(self, *_args: Any, **_kwargs: Any) -> torch.Tensor:
+        raise ConfigError(
+            f"this model was loaded up to block {self.blocks - 1} only (no lm_head, no later block): it "
+            "gives "
+            "hidden states, not logits; load the whole model to generate or score text"
+        )
+
+    def extra_repr(self) -> str:
+        return f"not loaded (model truncated to {self.blocks} blocks)"
+
+
+_SHELL_ATTRIBUTES = (
+    "hf_quantizer",
+    "is_loaded_in_4bit",
+    "is_loaded_in_8bit",
+    "quantization_method",
+    "hf_device_map",
+)
+"""What transformers' loading sets on a model and PEFT reads back (k-bit training, device placement)."""
+
+
+def _load_first_blocks(location: str, blocks: int, kwargs: dict[str, Any]) -> Any:
+    """A ``*ForCausalLM`` holding only the embeddings and the first ``blocks`` decoder blocks.
+
+    The decoder stack is loaded with ``AutoModel`` (the checkpoint's ``model.`` prefix is handled by
+    transformers), which reads only the tensors of the blocks it builds and never ``lm_head``; it is then put
+    in a causal-LM shell built on the meta device, so parameter names, PEFT adapters and ``save_pretrained``
+    are those of the full model. The final norm becomes the identity: the last block's output is then
+    ``hidden_states[blocks]`` of the full model, not its normalised final state.
+    """
+    from transformers import AutoModel, AutoModelForCausalLM
+
+    kwargs = dict(kwargs)
+    if isinstance(kwargs.get("device_map"), dict):  # a causal LM's module names, without the stack's prefix
+        kwargs["device_map"] = _stack_device_map(kwargs["device_map"])
+    stack = AutoModel.from_pretrained(location, num_hidden_layers=blocks, **kwargs)
+    if not hasattr(stack, "layers") or not hasattr(stack, "norm"):
+        raise ModelLoadError(
+            f"{type(stack).__name__} has no .layers / .norm: truncated loading supports decoder-only causal "
+            "LMs "
+            "(Llama, Qwen2, Mistral, Gemma, ...); pass the whole model (no --target-layer truncation)"
+        )
+    stack.norm = torch.nn.Identity()
+    with torch.device("meta"):
+        shell = AutoModelForCausalLM.from_config(
+            stack.config, trust_remote_code=kwargs.get("trust_remote_code", False)
+        )
+    setattr(shell, shell.base_model_prefix, stack)
+    shell.lm_head = NotLoadedHead(blocks)
+    shell.config = stack.config
+    for name in _SHELL_ATTRIBUTES:
+        if name in vars(stack):
+            setattr(shell, name, vars(stack)[name])
+    return shell
+
+
+def _stack_device_map(device_map: dict[str, Any], prefix: str = "model") -> dict[str, Any]:
+    """A causal LM's ``{module: device}`` map for its decoder stack alone: ``model.layers.0`` → ``layers.0``;
+    ``lm_head`` (not loaded) dropped; a whole-model entry ``""`` kept."""
+    mapped = {}
+    for name, device in device_map.items():
+        if name == "" or name == prefix:
+            mapped[""] = device
+        elif name.startswith(prefix + "."):
+            mapped[name[len(prefix) + 1 :]] = device
+    return mapped
+
+
+# ---------------------------------------------------------------------------------------------------
+# Placement: device maps, launchers
+
+
+def _sharded_training(purpose: str) -> bool:
+    """Training under an FSDP or DeepSpeed launch: the library places (and shards) the weights."""
+    if purpose != "train":
+        return False
+    flags = ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED")
+    return any(os.environ.get(flag, "false").lower() == "true" for flag in flags)
+
+
+def input_device(model: Any) -> torch.device:
+    """Where a batch's token ids go: the device the input embedding runs on.
+
+    With a device map that is the embedding's device, or — when Accelerate offloaded it to the CPU or disk
+    (its weights then sit on ``meta``) — the execution device of its hook; otherwise the model's device.
+    """
+    get_embeddings = getattr(model, "get_input_embeddings", None)
+    embed = get_embeddings() if callable(get_embeddings) else None
+    if embed is not None:
+        execution = getattr(getattr(embed, "_hf_hook", None), "execution_device", None)
+        if execution is not None:
+            return torch.device(f"cuda:{execution}" if isinstance(execution, int) else execution)
+        weight = next(embed.parameters(), None)
+        if weight is not None and not weight.is_meta:
+            return weight.device
+    device = getattr(model, "device", None)
+    if isinstance(device, torch.device) and device.type != "meta":
+        return device
+    return next((p.device for p in model.parameters() if not p.is_meta), torch.device("cpu"))
+
+
+def format_bytes(size: float) -> str:
+    """``1.50 GiB``, ``12.00 MiB``, ``300.0 KiB``: binary units, as ``--max-memory`` takes them."""
+    for unit, scale in (("GiB", GIB), ("MiB", 2**20)):
+        if size >= scale:
+            return f"{size / scale:.2f} {unit}"
+    return f"{size / 1024:.1f} KiB"
+
+
+def device_map_summary(device_map: dict[str, Any]) -> dict[str, int]:
+    """``{device: number of modules placed there}`` of a resolved device map (for result files)."""
+    counts: dict[str, int] = {}
+    for device in device_map.values():
+        name = f"cuda:{device}" if isinstance(device, int) else str(device)
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def read_device_map(device_map: str | dict[str, Any]) -> str | dict[str, Any]:
+    """A device-map strategy name as is, or the ``{module: device}`` dict of a JSON file.
+
+    Raises:
+        ConfigError: an unknown name, or a file that is not a JSON object of module names to devices.
+    """
+    from tli.config import DEVICE_MAP_STRATEGIES
+
+    if isinstance(device_map, dict):
+        return device_map
+    if device_map in DEVICE_MAP_STRATEGIES:
+        return device_map
+    path = Path(device_map).expanduser()
+    if not path.is_file():
+        raise ConfigError(
+            f"--device-map {device_map}: not one of {', '.join(DEVICE_MAP_STRATEGIES)} nor a JSON file"
+        )
+    try:
+        mapping = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"--device-map {path}: not a readable JSON file ({exc})") from exc
+    if not isinstance(mapping, dict) or not all(isinstance(k, str) for k in mapping):
+        raise ConfigError(f"--device-map {path}: expected a JSON object {{module name: device}}")
+    return mapping
+
+
+def resolve_max_memory(max_memory: str | dict[Any, Any] | None) -> dict[Any, int] | None:
+    """``--max-memory`` as Accelerate's ``{device: bytes}``, each GPU checked against this machine.
+
+    Raises:
+        ConfigError: a size that cannot be read, or a GPU this machine does not have.
+    """
+    if max_memory is None:
+        return None
+    from accelerate.utils import convert_file_size_to_int
+
+    from tli.config import parse_max_memory
+
+    parsed = parse_max_memory(max_memory) if isinstance(max_memory, str) else dict(max_memory)
+    gpus = torch.cuda.device_count()
+    result: dict[Any, int] = {}
+    for key, size in parsed.items():
+        if isinstance(key, int) and key >= gpus:
+            raise ConfigError(
+                f"--max-memory names GPU {key}, but this machine has {gpus} GPU(s) "
+                f"({'use cpu=SIZE' if gpus == 0 else f'GPUs 0..{gpus - 1}'})"
+            )
+        try:
+            result[key] = convert_file_size_to_int(size) if isinstance(size, str) else int(size)
+        except ValueError as exc:
+            raise ConfigError(f"--max-memory {key}={size}: not a size (e.g. 70GiB, 512MB)") from exc
+    return result
+
+
+def placement_of(options: Any) -> dict[str, Any]:
+    """``device_map``, ``max_memory`` and ``offload_folder`` of a command's options, as :func:`load_model`
+    takes them (absent options are None)."""
+    return {name: getattr(options, name, None) for name in ("device_map", "max_memory", "offload_folder")}
+
+
+def _empty_model(location: str, dtype: torch.dtype, num_hidden_layers: int | None, trust_remote_code: bool):
+    """The model's modules on the meta device (no memory, nothing read): what Accelerate sizes a map from."""
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code)
+    if num_hidden_layers is not None:
+        config.num_hidden_layers = num_hidden_layers
+    with init_empty_weights():
+        return AutoModelForCausalLM.from_config(config, dtype=dtype, trust_remote_code=trust_remote_code)
+
+
+def check_device_map(
+    location: str,
+    device_map: str | dict[str, Any],
+    max_memory: dict[Any, int] | None,
+    offload_folder: str | os.PathLike | None,
+    *,
+    dtype: torch.dtype,
+    num_hidden_layers: int | None = None,
+    trust_remote_code: bool = False,
+) -> dict[str, Any]:
+    """The ``{module: device}`` map Accelerate gives this model, refused when it needs a disk not offered.
+
+    Strategy names are resolved as transformers does (``get_balanced_memory`` unless ``sequential``, then
+    ``infer_auto_device_map`` with the model's no-split blocks), on an empty model of the weights' dtype.
+
+    Raises:
+        ConfigError: the map puts weights on ``disk`` without ``offload_folder``: the message gives the
+        model's
+            size, what the devices hold and how much is missing.
+    """
+    from accelerate.utils import (
+        compute_module_sizes,
+        get_balanced_memory,
+        get_max_memory,
+        infer_auto_device_map,
+    )
+
+    empty = _empty_model(location, dtype, num_hidden_layers, trust_remote_code)
+    no_split = getattr(empty, "_no_split_modules", None) or []
+    if isinstance(device_map, str):
+        if device_map == "sequential":
+            budget = get_max_memory(dict(max_memory) if max_memory else None)
+        else:
+            budget = get_balanced_memory(
+                empty,
+                max_memory=dict(max_memory) if max_memory else None,
+                no_split_module_classes=no_split,
+                dtype=dtype,
+                low_zero=device_map == "balanced_low_0",
+            )
+        resolved = infer_auto_device_map(
+            empty, max_memory=budget, no_split_module_classes=no_split, dtype=dtype
+        )
+    else:
+        budget, resolved = get_max_memory(dict(max_memory) if max_memory else None), dict(device_map)
+    on_disk = [name for name, where in resolved.items() if where == "disk"]
+    if on_disk and offload_folder is None:
+        sizes = compute_module_sizes(empty, dtype=dtype)
+        missing = sum(sizes[name] for name in on_disk)
+        held = sum(size for device, size in budget.items() if device != "disk")
+        devices = ", ".join(
+            f"{'cuda:' if isinstance(d, int) else ''}{d} {format_bytes(size)}" for d, size in budget.items()
+        )
+        raise ConfigError(
+            f"--device-map {device_map if isinstance(device_map, str) else 'FILE'} does not fit: the model "
+            "needs "
+            f"{format_bytes(sizes[''])} in {str(dtype).replace('torch.', '')}, the devices hold "
+            f"{format_bytes(held)} "
+            f"({devices}), {format_bytes(missing)} of weights ({len(on_disk)} module(s)) are missing: raise "
+            "--max-memory, add GPUs, load in --quantization nf4, or pass --offload-folder DIR to offload "
+            "them to "
+            "disk (slow)"
+        )
+    return resolved
+
+
+def check_trainable_placement(device_map: str | dict[str, Any]) -> None:
+    """Training spread over devices keeps every block in device memory: an offloaded block's weights live on
+    ``meta`` between forwards, where LoRA weights cannot be created or trained.
+
+    Raises:
+        ConfigError: the map offloads to disk, or to the CPU beside GPUs.
+    """
+    if not isinstance(device_map, dict):
+        return
+    places = {str(d) for d in device_map.values()}
+    gpus = {d for d in places if d not in ("cpu", "disk", "meta", "mps")}
+    if "disk" in places or ("cpu" in places and gpus):
+        raise ConfigError(
+            "training with --device-map needs every block in device memory, but this map offloads some to "
+            f"{'disk' if 'disk' in places else 'the CPU'}: raise --max-memory, load in --quantization nf4, "
+            "train a lower --target-layer (fewer blocks load), or shard over processes with FSDP"
+        )
+
+
+def placement_kwargs(
+    location: str,
+    device_map: str | dict[str, Any],
+    max_memory: str | dict[Any, Any] | None,
+    offload_folder: str | os.PathLike | None,
+    *,
+    dtype: torch.dtype,
+    quantized: bool,
+    num_hidden_layers: int | None,
+    trust_remote_code: bool,
+) -> dict[str, Any]:
+    """``from_pretrained`` keyword arguments for a device map (checked against the memory it is given).
+
+    Raises:
+        ConfigError: under a multi-process launcher (each process would spread its own copy over the same
+        GPUs:
+            use FSDP there), or a map that does not fit (see :func:`check_device_map`).
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError(
+            "--device-map spreads one model over the GPUs of one process; under torchrun / accelerate launch "
+            "each "
+            "process would place its own copy on the same GPUs: launch one process, or shard with FSDP "
+            "instead"
+        )
+    mapping = read_device_map(device_map)
+    memory = resolve_max_memory(max_memory)
+    kwargs: dict[str, Any] = {}
+    if quantized:  # sized by bitsandbytes inside from_pretrained: its own errors apply
+        kwargs["device_map"] = mapping
+    else:
+        kwargs["device_map"] = check_device_map(
+            location,
+            mapping,
+            memory,
+            offload_folder,
+            dtype=dtype,
+            num_hidden_layers=num_hidden_layers,
+            trust_remote_code=trust_remote_code,
+        )
+    if memory is not None and quantized:
+        kwargs["max_memory"] = memory
+    if offload_folder is not None:
+        kwargs["offload_folder"] = str(Path(offload_folder).expanduser())
+    return kwargs
 
 
 class _SkippedLayersFilter(logging.Filter):
@@ -516,6 +921,65 @@ def set_compute_dtype(model: Any, dtype: torch.dtype) -> None:
             module.compute_type_is_set = True
 
 
+def available_memory_bytes(device: torch.device) -> int | None:
+    """Free memory where the weights will live: the GPU's free memory, or the kernel's ``MemAvailable``."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:  # not Linux: no estimate, no warning
+        return None
+    return None
+
+
+def weights_estimate_bytes(
+    model_dir: Path, dtype: torch.dtype, quantization: str, blocks: int | None
+) -> float | None:
+    """Bytes of the weights once loaded, from ``config.json`` alone (see :mod:`tli.plan`); None if unreadable."""
+    from tli.plan import architecture_from_config, nf4_weight_bytes, weight_bytes
+
+    try:
+        raw = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+        arch = architecture_from_config(raw, model_dir.name)
+    except (OSError, ValueError, TliError):  # no or unusual config: the load itself will say what is wrong
+        return None
+    bytes_per_param = torch.finfo(dtype).bits / 8
+    if quantization == "nf4":
+        depth = arch.num_layers if blocks is None else blocks
+        return nf4_weight_bytes(arch, depth, double_quant=True, other_bytes=int(bytes_per_param))
+    if quantization == "int8":
+        bytes_per_param = 1
+    return weight_bytes(arch, bytes_per_param, blocks)
+
+
+def warn_if_weights_cannot_fit(
+    model_dir: Path, device: torch.device, dtype: torch.dtype, quantization: str, blocks: int | None, spec: str
+) -> bool:
+    """Warn before loading when the weights alone need more memory than ``device`` has free.
+
+    Returns:
+        True when it warned.
+    """
+    need = weights_estimate_bytes(model_dir, dtype, quantization, blocks)
+    free = available_memory_bytes(device)
+    if need is None or free is None or need <= free:
+        return False
+    log.warning(
+        "warning: %s needs about %.1f GB for its weights in %s%s, and %s has %.1f GB free: the load may fail or "
+        "swap. Use --quantization nf4, --device-map auto with --max-memory, or see `tli plan --model %s`",
+        spec,
+        need / 1e9,
+        str(dtype).removeprefix("torch."),
+        f" ({quantization})" if quantization != "none" else "",
+        device,
+        free / 1e9,
+        spec,
+    )
+    return True
+
+
 def _num_layers_in_config(location: str, trust_remote_code: bool) -> int | None:
     """Depth N of the full model from its config alone (no weights read); None if unreadable."""
     from transformers import AutoConfig
@@ -538,11 +1002,56 @@ def attach_adapter(lm: Any, adapter: str | os.PathLike, *, trainable: bool = Fal
             f"--adapter {adapter}: no adapter_config.json there (expected a PEFT adapter directory, "
             "e.g. RUN/adapter from tli train)"
         )
+    with _device_map_hidden(lm) as offloaded:
+        try:
+            peft_model = PeftModel.from_pretrained(lm, str(adapter_dir), is_trainable=trainable)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise ModelLoadError(f"cannot apply adapter {adapter} to this model: {first}") from exc
+    if offloaded:
+        _check_adapter_resident(peft_model, adapter)
+    return peft_model
+
+
+@contextlib.contextmanager
+def _device_map_hidden(lm: Any):
+    """While PEFT attaches an adapter to a model with offloaded (``cpu`` / ``disk``) modules, hide its device
+    map: PEFT would otherwise re-dispatch the whole model with a map of its own, copying offloaded (meta)
+    weights, which fails. Accelerate's hooks stay in place; yields whether anything is offloaded."""
+    device_map = getattr(lm, "hf_device_map", None)
+    offloaded = bool(device_map) and bool({"cpu", "disk"} & {str(d) for d in device_map.values()})
+    if not offloaded:
+        yield False
+        return
+    del lm.hf_device_map
     try:
-        return PeftModel.from_pretrained(lm, str(adapter_dir), is_trainable=trainable)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ModelLoadError(f"cannot apply adapter {adapter} to this model: {first}") from exc
+        yield True
+    finally:
+        lm.hf_device_map = device_map
+
+
+def _check_adapter_resident(peft_model: Any, adapter: str | os.PathLike) -> None:
+    """An adapter's weights must sit in blocks that stay in memory: in an offloaded block PEFT would create
+    them on ``meta`` (no data) and Accelerate's hook would not know them.
+
+    Raises:
+        ConfigError: the blocks that hold LoRA weights were offloaded (names them and what to do).
+    """
+    lost = sorted(
+        {
+            n.split(".layers.")[1].split(".")[0]
+            for n, p in peft_model.named_parameters()
+            if "lora_" in n and p.is_meta and ".layers." in n
+        }
+    )
+    if lost:
+        raise ConfigError(
+            f"--adapter {adapter} has LoRA weights in block(s) {', '.join(lost)}, which --device-map "
+            "offloaded "
+            "(cpu/disk): give the first blocks room on a device (raise --max-memory), or merge the adapter "
+            "first "
+            "(tli merge) and scan the merged model"
+        )
 
 
 def base_causal_lm(model: Any) -> Any:

@@ -28,8 +28,8 @@ from tli.errors import ConfigError
 from tli.evaluate import aggregate, groups_for, run_evaluation
 from tli.io import atomic_write_json, atomic_write_text
 from tli.lexicon import Lexicon, lexicon_record, split_for_study
-from tli.models import load_model, set_compute_dtype
-from tli.runs import prepare_run_dir, provenance
+from tli.models import check_trainable_placement, load_model, placement_of, set_compute_dtype
+from tli.runs import mark_complete, prepare_run_dir, provenance
 from tli.scan import run_scan
 from tli.train import run_training
 
@@ -94,7 +94,10 @@ def run(
         device=config.device,
         quantization=config.quantization or "none",
         trust_remote_code=config.trust_remote_code,
+        **placement_of(config),
     )
+    if getattr(loaded.model, "hf_device_map", None):  # a spread model: training needs every block resident
+        check_trainable_placement(loaded.model.hf_device_map)
     timing = {"load_seconds": loaded.load_seconds}
 
     # 1. Scan the trained pairs only (control pairs stay unseen until evaluation): where does the model
@@ -220,6 +223,7 @@ def run(
     }
     atomic_write_text(out / "report.md", run_report(results, scan))
     atomic_write_json(out / "results.json", results)
+    mark_complete(out, "run")
     if config.track:
         track_run(config, out, results)
     return results

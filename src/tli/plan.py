@@ -740,27 +740,28 @@ def plan_qlora(arch: Architecture, s: PlanSettings) -> StrategyPlan:
 
 
 def tli_blocks(arch: Architecture, target_layer: int) -> tuple[int, int]:
-    """(blocks that run and get LoRA, blocks tli loads): L and min(L + 1, N) — ``load_model(up_to_layer=L)``
-    loads one more block so that ``hidden_states[L]`` is not the final normalised output."""
-    return target_layer, min(target_layer + 1, arch.num_layers)
+    """(blocks that run and get LoRA, blocks tli loads): both L — ``load_model(up_to_layer=L)`` reads the
+    embeddings and blocks ``0..L-1`` only (the truncated backbone ends after block L-1; no lm_head)."""
+    return target_layer, min(target_layer, arch.num_layers)
 
 
 def plan_tli(arch: Architecture, s: PlanSettings) -> StrategyPlan:
     """Targeted Lexical Injection: truncated loading, LoRA on blocks 0..L-1, forward stops after block L-1.
 
-    Memory = embeddings + min(L+1, N) blocks + final norm + lm_head (loaded, never computed) in NF4 (+fp32
+    Memory = embeddings + min(L, N) blocks (no final norm, no lm_head: never loaded) in NF4 (+fp32
     non-quantised parts when ``kbit_upcast``) or ``dtype`` + 16·P_LoRA + activations of L LoRA blocks for
     ``2·batch_size`` words of ``word_tokens`` tokens (no loss head: the loss uses pooled vectors) + overhead.
     FLOPs ≈ 4·L·P_block per token.
     """
     run, loaded = tli_blocks(arch, s.target_layer)
     nf4 = s.tli_quantization == "nf4"
+    head = arch.lm_head_parameters() + arch.hidden_size  # untied lm_head and the final norm: not loaded
     if nf4:
         other = 4 if s.kbit_upcast else 2
-        w = nf4_weight_bytes(arch, loaded, s.double_quant, other)
+        w = nf4_weight_bytes(arch, loaded, s.double_quant, other) - head * other
         e = other
     else:
-        w = weight_bytes(arch, s.bytes_per_element, loaded)
+        w = weight_bytes(arch, s.bytes_per_element, loaded) - head * s.bytes_per_element
         e = s.bytes_per_element
     p_lora = lora_parameters(arch, s.lora_targets, s.lora_r, run)
     state = 16 * p_lora
@@ -783,15 +784,12 @@ def plan_tli(arch: Architecture, s: PlanSettings) -> StrategyPlan:
     def peak(devices: int) -> float:
         return (w + state) / devices + act
 
-    head_gb = arch.lm_head_parameters() * (4 if nf4 and s.kbit_upcast else s.bytes_per_element) / GIB
     notes = [
         f"loads {loaded} of {arch.num_layers} blocks ({loaded / arch.num_layers:.1%}); "
         f"LoRA on blocks 0..{run - 1}",
         f"{p_lora / 1e6:.2f} M trainable parameters; {n} tokens per step: steps this small are "
         "latency-bound, expect several times the FLOP time",
     ]
-    if head_gb > 0:
-        notes.append(f"lm_head is loaded but never computed: {head_gb:.2f} GiB that a loader could skip")
     return _strategy(
         {"weights": w, "lora_state": state, "activations": act},
         "weights (truncated) + lora_state + activations + overhead",

@@ -32,8 +32,8 @@ class StrategyOptions:
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
     """Linear layers that get LoRA."""
     layers: int | None = None
-    """``lora-early``: adapt blocks ``0..k-1`` (default: the TLI target layer); ``lora-late``: the last k blocks
-    (default: as many as ``lora-early``)."""
+    """``lora-early``: adapt blocks ``0..k-1`` (default: the TLI target layer); ``lora-late``: the last k
+    blocks (default: as many as ``lora-early``)."""
     target_layer: int = 2
     """TLI target layer (``tli``, ``tli+lora``; and ``lora-early``'s default k)."""
     tli_epochs: int = 5
@@ -92,8 +92,21 @@ class Strategy:
         return int(self.notes.get("tli_tokens_seen", 0))
 
     def save(self, model: Any, directory: Path) -> None:
-        """Save what the fine-tuning changed (an adapter, or every weight for ``full``)."""
-        model.save_pretrained(directory)
+        """Save what the fine-tuning changed (an adapter, or every weight for ``full``).
+
+        After sharded training (FSDP, ZeRO-3) every process must call this: the shards are gathered into one
+        state dict and the main process writes it.
+        """
+        from tli.distributed import current_context
+
+        context = current_context()
+        state = context.full_state_dict(model)
+        if state is None:
+            model.save_pretrained(directory, is_main_process=context.is_main)
+        else:
+            context.unwrap(model).save_pretrained(
+                directory, state_dict=state, is_main_process=context.is_main
+            )
 
     def load(self, loaded, directory: Path) -> Any:
         """The fine-tuned model from ``directory`` on top of a freshly loaded base."""

@@ -4,6 +4,12 @@ Features come from a task (``{"input_ids", "labels"}`` with labels −100 on pro
 ``L = mean over answer tokens of −log p(token | preceding tokens)`` (Hugging Face shifts labels inside the
 model). Every strategy gets the same features in the same seeded order, the same number of optimiser steps,
 batch size and AdamW with a linear schedule after warm-up; only the trainable parameters differ.
+
+Under ``torchrun`` / ``accelerate launch`` the model goes through Accelerate (DDP, or FSDP / DeepSpeed ZeRO-3
+with the shipped configs, for full fine-tuning of models no GPU holds): each of the ``W`` processes takes
+``batch[rank::W]`` of every step's ``batch_size`` examples and normalises its summed token loss by the step's
+answer tokens over all processes, ``L_r = Σ_{tokens of r} −log p / (N_step / W)``, so DDP's gradient average
+``(1/W) Σ_r ∇L_r = ∇(Σ −log p / N_step)`` is the one-process gradient of the whole batch.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from typing import Any
 
 import torch
 
-from tli.errors import ConfigError, TliError
+from tli.distributed import distributed_context, split_examples
+from tli.errors import ConfigError, DataError, TrainingError
 from tli.progress import Progress
 
 
@@ -89,39 +96,60 @@ def finetune(
 ) -> dict[str, Any]:
     """Fine-tune the trainable parameters of ``model`` on ``features`` for ``budget.steps`` steps.
 
+    Under a launcher ``model`` is wrapped by Accelerate for the loop (DDP, FSDP or DeepSpeed); FSDP shards it
+    in place, so afterwards every process must take part in its forwards and in saving it
+    (:meth:`tli.strategies.base.Strategy.save`).
+
     Returns:
-        ``steps``, ``tokens_seen`` (non-padding tokens of every batch), ``loss_first`` / ``loss_last`` (mean
-        of the first / last 10 % of steps) and the per-step ``losses``.
+        ``steps``, ``tokens_seen`` (non-padding tokens of every batch, over all processes), ``loss_first`` /
+        ``loss_last`` (mean of the first / last 10 % of steps) and the per-step ``losses``.
 
     Raises:
         TliError: no training features, no trainable parameter, or a non-finite loss (names the step).
+        ConfigError: fewer examples per step than processes, or FSDP / DeepSpeed on a CPU.
     """
     from transformers import get_linear_schedule_with_warmup
 
     if not features:
-        raise TliError("no training examples for task fine-tuning: check the train task's path and language")
+        raise DataError("no training examples for task fine-tuning: check the train task's path and language")
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
-        raise TliError("the strategy left no trainable parameter to fine-tune")
+        raise ConfigError("the strategy left no trainable parameter to fine-tune")
+    context = distributed_context(torch.device(device))
+    if budget.batch_size < context.world_size:
+        raise ConfigError(
+            f"budget batch_size {budget.batch_size} is smaller than the {context.world_size} processes: "
+            "every "
+            "process needs an example per step (raise batch_size or launch fewer processes)"
+        )
     torch.manual_seed(seed)
     model.train()
     optimizer = torch.optim.AdamW(trainable, lr=budget.lr, weight_decay=budget.weight_decay)
+    wrapped, optimizer = context.prepare(model, optimizer)
     scheduler = get_linear_schedule_with_warmup(optimizer, budget.warmup_steps, budget.steps)
     losses, tokens = [], 0
-    with Progress(budget.steps, desc, enabled=progress) as bar:
+    with Progress(budget.steps, desc, enabled=progress if context.is_main else False) as bar:
         for step, batch in enumerate(batches(len(features), budget.batch_size, budget.steps, seed), start=1):
-            inputs = collate([features[i] for i in batch], pad_id, device)
-            loss = model(**inputs).loss
-            if not math.isfinite(loss.item()):
-                raise TliError(f"fine-tuning loss is {loss.item()} at step {step}: lower the budget's lr")
-            loss.backward()
+            inputs = collate([features[i] for i in split_examples(batch, context)], pad_id, device)
+            if (
+                context.world_size > 1
+            ):  # this rank's token sum over the step's mean (see the module docstring)
+                answer_tokens = context.sum(float((inputs["labels"][:, 1:] != -100).sum()))
+                inputs["num_items_in_batch"] = torch.tensor(answer_tokens / context.world_size, device=device)
+            loss = wrapped(**inputs).loss
+            step_loss = context.mean(loss.item())
+            if not math.isfinite(step_loss):
+                raise TrainingError(f"fine-tuning loss is {step_loss} at step {step}: lower the budget's lr")
+            context.backward(loss)
             if budget.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(trainable, budget.max_grad_norm)
+                context.clip_grad_norm_(
+                    wrapped.parameters() if context.sharded else trainable, budget.max_grad_norm
+                )
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            losses.append(loss.item())
-            tokens += int(inputs["attention_mask"].sum())
+            losses.append(step_loss)
+            tokens += int(context.sum(float(inputs["attention_mask"].sum())))
             bar.update(1, loss=losses[-1])
     model.eval()
     tenth = max(1, len(losses) // 10)

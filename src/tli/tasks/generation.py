@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from tli.errors import ConfigError
-from tli.models import ensure_pad_token
+from tli.models import ensure_pad_token, input_device
 
 CHAT_TEMPLATE_MODES = ("auto", "yes", "no")
 
@@ -97,7 +97,7 @@ def generate_texts(
         desc: Label of the bar.
     """
     ensure_pad_token(tokenizer)
-    device = next(model.parameters()).device
+    device = input_device(model)  # where the embeddings live (a device-mapped model spans several)
     encoded = [tokenizer(p, add_special_tokens=add_special_tokens)["input_ids"] for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
     outputs: list[str] = [""] * len(prompts)

@@ -27,7 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from tli.errors import ConfigError
-from tli.models import base_causal_lm
+from tli.models import base_causal_lm, input_device
 
 TOKENIZER_INFINITY = 1000000000000000019884624838656
 """transformers' ``model_max_length`` for tokenizers that set none (lm-eval ignores it)."""
@@ -102,7 +102,7 @@ def continuation_logliks(
     """
     max_length = max_length or resolve_max_length(model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else prefix_token_id(tokenizer)
-    device = next(model.parameters()).device
+    device = input_device(model)  # where the embeddings live (a device-mapped model spans several)
     requests = []  # (input ids, continuation ids)
     for text in continuations:
         context, tokens = encode_empty_context(tokenizer, text)
