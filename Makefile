@@ -38,13 +38,19 @@ lint: install-dev
 	$(BIN)/ruff format --check src tests benchmarks scripts
 
 bench: install-dev
-	@echo "make bench runs every benchmark at full size (~25 min on 2 CPU cores); make bench-quick takes ~3 min"
+	@echo "make bench runs every benchmark at full size (~40 min on 2 CPU cores); make bench-quick takes ~5 min"
 	$(BIN)/python benchmarks/bench_scan.py
 	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_stream.py
+	$(BIN)/python benchmarks/bench_truncated.py
+	$(BIN)/python benchmarks/bench_retrieval.py
+	$(BIN)/python benchmarks/bench_plan.py
 
 bench-quick: install-dev
 	$(BIN)/python benchmarks/bench_scan.py --pairs 100 --naive-layers 2
 	$(BIN)/python benchmarks/bench_train.py --steps 5
+	$(BIN)/python benchmarks/bench_retrieval.py --passages 64 --search-docs 20000 --search-queries 200
+	$(BIN)/python benchmarks/bench_stream.py --pairs 40 --layers 4 --hidden 512
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

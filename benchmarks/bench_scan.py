@@ -24,11 +24,11 @@ import os
 import resource
 import subprocess
 import sys
-import threading
 import time
 from datetime import date
 
 import torch
+from _memory import WorkingMemory  # noqa: E402 (benchmarks/ is on sys.path when a script runs)
 
 from tli.embed import EmbedConfig
 from tli.lexicon import default_lexicon
@@ -51,35 +51,6 @@ def naive_scan(model, tokenizer, sources, targets, layers):
                 sims.append(float(vecs[0] @ vecs[1]))
             means[layer] = sum(sims) / len(sims)
     return means
-
-
-class WorkingMemory:
-    """Peak resident memory above the level at entry while the block runs (sampled every 2 ms)."""
-
-    def __enter__(self):
-        self.start = self.peak = self._rss()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def _sample(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._rss())
-            time.sleep(0.002)
-
-    @staticmethod
-    def _rss() -> int:
-        with open("/proc/self/statm") as handle:
-            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-    @property
-    def mb(self) -> float:
-        return (self.peak - self.start) / 2**20
 
 
 def peak_rss_mb() -> float:

@@ -38,11 +38,11 @@ def tiny_tokenizer(tiny_llama_dir):
 # --- registry and config ----------------------------------------------------------------------------------
 
 
-def test_registry_has_both_tasks_and_rejects_unknown_names():
-    assert set(TASKS) == {"xlsum", "xnli"}
+def test_registry_has_every_task_and_rejects_unknown_names():
+    assert set(TASKS) == {"xlsum", "xnli", "xquad", "tydi", "mrtydi"}
     assert get_task("xlsum").metrics == ("rouge1", "rouge2", "rougeL", "bleu", "chrf")
-    with pytest.raises(ConfigError, match=r"unknown task 'xquad'; valid tasks: xlsum, xnli"):
-        get_task("xquad")
+    with pytest.raises(ConfigError, match=r"unknown task 'squad'; valid tasks: mrtydi, tydi, xlsum, xnli, xquad"):
+        get_task("squad")
 
 
 def test_yaml_block_maps_onto_the_config():

@@ -52,6 +52,7 @@ def experiment_record(experiment: Experiment) -> dict[str, Any]:
         "correction": experiment.correction,
         "alpha": experiment.alpha,
         "n_resamples": experiment.n_resamples,
+        "retrieval": experiment.retrieval.describe() if experiment.retrieval is not None else None,
     }
 
 
@@ -94,16 +95,48 @@ def dry_run(experiment: Experiment) -> dict[str, Any]:
         "experiment": experiment_record(experiment),
         "cells": len(experiment.cells()),
         "units": units,
+        "retrieval_units": retrieval_units(experiment),
         "device_note": note,
     }
 
 
+def retrieval_units(experiment: Experiment) -> list[dict[str, Any]]:
+    """The retrieval work beyond the strategies: BM25 indexes and the dense-retriever conditions."""
+    plan = experiment.retrieval
+    if plan is None:
+        return []
+    units = []
+    if "bm25" in plan.systems:
+        units.append({"system": "bm25", "model": "—", "seeds": "—", "steps": 0})
+    if plan.dense_retriever is not None:
+        options = plan.dense_retriever.options
+        encoders = experiment.models if options.encoder == "model" else [options.encoder]
+        for encoder in encoders:
+            for condition in plan.dense_retriever.conditions:
+                trained = condition != "zero-shot"
+                units.append(
+                    {
+                        "system": f"dense:{condition}",
+                        "model": encoder,
+                        "seeds": experiment.seeds if trained else "—",
+                        "steps": options.steps if trained else 0,
+                    }
+                )
+    return units
+
+
 def format_dry_run(planned: dict[str, Any]) -> str:
     experiment = planned["experiment"]
+    task_languages = sum(len(t["languages"]) for t in experiment["tasks"].values())
+    strategy_cells = (
+        len(experiment["models"]) * len(experiment["strategies"]) * task_languages * len(experiment["seeds"])
+    )
+    others = planned["cells"] - strategy_cells
+    extra = f" + {others} retrieval-system cells (BM25, fusion, dense retrievers)" if others > 0 else ""
     lines = [
         f"experiment {experiment['name']} ({experiment['source']}): valid",
-        f"{planned['cells']} cells = {len(experiment['models'])} model(s) × {len(experiment['strategies'])} strategies × "
-        f"{sum(len(t['languages']) for t in experiment['tasks'].values())} task-languages × {len(experiment['seeds'])} seed(s)",
+        f"{planned['cells']} cells = {len(experiment['models'])} model(s) × {len(experiment['strategies'])} "
+        f"strategies × {task_languages} task-languages × {len(experiment['seeds'])} seed(s){extra}",
         "",
         "| model | strategy | steps | estimated memory (GiB, per GPU) | GPUs |",
         "|---|---|---|---|---|",
@@ -119,6 +152,12 @@ def format_dry_run(planned: dict[str, Any]) -> str:
         lines.append(
             f"| {unit['model']} | {unit['strategy']} | {unit['steps']} | {memory} | {unit['estimated_devices'] or '—'} |"
         )
+    if planned.get("retrieval_units"):
+        lines += ["", "| retrieval system | model / encoder | seeds | steps |", "|---|---|---|---|"]
+        lines += [
+            f"| {u['system']} | {u['model']} | {u['seeds']} | {u['steps']} |"
+            for u in planned["retrieval_units"]
+        ]
     return "\n".join(lines)
 
 
@@ -136,17 +175,28 @@ def compare(
         The ``results.json`` content: ``cells``, ``comparisons`` (per seed), ``comparisons_across_seeds``,
         ``claims`` (research questions with verdicts) and provenance.
     """
-    import yaml
-
-    from tli.compare.report import compare_report, plot_score_vs_cost
-    from tli.io import atomic_write_json, atomic_write_text
-    from tli.runs import check_writable, provenance
-    from tli.tracking import make_tracker
+    from tli.runs import check_writable, holding_run_dir
 
     if not isinstance(experiment, Experiment):
         experiment = parse_experiment(experiment)
     out = check_writable(Path(out))
+    with holding_run_dir(out):  # a second `tli compare` on this --out refuses
+        return _compare_locked(experiment, out, track, tracking_uri, progress)
+
+
+def _compare_locked(
+    experiment: Experiment, out: Path, track: str | None, tracking_uri: str | None, progress: bool | None
+) -> dict[str, Any]:
+    """:func:`compare` once ``out`` is locked: run the missing cells, then compare, report and mark complete."""
+    import yaml
+
+    from tli.compare.report import compare_report, plot_score_vs_cost
+    from tli.io import atomic_write_json, atomic_write_text
+    from tli.runs import COMPLETE, mark_complete, provenance
+    from tli.tracking import make_tracker
+
     out.mkdir(parents=True, exist_ok=True)
+    (out / COMPLETE).unlink(missing_ok=True)  # cells may be added: complete again only at the end
     record = experiment_record(experiment)
     atomic_write_text(
         out / "experiment.yaml", yaml.safe_dump(experiment.raw, sort_keys=False, allow_unicode=True)
@@ -165,6 +215,8 @@ def compare(
             correction=experiment.correction,
             alpha=experiment.alpha,
             task_configs=experiment.tasks,
+            retrieval=experiment.retrieval,
+            seeds=experiment.seeds,
         )
         combined = comparisons_across_seeds(per_seed)
         claims = answer_questions(combined, strategies, list(experiment.tasks), experiment.models)
@@ -176,9 +228,15 @@ def compare(
             "claims": claims,
             **provenance("compare", record, experiment.seeds[0]),
         }
+        if experiment.retrieval is not None:
+            from tli.compare.report import plot_layer_curves
+
+            results["retrieval"] = retrieval_summary(experiment, out)
+            plot_layer_curves(results["cells"], out / "retrieval_layers.png")
         plot_score_vs_cost(results["cells"], out / "score_vs_cost.png")
         atomic_write_text(out / "report.md", compare_report(results))
         atomic_write_json(out / "results.json", results)
+        mark_complete(out, "comparison")
         if tracker is not None:
             done = [c for c in cells if c.status == "done"]
             tracker.log_results({"cells_done": float(len(done))}, [out / "report.md", out / "results.json"])
@@ -186,6 +244,31 @@ def compare(
         if tracker is not None:
             tracker.close()
     return results
+
+
+def retrieval_summary(experiment: Experiment, out: Path) -> dict[str, Any]:
+    """What the report says about retrieval beyond the cells: synthetic data, published baselines."""
+    import json
+
+    from tli.tasks.retrieval.mrtydi import PUBLISHED_MRR100
+
+    summary: dict[str, Any] = {"plan": experiment.retrieval.describe(), "published_mrr100": {}}
+    meta = out / "synthetic" / "synthetic.meta.json"
+    if meta.is_file():
+        record = json.loads(meta.read_text(encoding="utf-8"))
+        summary["synthetic"] = {
+            "file": str(out / "synthetic" / "synthetic.jsonl"),
+            "kept": record.get("kept"),
+            "counts": record.get("counts"),
+            "generator": record.get("generator"),
+        }
+    if "mrtydi" in experiment.tasks:
+        summary["published_mrr100"] = {
+            lang: PUBLISHED_MRR100[lang]
+            for lang in experiment.tasks["mrtydi"].languages
+            if lang in PUBLISHED_MRR100
+        }
+    return summary
 
 
 __all__ = [

@@ -6,6 +6,10 @@ Layout under ``OUT/runs/<model>/<strategy>/seed-<k>/``::
     adapter/                    what the fine-tuning changed (LoRA family; full weights only when asked)
     <task>-<language>/cell.json  one cell's scores and cost (written last: a cell with it is complete)
     <task>-<language>/predictions.jsonl  the per-example rows {"id", "prediction", "reference", scores...}
+    <task>-<language>/run.trec, qrels.trec  retrieval cells: the TREC run and qrels behind every figure
+
+Retrieval tasks add cells that are not a strategy's LLM (BM25, fusion, trained dense retrievers): see
+:mod:`tli.compare.retrieval`.
 
 Rerunning an experiment skips complete cells and reloads a trained adapter instead of training again; a
 failed unit is recorded (``status: failed`` with the message) and the other units go on.
@@ -27,7 +31,7 @@ from tli.io import atomic_write_json, atomic_write_text
 from tli.resources import Measured
 from tli.strategies import STRATEGIES, get_strategy
 from tli.strategies.finetune import finetune
-from tli.tasks import get_task
+from tli.tasks import get_task, is_retrieval
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +46,14 @@ def slug(name: str) -> str:
 class Cell:
     """One (model, strategy, task, language, seed) result, as ``results.json`` lists it."""
 
-    model: str
-    strategy: str
+    model: str | None
+    """The model (null for BM25, which has none)."""
+    strategy: str | None
+    """The fine-tuning strategy (null for BM25 and trained dense retrievers)."""
     task: str
     language: str
-    seed: int
+    seed: int | None
+    """The seed (null for systems without randomness: BM25, zero-shot dense retrievers)."""
     status: str = "pending"
     """``done`` or ``failed``."""
     n: int = 0
@@ -55,6 +62,14 @@ class Cell:
     predictions: str | None = None
     """Path of the per-example rows (jsonl)."""
     error: str | None = None
+    system: str | None = None
+    """Retrieval cells: what ranked (``bm25``, ``dense:<strategy or condition>``, ``fusion:<a>+<b>``)."""
+    run: str | None = None
+    """Retrieval cells: path of the TREC run file."""
+    qrels: str | None = None
+    """Retrieval cells: path of the TREC qrels file the run was scored against."""
+    details: dict[str, Any] = field(default_factory=dict)
+    """Retrieval cells: how the run was made (recipe, layer, per-layer curve, passages not scored)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,8 +110,9 @@ class Runner:
         key = (task, language)
         if key not in self._examples:
             config = self.experiment.tasks[task]
+            extra = {"config": config} if is_retrieval(task) else {}
             self._examples[key] = get_task(task).load(
-                config.path, language, split=config.split, limit=config.limit
+                config.path, language, split=config.split, limit=config.limit, **extra
             )
         return self._examples[key]
 
@@ -104,7 +120,7 @@ class Runner:
         """The fine-tuning features of the experiment's train data, tokenized for this model."""
         if model not in self._features:
             train = self.experiment.train
-            task, config = get_task(train.task), self.experiment.tasks[train.task]
+            task, config = get_task(train.task), self.experiment.train_config()
             split = train.split or getattr(config, "train_split", "train")
             examples = task.load(config.path, train.language, split=split, limit=train.limit)
             self._features[model] = task.training_features(examples, tokenizer, config)
@@ -115,7 +131,7 @@ class Runner:
     def run_unit(self, model: str, spec: StrategySpec, seed: int) -> list[Cell]:
         """Train (or reload) one strategy on one model and seed, then fill every missing cell."""
         unit = unit_dir(self.out, model, spec.name, seed)
-        wanted = [(t, lang) for t, config in self.experiment.tasks.items() for lang in config.languages]
+        wanted = self.experiment.strategy_task_languages()
         done = {
             key: cell for key in wanted if (cell := read_cell(cell_dir(unit, *key))) and cell.status == "done"
         }
@@ -145,6 +161,9 @@ class Runner:
                 device=spec.device or self.experiment.device,
                 quantization=strategy.quantization,
                 purpose="train",
+                device_map=self.experiment.device_map,
+                max_memory=self.experiment.max_memory,
+                offload_folder=self.experiment.offload_folder,
             )
             reload = saved.is_file() and (unit / "adapter").exists()
             if reload:
@@ -226,6 +245,19 @@ class Runner:
                 )
         except (TliError, RuntimeError, ValueError, OSError) as exc:
             return self.failed(model, strategy, seed, task, language, exc)
+        if is_retrieval(task):
+            from tli.compare.retrieval import write_retrieval_cell
+
+            return write_retrieval_cell(
+                where,
+                result,
+                model=model,
+                strategy=strategy,
+                seed=seed,
+                system=f"dense:{strategy}",
+                cost={**cost, "evaluate_seconds": measured.seconds},
+                tracker=self.tracker,
+            )
         where.mkdir(parents=True, exist_ok=True)
         predictions = where / "predictions.jsonl"
         atomic_write_text(
@@ -262,6 +294,7 @@ class Runner:
             seed=seed,
             status="failed",
             error=message,
+            system=f"dense:{strategy}" if is_retrieval(task) else None,
         )
 
     def run(self) -> list[Cell]:
@@ -271,6 +304,10 @@ class Runner:
             for spec in self.experiment.strategies:
                 for seed in self.experiment.seeds:
                     cells.extend(self.run_unit(model, spec, seed))
+        if self.experiment.retrieval is not None:
+            from tli.compare.retrieval import RetrievalRunner
+
+            cells.extend(RetrievalRunner(self).run(cells))
         return cells
 
 

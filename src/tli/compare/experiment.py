@@ -8,7 +8,10 @@ YAML schema (every key but ``models``, ``strategies`` and ``tasks`` optional)::
       xlsum: {path: data/xlsum, languages: [sw], max_new_tokens: 64}
       xnli: {path: data/xnli.test.tsv, languages: [sw, en]}
     seeds: [0]
-    train: {task: xlsum, language: sw}  # what strategies fine-tune on (default: the first trainable task)
+    train: {task: xlsum, language: sw}  # what strategies fine-tune on (default: the first trainable task);
+                                      # with `path`, a task the experiment does not evaluate
+    retrieval: {systems: [dense, bm25, fusion], dense_retriever: {...}}   # retrieval tasks only, see
+                                      # tli.compare.retrieval_plan
     budget: {steps: 20, batch_size: 4, lr: 2.0e-4, warmup_steps: 2}
     strategy_options: {target_layer: 2, lora_r: 16}   # shared defaults of every strategy
     reference: none                   # every strategy is compared with this one
@@ -30,7 +33,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from tli.errors import ConfigError
+from tli.errors import ConfigError, yaml_problem
 from tli.strategies import STRATEGIES, StrategyOptions, get_strategy
 from tli.strategies.finetune import Budget
 from tli.tasks import TASKS, get_task
@@ -51,7 +54,11 @@ TOP_KEYS = {
     "n_resamples",
     "dtype",
     "device",
+    "device_map",
+    "max_memory",
+    "offload_folder",
     "save_full_weights",
+    "retrieval",
 }
 CORRECTIONS = ("holm", "bh", "none")
 
@@ -66,6 +73,11 @@ class TrainData:
     """The dataset split (default: the task's ``train_split``)."""
     limit: int | None = None
     """Use the first ``limit`` examples."""
+    path: str | None = None
+    """The task's data, when the experiment does not evaluate that task (e.g. fine-tune on XL-Sum, score
+    retrieval); ``samples:xlsum`` names tli's samples."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Task options for a task the experiment does not evaluate (e.g. ``{max_input_tokens: 128}``)."""
 
 
 @dataclass(kw_only=True)
@@ -96,21 +108,50 @@ class Experiment:
     n_resamples: int = 1000
     dtype: str = "auto"
     device: str = "auto"
+    device_map: str | None = None
+    """``auto`` / ``balanced`` / ``sequential`` / a JSON file: spread each model over the GPUs (one process)."""
+    max_memory: str | None = None
+    """Per-device caps for ``device_map`` (``0=70GiB,1=70GiB,cpu=200GiB``)."""
+    offload_folder: str | None = None
+    """Where weights placed on ``disk`` go (inference only)."""
     save_full_weights: bool = False
     description: str = ""
     source: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    retrieval: Any = None
+    """The ``retrieval:`` block (:class:`tli.compare.retrieval_plan.RetrievalPlan`); None without retrieval
+    tasks."""
+    train_task_config: Any = None
+    """Config of the train task when the experiment does not evaluate it (``train.path``)."""
 
-    def cells(self) -> list[tuple[str, str, str, str, int]]:
-        """Every (model, strategy, task, language, seed) the experiment scores."""
+    def strategy_task_languages(self) -> list[tuple[str, str]]:
+        """The (task, language) cells every strategy is scored on (retrieval ones only with ``dense``)."""
+        from tli.tasks import is_retrieval
+
+        dense = self.retrieval is None or "dense" in self.retrieval.systems
+        return [
+            (task, language)
+            for task, config in self.tasks.items()
+            if dense or not is_retrieval(task)
+            for language in config.languages
+        ]
+
+    def cells(self) -> list[tuple[Any, str, str, str, Any]]:
+        """Every (model, strategy or system, task, language, seed) the experiment scores."""
+        from tli.compare.retrieval import experiment_system_cells
+
         return [
             (model, spec.name, task, language, seed)
             for model in self.models
             for spec in self.strategies
-            for task, config in self.tasks.items()
-            for language in config.languages
+            for task, language in self.strategy_task_languages()
             for seed in self.seeds
-        ]
+        ] + experiment_system_cells(self)
+
+    def train_config(self) -> Any:
+        """The config of the task strategies fine-tune on."""
+        assert self.train is not None
+        return self.train_task_config or self.tasks[self.train.task]
 
     def strategy(self, name: str) -> StrategySpec:
         return next(spec for spec in self.strategies if spec.name == name)
@@ -135,9 +176,7 @@ def read_experiment_file(spec: str | Path) -> tuple[dict[str, Any], Path]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+        raise ConfigError(f"{path}{yaml_problem(exc)}") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read it ({exc})") from exc
     if not isinstance(data, dict):
@@ -194,7 +233,7 @@ def _tasks(raw: Any, path: Path) -> dict[str, Any]:
     tasks = {}
     for name, options in raw.items():
         if name not in TASKS:
-            raise ConfigError(f"{path}: unknown task {name!r} (valid: {', '.join(sorted(TASKS))})")
+            raise ConfigError(f"{path}: {valid_tasks(name)}")
         options = dict(options or {})
         if "path" in options and options["path"] is not None:
             options["path"] = _resolve_data_path(str(options["path"]), path)
@@ -203,6 +242,15 @@ def _tasks(raw: Any, path: Path) -> dict[str, Any]:
         except ConfigError as exc:
             raise ConfigError(f"{path}: task {name}: {exc}") from exc
     return tasks
+
+
+def valid_tasks(name: str) -> str:
+    """``unknown task 'x' (valid: xlsum, xnli); retrieval tasks: mrtydi, tydi, xquad``."""
+    from tli.tasks import is_retrieval
+
+    plain = sorted(task for task in TASKS if not is_retrieval(task))
+    retrieval = sorted(task for task in TASKS if is_retrieval(task))
+    return f"unknown task {name!r} (valid: {', '.join(plain)}); retrieval tasks: {', '.join(retrieval)}"
 
 
 def _resolve_data_path(value: str, experiment_file: Path) -> str:
@@ -224,10 +272,18 @@ def _resolve_data_path(value: str, experiment_file: Path) -> str:
 def check_data(tasks: dict[str, Any], path: Path) -> None:
     """Every asked language exists in its local dataset, and its rows read (a file in the wrong format names
     its file, line and field now, not after an hour of training). Hub ids are checked when loaded."""
+    from tli.tasks import is_retrieval
+
     for name, config in tasks.items():
         data, task = config.path, get_task(name)
         if data is not None and not Path(data).exists():
             continue  # a hub id: checked online
+        if is_retrieval(name):
+            # retrieval loaders check languages themselves (XQuAD's are query-passage pairs, and asking it
+            # for Swahili names the Swahili sets)
+            for language in config.languages:
+                task.load(data, language, split=config.split, limit=config.limit, config=config)
+            continue
         available = task.available_languages(data)
         missing = [lang for lang in config.languages if available and lang not in available]
         if missing:
@@ -277,7 +333,7 @@ def parse_experiment(spec: str | Path, *, check_device: bool = True) -> Experime
     tasks = _tasks(raw["tasks"], path)
     seeds = [int(s) for s in _list(raw.get("seeds", [0]), "seeds", path)]
     budget = _dataclass_from(Budget, raw.get("budget"), "budget", path)
-    train = _train_data(raw.get("train"), tasks, strategies, path)
+    train, train_task_config = _train_data(raw.get("train"), tasks, strategies, path)
     reference = str(raw.get("reference", "none"))
     if reference not in {s.name for s in strategies}:
         raise ConfigError(f"{path}: reference {reference!r} is not one of the experiment's strategies")
@@ -299,10 +355,17 @@ def parse_experiment(spec: str | Path, *, check_device: bool = True) -> Experime
         n_resamples=int(raw.get("n_resamples", 1000)),
         dtype=str(raw.get("dtype", "auto")),
         device=str(raw.get("device", "auto")),
+        device_map=None if raw.get("device_map") is None else str(raw["device_map"]),
+        max_memory=None if raw.get("max_memory") is None else str(raw["max_memory"]),
+        offload_folder=None if raw.get("offload_folder") is None else str(raw["offload_folder"]),
         save_full_weights=bool(raw.get("save_full_weights", False)),
         source=str(path),
         raw=raw,
+        train_task_config=train_task_config,
     )
+    from tli.compare.retrieval_plan import parse_retrieval
+
+    experiment.retrieval = parse_retrieval(raw.get("retrieval"), tasks, [s.name for s in strategies], path)
     if not 0 < experiment.alpha < 1:
         raise ConfigError(f"{path}: alpha must be in (0, 1), got {experiment.alpha}")
     if experiment.n_resamples < 99:
@@ -317,9 +380,10 @@ def parse_experiment(spec: str | Path, *, check_device: bool = True) -> Experime
 
 def _train_data(
     raw: Any, tasks: dict[str, Any], strategies: list[StrategySpec], path: Path
-) -> TrainData | None:
+) -> tuple[TrainData | None, Any]:
+    """The train data and, for a task the experiment does not evaluate (``train.path``), its config."""
     if not any(STRATEGIES[s.name].trains_on_task for s in strategies):
-        return None  # nothing fine-tunes on a task
+        return None, None  # nothing fine-tunes on a task
     if raw is None:
         trainable = [name for name in tasks if get_task(name).trainable]
         if not trainable:
@@ -330,8 +394,29 @@ def _train_data(
         name = trainable[0]
         raw = {"task": name, "language": tasks[name].languages[0]}
     train = _dataclass_from(TrainData, raw, "train", path)
-    if train.task not in tasks:
-        raise ConfigError(f"{path}: train task {train.task!r} is not one of the experiment's tasks")
+    if train.task not in TASKS:
+        raise ConfigError(f"{path}: train: {valid_tasks(train.task)}")
     if not get_task(train.task).trainable:
         raise ConfigError(f"{path}: train task {train.task} has no training data (it is zero-shot)")
-    return train
+    config = None
+    if train.options and train.path is None:
+        raise ConfigError(
+            f"{path}: train.options only apply with train.path (a task the experiment does not "
+            "evaluate); set the options under tasks otherwise"
+        )
+    if train.path is not None or train.task not in tasks:
+        if train.path is None:
+            raise ConfigError(
+                f"{path}: train task {train.task!r} is not one of the experiment's tasks: evaluate it, or "
+                f"give train.path (e.g. samples:{train.task})"
+            )
+        train.path = _resolve_data_path(str(train.path), path)
+        try:
+            values = {**(train.options or {}), "path": train.path, "languages": [train.language]}
+            config = get_task(train.task).make_config(values)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: `train`: {exc}") from exc
+        split = train.split or getattr(config, "train_split", "train")
+        if Path(config.path).exists():  # a path to download later is checked when the run needs it
+            get_task(train.task).load(config.path, train.language, split=split, limit=train.limit)
+    return train, config

@@ -21,7 +21,13 @@ from tli.compare.cells import Cell, read_rows
 from tli.compare.significance import paired_difference
 from tli.tasks import get_task
 
-PRIMARY_METRIC = {"xlsum": "rougeL", "xnli": "accuracy"}
+PRIMARY_METRIC = {
+    "xlsum": "rougeL",
+    "xnli": "accuracy",
+    "xquad": "mrr@10",
+    "tydi": "mrr@10",
+    "mrtydi": "mrr@100",
+}
 """The metric a question and the score-vs-cost plot use for each task."""
 
 
@@ -70,16 +76,15 @@ QUESTIONS = (
     Question(
         "tli-retrieval",
         "How does early-layer LoRA for lexical alignment compare with full fine-tuning in zero-shot "
-        "cross-lingual retrieval (XQuAD)?",
-        (("lora-early", "full"), ("tli", "full")),
-        ("xquad",),
-        ("mrr@10",),
+        "cross-lingual retrieval (XQuAD; TyDi / Mr. TyDi for Swahili)?",
+        (("dense:lora-early", "dense:full"), ("dense:tli", "dense:full"), ("dense:tli+lora", "dense:full")),
+        ("xquad", "tydi", "mrtydi"),
     ),
     Question(
         "synthetic-dense",
         "How does a dense retriever fine-tuned on synthetic low-resource data compare with direct cross-lingual "
         "transfer?",
-        (),
+        (("dense:synthetic", "dense:direct-transfer"), ("dense:mix", "dense:direct-transfer")),
         ("xquad", "mrtydi", "tydi"),
     ),
 )
@@ -93,6 +98,42 @@ def comparison_pairs(strategies: list[str], reference: str) -> list[tuple[str, s
             if a in strategies and b in strategies and (a, b) not in pairs:
                 pairs.append((a, b))
     return pairs
+
+
+def comparison_entry(
+    result, *, text: str, test: str, p: float | None = None, extra: dict[str, Any] | None = None, **where: Any
+) -> tuple[dict[str, Any], Claim]:
+    """One paired comparison as a ``comparisons`` row and its :class:`Claim` (judged later, with the run's others).
+
+    Args:
+        result: a :class:`~tli.compare.significance.PairedResult` of ``strategy`` against ``reference``.
+        p: the p-value the verdict uses (default: the randomisation test's).
+        **where: ``model, task, language, metric, strategy, reference, seed``.
+    """
+    p = result.p_value if p is None else p
+    claim = Claim(
+        claim=text,
+        kind="difference",
+        metric=where["metric"],
+        test=test,
+        effect=result.difference,
+        ci95_low=result.ci95_low,
+        ci95_high=result.ci95_high,
+        p=p,
+        n=result.n,
+    )
+    row = {
+        **where,
+        "difference": result.difference,
+        "ci95_low": result.ci95_low,
+        "ci95_high": result.ci95_high,
+        "p_value": p,
+        "n": result.n,
+        "score": result.score_a,
+        "reference_score": result.score_b,
+        **(extra or {}),
+    }
+    return row, claim
 
 
 def _claim_text(a: str, b: str, metric: str, task: str, language: str, model: str) -> str:
@@ -109,14 +150,25 @@ def compare_cells(
     correction: str = "holm",
     alpha: float = 0.05,
     task_configs: dict[str, Any] | None = None,
+    retrieval: Any = None,
+    seeds: list[int] | None = None,
 ) -> list[dict[str, Any]]:
     """Paired comparisons of every pair on every (model, task, language, metric), judged per seed.
 
+    Retrieval cells (those with a ``system``) are compared system against system
+    (:func:`tli.compare.retrieval.retrieval_comparisons`, with ``retrieval`` the experiment's plan); their
+    claims are judged together with the others of the same seed.
+
     Returns:
         One row per comparison and seed: ``model, task, language, metric, strategy, reference, seed,
-        difference, ci95_low, ci95_high, p_value, p_adjusted, verdict, n, score, reference_score``.
+        difference, ci95_low, ci95_high, p_value, p_adjusted, verdict, n, score, reference_score``
+        (retrieval rows name systems in ``strategy`` and ``reference``).
     """
-    done = {(c.model, c.strategy, c.task, c.language, c.seed): c for c in cells if c.status == "done"}
+    done = {
+        (c.model, c.strategy, c.task, c.language, c.seed): c
+        for c in cells
+        if c.status == "done" and getattr(c, "system", None) is None
+    }
     rows_cache: dict[str, list] = {}
     by_seed: dict[int, list[tuple[dict[str, Any], Claim]]] = defaultdict(list)
     keys = sorted({(c.model, c.task, c.language, c.seed) for c in done.values()})
@@ -142,34 +194,34 @@ def compare_cells(
                     n_resamples=n_resamples,
                     rng=seed,
                 )
-                claim = Claim(
-                    claim=_claim_text(a, b, metric, task, language, model),
-                    kind="difference",
-                    metric=metric,
+                row, claim = comparison_entry(
+                    result,
+                    text=_claim_text(a, b, metric, task, language, model),
                     test="approximate randomisation (paired)",
-                    effect=result.difference,
-                    ci95_low=result.ci95_low,
-                    ci95_high=result.ci95_high,
-                    p=result.p_value,
-                    n=result.n,
+                    model=model,
+                    task=task,
+                    language=language,
+                    metric=metric,
+                    strategy=a,
+                    reference=b,
+                    seed=cell_seed,
                 )
-                row = {
-                    "model": model,
-                    "task": task,
-                    "language": language,
-                    "metric": metric,
-                    "strategy": a,
-                    "reference": b,
-                    "seed": cell_seed,
-                    "difference": result.difference,
-                    "ci95_low": result.ci95_low,
-                    "ci95_high": result.ci95_high,
-                    "p_value": result.p_value,
-                    "n": result.n,
-                    "score": result.score_a,
-                    "reference_score": result.score_b,
-                }
                 by_seed[cell_seed].append((row, claim))
+    if retrieval is not None:
+        from tli.compare.retrieval import retrieval_comparisons
+
+        extra = retrieval_comparisons(
+            cells,
+            retrieval,
+            strategies,
+            reference,
+            task_configs or {},
+            seeds or sorted({c.seed for c in cells if c.seed is not None}) or [0],
+            n_resamples=n_resamples,
+            seed=seed,
+        )
+        for cell_seed, items in extra.items():
+            by_seed[cell_seed].extend(items)
     rows = []
     for items in by_seed.values():
         judge([claim for _, claim in items], correction=correction, alpha=alpha)
@@ -265,5 +317,15 @@ def _missing(question: Question, strategies: list[str], tasks: list[str]) -> str
         return "needs the dense-retrieval conditions of the retrieval tasks (xquad, mrtydi, tydi)"
     if not any(t in tasks for t in question.tasks):
         return f"needs task {' or '.join(question.tasks)}"
-    needed = sorted({s for pair in question.pairs for s in pair} - set(strategies))
+    names = {s for pair in question.pairs for s in pair}
+    conditions = sorted(n.removeprefix("dense:") for n in names if n.removeprefix("dense:") in _CONDITIONS)
+    if conditions:
+        return (
+            f"needs retrieval.dense_retriever with conditions {', '.join(conditions)} "
+            "(no finished cells for its comparisons otherwise)"
+        )
+    needed = sorted({n.removeprefix("dense:") for n in names} - set(strategies))
     return f"needs strategies {', '.join(needed)}" if needed else "no finished cells for its comparisons"
+
+
+_CONDITIONS = ("zero-shot", "direct-transfer", "synthetic", "mix")

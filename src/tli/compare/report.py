@@ -25,22 +25,41 @@ def _score(values: list[dict[str, float]]) -> str:
     return f"{scores.mean():.3f} ± {scores.std(ddof=1):.3f}"
 
 
-def score_tables(cells: list[dict[str, Any]], strategies: list[str], models: list[str]) -> list[str]:
-    """Per (task, language, metric): strategies as rows, one column per model (mean ± sd over seeds)."""
+def _row_name(cell: dict[str, Any]) -> str:
+    """A cell's row in the score tables: its retrieval system, else its strategy."""
+    return cell.get("system") or cell["strategy"]
+
+
+def score_tables(
+    cells: list[dict[str, Any]], strategies: list[str], models: list[str], systems: list[str] | None = None
+) -> list[str]:
+    """Per (task, language, metric): strategies (or retrieval systems) as rows, one column per model (mean
+    ± sd over seeds). A cell without a model (BM25) fills every model's column."""
     grouped: dict[tuple, list[dict]] = defaultdict(list)
+    columns = _columns(cells, models)
     for c in cells:
-        if c["status"] != "done":
-            continue
+        if c["status"] != "done" or (systems is not None and c.get("system")):
+            continue  # retrieval cells have their own tables (retrieval_tables)
         for metric, value in c["metrics"].items():
-            grouped[(c["task"], c["language"], metric, c["strategy"], c["model"])].append(value)
+            for model in [c["model"]] if c.get("model") is not None else columns:
+                grouped[(c["task"], c["language"], metric, _row_name(c), model)].append(value)
     lines = []
     keys = sorted({(t, lang, m) for t, lang, m, _, _ in grouped})
     for task, language, metric in keys:
+        rows = [
+            r
+            for r in dict.fromkeys(list(systems or []) + strategies)
+            if any((task, language, metric, r, m) in grouped for m in columns)
+        ]
+        rows += sorted(
+            {r for t, lang, m, r, _ in grouped if (t, lang, m) == (task, language, metric)} - set(rows)
+        )
+        label = "system" if any(r.startswith(("dense:", "bm25", "fusion:")) for r in rows) else "strategy"
         lines += [f"**{task} ({language}) — {metric}** (95 % CI; mean ± sd over seeds when several)", ""]
-        lines += ["| strategy | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
-        for strategy in strategies:
-            values = [_score(grouped.get((task, language, metric, strategy, model), [])) for model in models]
-            lines.append(f"| {strategy} | " + " | ".join(values) + " |")
+        lines += [f"| {label} | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+        for row in rows:
+            values = [_score(grouped.get((task, language, metric, row, model), [])) for model in columns]
+            lines.append(f"| {row} | " + " | ".join(values) + " |")
         lines.append("")
     return lines
 
@@ -77,17 +96,23 @@ def cost_table(cells: list[dict[str, Any]]) -> str:
         ],
     )
     for c in cells:
-        key = (c["model"], c["strategy"], c["seed"])
+        system = c.get("system") or ""
+        if system.startswith("fusion:"):
+            continue  # a fusion costs its dense part plus a sort
+        name = c["strategy"] if c["strategy"] is not None else system
+        key = (c["model"], name, c["seed"])
         if c["status"] != "done" or key in seen:
             continue
         seen.add(key)
         cost = c["cost"]
         peak = cost.get("peak_memory_mb")
+        model = c["model"] if c["model"] is not None else "—"
+        seed = c["seed"] if c["seed"] is not None else "—"
         lines.append(
-            f"| {c['model']} | {c['strategy']} | {c['seed']} | {cost['trainable_parameters']:,} "
+            f"| {model} | {name} | {seed} | {cost['trainable_parameters']:,} "
             f"| {cost['train_seconds']:.1f} | {peak:.0f} | {cost['tokens_seen']:,} | {cost['steps']} |"
             if peak is not None
-            else f"| {c['model']} | {c['strategy']} | {c['seed']} | — | — | — | — | — |"
+            else f"| {model} | {name} | {seed} | — | — | — | — | — |"
         )
     return "\n".join(lines)
 
@@ -109,8 +134,8 @@ def plot_score_vs_cost(
     fig, axes = plt.subplots(
         1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False, layout="constrained"
     )
-    strategies = sorted({c["strategy"] for c in cells})
-    colours = {s: f"C{i}" for i, s in enumerate(strategies)}
+    strategies = sorted({_row_name(c) for c in cells})
+    colours = {s: f"C{i % 10}" for i, s in enumerate(strategies)}
     for ax, (task, language) in zip(axes[0], panels, strict=True):
         metric = PRIMARY_METRIC.get(task)
         for c in cells:
@@ -127,12 +152,12 @@ def plot_score_vs_cost(
                 value["score"],
                 yerr=[[value["score"] - value["ci95_low"]], [value["ci95_high"] - value["score"]]],
                 fmt="o",
-                color=colours[c["strategy"]],
+                color=colours[_row_name(c)],
                 capsize=3,
-                label=c["strategy"],
+                label=_row_name(c),
             )
             ax.annotate(
-                c["strategy"], (cost, value["score"]), textcoords="offset points", xytext=(5, 4), fontsize=8
+                _row_name(c), (cost, value["score"]), textcoords="offset points", xytext=(5, 4), fontsize=8
             )
         ax.set_xscale("log")
         ax.set_xlabel(
@@ -178,7 +203,8 @@ def compare_report(results: dict[str, Any]) -> str:
         "",
         "## Scores",
         "",
-        *score_tables(cells, experiment["strategies"], experiment["models"]),
+        *score_tables(cells, experiment["strategies"], experiment["models"], _systems(results)),
+        *retrieval_tables(cells, experiment["models"], _systems(results)),
         "## Comparisons",
         "",
         comparisons_table(results["comparisons"]),
@@ -189,6 +215,7 @@ def compare_report(results: dict[str, Any]) -> str:
         "",
         "![score versus trainable parameters](score_vs_cost.png)",
         "",
+        *retrieval_section(results),
     ]
     if failed:
         lines += ["## Failed cells", ""] + [
@@ -196,6 +223,217 @@ def compare_report(results: dict[str, Any]) -> str:
             for c in failed
         ]
     return "\n".join(lines)
+
+
+def _systems(results: dict[str, Any]) -> list[str]:
+    """Retrieval systems in report order (BM25, dense strategies, conditions, fusions)."""
+    from tli.compare.retrieval import system_order
+
+    present = {c["system"] for c in results["cells"] if c.get("system")}
+    if not present:
+        return []
+    plan = _plan(results)
+    return system_order(plan, results["experiment"]["strategies"], present)
+
+
+def _plan(results: dict[str, Any]):
+    """The retrieval plan's system list as a light object (system_order needs systems and conditions)."""
+    from types import SimpleNamespace
+
+    record = results["experiment"].get("retrieval") or {}
+    dense = record.get("dense_retriever") or {}
+    from tli.compare.retrieval_plan import FusionSpec
+
+    return SimpleNamespace(
+        systems=tuple(record.get("systems", ())),
+        conditions=tuple(dense.get("conditions", ())),
+        fusion=FusionSpec(**(record.get("fusion") or {})),
+    )
+
+
+def _columns(cells: list[dict[str, Any]], models: list[str]) -> list[str]:
+    """The experiment's models, then any other model a cell names (a dense-retriever encoder directory)."""
+    columns = list(models)
+    for c in cells:
+        if c["status"] == "done" and c.get("model") is not None and c["model"] not in columns:
+            columns.append(c["model"])
+    return columns
+
+
+def retrieval_tables(cells: list[dict[str, Any]], models: list[str], systems: list[str]) -> list[str]:
+    """Per (task, language) and model: systems as rows, every retrieval metric as a column (mean over seeds;
+    ± sd over seeds when several), the primary metric with its 95 % CI. BM25 (no model) is in every table."""
+    from tli.compare.questions import PRIMARY_METRIC
+    from tli.retrieval.metrics import METRICS
+
+    done = [c for c in cells if c["status"] == "done" and c.get("system")]
+    lines: list[str] = []
+    for task, language in sorted({(c["task"], c["language"]) for c in done}):
+        primary = PRIMARY_METRIC.get(task, METRICS[0])
+        for model in _columns(done, models):
+            group = [
+                c
+                for c in done
+                if (c["task"], c["language"]) == (task, language) and c["model"] in (model, None)
+            ]
+            if all(c["model"] is None for c in group):
+                continue
+            lines += [f"**{task} ({language}), {model}** — {primary} with its 95 % CI, then every metric", ""]
+            lines += [
+                f"| system | {primary} | " + " | ".join(METRICS) + " |",
+                "|---|---|" + "---|" * len(METRICS),
+            ]
+            for system in [s for s in systems if any(c["system"] == s for c in group)]:
+                values = [c["metrics"] for c in group if c["system"] == system]
+                head = _score([v[primary] for v in values])
+                rest = []
+                for metric in METRICS:
+                    scores = np.array([v[metric]["score"] for v in values])
+                    spread = f" ± {scores.std(ddof=1):.3f}" if len(scores) > 1 else ""
+                    rest.append(f"{scores.mean():.3f}{spread}")
+                lines.append(f"| {system} | {head} | " + " | ".join(rest) + " |")
+            lines.append("")
+    return lines
+
+
+def layer_curves(cells: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, dict[int, float]]]:
+    """``{(task, language): {"<system> (<model>, seed k)": {layer: MRR@10}}}`` from the dense cells."""
+    curves: dict[tuple[str, str], dict[str, dict[int, float]]] = defaultdict(dict)
+    for c in cells:
+        curve = (c.get("details") or {}).get("layer_curve") if c["status"] == "done" else None
+        if curve:
+            label = f"{c['system']} ({Path(str(c['model'])).name}, seed {c['seed']})"
+            curves[(c["task"], c["language"])][label] = {int(k): v for k, v in curve.items()}
+    return curves
+
+
+def plot_layer_curves(cells: list[dict[str, Any]], path: Path) -> Path | None:
+    """MRR@10 per layer of every dense strategy cell, one panel per (task, language)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = layer_curves(cells)
+    if not curves:
+        return None
+    panels = sorted(curves)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(5.5 * len(panels), 4.0), squeeze=False, layout="constrained"
+    )
+    for ax, key in zip(axes[0], panels, strict=True):
+        for label, curve in sorted(curves[key].items()):
+            layers = sorted(curve)
+            ax.plot(layers, [curve[k] for k in layers], marker="o", markersize=3, label=label)
+        ax.set_xlabel("hidden-state index (0 = input embeddings)")
+        ax.set_ylabel("MRR@10")
+        ax.set_title(f"{key[0]} ({key[1]}): where retrieval lives")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def retrieval_section(results: dict[str, Any]) -> list[str]:
+    """The report's retrieval section: files, per-layer curves, unscored passages, baselines, synthetic
+    data."""
+    cells = [c for c in results["cells"] if c.get("system") and c["status"] == "done"]
+    if not cells:
+        return []
+    lines = [
+        "## Retrieval",
+        "",
+        "Every retrieval cell wrote its TREC run (`run.trec`) and qrels (`qrels.trec`) beside `cell.json`: "
+        "`trec_eval -m recip_rank -m recall.1,5,10,100 -m ndcg_cut.10 qrels.trec run.trec` (or ranx, "
+        "ir_measures) recomputes its figures. Runs are tie-free (ties broken by passage order for dense "
+        "systems and BM25, by passage id for fusion). Systems: `bm25` (bm25s, the passage language's "
+        "tokenisation), `dense:<strategy>` (the strategy's LLM, pooled hidden states), `dense:<condition>` "
+        "(a trained bi-encoder), `fusion:bm25+<system>` (reciprocal rank fusion, ranx).",
+        "",
+    ]
+    curves = layer_curves(cells)
+    for (task, language), by_label in sorted(curves.items()):
+        layers = sorted({k for curve in by_label.values() for k in curve})
+        lines += [
+            f"**{task} ({language}) — MRR@10 per layer** (the layer the cell ranks with is marked *)",
+            "",
+        ]
+        lines += ["| system | " + " | ".join(map(str, layers)) + " |", "|---|" + "---|" * len(layers)]
+        chosen = {
+            f"{c['system']} ({Path(str(c['model'])).name}, seed {c['seed']})": c["details"].get("layer")
+            for c in cells
+            if c["task"] == task and c["language"] == language
+        }
+        for label, curve in sorted(by_label.items()):
+            values = [
+                f"{curve[k]:.3f}{'*' if k == chosen.get(label) else ''}" if k in curve else "—"
+                for k in layers
+            ]
+            lines.append(f"| {label} | " + " | ".join(values) + " |")
+        lines.append("")
+    if curves:
+        lines += ["![MRR@10 per layer](retrieval_layers.png)", ""]
+    unscored = sorted(
+        {
+            (
+                c["task"],
+                c["language"],
+                c["details"].get("data", {}).get("unscorable_passages", 0),
+                c["details"].get("data", {}).get("passages", 0),
+            )
+            for c in cells
+        }
+    )
+    lines += [
+        "| task | queries × passages | passages no system can score (empty text) | system-specific |",
+        "|---|---|---|---|",
+    ]
+    for task, language, empty, total in unscored:
+        group = [c for c in cells if (c["task"], c["language"]) == (task, language)]
+        queries = group[0]["n"]
+        extra = sorted(
+            {
+                f"{c['system']}: {c['details'].get('passages_unscored', 0)} unscored"
+                + (
+                    f", {c['details']['passages_without_terms']} without index terms, "
+                    f"{c['details']['queries_without_matching_terms']} queries without matching terms"
+                    if c["system"] == "bm25"
+                    else ""
+                )
+                for c in group
+                if not c["system"].startswith("fusion:")
+            }
+        )
+        lines.append(f"| {task} ({language}) | {queries} × {total} | {empty} | {'; '.join(extra)} |")
+    lines.append("")
+    summary = results.get("retrieval") or {}
+    for language, figures in (summary.get("published_mrr100") or {}).items():
+        lines += [
+            f"Published Mr. TyDi ({language}) test MRR@100 (full test set, Zhang et al. 2021): BM25 "
+            f"{figures['bm25']:.3f}, zero-shot mDPR {figures['mdpr-zero-shot']:.3f} — comparable only on the "
+            "real test set, not on a sample.",
+            "",
+        ]
+    synthetic = summary.get("synthetic")
+    if synthetic:
+        lines += [
+            f"Synthetic training pairs: {synthetic['kept']} kept in `{synthetic['file']}` (with provenance; "
+            "rejected candidates and reasons beside it).",
+            "",
+            "| method | generated | kept | rejected (reason: count) |",
+            "|---|---|---|---|",
+        ]
+        for method, counts in (synthetic.get("counts") or {}).items():
+            reasons = (
+                ", ".join(f"{k}: {v}" for k, v in counts.items() if k not in ("generated", "kept")) or "—"
+            )
+            lines.append(f"| {method} | {counts.get('generated', 0)} | {counts.get('kept', 0)} | {reasons} |")
+        lines.append("")
+    return lines
 
 
 def _finite(x: float) -> bool:

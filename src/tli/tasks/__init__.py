@@ -6,7 +6,9 @@ format (and its hub id when online), optional fine-tuning features, an ``evaluat
 
 - ``xlsum``: XL-Sum summarisation (ROUGE-1/2/L, BLEU, chrF), :mod:`tli.tasks.xlsum`;
 - ``xnli``: XNLI zero-shot NLI by lm-eval 0.4.13's label log-likelihood (accuracy, macro-F1),
-  :mod:`tli.tasks.xnli`.
+  :mod:`tli.tasks.xnli`;
+- ``xquad``, ``tydi``, ``mrtydi``: passage retrieval (Recall@k, MRR@k, nDCG@10 from ranx),
+  :mod:`tli.tasks.retrieval`.
 
 Usage::
 
@@ -21,12 +23,24 @@ from __future__ import annotations
 
 from tli.errors import ConfigError
 from tli.tasks.base import IGNORE_INDEX, MetricScore, Task, TaskDataError, TaskResult, bootstrap_ci
+from tli.tasks.retrieval import MrTyDiTask, RetrievalTask, TyDiTask, XQuADTask
 from tli.tasks.sources import SAMPLES_DIR, samples_dir
 from tli.tasks.xlsum import SummaryExample, XLSumConfig, XLSumTask
 from tli.tasks.xnli import NLIExample, XNLIConfig, XNLITask
 
-TASKS: dict[str, Task] = {"xlsum": XLSumTask(), "xnli": XNLITask()}
-"""Task name → task. Retrieval tasks (``xquad``, ``tydi``, ``mrtydi``) register here the same way."""
+TASKS: dict[str, Task] = {
+    "xlsum": XLSumTask(),
+    "xnli": XNLITask(),
+    "xquad": XQuADTask(),
+    "tydi": TyDiTask(),
+    "mrtydi": MrTyDiTask(),
+}
+"""Task name → task."""
+
+
+def is_retrieval(name: str) -> bool:
+    """Whether the task called ``name`` is a retrieval task (its cells carry a ``system``)."""
+    return isinstance(TASKS.get(name), RetrievalTask)
 
 
 def get_task(name: str) -> Task:
@@ -56,5 +70,6 @@ __all__ = [
     "XNLITask",
     "bootstrap_ci",
     "get_task",
+    "is_retrieval",
     "samples_dir",
 ]

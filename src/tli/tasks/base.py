@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tli.errors import ConfigError, TliError
+from tli.errors import ConfigError, DataError
 
 CONFIDENCE = 0.95
 IGNORE_INDEX = -100
@@ -28,7 +28,7 @@ IGNORE_INDEX = -100
 contributes to the loss."""
 
 
-class TaskDataError(TliError):
+class TaskDataError(DataError):
     """A task's data file, folder or hub dataset that cannot be read (the message names the file, the line
     and the missing or bad field, or the languages and splits that exist)."""
 

@@ -1,0 +1,642 @@
+"""Retrieval cells of ``tli compare``: BM25, fusion and trained dense retrievers beside the strategies.
+
+Each retrieval cell has a ``system`` naming what ranked:
+
+- ``dense:<strategy>``: the strategy's LLM, pooled hidden states (scored by the task, in
+  :meth:`tli.compare.cells.Runner.score`);
+- ``bm25``: the lexical baseline, one cell per (task, language) (``model``, ``strategy`` and ``seed`` null);
+- ``fusion:bm25+<dense system>``: reciprocal rank fusion of BM25 with a dense system, beside that cell;
+- ``dense:<condition>``: a sentence-transformers bi-encoder per (encoder, condition, seed): ``zero-shot``
+  (no training, seed null), ``direct-transfer`` (English pairs), ``synthetic`` (tli's synthetic pairs),
+  ``mix`` (both) — the same steps, seed, batch and schedule.
+
+Every retrieval cell writes ``run.trec`` and ``qrels.trec`` (TREC formats) beside ``predictions.jsonl``, and
+``cell.json`` last, so any figure can be recomputed by trec_eval, ranx or ir_measures and an interrupted run
+resumes cell by cell. Layout under ``OUT/runs/``::
+
+    _bm25/<task>-<lang>/                                       BM25
+    <model>/<strategy>/seed-<k>/<task>-<lang>/fusion-bm25/     fusion of BM25 with dense:<strategy>
+    <encoder>/dense-<condition>/seed-<k>/{encoder/, train.json, <task>-<lang>/[fusion-bm25/]}
+    OUT/synthetic/{synthetic.jsonl, synthetic.rejected.jsonl, synthetic.meta.json}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from tli.claims import Claim
+from tli.compare.cells import Cell, cell_dir, read_cell, read_rows, slug, unit_dir
+from tli.compare.questions import comparison_entry
+from tli.compare.retrieval_plan import RetrievalPlan, load_ref, pairs_of
+from tli.errors import TliError
+from tli.io import atomic_write_json, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+SYSTEM_QUESTIONS = {
+    "tli-retrieval": (
+        ("dense:lora-early", "dense:full"),
+        ("dense:tli", "dense:full"),
+        ("dense:tli+lora", "dense:full"),
+    ),
+    "synthetic-dense": (("dense:synthetic", "dense:direct-transfer"), ("dense:mix", "dense:direct-transfer")),
+}
+"""The system pairs each retrieval research question compares (the first should score higher)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing a retrieval cell
+# --------------------------------------------------------------------------------------------------
+
+
+def write_retrieval_cell(
+    where: Path,
+    result: Any,
+    *,
+    model: str | None,
+    strategy: str | None,
+    seed: int | None,
+    system: str,
+    cost: dict[str, Any],
+    tracker: Any = None,
+) -> Cell:
+    """Write a retrieval result's rows, TREC run and qrels, then ``cell.json`` (last); return the cell."""
+    from tli.retrieval.trec import write_qrels, write_run
+
+    where.mkdir(parents=True, exist_ok=True)
+    predictions = where / "predictions.jsonl"
+    atomic_write_text(
+        predictions, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result.predictions)
+    )
+    run = write_run(where / "run.trec", result.run, tag=system.replace(":", "_").replace("+", "_"))
+    qrels = write_qrels(where / "qrels.trec", result.qrels)
+    cell = Cell(
+        model=model,
+        strategy=strategy,
+        task=result.task,
+        language=result.language,
+        seed=seed,
+        status="done",
+        n=result.n,
+        metrics={name: score.to_dict() for name, score in result.metrics.items()},
+        cost=cost,
+        predictions=str(predictions),
+        system=system,
+        run=str(run),
+        qrels=str(qrels),
+        details=result.details,
+    )
+    atomic_write_json(where / "cell.json", cell.to_dict())
+    if tracker is not None:
+        tracker.log_cell(cell)
+    return cell
+
+
+def failed_cell(model, strategy, seed, task, language, system, exc: BaseException) -> Cell:
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    log.warning("warning: %s (%s %s) failed: %s", system, task, language, message)
+    return Cell(
+        model=model,
+        strategy=strategy,
+        task=task,
+        language=language,
+        seed=seed,
+        status="failed",
+        error=message,
+        system=system,
+    )
+
+
+def read_trec_run(path: str | Path) -> dict[str, dict[str, float]]:
+    """A run file a cell wrote (empty when the system retrieved nothing for any query)."""
+    from tli.retrieval.trec import read_run
+
+    return read_run(path, allow_empty=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Running BM25, fusion and the dense-retriever conditions
+# --------------------------------------------------------------------------------------------------
+
+
+class RetrievalRunner:
+    """The retrieval systems that are not a strategy's LLM, for one experiment run (see module docstring)."""
+
+    def __init__(self, runner: Any) -> None:
+        self.runner = runner
+        self.experiment = runner.experiment
+        self.plan: RetrievalPlan = self.experiment.retrieval
+        self.out: Path = runner.out
+        self._synthetic: list[dict[str, Any]] | None = None
+
+    @property
+    def keys(self) -> list[tuple[str, str]]:
+        from tli.tasks import is_retrieval
+
+        return [
+            (t, lang) for t, c in self.experiment.tasks.items() if is_retrieval(t) for lang in c.languages
+        ]
+
+    def config(self, task: str):
+        return self.experiment.tasks[task]
+
+    # -- BM25 ----------------------------------------------------------------------------------------
+
+    def bm25_dir(self, task: str, language: str) -> Path:
+        return self.out / "runs" / "_bm25" / f"{task}-{language}"
+
+    def bm25_cells(self) -> list[Cell]:
+        if "bm25" not in self.plan.systems:
+            return []
+        return [self.bm25_cell(task, language) for task, language in self.keys]
+
+    def bm25_cell(self, task: str, language: str) -> Cell:
+        from tli.resources import Measured
+        from tli.retrieval.rank import bm25_ranking
+        from tli.tasks.retrieval.base import score_ranking
+
+        where = self.bm25_dir(task, language)
+        done = read_cell(where)
+        if done is not None and done.status == "done":
+            return done
+        config = self.config(task)
+        try:
+            data = self.runner.examples(task, language)
+            with Measured() as measured:
+                ranking = bm25_ranking(
+                    data,
+                    k1=self.plan.bm25.k1,
+                    b=self.plan.bm25.b,
+                    depth=config.depth,
+                    with_title=config.with_title,
+                )
+            result = score_ranking(
+                task, data, ranking, bootstrap_samples=config.bootstrap_samples, seed=config.seed
+            )
+        except (TliError, RuntimeError, ValueError, OSError) as exc:
+            return failed_cell(None, None, None, task, language, "bm25", exc)
+        cost = {
+            "trainable_parameters": 0,
+            "train_seconds": 0.0,
+            "evaluate_seconds": measured.seconds,
+            "peak_memory_mb": measured.peak_rss_mb,
+            "tokens_seen": 0,
+            "steps": 0,
+        }
+        return write_retrieval_cell(
+            where,
+            result,
+            model=None,
+            strategy=None,
+            seed=None,
+            system="bm25",
+            cost=cost,
+            tracker=self.runner.tracker,
+        )
+
+    # -- fusion ----------------------------------------------------------------------------------------
+
+    def fusion_cell(self, dense: Cell, bm25: Cell | None) -> Cell | None:
+        """RRF of BM25 with a finished dense cell, written beside it (None when fusion is off)."""
+        from tli.retrieval.rank import Ranking, fused_ranking
+        from tli.tasks.retrieval.base import score_ranking
+
+        if "fusion" not in self.plan.systems or dense.status != "done" or not dense.run:
+            return None
+        if not self.plan.fusion.fuses(dense.system):
+            return None
+        system = f"fusion:bm25+{dense.system}"
+        where = Path(dense.run).parent / "fusion-bm25"
+        done = read_cell(where)
+        if done is not None and done.status == "done":
+            return done
+        if bm25 is None or bm25.status != "done":
+            return failed_cell(
+                dense.model,
+                dense.strategy,
+                dense.seed,
+                dense.task,
+                dense.language,
+                system,
+                TliError("BM25 failed, so nothing to fuse"),
+            )
+        config = self.config(dense.task)
+        try:
+            data = self.runner.examples(dense.task, dense.language)
+            parts = [Ranking(read_trec_run(bm25.run)), Ranking(read_trec_run(dense.run))]
+            ranking = fused_ranking(parts, ["bm25", dense.system], k=self.plan.fusion.k, depth=config.depth)
+            result = score_ranking(
+                dense.task, data, ranking, bootstrap_samples=config.bootstrap_samples, seed=config.seed
+            )
+        except (TliError, RuntimeError, ValueError, OSError) as exc:
+            return failed_cell(
+                dense.model, dense.strategy, dense.seed, dense.task, dense.language, system, exc
+            )
+        cost = {**dense.cost, "evaluate_seconds": ranking.details["seconds"]}
+        return write_retrieval_cell(
+            where,
+            result,
+            model=dense.model,
+            strategy=dense.strategy,
+            seed=dense.seed,
+            system=system,
+            cost=cost,
+            tracker=self.runner.tracker,
+        )
+
+    # -- dense-retriever conditions --------------------------------------------------------------------
+
+    def encoders(self) -> list[str]:
+        """Model labels of the bi-encoders: each experiment model (``encoder: model``) or the encoder path."""
+        spec = self.plan.dense_retriever
+        return list(self.experiment.models) if spec.options.encoder == "model" else [spec.options.encoder]
+
+    def condition_cells(self) -> list[Cell]:
+        spec = self.plan.dense_retriever
+        if spec is None:
+            return []
+        cells: list[Cell] = []
+        for encoder in self.encoders():
+            for condition in spec.conditions:
+                seeds = [None] if condition == "zero-shot" else list(self.experiment.seeds)
+                for seed in seeds:
+                    cells += self.condition_unit(encoder, condition, seed)
+        return cells
+
+    def condition_unit(self, encoder: str, condition: str, seed: int | None) -> list[Cell]:
+        """Train (or reload) one bi-encoder and score it on every retrieval (task, language)."""
+        system = f"dense:{condition}"
+        unit = unit_dir(self.out, encoder, f"dense-{condition}", seed if seed is not None else 0)
+        if seed is None:
+            unit = unit.parent / "no-training"
+        done = {key: c for key in self.keys if (c := read_cell(cell_dir(unit, *key))) and c.status == "done"}
+        if len(done) == len(self.keys):
+            return [done[key] for key in self.keys]
+        try:
+            model, cost = self.prepare_biencoder(encoder, condition, seed, unit)
+        except (TliError, RuntimeError, ValueError, OSError) as exc:
+            return [done.get(k) or failed_cell(encoder, None, seed, *k, system, exc) for k in self.keys]
+        cells = []
+        for key in self.keys:
+            cells.append(
+                done.get(key) or self.score_biencoder(model, encoder, condition, seed, unit, key, cost)
+            )
+        return cells
+
+    def location(self, encoder: str) -> str:
+        """A local directory (or hub id) sentence-transformers can read for ``encoder``."""
+        from tli.models import DEFAULT_MODEL, default_gguf_path, gguf_to_cached_dir
+
+        if self.plan.dense_retriever.options.encoder != "model" or Path(encoder).is_dir():
+            return encoder
+        if encoder == DEFAULT_MODEL or encoder.endswith(".gguf"):
+            gguf = default_gguf_path() if encoder == DEFAULT_MODEL else Path(encoder).expanduser()
+            return str(gguf_to_cached_dir(gguf)[0])  # the dequantised HF directory tli caches
+        return encoder  # a hub id: sentence-transformers reads it when the machine is online
+
+    def device(self) -> str:
+        from tli.models import resolve_device
+
+        return str(resolve_device(self.experiment.device))
+
+    def prepare_biencoder(self, encoder: str, condition: str, seed: int | None, unit: Path):
+        from tli.io import replace_dir_atomically
+        from tli.resources import Measured
+        from tli.retrieval.biencoder import build_biencoder, train_biencoder, trainable_parameters
+
+        options = self.plan.dense_retriever.options
+        saved = unit / "train.json"
+        if condition != "zero-shot" and saved.is_file() and (unit / "encoder").is_dir():
+            model = build_biencoder(
+                str(unit / "encoder"),
+                pooling=options.pooling,
+                max_seq_length=options.max_seq_length,
+                device=self.device(),
+            )
+            return model, json.loads(saved.read_text(encoding="utf-8"))["cost"]
+        with Measured() as measured:
+            model = build_biencoder(
+                self.location(encoder),
+                pooling=options.pooling,
+                max_seq_length=options.max_seq_length,
+                device=self.device(),
+                layers=options.encoder_layers,
+            )
+            stats = None
+            if condition != "zero-shot":
+                pairs = self.training_pairs(condition)
+                stats = train_biencoder(
+                    model,
+                    pairs,
+                    options,
+                    seed=int(seed),
+                    output_dir=unit / "trainer",
+                    progress=self.runner.progress,
+                    desc=f"dense retriever {condition} (seed {seed})",
+                )
+        cost = {
+            "trainable_parameters": stats.trainable_parameters if stats else 0,
+            "train_seconds": stats.train_seconds if stats else 0.0,
+            "peak_memory_mb": measured.peak_cuda_mb or measured.peak_rss_mb,
+            "peak_memory_kind": "cuda"
+            if measured.peak_cuda_mb
+            else f"process RSS ({measured.rss_peak_scope})",
+            "tokens_seen": stats.tokens_seen if stats else 0,
+            "steps": stats.steps if stats else 0,
+            "loss_first": stats.to_dict()["loss_first"] if stats else None,
+            "loss_last": stats.to_dict()["loss_last"] if stats else None,
+            "examples": stats.examples if stats else 0,
+            "encoder_parameters": trainable_parameters(model),
+            "condition": condition,
+        }
+        if stats is not None:
+            unit.mkdir(parents=True, exist_ok=True)
+            replace_dir_atomically(unit / "encoder", lambda tmp: model.save(str(tmp)))
+            atomic_write_json(
+                saved,
+                {
+                    "encoder": encoder,
+                    "condition": condition,
+                    "seed": seed,
+                    "cost": cost,
+                    "losses": stats.losses,
+                    "options": options.to_dict(),
+                },
+            )
+            import shutil
+
+            shutil.rmtree(unit / "trainer", ignore_errors=True)
+        return model, cost
+
+    def score_biencoder(self, model, encoder: str, condition: str, seed, unit: Path, key, cost) -> Cell:
+        from tli.resources import Measured
+        from tli.retrieval.biencoder import SentenceEncoder
+        from tli.retrieval.encode import model_state_fingerprint
+        from tli.retrieval.rank import dense_ranking
+        from tli.tasks.retrieval.base import score_ranking
+
+        task, language = key
+        system = f"dense:{condition}"
+        config = self.config(task)
+        try:
+            data = self.runner.examples(task, language)
+            encoder_obj = SentenceEncoder(
+                model, self.plan.dense_retriever.options, model_state_fingerprint(model)
+            )
+            with Measured() as measured:
+                ranking, _ = dense_ranking(
+                    encoder_obj,
+                    data,
+                    layer=0,
+                    depth=config.depth,
+                    with_title=config.with_title,
+                    cache=config.cache,
+                    chunk_size=config.chunk_size,
+                    backend=config.search,
+                    device=self.device(),
+                    progress=self.runner.progress,
+                )
+            ranking.details["encoder"] = {
+                "model": encoder,
+                "condition": condition,
+                **self.plan.dense_retriever.options.to_dict(),
+            }
+            result = score_ranking(
+                task, data, ranking, bootstrap_samples=config.bootstrap_samples, seed=config.seed
+            )
+        except (TliError, RuntimeError, ValueError, OSError) as exc:
+            return failed_cell(encoder, None, seed, task, language, system, exc)
+        return write_retrieval_cell(
+            cell_dir(unit, task, language),
+            result,
+            model=encoder,
+            strategy=None,
+            seed=seed,
+            system=system,
+            cost={**cost, "evaluate_seconds": measured.seconds},
+            tracker=self.runner.tracker,
+        )
+
+    # -- training data ----------------------------------------------------------------------------------
+
+    def training_pairs(self, condition: str):
+        from tli.retrieval.biencoder import TrainingPair
+
+        spec = self.plan.dense_retriever
+        pairs = []
+        if condition in ("direct-transfer", "mix"):
+            data = load_ref(spec.english)
+            pairs += [TrainingPair(q, p, data.passage_language, "english") for _, q, _, p in pairs_of(data)]
+        if condition in ("synthetic", "mix"):
+            pairs += [
+                TrainingPair(r["query"], r["passage"], r["passage_language"], f"synthetic:{r['method']}")
+                for r in self.synthetic_rows()
+            ]
+        return pairs
+
+    def synthetic_rows(self) -> list[dict[str, Any]]:
+        """The synthetic pairs (generated once per run directory, then read back)."""
+        if self._synthetic is not None:
+            return self._synthetic
+        from tli.models import load_model
+        from tli.retrieval.synthetic import SourcePassage, SourceQuery, generate_synthetic
+
+        spec = self.plan.dense_retriever
+        options = spec.synthetic
+        passages, english, sources = [], [], {}
+        if spec.synthetic_passages is not None:
+            data = load_ref(spec.synthetic_passages)
+            seen = {}
+            for _, _, doc, text in pairs_of(data):
+                seen.setdefault(doc, text)
+            passages = [SourcePassage(doc, text) for doc, text in seen.items()]
+            sources["passages"] = spec.synthetic_passages.describe()
+        if spec.english is not None and {"translate", "code-switch"} & set(options.methods):
+            data = load_ref(spec.english)
+            english = [SourceQuery(qid, q, p, doc) for qid, q, doc, p in pairs_of(data)]
+            sources["english"] = spec.english.describe()
+        needs_llm = bool({"doc2query", "translate"} & set(options.methods))
+        generator = self.experiment.models[0] if options.generator == "model" else options.generator
+        loaded = (
+            load_model(generator, dtype=self.experiment.dtype, device=self.experiment.device)
+            if needs_llm
+            else None
+        )
+        result = generate_synthetic(
+            loaded,
+            passages,
+            english,
+            options,
+            out_dir=self.out / "synthetic",
+            sources=sources,
+            progress=self.runner.progress,
+        )
+        self._synthetic = result.rows
+        return self._synthetic
+
+    # -- everything -------------------------------------------------------------------------------------
+
+    def run(self, strategy_cells: list[Cell]) -> list[Cell]:
+        """BM25, fusion of BM25 with every dense strategy cell, and the dense-retriever conditions."""
+        bm25 = self.bm25_cells()
+        by_key = {(c.task, c.language): c for c in bm25}
+        cells = list(bm25)
+        for cell in strategy_cells:
+            if cell.system is not None:
+                fused = self.fusion_cell(cell, by_key.get((cell.task, cell.language)))
+                if fused is not None:
+                    cells.append(fused)
+        for cell in self.condition_cells():
+            cells.append(cell)
+            fused = self.fusion_cell(cell, by_key.get((cell.task, cell.language)))
+            if fused is not None:
+                cells.append(fused)
+        return cells
+
+
+# --------------------------------------------------------------------------------------------------
+# Paired comparisons between systems
+# --------------------------------------------------------------------------------------------------
+
+
+def system_pairs(
+    present: set[str], plan: RetrievalPlan, strategies: list[str], reference: str
+) -> list[tuple[str, str]]:
+    """The system comparisons of one (model, task, language): every system against the retrieval reference,
+    every strategy against the reference strategy, each fusion against its dense part, each trained
+    condition against zero-shot, and the research questions' pairs — those whose two systems both ran."""
+    pairs: list[tuple[str, str]] = []
+
+    def add(a: str, b: str) -> None:
+        if a != b and a in present and b in present and (a, b) not in pairs:
+            pairs.append((a, b))
+
+    if plan.reference:
+        for system in sorted(present):
+            add(system, plan.reference)
+    for strategy in strategies:
+        add(f"dense:{strategy}", f"dense:{reference}")
+    for system in sorted(present):
+        if system.startswith("fusion:bm25+"):
+            add(system, system.removeprefix("fusion:bm25+"))
+    for condition in ("direct-transfer", "synthetic", "mix"):
+        add(f"dense:{condition}", "dense:zero-shot")
+    for question_pairs in SYSTEM_QUESTIONS.values():
+        for a, b in question_pairs:
+            add(a, b)
+    return pairs
+
+
+def retrieval_comparisons(
+    cells: list[Cell],
+    plan: RetrievalPlan,
+    strategies: list[str],
+    reference: str,
+    task_configs: dict[str, Any],
+    seeds: list[int],
+    *,
+    n_resamples: int,
+    seed: int = 0,
+) -> dict[int, list[tuple[dict[str, Any], Claim]]]:
+    """Paired comparisons of retrieval systems per seed, on the task's ``compare_metrics``.
+
+    Cells without a seed (BM25, zero-shot bi-encoders) take part in every seed's comparisons; a BM25 cell
+    (no model) in every model's. The test is approximate randomisation over queries (or, with
+    ``retrieval.test: t-test``, ranx's paired t-test), with the paired-bootstrap 95 % CI of the difference.
+    """
+    from tli.compare.significance import paired_difference
+    from tli.retrieval.metrics import paired_t_test
+
+    done = [c for c in cells if c.status == "done" and c.system is not None]
+    models = sorted({c.model for c in done if c.model is not None}) or [None]
+    by_seed: dict[int, list[tuple[dict[str, Any], Claim]]] = defaultdict(list)
+    rows_cache: dict[str, list] = {}
+    keys = sorted({(c.task, c.language) for c in done})
+    for model in models:
+        for task, language in keys:
+            group = [c for c in done if (c.task, c.language) == (task, language) and c.model in (model, None)]
+            cell_seeds = sorted({c.seed for c in group if c.seed is not None}) or [seeds[0]]
+            metrics = task_configs[task].compare_metrics
+            for cell_seed in cell_seeds:
+                systems = {c.system: c for c in group if c.seed in (cell_seed, None)}
+                for a, b in system_pairs(set(systems), plan, strategies, reference):
+                    rows_a = rows_cache.setdefault(systems[a].predictions, read_rows(systems[a].predictions))
+                    rows_b = rows_cache.setdefault(systems[b].predictions, read_rows(systems[b].predictions))
+                    for metric in metrics:
+                        result = paired_difference(
+                            rows_a, rows_b, mean_of=metric, n_resamples=n_resamples, rng=seed
+                        )
+                        p = result.p_value
+                        test = "approximate randomisation (paired, over queries)"
+                        if plan.test == "t-test":
+                            p = paired_t_test([r[metric] for r in rows_a], [r[metric] for r in rows_b])
+                            test = "paired t-test (ranx)"
+                        label = model if model is not None else "—"
+                        text = f"{a} scores higher {metric} than {b} on {task} ({language}), model {label}"
+                        row, claim = comparison_entry(
+                            result,
+                            text=text,
+                            test=test,
+                            p=p,
+                            extra={"p_randomisation": result.p_randomisation, "test": test, "system": True},
+                            model=label,
+                            task=task,
+                            language=language,
+                            metric=metric,
+                            strategy=a,
+                            reference=b,
+                            seed=cell_seed,
+                        )
+                        by_seed[cell_seed].append((row, claim))
+    return by_seed
+
+
+def system_order(plan: RetrievalPlan | None, strategies: list[str], present: set[str]) -> list[str]:
+    """Systems in report order: BM25, the strategies' dense systems, the conditions, then fusions."""
+    from tli.compare.retrieval_plan import plan_system_names
+
+    ordered = plan_system_names(plan, strategies) if plan is not None else []
+    return [s for s in ordered if s in present] + sorted(present - set(ordered))
+
+
+def experiment_system_cells(experiment: Any) -> list[tuple[Any, str, str, str, Any]]:
+    """Every retrieval cell beyond the strategies' dense cells, as (model, system, task, language, seed)."""
+    from tli.tasks import is_retrieval
+
+    plan = experiment.retrieval
+    if plan is None:
+        return []
+    keys = [(t, lang) for t, c in experiment.tasks.items() if is_retrieval(t) for lang in c.languages]
+    fusion = "fusion" in plan.systems
+    out: list[tuple[Any, str, str, str, Any]] = []
+    for task, language in keys:
+        if "bm25" in plan.systems:
+            out.append((None, "bm25", task, language, None))
+        if "dense" in plan.systems and fusion:
+            out += [
+                (m, f"fusion:bm25+dense:{s.name}", task, language, seed)
+                for m in experiment.models
+                for s in experiment.strategies
+                for seed in experiment.seeds
+                if plan.fusion.fuses(f"dense:{s.name}")
+            ]
+        if plan.dense_retriever is not None:
+            encoders = (
+                experiment.models
+                if plan.dense_retriever.options.encoder == "model"
+                else [plan.dense_retriever.options.encoder]
+            )
+            for encoder in encoders:
+                for condition in plan.dense_retriever.conditions:
+                    for seed in [None] if condition == "zero-shot" else experiment.seeds:
+                        out.append((encoder, f"dense:{condition}", task, language, seed))
+                        if fusion and plan.fusion.fuses(f"dense:{condition}"):
+                            out.append((encoder, f"fusion:bm25+dense:{condition}", task, language, seed))
+    return out
+
+
+__all__ = ["RetrievalRunner", "retrieval_comparisons", "slug", "system_order", "write_retrieval_cell"]
