@@ -27,16 +27,26 @@ def test_default_model_loads_and_is_cached(default_model):
 
 
 def test_scan_exposes_the_mean_pooling_artifact(default_model, tmp_path):
-    """Some layer has matched cosine > 0.95 with a gap < 0.05, and the default criterion avoids it."""
+    """Layers where random pairs already look alike (mismatched ≥ 0.5) and translations add < 5 % are flagged,
+    the default criterion avoids them, and the published rule falls into one."""
     result = scan(default_model, out=tmp_path / "scan", progress=False)
     assert len(result.layers) == 31
-    artifacts = [row["layer"] for row in result.layers if row["matched_mean"] > 0.95 and row["gap"] < 0.05]
+    artifacts = [
+        row["layer"]
+        for row in result.layers
+        if row["mismatched_mean"] >= 0.5 and row["gap"] < 0.05 * row["matched_mean"]
+    ]
     assert artifacts, "expected the anisotropy artifact on SmolLM2 with mean pooling"
     assert result.artifact_layers == artifacts
-    assert result.criterion == "gap" and result.selected_layer not in artifacts
+    assert max(row["matched_mean"] for row in result.layers if row["layer"] in artifacts) > 0.95
+    # The default criterion is scale-free: the best centred gap in the early range, flagged layer or not.
+    low, high = result.selectable_layers
+    early = [row for row in result.layers if low <= row["layer"] <= high]
+    assert result.criterion == "centered_gap"
+    assert result.selected_layer == max(early, key=lambda row: row["centered_gap"])["layer"]
     # The published rule picks an artifact layer: that is exactly what the controls are for.
     assert result.published_choice in artifacts
-    assert "Artifact warning" in (tmp_path / "scan" / "report.md").read_text()
+    assert "Artefact layers" in (tmp_path / "scan" / "report.md").read_text()
 
 
 def test_run_on_the_real_model_reports_claims_with_controls(default_model, tmp_path):
@@ -49,7 +59,9 @@ def test_run_on_the_real_model_reports_claims_with_controls(default_model, tmp_p
     lexicon.path = None
     results = run(default_model.name, lexicon, out=tmp_path / "run", epochs=1, n_boot=1000, progress=False)
     assert 1 <= results["target_layer"] <= 30 and results["final_layer"] == 30
-    assert len(results["claims"]) == 12
+    # per (group, layer): similarity, gap, centred gap, P@1 changes (2 × 2 × 4); per layer: trained − control
+    # for similarity and centred gap, each with its TOST equivalence claim (2 × 4)
+    assert len(results["claims"]) == 2 * 2 * 4 + 2 * 4
     for claim in results["claims"]:
         assert claim["ci95_low"] <= claim["effect"] <= claim["ci95_high"]
         assert claim["verdict"] in {"supported", "contradicted", "inconclusive"}

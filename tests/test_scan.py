@@ -76,6 +76,7 @@ def test_scan_writes_complete_run_directory(tiny_dir, toy_lexicon_file, tmp_path
         "layers.csv",
         "report.md",
         "layers.png",
+        "complete",
     }
     record = json.loads((out / "results.json").read_text())
     assert len(record["layers"]) == 5  # hidden-state indices 0..4 of a 4-block model

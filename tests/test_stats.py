@@ -221,7 +221,7 @@ def test_read_paired_csv_groups(tmp_path):
     np.testing.assert_array_equal(flat["all"][0], PRE)
     with pytest.raises(ConfigError) as exc:  # an explicitly named group column must exist
         read_paired_csv(p, group="condition")
-    assert "'condition'" in str(exc.value) and "w, sim_pre_tli, sim_post_tli, group" in str(exc.value)
+    assert "'condition'" in str(exc.value) and "'w', 'sim_pre_tli', 'sim_post_tli', 'group'" in str(exc.value)
 
 
 def test_read_paired_csv_custom_columns(tmp_path):
@@ -235,7 +235,7 @@ def test_read_paired_csv_missing_column_lists_available(tmp_path):
     with pytest.raises(ConfigError) as exc:
         read_paired_csv(p)
     msg = str(exc.value)
-    assert "sim_pre_tli" in msg and "before, after, group" in msg and str(p) in msg
+    assert "sim_pre_tli" in msg and "'before', 'after', 'group'" in msg and str(p) in msg
 
 
 def test_read_paired_csv_non_numeric_names_line(tmp_path):
@@ -681,7 +681,7 @@ def test_group_and_cluster_column_choice(tmp_path):
     assert list(read_paired(p, group="", **kw)) == ["all"]
     with pytest.raises(ConfigError) as exc:
         read_paired(p, group="group,layer", **kw)
-    assert "'layer'" in str(exc.value) and "available columns: source, target, group" in str(exc.value)
+    assert "'layer'" in str(exc.value) and "available columns: 'source', 'target', 'group'" in str(exc.value)
     with pytest.raises(ConfigError, match="cluster column.*'lemma'"):
         read_paired(p, cluster="lemma", **kw)
     with pytest.raises(ConfigError, match="one column"):

@@ -15,6 +15,7 @@ the function even after its module ``tli.scan`` is imported (the module stays re
 
 from __future__ import annotations
 
+import csv
 import importlib
 import logging
 import types
@@ -23,6 +24,10 @@ from typing import Any
 # bitsandbytes, imported by PEFT whenever it is installed, warns at import that an optional CPU kernel
 # package is missing; that says nothing about tli's results (and nothing at all without quantisation).
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+
+# A lexicon, per-pair file or dataset may hold a field of megabytes (a long phrase list, an article); Python's
+# csv module refuses fields over 128 KiB by default with an error that reads like a quoting problem.
+csv.field_size_limit(2**31 - 1)
 
 _API: dict[str, str] = {
     "Lexicon": "tli.lexicon",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tli.config import COMMANDS, parse_command
-from tli.errors import TliError
+from tli.errors import ConfigError, TliError
 
 log = logging.getLogger("tli")
 
@@ -31,7 +31,8 @@ SUMMARIES = {
     "export-embeddings": "one layer's embeddings as .npy and word2vec text for other BLI tools",
     "merge": "merge an adapter into its base model's full-precision weights (a plain HF model)",
     "plan": "memory, GPUs and time per strategy from a model config (qwen2-72b, llama-3-70b, … offline)",
-    "compare": "fine-tuning strategies × downstream tasks (XL-Sum, XNLI) × models, with paired statistics",
+    "compare": "fine-tuning strategies × tasks (XL-Sum, XNLI, retrieval) × models, with paired statistics",
+    "verify": "re-derive a finished run's statistics and fingerprints from its files; list what differs",
 }
 
 
@@ -66,8 +67,8 @@ def cmd_scan(config) -> int:
         f"MRR {chosen['mrr']:.3f}"
     )
     if result.artifact_layers:
-        print(
-            f"warning: {len(result.artifact_layers)} artefact layer(s) where any two words look alike: see report.md"
+        log.warning(
+            "warning: %d artefact layer(s) where any two words look alike: see report.md", len(result.artifact_layers)
         )
     print(f"wrote {out}/ (results.json, layers.csv, report.md, layers.png)")
     return 0
@@ -88,7 +89,7 @@ def cmd_train(config) -> int:
             f"{losses}{best}"
         )
         for warning in result.warnings:
-            print(f"warning: {warning}")
+            log.warning("warning: %s", warning)
         print(f"adapter: {result.adapter}  (peft.PeftModel.from_pretrained(base, '{result.adapter}'))")
     return 0
 
@@ -162,7 +163,7 @@ def cmd_stats(config) -> int:
 
 
 def cmd_probe(config) -> int:
-    from tli.adapter import load_adapted, read_adapter_meta
+    from tli.adapter import load_adapted_for, read_adapter_meta
     from tli.errors import ConfigError
     from tli.lexicon import resolve_lexicon
     from tli.probe import probe, probe_summary, write_probe_run
@@ -175,15 +176,7 @@ def cmd_probe(config) -> int:
     out = prepare_run_dir(_out(config, "probe"), overwrite=config.overwrite)
     meta = read_adapter_meta(config.adapter)
     lexicon = resolve_lexicon(config.lexicon or meta["config"].get("lexicon"))
-    loaded = load_adapted(
-        config.adapter,
-        meta,
-        config.model,
-        dtype=config.dtype,
-        device=config.device,
-        quantization=config.quantization,
-        trust_remote_code=config.trust_remote_code,
-    )
+    loaded = load_adapted_for(config.adapter, config, meta)
     rows = probe(loaded, lexicon, config)
     write_probe_run(out, rows, config, loaded, lexicon)
     print(probe_summary(rows))
@@ -214,9 +207,12 @@ def cmd_export_embeddings(config) -> int:
         device=config.device,
         quantization=config.quantization or "none",
         trust_remote_code=config.trust_remote_code,
+        device_map=config.device_map,
+        max_memory=config.max_memory,
+        offload_folder=config.offload_folder,
     )
     if max(config.layer) > loaded.num_layers:
-        raise TliError(
+        raise ConfigError(
             f"--layer {max(config.layer)} is beyond the model: hidden-state indices run 0..{loaded.num_layers}"
         )
     embed_config = config.embed_config(config.batch_size)
@@ -284,6 +280,16 @@ def cmd_compare(config) -> int:
     return 0
 
 
+def cmd_verify(config) -> int:
+    import json
+
+    from tli.verify import format_verification, verify
+
+    report = verify(config.run, load_model=config.load_model)
+    print(json.dumps(report.to_dict(), indent=2) if config.json else format_verification(report))
+    return 0 if report.ok else 1
+
+
 HANDLERS: dict[str, Callable[[Any], int]] = {
     "scan": cmd_scan,
     "train": cmd_train,
@@ -295,6 +301,7 @@ HANDLERS: dict[str, Callable[[Any], int]] = {
     "merge": cmd_merge,
     "plan": cmd_plan,
     "compare": cmd_compare,
+    "verify": cmd_verify,
 }
 
 
@@ -374,6 +381,11 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
 
 
+def one_line(message: str) -> str:
+    """An error message on one line whatever it quotes (a file's text can hold line breaks)."""
+    return message.strip().replace("\r", "\\r").replace("\n", "\\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tli`` console command."""
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
@@ -386,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TliError as exc:
         if debug:
             raise
-        print(f"tli: error: {exc}", file=sys.stderr)
+        print(f"tli: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("tli: interrupted", file=sys.stderr)

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import math
-import sys
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tli.errors import ConfigError
+from tli.errors import ConfigError, yaml_problem
 
 POOLINGS = ("mean", "mean-no-special", "last")
 ADD_BOS = ("auto", "always", "never")
@@ -35,6 +36,28 @@ LOSS_NAMES = ("triplet", "infonce")
 CORRECTIONS = ("holm", "bh", "none")
 DEFAULT_CONTROL_FRACTION = 63 / 686
 """The published proportion of unseen control pairs (63 of 686)."""
+DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
+"""Accelerate's device-map strategies (``--device-map``; a JSON file of ``{module: device}`` works too)."""
+_SIZE = re.compile(r"^\d+(\.\d+)?\s*([KMGT]i?B|B)?$", re.IGNORECASE)
+
+
+def parse_max_memory(text: str) -> dict[int | str, str]:
+    """``"0=70GiB,1=70GiB,cpu=200GiB"`` → ``{0: "70GiB", 1: "70GiB", "cpu": "200GiB"}`` (Accelerate's
+    ``max_memory``: GPUs by index, ``cpu``, ``mps``).
+
+    Raises:
+        ConfigError: an entry that is not ``DEVICE=SIZE``.
+    """
+    result: dict[int | str, str] = {}
+    for entry in (part.strip() for part in str(text).split(",")):
+        device, _, size = (x.strip() for x in entry.partition("="))
+        key: int | str = int(device) if device.isdigit() else device.lower()
+        if not size or not (isinstance(key, int) or key in ("cpu", "mps")) or not _SIZE.match(size):
+            raise ConfigError(
+                f"--max-memory {text!r}: {entry!r} is not DEVICE=SIZE (e.g. 0=70GiB,1=70GiB,cpu=200GiB)"
+            )
+        result[key] = size
+    return result
 
 
 def option(default: Any = dataclasses.MISSING, help: str = "", **metadata: Any) -> Any:
@@ -120,12 +143,47 @@ class ModelOptions:
         "none", "none | nf4 (bitsandbytes 4-bit NF4; bf16 compute in training) | int8"
     )
     trust_remote_code: bool = option(False, "allow model code from the model's repository")
+    device_map: str | None = option(
+        None,
+        "spread one model over GPUs / CPU (Accelerate): auto | balanced | balanced_low_0 | sequential | "
+        "a JSON file {module: device}; --device must then stay auto",
+    )
+    max_memory: str | None = option(
+        None,
+        "memory per device for --device-map, e.g. 0=70GiB,1=70GiB,cpu=200GiB (devices not named are unused)",
+    )
+    offload_folder: str | None = option(
+        None, "let --device-map offload what does not fit to disk (safetensors are read in place; slow)"
+    )
 
     def _check_model(self, problems: Problems) -> None:
         problems.choice("dtype", self.dtype, DTYPE_NAMES)
         if self.quantization is not None:
             problems.choice("quantization", self.quantization, QUANTIZATIONS)
         problems.check(bool(str(self.device).strip()), "--device must not be empty (auto, cpu, cuda, cuda:1)")
+        self._check_placement(problems)
+
+    def _check_placement(self, problems: Problems) -> None:
+        if self.device_map is not None:
+            problems.check(
+                self.device_map in DEVICE_MAP_STRATEGIES or Path(self.device_map).suffix == ".json",
+                f"--device-map {self.device_map!r} is not one of {', '.join(DEVICE_MAP_STRATEGIES)} "
+                "nor a .json file of {module: device}",
+            )
+            problems.check(
+                self.device in ("auto", None),
+                f"--device {self.device} and --device-map {self.device_map}: choose one",
+            )
+        for name in ("max_memory", "offload_folder"):
+            problems.check(
+                getattr(self, name) is None or self.device_map is not None,
+                f"--{_flag(name)} needs --device-map (e.g. --device-map auto)",
+            )
+        if self.max_memory is not None and not isinstance(self.max_memory, dict):  # YAML may give a mapping
+            try:
+                parse_max_memory(self.max_memory)
+            except ConfigError as exc:
+                problems.items.append(str(exc))
 
 
 @dataclass(kw_only=True)
@@ -330,6 +388,11 @@ class ScanConfig(OutputOptions, LayerChoiceOptions, LexiconOptions, EmbedOptions
 
     batch_size: int = option(32, "words per forward pass")
     seed: int = option(0, "recorded for provenance (the scan itself is deterministic)")
+    stream: bool = option(
+        False,
+        "read the safetensors checkpoint one decoder block at a time (memory: one block + the words' "
+        "activations; Llama, Qwen2, Mistral, Gemma families)",
+    )
 
     def __post_init__(self) -> None:
         problems = Problems()
@@ -338,6 +401,15 @@ class ScanConfig(OutputOptions, LayerChoiceOptions, LexiconOptions, EmbedOptions
         self._check_lexicon(problems)
         self._check_layers(problems)
         problems.at_least("batch_size", self.batch_size, 1)
+        if self.stream:
+            problems.check(
+                self.quantization in (None, "none"),
+                "--stream reads the stored weights one block at a time: drop "
+                f"--quantization {self.quantization}",
+            )
+            problems.check(
+                self.device_map is None, "--stream and --device-map: choose one (streaming needs one device)"
+            )
         problems.raise_if_any()
 
 
@@ -609,6 +681,15 @@ class CompareConfig:
         problems.raise_if_any()
 
 
+@dataclass(kw_only=True)
+class VerifyConfig:
+    """``tli verify``: re-derive a finished run's statistics and fingerprints, and say what differs."""
+
+    run: str = option(help="a run directory tli wrote (scan, train, evaluate, run)", positional=True)
+    load_model: bool = option(True, "also check that each adapter loads on its recorded base model")
+    json: bool = option(False, "print JSON")
+
+
 # ---------------------------------------------------------------------------------------------------
 # Command line and YAML
 
@@ -624,6 +705,7 @@ COMMANDS: dict[str, type] = {
     "merge": MergeConfig,
     "plan": PlanConfig,
     "compare": CompareConfig,
+    "verify": VerifyConfig,
 }
 """Commands whose options come from a config class (the CLI registers more as they are added)."""
 
@@ -710,9 +792,7 @@ def load_options_file(spec: str) -> dict[str, Any]:
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"--config {path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+        raise ConfigError(f"--config {path}{yaml_problem(exc)}") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"--config {path}: cannot read it ({exc})") from exc
     if not isinstance(values, dict):
@@ -737,8 +817,8 @@ def options_for(command: str, options: dict[str, Any]) -> dict[str, Any]:
     used = {k: v for k, v in options.items() if k in names}
     ignored = sorted(k for k in options if k not in names and k != "__path__")
     if ignored:
-        print(
-            f"tli {command}: --config {path}: not used by this command: {', '.join(ignored)}", file=sys.stderr
+        logging.getLogger("tli.config").info(
+            "tli %s: --config %s: not used by this command: %s", command, path, ", ".join(ignored)
         )
     return used
 

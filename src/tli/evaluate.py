@@ -35,14 +35,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from tli.adapter import load_adapted, read_adapter_meta, read_recorded_split, regroup_as_trained
+from tli.adapter import load_adapted_for, read_adapter_meta, read_recorded_split, regroup_as_trained
 from tli.claims import Claim, across_seeds, judge
 from tli.config import EvaluateConfig
-from tli.embed import EmbedConfig, EmbeddingCache, bos_record, embed_lexicon
-from tli.errors import ConfigError, TliError
+from tli.embed import EmbedConfig, EmbeddingCache, bos_record, drop_unembeddable_pairs, embed_lexicon
+from tli.errors import ConfigError
 from tli.lexicon import Lexicon, lexicon_record, resolve_lexicon
 from tli.metrics import PairIndex, centre, retrieval_ranks
 from tli.models import LoadedModel, base_causal_lm
+from tli.runs import require_complete
 from tli.stats import between_groups, equivalence_tost, mcnemar_exact, paired_randomisation, paired_stats
 
 log = logging.getLogger(__name__)
@@ -357,6 +358,7 @@ def run_evaluation(
         raise ConfigError(f"adapter target layer {target_layer} is beyond this model ({final_layer} blocks)")
     embed_config = embed_config_of(meta, config.batch_size)
     start = time.perf_counter()
+    lexicon, skipped_pairs = drop_unembeddable_pairs(lexicon, loaded.tokenizer, embed_config)
     base, adapted, index = embed_both(loaded, lexicon, embed_config, base_cache=base_cache)
     groups = np.array([p.group for p in lexicon])
 
@@ -409,6 +411,7 @@ def run_evaluation(
         },
         "per_pair": per_pair,
         "skipped_groups": skipped,
+        "skipped_pairs": skipped_pairs,
         "layers_pre": layer_curves(base, index),
         "layers_post": layer_curves(adapted, index),
         "pooling": embed_config.describe() | bos_record(loaded.tokenizer, embed_config),
@@ -606,15 +609,7 @@ def _adapted(
     ):
         previous.model = previous.model.unload() if hasattr(previous.model, "unload") else previous.model
         return attach_to(previous, path)
-    return load_adapted(
-        path,
-        meta,
-        config.model,
-        dtype=config.dtype,
-        device=config.device,
-        quantization=config.quantization,
-        trust_remote_code=config.trust_remote_code,
-    )
+    return load_adapted_for(path, config, meta)
 
 
 def expand_adapters(adapter: str | Path | list[str | Path]) -> list[Path]:
@@ -632,5 +627,9 @@ def expand_adapters(adapter: str | Path | list[str | Path]) -> list[Path]:
         else:
             found.append(path)  # read_adapter_meta names what is missing
     if not found:
-        raise TliError("--adapter: no adapter given")
+        raise ConfigError("--adapter: no adapter given")
+    for adapter in found:
+        run = adapter.parent
+        if (run / "checkpoints").is_dir():  # the adapter of a tli train run: that run must have finished
+            require_complete(run, "training run", f"finish it with `tli train --resume --out {run}`")
     return found

@@ -890,13 +890,16 @@ def write_lexicon(lexicon: Lexicon, path: str | os.PathLike) -> Path:
         lines += ['  "pairs": [', ",\n".join("    " + entry for entry in entries), "  ]", "}"]
         return atomic_write_text(path, "\n".join(lines) + "\n")
     buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter="," if kind == "csv" else "\t", lineterminator="\n")
+    delimiter = "," if kind == "csv" else "\t"
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
+    # A row whose first value starts with "#" would read back as a comment line: quote it.
+    quoted = csv.writer(buffer, delimiter=delimiter, lineterminator="\n", quoting=csv.QUOTE_ALL)
     grouped = any(pair.group is not None for pair in lexicon.pairs)
     header = [f"source:{lexicon.source_lang}", f"target:{lexicon.target_lang}"]
     writer.writerow(header + ["group"] if grouped else header)
     for pair in lexicon.pairs:
-        row = [pair.source, pair.target]
-        writer.writerow(row + [pair.group or ""] if grouped else row)
+        row = [pair.source, pair.target] + ([pair.group or ""] if grouped else [])
+        (quoted if pair.source.lstrip().startswith("#") else writer).writerow(row)
     return atomic_write_text(path, buffer.getvalue())
 
 

@@ -20,11 +20,11 @@ from typing import Any
 import torch
 
 from tli.config import CHAT_TEMPLATE_MODES, DEFAULT_PROBE_PROMPT, ProbeConfig
-from tli.errors import ConfigError, TliError
+from tli.errors import ConfigError
 from tli.io import atomic_write_json, atomic_write_text
 from tli.lexicon import Lexicon
-from tli.models import LoadedModel, ensure_pad_token
-from tli.runs import provenance
+from tli.models import LoadedModel, ensure_pad_token, input_device
+from tli.runs import mark_complete, provenance
 
 DEFAULT_PROMPT = DEFAULT_PROBE_PROMPT
 __all__ = ["CHAT_TEMPLATE_MODES", "DEFAULT_PROMPT", "ProbeConfig", "ProbeRow", "probe", "write_probe_run"]
@@ -95,7 +95,9 @@ def generate_answers(
         One answer per prompt (empty when the model stops at once).
     """
     ensure_pad_token(tokenizer)
-    device = getattr(model, "device", None) or next(model.parameters()).device
+    device = input_device(
+        model
+    )  # with a device map: where the embedding runs (never an offloaded meta weight)
     kwargs: dict[str, Any] = {"max_new_tokens": config.max_new_tokens, "pad_token_id": tokenizer.pad_token_id}
     if config.greedy:
         kwargs.update(do_sample=False, temperature=None, top_k=None, top_p=None)
@@ -223,7 +225,7 @@ def probe(loaded: LoadedModel, lexicon: Lexicon, config: ProbeConfig | None = No
     config = config or ProbeConfig()
     if not isinstance(loaded.model, PeftModel):
         hint = "it compares the base model's answers with the adapted model's"
-        raise TliError(f"tli probe needs --adapter DIR (e.g. RUN/adapter from tli train): {hint}")
+        raise ConfigError(f"tli probe needs --adapter DIR (e.g. RUN/adapter from tli train): {hint}")
     sources = sample_sources(lexicon, config.n_pairs, config.seed)
     gold = {source: [p.target for p in lexicon if p.source == source] for source in sources}
     prompts, chat = build_prompts(loaded.tokenizer, sources, config, lexicon.target_lang)
@@ -309,4 +311,5 @@ def write_probe_run(
     if lexicon is not None:
         record["lexicon"] = {"path": lexicon.path, "fingerprint": lexicon.fingerprint(), "size": len(lexicon)}
     atomic_write_json(out / "results.json", record)
+    mark_complete(out, "probe")
     return out

@@ -14,7 +14,7 @@ from typing import Any
 from tli.claims import outcome
 from tli.io import atomic_write_csv, atomic_write_json, atomic_write_text
 from tli.plots import plot_layer_curves
-from tli.runs import provenance
+from tli.runs import mark_complete, provenance
 from tli.scan import ARTIFACT_MISMATCHED, ARTIFACT_RELATIVE_GAP
 from tli.stats import format_p
 
@@ -174,6 +174,7 @@ def write_scan_run(out: Path, result, config) -> Path:
     atomic_write_text(out / "report.md", scan_report(result))
     record = {**result.to_dict(), **provenance("scan", asdict(config), config.seed)}
     atomic_write_json(out / "results.json", record)
+    mark_complete(out, "scan")
     return out
 
 
@@ -213,6 +214,7 @@ def write_train_run(out: Path, record: dict[str, Any], config=None) -> Path:
             reference=reference,
         )
     atomic_write_json(out / "results.json", record)
+    mark_complete(out, "training")
     return out
 
 
@@ -288,7 +290,7 @@ def claims_table(claims: list[dict]) -> str:
 BLI_SYSTEMS = (
     ("base", "base model, cosine"),
     ("base_csls", "base model, CSLS"),
-    ("procrustes", "Procrustes map fitted on the trained pairs (base model)"),
+    ("procrustes", "Procrustes map (centred) fitted on the trained pairs (base model)"),
     ("adapted", "TLI-adapted, cosine"),
     ("adapted_csls", "TLI-adapted, CSLS"),
 )
@@ -492,6 +494,7 @@ def write_evaluate_run(
     write_evaluate_plots(out, results, embeddings)
     atomic_write_text(out / "report.md", evaluation_report(results, heading))
     atomic_write_json(out / "results.json", results)
+    mark_complete(out, "evaluation")
     return out
 
 
@@ -526,6 +529,7 @@ def write_seeds_summary(out: Path, summary: dict[str, Any]) -> Path:
     )
     atomic_write_text(out / "report.md", body + "\n" + per_seed)
     atomic_write_json(out / "results.json", summary)
+    mark_complete(out, "evaluation over seeds")
     return out
 
 

@@ -5,6 +5,9 @@ the final norm) the scan reports the mean cosine of matched pairs (the published
 of mismatched pairs, their gap, the same gap after mean-centring each language (comparable across layers),
 and retrieval P@1 / P@5 / MRR (plain cosine) and P@1 (CSLS) over the whole lexicon. It then selects a TLI
 target layer under a named criterion among the early layers (``min_layer .. max_layer``).
+
+A model larger than one device is scanned spread over several (``device_map="auto"``, with ``max_memory`` and
+disk offload), or streamed from its checkpoint one block at a time (``stream=True``, :mod:`tli.stream`).
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from typing import Any
 import torch
 
 from tli.config import ScanConfig
-from tli.embed import EmbeddingCache, bos_record, embed_lexicon
-from tli.errors import TliError
+from tli.embed import EmbeddingCache, bos_record, drop_unembeddable_pairs, embed_lexicon
+from tli.errors import ConfigError, DataError
 from tli.lexicon import Lexicon, lexicon_record, resolve_lexicon, split_for_study
 from tli.metrics import PairIndex, chance_p_at_1, layer_metrics
 from tli.models import LoadedModel, load_model
+from tli.stream import StreamedModel, embed_lexicon_streamed, open_streamed
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,8 @@ class ScanResult:
     """P@1 of a random ranking, counting words with several translations."""
     split: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
+    skipped_pairs: list[dict[str, str]] = field(default_factory=list)
+    """Pairs left out because a word cannot be embedded with this recipe (each with the reason)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,7 +92,8 @@ def per_layer_metrics(src: torch.Tensor, tgt: torch.Tensor, index: PairIndex) ->
 def select_layer(
     layers: list[dict[str, float]], criterion: str, low: int = 1, high: int | None = None
 ) -> int:
-    """The layer in ``[low, high]`` that maximises the criterion's figure; ties → higher MRR, then centred gap.
+    """The layer in ``[low, high]`` that maximises the criterion's figure; ties → higher MRR, then centred
+    gap.
 
     Raises:
         TliError: no layer in the range.
@@ -94,7 +101,7 @@ def select_layer(
     key = CRITERIA[criterion]
     candidates = [row for row in layers if row["layer"] >= low and (high is None or row["layer"] <= high)]
     if not candidates:
-        raise TliError(
+        raise ConfigError(
             f"no layer between --min-layer {low} and --max-layer {high} (layers 0..{len(layers) - 1})"
         )
 
@@ -120,16 +127,25 @@ def artifact_layers(layers: list[dict[str, float]]) -> list[int]:
     ]
 
 
-def resolve_model(model: str | LoadedModel | None, config: ScanConfig) -> LoadedModel:
-    """A loaded model from a spec, or the given :class:`LoadedModel` unchanged."""
-    if isinstance(model, LoadedModel):
+def resolve_model(
+    model: str | LoadedModel | StreamedModel | None, config: ScanConfig
+) -> LoadedModel | StreamedModel:
+    """A loaded (or, with ``config.stream``, streamed) model from a spec; a given model unchanged."""
+    if isinstance(model, (LoadedModel, StreamedModel)):
         return model
+    if config.stream:
+        return open_streamed(
+            model, dtype=config.dtype, device=config.device, trust_remote_code=config.trust_remote_code
+        )
     return load_model(
         model,
         dtype=config.dtype,
         device=config.device,
         quantization=config.quantization or "none",
         trust_remote_code=config.trust_remote_code,
+        device_map=config.device_map,
+        max_memory=config.max_memory,
+        offload_folder=config.offload_folder,
     )
 
 
@@ -138,35 +154,39 @@ def small_lexicon_warning(n_pairs: int, chance: float, n_candidates: int) -> lis
     if n_pairs >= SMALL_LEXICON:
         return []
     return [
-        f"only {n_pairs} pairs: retrieval ranks among {n_candidates} candidates (chance P@1 = {chance:.3f}) and "
-        f"paired statistics on so few pairs are noise; use a lexicon of a few hundred pairs"
+        f"only {n_pairs} pairs: retrieval ranks among {n_candidates} candidates (chance P@1 = {chance:.3f}) "
+        "and paired statistics on so few pairs are noise; use a lexicon of a few hundred pairs"
     ]
 
 
 def run_scan(
-    loaded: LoadedModel,
+    loaded: LoadedModel | StreamedModel,
     lexicon: Lexicon,
     config: ScanConfig,
     *,
     progress: bool | None = None,
     cache: EmbeddingCache | None = None,
 ) -> ScanResult:
-    """Scan a loaded model on a lexicon (no file output).
+    """Scan a loaded (or streamed) model on a lexicon (no file output).
 
     Args:
         cache: strings already embedded by this model state with this recipe (filled as a side effect).
     """
+    embed_config = config.embed_config(config.batch_size)
+    lexicon, skipped = drop_unembeddable_pairs(lexicon, loaded.tokenizer, embed_config)
     if len(lexicon) < 2:
-        raise TliError(
+        raise DataError(
             f"the lexicon has {len(lexicon)} pair(s): the mismatched control and retrieval need >= 2"
         )
     start = time.perf_counter()
-    embed_config = config.embed_config(config.batch_size)
-    src, tgt, index = embed_lexicon(lexicon, loaded, embed_config, cache=cache, progress=progress)
+    embed = embed_lexicon_streamed if isinstance(loaded, StreamedModel) else embed_lexicon
+    src, tgt, index = embed(lexicon, loaded, embed_config, cache=cache, progress=progress)
     layers = per_layer_metrics(src, tgt, index)
     low, high = config.layer_range(loaded.num_layers)
     chance = chance_p_at_1(index.gold())
     warnings = small_lexicon_warning(len(lexicon), chance, index.n_tgt)
+    if skipped:
+        warnings.append(f"{len(skipped)} pair(s) skipped: a word cannot be embedded (see skipped_pairs)")
     for warning in warnings:
         log.warning("warning: %s", warning)
     return ScanResult(
@@ -184,6 +204,7 @@ def run_scan(
         best_overall=select_layer(layers, config.select_by, low),
         chance_p_at_1=chance,
         warnings=warnings,
+        skipped_pairs=skipped,
     )
 
 
@@ -201,11 +222,12 @@ def scan(
     otherwise on every pair of the lexicon.
 
     Args:
-        model: model spec (see :func:`tli.models.load_model`) or an already loaded model.
+        model: model spec (see :func:`tli.models.load_model`) or an already loaded (or streamed) model.
         lexicon: word-pair file, a :class:`~tli.lexicon.Lexicon`, or None for the shipped lexicon.
         out: run directory to write ``results.json``, ``layers.csv``, ``report.md`` and ``layers.png``.
         progress: show a progress bar (None = only on a terminal).
-        **options: any :class:`~tli.config.ScanConfig` field (``pooling``, ``select_by``, ``batch_size``, …).
+        **options: any :class:`~tli.config.ScanConfig` field (``pooling``, ``select_by``, ``batch_size``,
+            ``stream``, ``device_map``, ``max_memory``, ``offload_folder``, …).
 
     Example:
         >>> import tli
@@ -216,9 +238,8 @@ def scan(
     from tli.runs import prepare_run_dir
 
     lexicon_path = str(lexicon) if isinstance(lexicon, (str, Path)) else None
-    config = ScanConfig(
-        model=None if isinstance(model, LoadedModel) else model, **{"lexicon": lexicon_path, **options}
-    )
+    given = isinstance(model, (LoadedModel, StreamedModel))
+    config = ScanConfig(model=None if given else model, **{"lexicon": lexicon_path, **options})
     if out is not None:
         prepare_run_dir(out, overwrite=config.overwrite)
     if config.test_lexicon is not None:

@@ -834,7 +834,7 @@ def _choose_columns(spec, columns: list[str], path: Path, option: str, single: b
     if missing:
         raise ConfigError(
             f"{path}: {option} column(s) {', '.join(map(repr, missing))} not found; "
-            f"available columns: {', '.join(columns)}"
+            f"available columns: {', '.join(map(repr, columns))}"
         )
     return names
 
@@ -863,7 +863,7 @@ def _read_grouped(
     if missing:
         raise ConfigError(
             f"{path}: missing column(s) {', '.join(map(repr, missing))}; "
-            f"available columns: {', '.join(columns)}"
+            f"available columns: {', '.join(map(repr, columns))}"
         )
     group_columns = _choose_columns(group, columns, path, "group", single=False)
     cluster_columns = _choose_columns(cluster, columns, path, "cluster", single=True)

@@ -38,6 +38,10 @@ class MLflowTracker:
         self.mlflow = mlflow
         self.uri = uri or f"sqlite:///{Path(out).resolve() / 'mlflow.db'}"
         mlflow.set_tracking_uri(self.uri)
+        if uri is None and mlflow.get_experiment_by_name(name) is None:
+            # With a SQLite store MLflow would put artifacts in ./mlruns of the working directory: keep them
+            # in the run directory instead.
+            mlflow.create_experiment(name, artifact_location=(Path(out).resolve() / "mlartifacts").as_uri())
         mlflow.set_experiment(name)
         self.parent = mlflow.start_run(run_name=name)
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})

@@ -9,7 +9,10 @@ What tli does differently, and why:
 
 - LoRA goes only on the blocks whose output reaches the target layer (blocks ``0..L-1`` for
   ``hidden_states[L]``): later blocks get no gradient from a loss at layer ``L``.
-- Only those blocks are loaded, and each forward stops after block ``L-1``; ``lm_head`` never runs.
+- Only the embeddings and those blocks are read from the checkpoint (no later block, no ``lm_head``), and
+  the model trained is a :class:`~tli.embed.LayerEncoder` that ends after block ``L-1``: an ordinary module
+  that DDP, FSDP or DeepSpeed wrap through Accelerate under ``torchrun`` / ``accelerate launch``
+  (:mod:`tli.distributed`).
 - Negatives never include a translation of the anchor anywhere in the lexicon (``bahari`` → sea / ocean).
 - A leak-free validation split of the trained pairs is scored after every epoch (loss and retrieval MRR at
   the target layer); with ``early_stopping_patience`` the best epoch's adapter is kept.
@@ -17,11 +20,13 @@ What tli does differently, and why:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,15 +37,15 @@ import torch
 
 from tli.adapter import ADAPTER_META, write_adapter_files
 from tli.config import TrainConfig
-from tli.distributed import distributed_context, shard
-from tli.embed import Encoded, bos_record, encode_words, pad_batch, pooled_at_layer
-from tli.errors import ConfigError, LexiconError, TliError
+from tli.distributed import DistributedContext, distributed_context, launched, shard
+from tli.embed import Encoded, LayerEncoder, bos_record, drop_unembeddable_pairs, encode_words, pad_batch
+from tli.errors import ConfigError, DataError, LexiconError, TrainingError
 from tli.io import atomic_write_json, atomic_write_text, replace_dir_atomically
 from tli.lexicon import Lexicon, Pair, lexicon_record, split_for_study
 from tli.losses import LOSSES, valid_negative_mask
-from tli.models import LoadedModel, base_causal_lm, load_model
+from tli.models import LoadedModel, base_causal_lm, load_model, resolve_device
 from tli.progress import Progress
-from tli.runs import check_writable, provenance
+from tli.runs import COMPLETE, check_writable, holding_run_dir, is_complete, mark_complete, provenance
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +69,12 @@ class TrainResult:
     best_epoch: int | None = None
     stopped_early: bool = False
     warnings: list[str] = field(default_factory=list)
+    skipped_pairs: list[dict[str, str]] = field(default_factory=list)
     trainable_parameters: int = 0
     tokens_seen: int = 0
-    """Non-padding tokens of the training forwards of this run (validation excluded)."""
+    """Non-padding tokens of the training forwards of this run, over all processes (validation excluded)."""
+    distributed: dict[str, Any] = field(default_factory=lambda: {"kind": "single", "world_size": 1})
+    """How training was spread: ``kind`` (single, ddp, fsdp, deepspeed) and ``world_size``."""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -162,12 +170,60 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(directory: Path, model, optimizer, scheduler, state: dict[str, Any]) -> Path:
-    """Adapter (PEFT format) + optimiser, scheduler and RNG state, written to a temp dir then renamed."""
+ACCELERATE_STATE = "accelerate_state"
+"""Sub-directory of a checkpoint with Accelerate's sharded model and optimiser state (FSDP / DeepSpeed)."""
+
+
+def adapter_state(model, encoder, context: DistributedContext) -> dict[str, torch.Tensor] | None:
+    """The full adapter state of ``model`` (a PeftModel) when its parameters are sharded, else None (save
+    ``model`` itself). Every process must call it: FSDP / ZeRO-3 gather the shards."""
+    full = context.full_state_dict(encoder)
+    if full is None:
+        return None
+    prefix = stack_prefix(model, context.unwrap(encoder).stack)
+    return {f"{prefix}.{k.removeprefix('stack.')}": v for k, v in full.items() if "lora_" in k}
+
+
+def stack_prefix(model, stack) -> str:
+    """The name of the decoder stack inside ``model`` (``base_model.model.model`` for a PEFT causal LM), found
+    by the shared embedding so it holds for any wrapper."""
+    embed = stack.embed_tokens
+    for name, module in model.named_modules():
+        if module is embed:
+            return name.removesuffix(".embed_tokens")
+    raise AssertionError("the encoder's embedding is not part of the model")
+
+
+def save_checkpoint(
+    directory: Path,
+    model,
+    optimizer,
+    scheduler,
+    state: dict[str, Any],
+    *,
+    adapter: dict[str, torch.Tensor] | None = None,
+    context: DistributedContext | None = None,
+) -> Path:
+    """Adapter (PEFT format) + optimiser, scheduler and RNG state, written to a temp dir then renamed.
+
+    Under FSDP / DeepSpeed (``context.sharded``) the optimiser state is sharded: every process writes its part
+    with Accelerate's ``save_state`` into ``ACCELERATE_STATE`` first, then the main process writes the rest
+    (``trainer_state.json`` last, as always, so an interrupted checkpoint is never taken for a complete one).
+    """
+    sharded = context is not None and context.sharded
+    if sharded:
+        context.accelerator.save_state(str(directory.with_name(directory.name + ".state")))
+        context.barrier()
+    if context is not None and not context.is_main:
+        return directory
 
     def write(tmp: Path) -> None:
-        model.save_pretrained(tmp)
-        training_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+        model.save_pretrained(tmp, state_dict=adapter) if adapter is not None else model.save_pretrained(tmp)
+        if sharded:
+            os.replace(directory.with_name(directory.name + ".state"), tmp / ACCELERATE_STATE)
+            training_state = {"scheduler": scheduler.state_dict()}
+        else:
+            training_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
         torch.save({**training_state, "rng": rng_state()}, tmp / "training_state.pt")
         atomic_write_json(tmp / "trainer_state.json", state)
 
@@ -188,11 +244,18 @@ def load_adapter_weights(model, directory: Path) -> None:
     set_peft_model_state_dict(model, load_file(str(directory / "adapter_model.safetensors")))
 
 
-def load_checkpoint(directory: Path, model, optimizer, scheduler) -> dict[str, Any]:
-    """Restore adapter weights, optimiser, scheduler and RNG; returns the trainer state."""
-    load_adapter_weights(model, directory)
+def load_checkpoint(
+    directory: Path, model, optimizer, scheduler, context: DistributedContext | None = None
+) -> dict[str, Any]:
+    """Restore adapter weights, optimiser, scheduler and RNG; returns the trainer state (sharded runs restore
+    model and optimiser shards with Accelerate's ``load_state``)."""
+    if context is not None and context.sharded:
+        context.accelerator.load_state(str(directory / ACCELERATE_STATE))
+    else:
+        load_adapter_weights(model, directory)
     saved = torch.load(directory / "training_state.pt", weights_only=False)
-    optimizer.load_state_dict(saved["optimizer"])
+    if "optimizer" in saved:
+        optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
     set_rng_state(saved["rng"])
     return json.loads((directory / "trainer_state.json").read_text())
@@ -248,15 +311,15 @@ def loss_warnings(config: TrainConfig, epoch_losses: list[float]) -> list[str]:
     final = epoch_losses[-1]
     if config.loss == "triplet" and abs(final - config.margin) <= 0.02 * config.margin:
         return [
-            f"the triplet loss settled at {final:.4f}, the margin ({config.margin}): the hardest in-batch negative "
-            "ends as similar as the positive, so training pulled all words together rather than translations "
-            "apart from non-translations (check the gap and retrieval claims)"
+            f"the triplet loss settled at {final:.4f}, the margin ({config.margin}): the hardest in-batch "
+            "negative ends as similar as the positive, so training pulled all words together rather than "
+            "translations apart from non-translations (check the gap and retrieval claims)"
         ]
     chance = math.log(config.batch_size)
     if config.loss == "infonce" and final >= 0.98 * chance:
         return [
-            f"the InfoNCE loss ended at {final:.4f}, the chance level ln({config.batch_size}) = {chance:.4f}: "
-            "the model does not tell a batch's translations apart"
+            f"the InfoNCE loss ended at {final:.4f}, the chance level ln({config.batch_size}) = "
+            f"{chance:.4f}: the model does not tell a batch's translations apart"
         ]
     return []
 
@@ -278,33 +341,35 @@ class _Batcher:
         self.tokens_seen = 0
         """Non-padding tokens of every forward so far."""
 
-    def pooled(self, model, pairs: list[Pair]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pooled target-layer embeddings ``(B, H)`` of the sources and of the targets, in one forward."""
+    def pooled(self, encoder, pairs: list[Pair]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pooled target-layer embeddings ``(B, H)`` of the sources and of the targets, in one forward of the
+        (possibly DDP / FSDP-wrapped) :class:`~tli.embed.LayerEncoder`."""
         items = [self.encoded[p.source] for p in pairs] + [self.encoded[p.target] for p in pairs]
         ids, attention, weights = pad_batch(items, self.pad_id, self.device)
         self.tokens_seen += int(attention.sum())
-        pooled = pooled_at_layer(model, ids, attention, weights, self.layer)  # (2B, H)
+        pooled = encoder(ids, attention, weights)  # (2B, H)
         return pooled[: len(pairs)], pooled[len(pairs) :]
 
 
-def validate(model, batcher: _Batcher, validation: Lexicon, loss_fn, config: TrainConfig, known) -> dict:
+def validate(encoder, batcher: _Batcher, validation: Lexicon, loss_fn, config: TrainConfig, known) -> dict:
     """Validation loss (same loss, fixed batches, dropout off) and MRR of each validation source's
-    translation among all validation targets at the target layer."""
+    translation among all validation targets at the target layer (every process scores the whole validation
+    set: under FSDP each forward needs them all)."""
     from tli.metrics import PairIndex, mean_reciprocal_rank, retrieval_ranks
 
-    was_training = model.training
-    model.eval()
+    was_training = encoder.training
+    encoder.eval()
     pairs = list(validation)
     losses, sources, targets = [], {}, {}
     with torch.no_grad():
         for batch_ids in chunk(list(range(len(pairs))), config.batch_size):
             batch = [pairs[k] for k in batch_ids]
-            anchors, positives = batcher.pooled(model, batch)
+            anchors, positives = batcher.pooled(encoder, batch)
             mask = valid_negative_mask([p.source for p in batch], [p.target for p in batch], known)
             losses.append(float(loss_fn(anchors, positives, mask.to(anchors.device))))
             for p, a, t in zip(batch, anchors, positives, strict=True):
                 sources[p.source], targets[p.target] = a.float().cpu(), t.float().cpu()
-    model.train(was_training)
+    encoder.train(was_training)
     _, _, index = PairIndex.from_lexicon(validation)  # unique strings in first-seen order, as the dicts
     src = torch.nn.functional.normalize(torch.stack(list(sources.values())), dim=-1)
     tgt = torch.nn.functional.normalize(torch.stack(list(targets.values())), dim=-1)
@@ -332,6 +397,8 @@ def run_training(
 
     ``loaded.model`` is replaced by the ``PeftModel`` holding the trained adapter, so the same loaded
     model can be evaluated next without loading it again (``loaded.model.unload()`` gives the base back).
+    Under ``torchrun`` / ``accelerate launch`` the :class:`~tli.embed.LayerEncoder` is wrapped by Accelerate
+    (DDP, FSDP or DeepSpeed, as launched) and each process trains on its share of every epoch's batches.
 
     Args:
         control: the unseen control pairs, recorded in the adapter so evaluation judges the same split.
@@ -339,31 +406,38 @@ def run_training(
     """
     from transformers import get_linear_schedule_with_warmup
 
-    if len(trained) < 2:
-        raise TliError(f"{len(trained)} trained pair(s): a contrastive batch needs >= 2 pairs")
-    context = distributed_context(loaded.device)  # one process unless launched by torchrun/accelerate
+    usable, skipped = drop_unembeddable_pairs(trained, loaded.tokenizer, config.embed_config())
+    if len(usable) < 2:
+        raise DataError(f"{len(usable)} trained pair(s): a contrastive batch needs >= 2 pairs")
+    # One process unless launched by torchrun / accelerate launch; FSDP on a CPU is refused here.
+    context = distributed_context(loaded.device, grad_accum=config.grad_accum)
     num_layers = base_causal_lm(loaded.model).config.num_hidden_layers
     train_part, validation, split_warning = validation_split(
-        trained, config.validation_fraction, config.split_seed
+        usable, config.validation_fraction, config.split_seed
     )
     warnings = [split_warning] if split_warning else []
+    if skipped:
+        warnings.append(f"{len(skipped)} trained pair(s) skipped: a word cannot be embedded (see skipped_pairs)")
     torch.manual_seed(config.seed)
     model = add_lora(loaded.model, config, num_layers)
     model.train()
+    encoder = LayerEncoder(model, config.target_layer)  # ends after block L-1: nothing later runs
     loss_fn = LOSSES[config.loss](config.margin if config.loss == "triplet" else config.temperature)
-    known = {(p.source, p.target) for p in trained}  # every sense of the training lexicon (polysemy mask)
+    known = {(p.source, p.target) for p in usable}  # every sense of the training lexicon (polysemy mask)
     batcher = _Batcher(loaded, config, train_part, validation)
     pairs = list(train_part)
 
     batches_per_epoch = len(shard(epoch_batches(len(pairs), config.batch_size, config.seed, 0), context))
     if batches_per_epoch == 0:
-        raise TliError(
+        raise ConfigError(
             f"{len(pairs)} trained pairs make fewer batches than the {context.world_size} processes"
         )
     steps_per_epoch = math.ceil(batches_per_epoch / config.grad_accum)
     total_steps = steps_per_epoch * config.epochs
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    trainable = [p for p in encoder.parameters() if p.requires_grad]
+    n_trainable = sum(p.numel() for p in trainable)
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    encoder, optimizer = context.prepare(encoder, optimizer)
     scheduler = get_linear_schedule_with_warmup(optimizer, config.warmup_steps, total_steps)
 
     checkpoints = out / "checkpoints"
@@ -375,7 +449,7 @@ def run_training(
         "best_epoch": None,
     }
     if resume and (last := latest_checkpoint(checkpoints)) is not None:
-        state = {**state, **load_checkpoint(last, model, optimizer, scheduler)}
+        state = {**state, **load_checkpoint(last, model, optimizer, scheduler, context)}
     metrics = MetricsLog(
         out / "metrics.jsonl", keep_until_step=state["global_step"] if resume else 0, enabled=context.is_main
     )
@@ -395,29 +469,31 @@ def run_training(
             optimizer.zero_grad(set_to_none=True)
             step_losses: list[float] = []
             for i, batch_ids in enumerate(batches):
-                # Forward to the target layer only: sources and targets in one padded batch.
-                batch = [pairs[k] for k in batch_ids]
-                anchors, positives = batcher.pooled(model, batch)
+                ends_step = (i + 1) % config.grad_accum == 0 or i + 1 == len(batches)
+                # Forward to the target layer only: sources and targets in one padded batch. Between steps
+                # DDP keeps gradients local; the step's backward averages them over the processes.
+                with context.no_sync(encoder) if not ends_step else contextlib.nullcontext():
+                    batch = [pairs[k] for k in batch_ids]
+                    anchors, positives = batcher.pooled(encoder, batch)
 
-                # Loss, with every known translation of an anchor masked out of its negatives.
-                negatives = valid_negative_mask([p.source for p in batch], [p.target for p in batch], known)
-                loss = loss_fn(anchors, positives, negatives.to(anchors.device))
-                batch_loss = context.mean(loss.item())  # every process stops together on a bad loss
-                if not math.isfinite(batch_loss):
-                    raise TliError(
-                        f"training loss is {batch_loss} at epoch {epoch + 1}, step "
-                        f"{state['global_step'] + 1} (batch {i + 1}): lower --lr or check the lexicon; "
-                        f"the last complete checkpoint is in {checkpoints}"
+                    # Loss, with every known translation of an anchor masked out of its negatives.
+                    negatives = valid_negative_mask(
+                        [p.source for p in batch], [p.target for p in batch], known
                     )
-
-                # Accumulate; step every grad_accum batches and at the end of the epoch.
-                (loss / config.grad_accum).backward()
+                    loss = loss_fn(anchors, positives, negatives.to(anchors.device))
+                    batch_loss = context.mean(loss.item())  # every process stops together on a bad loss
+                    if not math.isfinite(batch_loss):
+                        raise TrainingError(
+                            f"training loss is {batch_loss} at epoch {epoch + 1}, step "
+                            f"{state['global_step'] + 1} (batch {i + 1}): lower --lr or check the lexicon; "
+                            f"the last complete checkpoint is in {checkpoints}"
+                        )
+                    context.backward(loss / config.grad_accum)
                 epoch_loss += batch_loss
                 n_batches += 1
                 step_losses.append(batch_loss)
-                if (i + 1) % config.grad_accum and i + 1 != len(batches):
+                if not ends_step:
                     continue
-                context.average_gradients(trainable)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -440,7 +516,7 @@ def run_training(
             }
             if validation is not None:
                 trained_tokens = batcher.tokens_seen
-                scores = validate(model, batcher, validation, loss_fn, config, known)
+                scores = validate(encoder, batcher, validation, loss_fn, config, known)
                 batcher.tokens_seen = trained_tokens  # validation forwards are not training
                 state["validation"].append({"epoch": epoch + 1, **scores})
                 record.update(validation_loss=scores["loss"], validation_mrr=scores["mrr"])
@@ -449,8 +525,15 @@ def run_training(
             metrics.log(record)
 
             # Checkpoint at the end of every epoch: adapter + optimiser + scheduler + RNG.
-            if context.is_main:
-                save_checkpoint(checkpoints / f"epoch-{epoch + 1}", model, optimizer, scheduler, dict(state))
+            save_checkpoint(
+                checkpoints / f"epoch-{epoch + 1}",
+                model,
+                optimizer,
+                scheduler,
+                dict(state),
+                adapter=adapter_state(model, encoder, context),
+                context=context,
+            )
             context.barrier()
 
             # Early stopping: no better validation loss for `patience` epochs.
@@ -464,8 +547,12 @@ def run_training(
     train_seconds = time.perf_counter() - start
 
     # The adapter: the last epoch's, or the best validation epoch's when early stopping is on.
+    best_checkpoint = None
     if config.early_stopping_patience and state["best_epoch"] and state["best_epoch"] != state["epoch"]:
-        load_adapter_weights(model, checkpoints / f"epoch-{state['best_epoch']}")
+        best_checkpoint = checkpoints / f"epoch-{state['best_epoch']}"
+        if not context.sharded:
+            load_adapter_weights(model, best_checkpoint)
+    final_adapter = None if best_checkpoint is not None else adapter_state(model, encoder, context)
     warnings += loss_warnings(config, state["epoch_losses"])
     for warning in warnings:
         log.warning("warning: %s", warning)
@@ -479,7 +566,12 @@ def run_training(
         }
 
         def write(tmp: Path) -> None:
-            model.save_pretrained(tmp)
+            if best_checkpoint is not None and context.sharded:  # the gathered adapter of that epoch
+                shutil.copytree(best_checkpoint, tmp, dirs_exist_ok=True, ignore=_checkpoint_only)
+            elif final_adapter is not None:
+                model.save_pretrained(tmp, state_dict=final_adapter)
+            else:
+                model.save_pretrained(tmp)
             write_adapter_files(
                 tmp,
                 loaded,
@@ -512,9 +604,16 @@ def run_training(
         best_epoch=state["best_epoch"],
         stopped_early=stopped_early,
         warnings=warnings,
-        trainable_parameters=sum(p.numel() for p in trainable),
-        tokens_seen=batcher.tokens_seen,
+        skipped_pairs=skipped,
+        trainable_parameters=n_trainable,
+        tokens_seen=int(context.sum(batcher.tokens_seen)),
+        distributed=context.describe(),
     )
+
+
+def _checkpoint_only(_directory: str, names: list[str]) -> list[str]:
+    """What a checkpoint holds besides the adapter (not copied into ``adapter/``)."""
+    return [n for n in names if n in (ACCELERATE_STATE, "training_state.pt", "trainer_state.json")]
 
 
 def process_device(device: str) -> str:
@@ -560,34 +659,54 @@ def train(
     Returns:
         The :class:`TrainResult` (a list of them with several seeds).
     """
-    from tli.report import write_train_run
-
     lexicon_path = str(Path(lexicon).resolve()) if isinstance(lexicon, (str, Path)) else None
     config = TrainConfig(model=model, lexicon=lexicon_path, resume=resume, out=str(out), **options)
     out = check_writable(Path(out))
+    # A second tli run on this --out refuses (processes of one distributed launch: the main one locks).
+    with holding_run_dir(out) if is_main_process() else contextlib.nullcontext(out):
+        return _train_seeds(model, lexicon, config, out, progress)
+
+
+def _train_seeds(
+    model: str | None, lexicon: str | Path | Lexicon | None, config: TrainConfig, out: Path, progress: bool | None
+) -> TrainResult | list[TrainResult]:
+    """:func:`train` once ``out`` is locked: the split, one model load, then each seed in turn."""
+    from tli.report import write_train_run
+
+    resume = config.resume
     seeds = config.seed_list()
     if not resume and (
         (out / "checkpoints").exists()
         or any((seed_dir(out, s, len(seeds)) / "checkpoints").exists() for s in seeds)
     ):
         raise ConfigError(f"--out {out} already holds a training run: pass --resume or choose another --out")
+    if len(seeds) > 1:
+        (out / COMPLETE).unlink(missing_ok=True)  # a multi-seed summary being redone is not complete
     study = split_for_study(
         lexicon, config.test_lexicon, control_fraction=config.control_fraction, split_seed=config.split_seed
     )
+    device = process_device(config.device)
+    if launched() and config.device_map is None:
+        # Before loading: FSDP's RAM-efficient loading and ZeRO-3's partitioned init read Accelerate's state,
+        # and FSDP / DeepSpeed on a CPU are refused before minutes of loading.
+        distributed_context(resolve_device(device), grad_accum=config.grad_accum)
     loaded = load_model(
         model,
         dtype=config.dtype,
-        device=process_device(config.device),
+        device=device,
         quantization=config.quantization or "none",
         up_to_layer=config.target_layer,
         trust_remote_code=config.trust_remote_code,
         purpose="train",
+        device_map=config.device_map,
+        max_memory=config.max_memory,
+        offload_folder=config.offload_folder,
     )
     results = []
     for seed in seeds:
         seed_config = TrainConfig(**{**asdict(config), "seed": seed, "seeds": None})
         where = seed_dir(out, seed, len(seeds))
-        if resume and (where / "results.json").is_file() and (where / "adapter" / ADAPTER_META).is_file():
+        if resume and is_complete(where) and (where / "adapter" / ADAPTER_META).is_file():
             results.append(_finished_result(where))
             continue
         where.mkdir(parents=True, exist_ok=True)
@@ -623,6 +742,7 @@ def train(
                 **provenance("train", asdict(config), None),
             },
         )
+        mark_complete(out, "training over seeds")
     return results if len(seeds) > 1 else results[0]
 
 
