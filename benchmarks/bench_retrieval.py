@@ -80,7 +80,9 @@ def child(args: argparse.Namespace, which: str) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--passages", type=int, default=256, help="passages encoded by each algorithm")
-    parser.add_argument("--search-docs", type=int, default=100_000, help="corpus size of the search benchmark")
+    parser.add_argument(
+        "--search-docs", type=int, default=100_000, help="corpus size of the search benchmark"
+    )
     parser.add_argument("--search-queries", type=int, default=1000)
     parser.add_argument("--k", type=int, default=100)
     parser.add_argument("--chunk-size", type=int, default=8192, help="passages per corpus chunk (tli search)")

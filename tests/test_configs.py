@@ -11,11 +11,13 @@ from tli.config import (
     RunConfig,
     ScanConfig,
     TrainConfig,
-    build_parser as command_parser,
     load_options_file,
     options_for,
     parse_command,
     shipped_configs,
+)
+from tli.config import (
+    build_parser as command_parser,
 )
 from tli.errors import ConfigError
 

@@ -116,7 +116,15 @@ def test_sigkill_then_resume_gives_the_uninterrupted_adapter(
 ):
     out = tmp_path / "run"
     child = subprocess.run(
-        [sys.executable, "-c", DRIVER, target, when, str(nth), *_cli_args(tiny_llama_dir, toy_lexicon_file, out)],
+        [
+            sys.executable,
+            "-c",
+            DRIVER,
+            target,
+            when,
+            str(nth),
+            *_cli_args(tiny_llama_dir, toy_lexicon_file, out),
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -133,7 +141,9 @@ def test_sigkill_then_resume_gives_the_uninterrupted_adapter(
         with pytest.raises(TliError, match="incomplete"):
             evaluate.evaluate(str(out), lexicon=str(toy_lexicon_file), out=tmp_path / "e")
 
-    resumed = train(str(tiny_llama_dir), str(toy_lexicon_file), out=out, resume=True, progress=False, **OPTIONS)
+    resumed = train(
+        str(tiny_llama_dir), str(toy_lexicon_file), out=out, resume=True, progress=False, **OPTIONS
+    )
     assert is_complete(out)
     reference, again = _adapter(uninterrupted), _adapter(out)
     assert reference.keys() == again.keys()

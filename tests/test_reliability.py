@@ -1,11 +1,9 @@
 """Reliability: complete markers, locks against concurrent runs, reproducibility, tli verify, wrong lexicons."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 

@@ -28,8 +28,8 @@ def mrtydi():
 
 def test_the_layer_curve_equals_separate_evaluations_at_each_layer(loaded, mrtydi):
     task = get_task("mrtydi")
-    every = task.evaluate(loaded.model, loaded.tokenizer, mrtydi,
-                          task.make_config({"layer": 2, "layer_curve": True, "cache": False}), progress=False)  # fmt: skip
+    config = task.make_config({"layer": 2, "layer_curve": True, "cache": False})
+    every = task.evaluate(loaded.model, loaded.tokenizer, mrtydi, config, progress=False)
     curve = every.details["layer_curve"]
     assert sorted(curve, key=int) == ["0", "1", "2", "3", "4"]  # hidden states 0..N of the 4-block model
     for layer in (0, 4):

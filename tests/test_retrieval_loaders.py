@@ -186,8 +186,14 @@ def test_mrtydi_query_jsonl(tmp_path):
 def test_mrtydi_explicit_files(tmp_path):
     folder = _mrtydi(tmp_path / "anywhere", DOCS, "1\tMbwa?\n", "1 Q0 1#0 1\n")
     task = get_task("mrtydi")
-    config = task.make_config({"corpus": str(folder / "collection" / "docs.jsonl"), "languages": ["sw"],
-                               "topics": str(folder / "topic.test.tsv"), "qrels": str(folder / "qrels.test.txt")})  # fmt: skip
+    config = task.make_config(
+        {
+            "corpus": str(folder / "collection" / "docs.jsonl"),
+            "languages": ["sw"],
+            "topics": str(folder / "topic.test.tsv"),
+            "qrels": str(folder / "qrels.test.txt"),
+        }
+    )
     assert len(task.load(None, "sw", config=config)) == 1
     with pytest.raises(TliError, match="give corpus, topics and qrels together"):
         task.make_config({"corpus": "c.jsonl"})

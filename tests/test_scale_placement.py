@@ -121,10 +121,9 @@ def test_evaluate_spread_over_cpu_and_disk_gives_the_single_device_figures(adapt
 
 
 def test_probe_spread_over_cpu_and_disk_gives_the_single_device_answers(adapter_dir, tmp_path):
-    from tli.adapter import load_adapted, read_adapter_meta
+    from tli.adapter import load_adapted, load_adapted_for, read_adapter_meta
     from tli.config import ProbeConfig
     from tli.lexicon import resolve_lexicon
-    from tli.adapter import load_adapted_for
     from tli.probe import probe
 
     meta = read_adapter_meta(adapter_dir)
@@ -144,9 +143,8 @@ def test_probe_spread_over_cpu_and_disk_gives_the_single_device_answers(adapter_
 
 
 def test_an_adapter_in_offloaded_blocks_is_refused_with_what_to_do(adapter_dir, tmp_path):
-    from tli.adapter import read_adapter_meta
+    from tli.adapter import load_adapted_for, read_adapter_meta
     from tli.config import EvaluateConfig
-    from tli.adapter import load_adapted_for
 
     config = EvaluateConfig(
         adapter=[adapter_dir], **SPREAD, offload_folder=str(tmp_path / "o")

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from tli.cli import main
-from tli.errors import ConfigError, TliError
+from tli.errors import TliError
 from tli.lexicon import read_lexicon
 from tli.scan import artifact_layers, scan, select_layer
 

@@ -41,7 +41,9 @@ def tiny_tokenizer(tiny_llama_dir):
 def test_registry_has_every_task_and_rejects_unknown_names():
     assert set(TASKS) == {"xlsum", "xnli", "xquad", "tydi", "mrtydi"}
     assert get_task("xlsum").metrics == ("rouge1", "rouge2", "rougeL", "bleu", "chrf")
-    with pytest.raises(ConfigError, match=r"unknown task 'squad'; valid tasks: mrtydi, tydi, xlsum, xnli, xquad"):
+    with pytest.raises(
+        ConfigError, match=r"unknown task 'squad'; valid tasks: mrtydi, tydi, xlsum, xnli, xquad"
+    ):
         get_task("squad")
 
 

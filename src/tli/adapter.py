@@ -243,12 +243,25 @@ def load_adapted(
     return attach_to(loaded, adapter)
 
 
-def load_adapted_for(adapter: str | os.PathLike, options: Any, meta: dict[str, Any] | None = None) -> LoadedModel:
+def load_adapted_for(
+    adapter: str | os.PathLike, options: Any, meta: dict[str, Any] | None = None
+) -> LoadedModel:
     """:func:`load_adapted` with a command's model options (``model``, ``dtype``, ``device``, ``quantization``,
     ``trust_remote_code``, ``device_map``, ``max_memory``, ``offload_folder``)."""
-    names = ("dtype", "device", "quantization", "trust_remote_code", "device_map", "max_memory", "offload_folder")
+    names = (
+        "dtype",
+        "device",
+        "quantization",
+        "trust_remote_code",
+        "device_map",
+        "max_memory",
+        "offload_folder",
+    )
     return load_adapted(
-        adapter, meta, getattr(options, "model", None), **{n: getattr(options, n) for n in names if hasattr(options, n)}
+        adapter,
+        meta,
+        getattr(options, "model", None),
+        **{n: getattr(options, n) for n in names if hasattr(options, n)},
     )
 
 

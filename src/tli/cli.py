@@ -68,7 +68,8 @@ def cmd_scan(config) -> int:
     )
     if result.artifact_layers:
         log.warning(
-            "warning: %d artefact layer(s) where any two words look alike: see report.md", len(result.artifact_layers)
+            "warning: %d artefact layer(s) where any two words look alike: see report.md",
+            len(result.artifact_layers),
         )
     print(f"wrote {out}/ (results.json, layers.csv, report.md, layers.png)")
     return 0
@@ -253,8 +254,7 @@ def cmd_plan(config) -> int:
 def cmd_compare(config) -> int:
     import time
 
-    from tli.compare import compare, dry_run, parse_experiment
-    from tli.compare import format_dry_run
+    from tli.compare import compare, dry_run, format_dry_run, parse_experiment
 
     experiment = parse_experiment(config.experiment, check_device=not config.dry_run)
     if config.dry_run:

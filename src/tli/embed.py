@@ -220,7 +220,8 @@ def drop_unembeddable_pairs(lexicon, tokenizer: Any, config: EmbedConfig) -> tup
     """
     words = sorted({w for pair in lexicon for w in (pair.source, pair.target)})
     reasons = {
-        w: item for w, item in zip(words, _encode_or_explain(words, tokenizer, config), strict=True)
+        w: item
+        for w, item in zip(words, _encode_or_explain(words, tokenizer, config), strict=True)
         if isinstance(item, str)
     }
     if not reasons:

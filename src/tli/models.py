@@ -955,7 +955,12 @@ def weights_estimate_bytes(
 
 
 def warn_if_weights_cannot_fit(
-    model_dir: Path, device: torch.device, dtype: torch.dtype, quantization: str, blocks: int | None, spec: str
+    model_dir: Path,
+    device: torch.device,
+    dtype: torch.dtype,
+    quantization: str,
+    blocks: int | None,
+    spec: str,
 ) -> bool:
     """Warn before loading when the weights alone need more memory than ``device`` has free.
 

@@ -74,7 +74,8 @@ class Progress:
         eta = ""
         if 0 < done_here and self.done < self.total:
             eta = f", ETA {_format_seconds(elapsed / done_here * (self.total - self.done))}"
-        return f"{self.desc}: {self.done}/{self.total} {self.unit}s{share}{extra}, {_format_seconds(elapsed)} elapsed{eta}"
+        counts = f"{self.done}/{self.total} {self.unit}s{share}{extra}"
+        return f"{self.desc}: {counts}, {_format_seconds(elapsed)} elapsed{eta}"
 
     def _log(self) -> None:
         self.last_log = time.monotonic()

@@ -372,7 +372,8 @@ def evaluation_report(results: dict[str, Any], heading: str = "# tli evaluate", 
             if roles == ["target = final"]
             else ""
         ),
-        f"- pooling `{results['pooling']['pooling']}` (excluded: {results['pooling']['excluded_tokens']}), start token: "
+        f"- pooling `{results['pooling']['pooling']}` (excluded: {results['pooling']['excluded_tokens']}), "
+        "start token: "
         f"{bos_phrase(results['pooling'])}; embeddings in float32",
         f"- {statistics.get('n_claims', len(claims))} claims judged together: p-values adjusted by "
         f"{statistics.get('correction', 'holm')}, verdicts at alpha {statistics.get('alpha', 0.05)} on the adjusted "
@@ -541,7 +542,7 @@ def run_report(results: dict[str, Any], scan) -> str:
     """Top-level ``report.md``: scan findings, training summary, then the evaluation's claims."""
     seeds = results["seeds"]
     several = len(seeds) > 1
-    train_dir = "train/seed-{}".format(seeds[0]) if several else "train"
+    train_dir = f"train/seed-{seeds[0]}" if several else "train"
     body = evaluation_report(
         results,
         heading="## 3. Evaluation",

@@ -417,7 +417,9 @@ def run_training(
     )
     warnings = [split_warning] if split_warning else []
     if skipped:
-        warnings.append(f"{len(skipped)} trained pair(s) skipped: a word cannot be embedded (see skipped_pairs)")
+        warnings.append(
+            f"{len(skipped)} trained pair(s) skipped: a word cannot be embedded (see skipped_pairs)"
+        )
     torch.manual_seed(config.seed)
     model = add_lora(loaded.model, config, num_layers)
     model.train()
@@ -668,7 +670,11 @@ def train(
 
 
 def _train_seeds(
-    model: str | None, lexicon: str | Path | Lexicon | None, config: TrainConfig, out: Path, progress: bool | None
+    model: str | None,
+    lexicon: str | Path | Lexicon | None,
+    config: TrainConfig,
+    out: Path,
+    progress: bool | None,
 ) -> TrainResult | list[TrainResult]:
     """:func:`train` once ``out`` is locked: the split, one model load, then each seed in turn."""
     from tli.report import write_train_run

@@ -149,9 +149,8 @@ def format_dry_run(planned: dict[str, Any]) -> str:
             if unit["estimated_memory_gb"] is not None
             else unit["estimate"]
         )
-        lines.append(
-            f"| {unit['model']} | {unit['strategy']} | {unit['steps']} | {memory} | {unit['estimated_devices'] or '—'} |"
-        )
+        devices = unit["estimated_devices"] or "—"
+        lines.append(f"| {unit['model']} | {unit['strategy']} | {unit['steps']} | {memory} | {devices} |")
     if planned.get("retrieval_units"):
         lines += ["", "| retrieval system | model / encoder | seeds | steps |", "|---|---|---|---|"]
         lines += [

@@ -283,19 +283,9 @@ class Runner:
     def failed(
         self, model: str, strategy: str, seed: int, task: str, language: str, exc: BaseException
     ) -> Cell:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        log.warning("warning: %s / %s / seed %d failed: %s", model, strategy, seed, message)
         log.debug("".join(traceback.format_exception(exc)))
-        return Cell(
-            model=model,
-            strategy=strategy,
-            task=task,
-            language=language,
-            seed=seed,
-            status="failed",
-            error=message,
-            system=f"dense:{strategy}" if is_retrieval(task) else None,
-        )
+        system = f"dense:{strategy}" if is_retrieval(task) else None
+        return failed_cell(model, strategy, seed, task, language, system, exc)
 
     def run(self) -> list[Cell]:
         """Every unit of the experiment, in order; returns every cell (done or failed)."""
@@ -309,6 +299,31 @@ class Runner:
 
             cells.extend(RetrievalRunner(self).run(cells))
         return cells
+
+
+def failed_cell(
+    model: str | None,
+    strategy: str | None,
+    seed: int | None,
+    task: str,
+    language: str,
+    system: str | None,
+    exc: BaseException,
+) -> Cell:
+    """A cell that could not be scored: ``status: failed`` with the error's first line (logged as a warning)."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    where = f"{model} / {system or strategy} / seed {seed} / {task} ({language})"
+    log.warning("warning: %s failed: %s", where, message)
+    return Cell(
+        model=model,
+        strategy=strategy,
+        task=task,
+        language=language,
+        seed=seed,
+        status="failed",
+        error=message,
+        system=system,
+    )
 
 
 def trains(strategy: str) -> bool:

@@ -189,7 +189,8 @@ def compare_report(results: dict[str, Any]) -> str:
         f"- models: {', '.join(experiment['models'])}; strategies: {', '.join(experiment['strategies'])}; seeds: "
         f"{', '.join(map(str, experiment['seeds']))}",
         f"- every fine-tuned strategy: {budget['steps']} steps of batch {budget['batch_size']}, AdamW lr "
-        f"{budget['lr']}, {budget['warmup_steps']} warm-up steps, on {experiment['train'] or 'no task (zero-shot only)'}",
+        f"{budget['lr']}, {budget['warmup_steps']} warm-up steps, on "
+        f"{experiment['train'] or 'no task (zero-shot only)'}",
         f"- comparisons: paired approximate randomisation over the examples ({experiment['n_resamples']} "
         f"resamples), 95 % paired-bootstrap CI of the difference; p adjusted by {experiment['correction']} over the "
         f"run's comparisons; verdicts at alpha {experiment['alpha']} (*supported* = the first strategy scores "

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tli.claims import Claim
-from tli.compare.cells import Cell, cell_dir, read_cell, read_rows, slug, unit_dir
+from tli.compare.cells import Cell, cell_dir, failed_cell, read_cell, read_rows, slug, unit_dir
 from tli.compare.questions import comparison_entry
 from tli.compare.retrieval_plan import RetrievalPlan, load_ref, pairs_of
 from tli.errors import TliError
@@ -94,21 +94,6 @@ def write_retrieval_cell(
     if tracker is not None:
         tracker.log_cell(cell)
     return cell
-
-
-def failed_cell(model, strategy, seed, task, language, system, exc: BaseException) -> Cell:
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    log.warning("warning: %s (%s %s) failed: %s", system, task, language, message)
-    return Cell(
-        model=model,
-        strategy=strategy,
-        task=task,
-        language=language,
-        seed=seed,
-        status="failed",
-        error=message,
-        system=system,
-    )
 
 
 def read_trec_run(path: str | Path) -> dict[str, dict[str, float]]:

@@ -33,20 +33,11 @@ from tli.retrieval.data import Corpus, Query, RetrievalData
 from tli.retrieval.trec import read_qrels
 from tli.tasks.base import TaskDataError
 from tli.tasks.retrieval.base import RetrievalConfig, RetrievalTask
+from tli.tasks.retrieval.tydi import LANGUAGES as TYDI_LANGUAGES
 from tli.tasks.sources import resolve_source
 
 LANGUAGES = {
-    "arabic": "ar",
-    "bengali": "bn",
-    "english": "en",
-    "finnish": "fi",
-    "indonesian": "id",
-    "japanese": "ja",
-    "korean": "ko",
-    "russian": "ru",
-    "swahili": "sw",
-    "telugu": "te",
-    "thai": "th",
+    **TYDI_LANGUAGES,
     "spanish": "es",
     "persian": "fa",
     "french": "fr",
