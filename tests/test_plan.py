@@ -348,3 +348,13 @@ def test_cli_plan_prints_a_table_and_json(capsys):
     assert main(["plan", "--model", "nope"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "qwen2-72b" in err
+
+
+@pytest.mark.slow
+def test_a_gguf_file_plans_from_its_metadata():
+    """The embedded SmolLM2 GGUF: 30 blocks of width 576, as its config says (tli compare --dry-run uses this)."""
+    from tli.models import default_gguf_path
+    from tli.plan import load_architecture
+
+    arch = load_architecture(default_gguf_path())
+    assert arch.num_layers == 30 and arch.hidden_size == 576

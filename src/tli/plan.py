@@ -235,8 +235,28 @@ def known_models() -> dict[str, Path]:
     return {name: Path(str(root / file)) for name, file in KNOWN_MODELS.items()}
 
 
+def gguf_config(path: Path) -> dict[str, Any]:
+    """The config.json a GGUF file stands for: tli's converted copy when cached, else from the file's metadata.
+
+    Raises:
+        ConfigError: a file transformers cannot read as GGUF.
+    """
+    from tli.io import sha256_file
+    from tli.models import cache_dir
+
+    cached = cache_dir() / "gguf" / sha256_file(path)[:32] / "config.json"
+    if cached.is_file():
+        return json.loads(cached.read_text(encoding="utf-8"))
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(str(path.parent), gguf_file=path.name).to_dict()
+    except Exception as exc:  # the GGUF reader raises many types for a file it cannot parse
+        raise ConfigError(f"--model {path}: not a readable GGUF file ({str(exc).splitlines()[0]})") from exc
+
+
 def load_architecture(model: str | Path) -> Architecture:
-    """Read a model's architecture from a directory, a config.json, or a known name (never its weights).
+    """Read a model's architecture from a directory, a config.json, a .gguf file or a known name (never its weights).
 
     Raises:
         ConfigError: no such path / unknown name (lists the known ones) / no config.json / bad JSON /
@@ -252,6 +272,8 @@ def load_architecture(model: str | Path) -> Architecture:
                 f"its config.json, or one of: {', '.join(KNOWN_MODELS)})"
             )
         name = path.resolve().name
+    elif path.is_file() and path.suffix.lower() == ".gguf":
+        return architecture_from_config(gguf_config(path), path.stem, str(path))
     elif path.is_file():
         config_path, name = path, path.resolve().parent.name
     else:
