@@ -75,6 +75,32 @@ def test_a_second_run_on_the_same_out_refuses_and_a_killed_run_leaves_no_lock(
     assert main(args) == 0 and is_complete(out)  # the kernel released the killed process's lock
 
 
+def test_train_and_compare_refuse_an_out_another_process_writes(
+    tiny_llama_dir, toy_lexicon_file, tmp_path, capsys
+):
+    out = tmp_path / "busy"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"from tli.runs import lock_run_dir; lock_run_dir({str(out)!r}); print('held', flush=True); "
+            "import time; time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        train_args = ["train", "--model", str(tiny_llama_dir), "--lexicon", str(toy_lexicon_file)]
+        for args in ([*train_args, "--out", str(out)], ["compare", "demo", "--out", str(out)]):
+            assert main(args) == 2
+            assert "being written by another tli process" in capsys.readouterr().err
+        assert not (out / "checkpoints").exists() and not (out / "runs").exists()  # refused before any work
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+
+
 def test_the_same_seed_gives_identical_figures(tiny_llama_dir, toy_lexicon_file, tmp_path):
     def figures(name):
         result = train(str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / f"t{name}", seed=3, **FAST)
