@@ -193,3 +193,43 @@ def test_a_valid_row_among_hostile_ones_names_the_bad_line(tmp_path):
     path.write_text(good + "\n" + "\x00\u202e{broken\n", encoding="utf-8")
     with pytest.raises(TliError, match=r":2:"):
         get_task("xnli").load(str(path), "sw")
+
+
+# --- retrieval data: TREC files and the retrieval task datasets ---------------------------------------------
+
+TREC_LINES = st.lists(
+    st.lists(
+        st.one_of(TEXT, st.sampled_from(["q1", "Q0", "d1", "0", "1", "0.5", "nan", "-1"])), max_size=7
+    ).map(" ".join),
+    max_size=6,
+).map("\n".join)
+
+
+@pytest.mark.parametrize("reader", ["read_run", "read_qrels"])
+@SETTINGS
+@given(content=st.one_of(TREC_LINES, st.binary(max_size=200).map(lambda b: b.decode("latin-1"))))
+def test_trec_readers_parse_or_name_file_and_line(tmp_path, reader, content):
+    from tli.retrieval import trec
+
+    path = tmp_path / "file.trec"
+    path.write_bytes(content.encode("utf-8", "surrogatepass"))
+    _one_line_error(lambda: getattr(trec, reader)(path), path)
+
+
+@pytest.mark.parametrize(
+    "task, name, language",
+    [
+        ("tydi", "tydiqa-goldp-v1.1-dev.json", "sw"),
+        ("mrtydi", "mrtydi-sw.jsonl", "sw"),
+        ("xquad", "xquad.en.json", "en"),
+    ],
+)
+@SETTINGS
+@given(content=st.one_of(LINES, st.binary(max_size=200).map(lambda b: b.decode("latin-1"))))
+def test_retrieval_dataset_readers_parse_or_name_the_file(tmp_path, task, name, language, content):
+    from tli.tasks import get_task
+
+    path = tmp_path / name
+    path.write_bytes(content.encode("utf-8", "surrogatepass"))
+    where = tmp_path if task == "xquad" else path  # XQuAD reads DIR/xquad.<lang>.json
+    _one_line_error(lambda: get_task(task).load(str(where), language), path)
