@@ -137,6 +137,25 @@ def test_rerunning_skips_finished_cells(finished, monkeypatch):
     assert [c["metrics"] for c in again["cells"]] == [c["metrics"] for c in results["cells"]]
 
 
+def test_a_finished_comparison_is_complete_and_verifies(finished, tmp_path):
+    """The run is marked complete last; tli verify reads its task adapters and notices a corrupted one."""
+    import shutil
+
+    from tli.runs import is_complete
+    from tli.verify import verify
+
+    _, out, _ = finished
+    assert is_complete(out)
+    report = verify(out, load_model=False)
+    assert not report.differences and any("task adapter" in line for line in report.checked)
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (weights,) = [p for p in copy.glob("runs/**/adapter/adapter_model.safetensors")]
+    weights.write_bytes(weights.read_bytes()[:100])
+    (difference,) = verify(copy, load_model=False).differences
+    assert "unreadable" in difference and str(weights.parent) in difference
+
+
 def test_a_failed_strategy_loses_nothing_else(tiny_llama_dir, tmp_path, monkeypatch, capsys):
     import tli.compare.cells as cells_module
 

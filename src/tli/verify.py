@@ -1,14 +1,15 @@
 """``tli verify RUN_DIR``: check that a finished run still says what its files say.
 
-For any run directory tli wrote (scan, train, evaluate, run):
+For any run directory tli wrote (scan, train, evaluate, run, compare):
 
 1. **complete** — the run finished (its ``complete`` marker);
 2. **fingerprints** — the model files and the lexicon file still hash to what ``results.json`` recorded;
 3. **statistics** (evaluations, also inside ``tli run``) — every per-group figure is re-derived from
    ``pairs.csv`` (means, changes, t-tests, Wilcoxon, Cohen's d, the cluster t-test on source words) and every claim's
    adjusted p-value and verdict re-derived from the recorded raw p-values with the recorded correction;
-4. **adapter** — the adapter still loads on its recorded base model, checked by fingerprint (``load_model=False``
-   skips this, e.g. for a 70B base).
+4. **adapter** — a TLI adapter still loads on its recorded base model, checked by fingerprint (``load_model=False``
+   skips this, e.g. for a 70B base); a task adapter of ``tli compare`` (PEFT files without ``tli_adapter.json``)
+   has a config and weights that can be read.
 
 Differences are listed one per line; none means the run verifies.
 """
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tli.adapter import ADAPTER_META
 from tli.errors import DataError, TliError
 from tli.runs import require_complete
 
@@ -187,7 +189,7 @@ def check_statistics(directory: Path, record: dict[str, Any], report: Verificati
 
 
 def check_adapter(adapter: Path, report: Verification) -> None:
-    """The adapter loads on its recorded base model (fingerprint-checked)."""
+    """A TLI adapter loads on its recorded base model (fingerprint-checked)."""
     from tli.adapter import load_adapted
 
     try:
@@ -196,6 +198,23 @@ def check_adapter(adapter: Path, report: Verification) -> None:
         report.differences.append(f"adapter {adapter}: {exc}")
         return
     report.checked.append(f"adapter {adapter} loads on its recorded base model")
+
+
+def check_peft_files(adapter: Path, report: Verification) -> None:
+    """``adapter_config.json`` parses and every tensor of ``adapter_model.safetensors`` can be read."""
+    from safetensors import safe_open
+
+    try:
+        config = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
+        with safe_open(str(adapter / "adapter_model.safetensors"), framework="pt") as weights:
+            n_tensors = sum(1 for key in weights.keys() if weights.get_tensor(key) is not None)
+    except Exception as exc:  # JSON, I/O and safetensors errors: each is a difference to report
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        report.differences.append(f"task adapter {adapter}: unreadable ({first})")
+        return
+    report.checked.append(
+        f"task adapter {adapter}: {config.get('peft_type', 'PEFT')} config and {n_tensors} tensors readable"
+    )
 
 
 def _adapters(directory: Path, record: dict[str, Any]) -> list[Path]:
@@ -230,8 +249,10 @@ def verify(run: str | Path, *, load_model: bool = True) -> Verification:
     for evaluation in _evaluation_dirs(directory):
         sub = json.loads((evaluation / "results.json").read_text(encoding="utf-8"))
         check_statistics(evaluation, sub, report)
-    if load_model:
-        for adapter in _adapters(directory, record):
+    for adapter in _adapters(directory, record):
+        if not (adapter / ADAPTER_META).is_file():
+            check_peft_files(adapter, report)  # a task adapter: its files, no model needed
+        elif load_model:
             check_adapter(adapter, report)
     return report
 
