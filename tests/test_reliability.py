@@ -1,5 +1,6 @@
 """Reliability: complete markers, locks against concurrent runs, reproducibility, tli verify, wrong lexicons."""
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -50,10 +51,9 @@ def test_evaluate_refuses_the_adapter_of_an_unfinished_training_run(evaluated, t
         evaluate(tmp_path / "t" / "adapter", n_boot=200)
 
 
-def test_a_second_run_on_the_same_out_refuses_and_a_killed_run_leaves_no_lock(
-    tiny_llama_dir, toy_lexicon_file, tmp_path, capsys
-):
-    out = tmp_path / "busy"
+@contextlib.contextmanager
+def another_process_holding(out):
+    """A child process that holds the lock of ``out`` until the block ends, then is killed with SIGKILL."""
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -66,12 +66,20 @@ def test_a_second_run_on_the_same_out_refuses_and_a_killed_run_leaves_no_lock(
     )
     try:
         assert holder.stdout.readline().strip() == "held"
-        args = ["scan", "--model", str(tiny_llama_dir), "--lexicon", str(toy_lexicon_file), "--out", str(out)]
-        assert main(args) == 2
-        assert "being written by another tli process" in capsys.readouterr().err
+        yield holder
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
+
+
+def test_a_second_run_on_the_same_out_refuses_and_a_killed_run_leaves_no_lock(
+    tiny_llama_dir, toy_lexicon_file, tmp_path, capsys
+):
+    out = tmp_path / "busy"
+    args = ["scan", "--model", str(tiny_llama_dir), "--lexicon", str(toy_lexicon_file), "--out", str(out)]
+    with another_process_holding(out):
+        assert main(args) == 2
+        assert "being written by another tli process" in capsys.readouterr().err
     assert main(args) == 0 and is_complete(out)  # the kernel released the killed process's lock
 
 
@@ -79,26 +87,12 @@ def test_train_and_compare_refuse_an_out_another_process_writes(
     tiny_llama_dir, toy_lexicon_file, tmp_path, capsys
 ):
     out = tmp_path / "busy"
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"from tli.runs import lock_run_dir; lock_run_dir({str(out)!r}); print('held', flush=True); "
-            "import time; time.sleep(60)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        train_args = ["train", "--model", str(tiny_llama_dir), "--lexicon", str(toy_lexicon_file)]
+    train_args = ["train", "--model", str(tiny_llama_dir), "--lexicon", str(toy_lexicon_file)]
+    with another_process_holding(out):
         for args in ([*train_args, "--out", str(out)], ["compare", "demo", "--out", str(out)]):
             assert main(args) == 2
             assert "being written by another tli process" in capsys.readouterr().err
         assert not (out / "checkpoints").exists() and not (out / "runs").exists()  # refused before any work
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait()
 
 
 def test_the_same_seed_gives_identical_figures(tiny_llama_dir, toy_lexicon_file, tmp_path):

@@ -125,18 +125,31 @@ def load_hub_rows(hub_id: str, config_name: str, split: str, *, task: str, hint:
     return [dict(row) for row in dataset]
 
 
+def read_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file (a BOM dropped), gzip-compressed when its name ends in ``.gz``.
+
+    Raises:
+        TaskDataError: the file cannot be read or decoded.
+    """
+    import gzip
+
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rt", encoding="utf-8-sig") as handle:
+                return handle.read().splitlines()
+        return path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError, EOFError) as exc:
+        raise TaskDataError(f"{path}: cannot read ({exc})") from exc
+
+
 def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """``(line number, object)`` for every non-blank line of a JSON Lines file (1-based line numbers).
+    """``(line number, object)`` for every non-blank line of a JSON Lines file (``.gz`` too; 1-based lines).
 
     Raises:
         TaskDataError: unreadable file, invalid JSON, a line that is not an object, or no rows at all.
     """
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TaskDataError(f"{path}: cannot read ({exc})") from exc
     rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(read_lines(path), start=1):
         if not line.strip():
             continue
         try:

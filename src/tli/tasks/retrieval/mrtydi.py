@@ -22,8 +22,6 @@ Published Mr. TyDi Swahili test figures (MRR@100): BM25 0.389, zero-shot mDPR 0.
 
 from __future__ import annotations
 
-import gzip
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,7 +32,7 @@ from tli.retrieval.trec import read_qrels
 from tli.tasks.base import TaskDataError
 from tli.tasks.retrieval.base import RetrievalConfig, RetrievalTask
 from tli.tasks.retrieval.tydi import LANGUAGES as TYDI_LANGUAGES
-from tli.tasks.sources import resolve_source
+from tli.tasks.sources import read_jsonl, read_lines, resolve_source
 
 LANGUAGES = {
     **TYDI_LANGUAGES,
@@ -79,31 +77,9 @@ class MrTyDiConfig(RetrievalConfig):
             )
 
 
-def _open_lines(path: Path) -> list[str]:
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rt", encoding="utf-8-sig") as handle:
-                return handle.read().splitlines()
-        return path.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError, EOFError) as exc:
-        raise TaskDataError(f"{path}: cannot read ({exc})") from exc
-
-
 def _json_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    rows = []
-    for number, line in enumerate(_open_lines(path), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TaskDataError(f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
-        if not isinstance(row, dict):
-            raise TaskDataError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-        rows.append((f"{path}:{number}", row))
-    if not rows:
-        raise TaskDataError(f"{path}: empty file (no rows)")
-    return rows
+    """``("FILE:LINE", object)`` for every row of a JSON Lines file (``.gz`` too)."""
+    return [(f"{path}:{number}", row) for number, row in read_jsonl(path)]
 
 
 def _first(row: dict[str, Any], names: tuple[str, ...]) -> Any:
@@ -154,7 +130,7 @@ def read_topics(path: Path) -> dict[str, str]:
     """
     topics: dict[str, str] = {}
     lines: dict[str, int] = {}
-    for number, line in enumerate(_open_lines(path), start=1):
+    for number, line in enumerate(read_lines(path), start=1):
         if not line.strip():
             continue
         if "\t" not in line:
