@@ -137,20 +137,7 @@ def _launch(script_args: list[str], processes: int) -> None:
 
 def _run(model_dir, strategy, out: Path, processes: int, fsdp: bool = False) -> dict:
     out.mkdir(parents=True)
-    script = [__file__, "worker", str(model_dir), strategy, str(out), "fsdp" if fsdp else "ddp"]
-    if processes > 1:
-        command = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            f"--nproc_per_node={processes}",
-        ]
-    else:
-        command = [sys.executable]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
-    result = subprocess.run([*command, *script], capture_output=True, text=True, env=env, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    _launch(["worker", str(model_dir), strategy, str(out), "fsdp" if fsdp else "ddp"], processes)
     return json.loads((out / "stats.json").read_text())
 
 

@@ -78,10 +78,7 @@ def read_qrels(
             relevance = int(rel_text)
         except ValueError:
             raise TrecFormatError(f"{path}:{number}: relevance {rel_text!r} is not a whole number") from None
-        if query_ids is not None and query not in query_ids:
-            raise TrecFormatError(f"{path}:{number}: query {query!r} is not in the query set (topics)")
-        if doc_ids is not None and doc not in doc_ids:
-            raise TrecFormatError(f"{path}:{number}: document {doc!r} is not in the corpus")
+        _check_known(path, number, query, doc, query_ids, doc_ids, " (topics)")
         if (query, doc) in first_line:
             raise TrecFormatError(
                 f"{path}:{number}: query {query!r} judges document {doc!r} again "
@@ -100,6 +97,22 @@ def read_qrels(
                     "judge one relevant or remove the query"
                 )
     return qrels
+
+
+def _check_known(
+    path: Path,
+    number: int,
+    query: str,
+    doc: str,
+    query_ids: Collection[str] | None,
+    doc_ids: Collection[str] | None,
+    query_set: str = "",
+) -> None:
+    """A line naming a query or document the data does not have is an error (file and line named)."""
+    if query_ids is not None and query not in query_ids:
+        raise TrecFormatError(f"{path}:{number}: query {query!r} is not in the query set{query_set}")
+    if doc_ids is not None and doc not in doc_ids:
+        raise TrecFormatError(f"{path}:{number}: document {doc!r} is not in the corpus")
 
 
 def read_run(
@@ -137,10 +150,7 @@ def read_run(
             raise TrecFormatError(f"{path}:{number}: score {score_text!r} is not a number") from None
         if not math.isfinite(score):
             raise TrecFormatError(f"{path}:{number}: score {score_text!r} is not finite")
-        if query_ids is not None and query not in query_ids:
-            raise TrecFormatError(f"{path}:{number}: query {query!r} is not in the query set")
-        if doc_ids is not None and doc not in doc_ids:
-            raise TrecFormatError(f"{path}:{number}: document {doc!r} is not in the corpus")
+        _check_known(path, number, query, doc, query_ids, doc_ids)
         if (query, doc) in where:
             raise TrecFormatError(
                 f"{path}:{number}: query {query!r} lists document {doc!r} twice (first at line "
