@@ -201,17 +201,7 @@ def cmd_export_embeddings(config) -> int:
             lexicon.source_lang: list(dict.fromkeys(lexicon.sources)),
             lexicon.target_lang: list(dict.fromkeys(lexicon.targets)),
         }
-    loaded = load_model(
-        config.model,
-        adapter=config.adapter,
-        dtype=config.dtype,
-        device=config.device,
-        quantization=config.quantization or "none",
-        trust_remote_code=config.trust_remote_code,
-        device_map=config.device_map,
-        max_memory=config.max_memory,
-        offload_folder=config.offload_folder,
-    )
+    loaded = load_model(config.model, adapter=config.adapter, **config.load_options())
     if max(config.layer) > loaded.num_layers:
         raise ConfigError(
             f"--layer {max(config.layer)} is beyond the model: hidden-state indices run 0..{loaded.num_layers}"

@@ -156,6 +156,18 @@ class ModelOptions:
         None, "let --device-map offload what does not fit to disk (safetensors are read in place; slow)"
     )
 
+    def load_options(self) -> dict[str, Any]:
+        """These options as keyword arguments of :func:`tli.models.load_model` (everything but the model)."""
+        return {
+            "dtype": self.dtype,
+            "device": self.device,
+            "quantization": self.quantization or "none",
+            "trust_remote_code": self.trust_remote_code,
+            "device_map": self.device_map,
+            "max_memory": self.max_memory,
+            "offload_folder": self.offload_folder,
+        }
+
     def _check_model(self, problems: Problems) -> None:
         problems.choice("dtype", self.dtype, DTYPE_NAMES)
         if self.quantization is not None:

@@ -137,16 +137,7 @@ def resolve_model(
         return open_streamed(
             model, dtype=config.dtype, device=config.device, trust_remote_code=config.trust_remote_code
         )
-    return load_model(
-        model,
-        dtype=config.dtype,
-        device=config.device,
-        quantization=config.quantization or "none",
-        trust_remote_code=config.trust_remote_code,
-        device_map=config.device_map,
-        max_memory=config.max_memory,
-        offload_folder=config.offload_folder,
-    )
+    return load_model(model, **config.load_options())
 
 
 def small_lexicon_warning(n_pairs: int, chance: float, n_candidates: int) -> list[str]:

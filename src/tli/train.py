@@ -697,16 +697,7 @@ def _train_seeds(
         # and FSDP / DeepSpeed on a CPU are refused before minutes of loading.
         distributed_context(resolve_device(device), grad_accum=config.grad_accum)
     loaded = load_model(
-        model,
-        dtype=config.dtype,
-        device=device,
-        quantization=config.quantization or "none",
-        up_to_layer=config.target_layer,
-        trust_remote_code=config.trust_remote_code,
-        purpose="train",
-        device_map=config.device_map,
-        max_memory=config.max_memory,
-        offload_folder=config.offload_folder,
+        model, **{**config.load_options(), "device": device}, up_to_layer=config.target_layer, purpose="train"
     )
     results = []
     for seed in seeds:

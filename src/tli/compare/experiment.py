@@ -192,7 +192,9 @@ def _list(value: Any, key: str, path: Path) -> list:
     return value
 
 
-def _dataclass_from(cls: type, values: Any, what: str, path: Path) -> Any:
+def dataclass_from(cls: type, values: Any, what: str, path: Path) -> Any:
+    """``cls(**values)`` from a YAML mapping; a missing block is ``{}``; a non-mapping, an unknown key or a bad
+    value is a ConfigError naming the file and the block (``what``)."""
     if values is None:
         values = {}
     if not isinstance(values, dict):
@@ -205,9 +207,7 @@ def _dataclass_from(cls: type, values: Any, what: str, path: Path) -> Any:
         )
     try:
         return cls(**values)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: `{what}`: {exc}") from exc
-    except TypeError as exc:
+    except (ConfigError, TypeError) as exc:
         raise ConfigError(f"{path}: `{what}`: {exc}") from exc
 
 
@@ -219,7 +219,7 @@ def _strategies(raw: Any, shared: dict[str, Any], path: Path) -> list[StrategySp
             raise ConfigError(f"{path}: unknown strategy {name!r} (valid: {', '.join(STRATEGIES)})")
         own = dict(own or {})
         device = own.pop("device", None)
-        options = _dataclass_from(StrategyOptions, {**shared, **own}, f"strategies.{name}", path)
+        options = dataclass_from(StrategyOptions, {**shared, **own}, f"strategies.{name}", path)
         specs.append(StrategySpec(name=str(name), options=options, device=device))
     names = [spec.name for spec in specs]
     if len(set(names)) != len(names):
@@ -332,7 +332,7 @@ def parse_experiment(spec: str | Path, *, check_device: bool = True) -> Experime
     strategies = _strategies(raw["strategies"], shared, path)
     tasks = _tasks(raw["tasks"], path)
     seeds = [int(s) for s in _list(raw.get("seeds", [0]), "seeds", path)]
-    budget = _dataclass_from(Budget, raw.get("budget"), "budget", path)
+    budget = dataclass_from(Budget, raw.get("budget"), "budget", path)
     train, train_task_config = _train_data(raw.get("train"), tasks, strategies, path)
     reference = str(raw.get("reference", "none"))
     if reference not in {s.name for s in strategies}:
@@ -393,7 +393,7 @@ def _train_data(
             )
         name = trainable[0]
         raw = {"task": name, "language": tasks[name].languages[0]}
-    train = _dataclass_from(TrainData, raw, "train", path)
+    train = dataclass_from(TrainData, raw, "train", path)
     if train.task not in TASKS:
         raise ConfigError(f"{path}: train: {valid_tasks(train.task)}")
     if not get_task(train.task).trainable:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tli.compare.experiment import dataclass_from
 from tli.errors import ConfigError
 
 SYSTEMS = ("dense", "bm25", "fusion")
@@ -133,23 +134,10 @@ def _mapping(value: Any, what: str, path: Path) -> dict[str, Any]:
     return dict(value)
 
 
-def _build(cls: type, values: dict[str, Any], what: str, path: Path) -> Any:
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ConfigError(
-            f"{path}: unknown key(s) {', '.join(unknown)} in `{what}` (known: {', '.join(sorted(names))})"
-        )
-    try:
-        return cls(**values)
-    except (ConfigError, TypeError) as exc:
-        raise ConfigError(f"{path}: `{what}`: {exc}") from exc
-
-
 def _data_ref(value: Any, what: str, path: Path, tasks: dict[str, Any]) -> DataRef:
     from tli.tasks import TASKS, is_retrieval
 
-    ref = _build(DataRef, _mapping(value, what, path), what, path)
+    ref = dataclass_from(DataRef, _mapping(value, what, path), what, path)
     if ref.task not in TASKS or not is_retrieval(ref.task):
         raise ConfigError(
             f"{path}: `{what}.task` {ref.task!r} must be a retrieval task (xquad, tydi, mrtydi)"
@@ -202,8 +190,10 @@ def parse_retrieval(
         systems=systems,
         test=test,
         reference=str(values.get("reference", "bm25" if "bm25" in systems else "")),
-        bm25=_build(BM25Spec, _mapping(values.get("bm25"), "retrieval.bm25", path), "retrieval.bm25", path),
-        fusion=_build(
+        bm25=dataclass_from(
+            BM25Spec, _mapping(values.get("bm25"), "retrieval.bm25", path), "retrieval.bm25", path
+        ),
+        fusion=dataclass_from(
             FusionSpec, _mapping(values.get("fusion"), "retrieval.fusion", path), "retrieval.fusion", path
         ),
     )
@@ -225,12 +215,12 @@ def parse_retrieval(
         english_raw = dense.pop("english", None)
         synthetic_raw = _mapping(dense.pop("synthetic", None), "retrieval.dense_retriever.synthetic", path)
         passages_raw = synthetic_raw.pop("passages", None)
-        options = _build(BiEncoderOptions, dense, "retrieval.dense_retriever", path)
+        options = dataclass_from(BiEncoderOptions, dense, "retrieval.dense_retriever", path)
         if options.encoder != "model":
             options.encoder = _encoder_path(options.encoder, path)
         needs_synthetic = bool({"synthetic", "mix"} & set(conditions))
         synthetic = (
-            _build(SyntheticOptions, synthetic_raw, "retrieval.dense_retriever.synthetic", path)
+            dataclass_from(SyntheticOptions, synthetic_raw, "retrieval.dense_retriever.synthetic", path)
             if needs_synthetic
             else None
         )

@@ -275,7 +275,7 @@ class RetrievalTask(Task):
     ) -> RetrievalResult:
         """Zero-shot dense retrieval with ``model``'s pooled hidden states (see the module docstring)."""
         from tli.embed import EmbedConfig, bos_record
-        from tli.models import base_causal_lm
+        from tli.models import base_causal_lm, input_device
         from tli.retrieval.encode import DenseRecipe, LLMEncoder, model_state_fingerprint
         from tli.retrieval.rank import dense_ranking
 
@@ -297,7 +297,7 @@ class RetrievalTask(Task):
         )
         name = getattr(base_causal_lm(model).config, "_name_or_path", "")
         encoder = LLMEncoder(model, tokenizer, recipe, model_state_fingerprint(model, {"name": name}))
-        device = next(model.parameters()).device
+        device = input_device(model)
         ranking, values = dense_ranking(
             encoder,
             examples,
