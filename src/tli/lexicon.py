@@ -45,7 +45,6 @@ _TARGET_KEYS = ("target", "english")
 _LANG_NAMES = {"swahili": "sw", "english": "en"}
 _RESERVED = ("source_lang", "target_lang", "pairs")
 _KEYS_HELP = 'accepted keys: "source"/"target" or "swahili"/"english", optional "group"'
-_WORD = re.compile(r"\w+(?:'\w+)*")
 _N_EXAMPLES = 3
 
 
@@ -67,13 +66,15 @@ class Pair:
 def word_tokens(text: str) -> list[str]:
     """The word tokens of a source or target string, as the split and the audit compare them.
 
-    A token is a maximal run of Unicode word characters (``\\w``: letters, digits, underscore, in any
-    script), lower-cased, with apostrophes kept *inside* a word so that Swahili ``ng'ombe`` is one
-    word; the typographic apostrophe ``’`` counts as ``'``, and apostrophes at the edges of a word are
-    dropped. Everything else (spaces, hyphens, punctuation) separates words:
-    ``"Mother-in-law's"`` → ``["mother", "in", "law's"]``.
+    A token is a maximal run of letters, combining marks and digits in any script (:func:`tli.words.words`:
+    Hindi or Bengali words keep their vowel signs), lower-cased, with apostrophes kept *inside* a word so
+    that Swahili ``ng'ombe`` is one word; the typographic apostrophe ``’`` counts as ``'``, and apostrophes
+    at the edges of a word are dropped. Everything else (spaces, hyphens, punctuation)
+    separates words (``_`` joins them, as in ``\\w``): ``"Mother-in-law's"`` → ``["mother", "in", "law's"]``.
     """
-    return _WORD.findall(text.lower().replace("’", "'"))
+    from tli.words import words
+
+    return words(text, normalization=None, underscore=True, split_unspaced_scripts=False)
 
 
 @dataclass

@@ -5,11 +5,12 @@
 which changes no ranking); a query term repeated counts once per occurrence; defaults ``k1 = 0.9``,
 ``b = 0.4`` (Pyserini's, with which Mr. TyDi's published BM25 baselines were computed).
 
-Tokenisation follows the language (:func:`analyzer`): Unicode NFKC, lower case, words as runs of letters,
-digits and marks with inner apostrophes kept (Swahili ``ng'ombe``), the stopwords ``bm25s`` ships for the
-language where it has a list (none for Swahili, as Lucene's standard analyzer), and overlapping character
-bigrams for scripts written without spaces (Chinese, Japanese, Thai, Lao, Khmer, Myanmar), as Lucene's CJK
-analyzer does. No stemming: Snowball has no Swahili stemmer, and the same rule for every language keeps
+Tokenisation follows the language (:func:`analyzer`, built on :func:`tli.words.words`): Unicode NFKC,
+lower case, words as runs of letters, digits and combining marks (so Hindi, Bengali or Telugu words keep their
+vowel signs) with inner apostrophes kept (Swahili ``ng'ombe``), the stopwords ``bm25s`` ships for the
+language where it has a list (none for Swahili, as Lucene's standard analyzer), and overlapping bigrams of
+grapheme clusters for scripts written without spaces (Chinese, Japanese, Thai, Lao, Khmer, Myanmar, Hangul),
+as Lucene's CJK analyzer does. No stemming: Snowball has no Swahili stemmer, and the same rule for every language keeps
 rows comparable.
 
 A passage with no token left after analysis can never be retrieved; a query with none retrieves nothing
@@ -20,8 +21,6 @@ are not listed in the run.
 from __future__ import annotations
 
 import logging
-import re
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -31,10 +30,6 @@ import torch
 from tli.errors import ConfigError
 from tli.retrieval.search import TopK, merge_top_k, top_k_block
 
-_WORD = re.compile(r"[\w]+(?:['’][\w]+)*", re.UNICODE)
-_NO_SPACE_SCRIPTS = re.compile(
-    r"[\u0e00-\u0e7f\u0e80-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]"
-)
 _STOPWORD_LISTS = {
     "en": "STOPWORDS_EN",
     "de": "STOPWORDS_GERMAN",
@@ -66,25 +61,16 @@ def stopwords(language: str) -> frozenset[str]:
 
 
 def analyzer(language: str, *, remove_stopwords: bool = True) -> Callable[[str], list[str]]:
-    """Text → tokens for ``language`` (see the module docstring)."""
+    """Text → tokens for ``language``: :func:`tli.words.words` (NFKC, lower case, words with their combining
+    marks and inner apostrophes, grapheme bigrams for scripts without spaces), minus the language's stopwords."""
+    from tli.words import words
+
     stop = stopwords(language) if remove_stopwords else frozenset()
 
     def analyse(text: str) -> list[str]:
-        text = unicodedata.normalize("NFKC", text).lower().replace("’", "'")
-        tokens: list[str] = []
-        for word in _WORD.findall(text):
-            if _NO_SPACE_SCRIPTS.search(word):
-                tokens += _bigrams(word)
-            elif word not in stop:
-                tokens.append(word)
-        return tokens
+        return [token for token in words(text, underscore=True) if token not in stop]
 
     return analyse
-
-
-def _bigrams(run: str) -> list[str]:
-    """Overlapping character bigrams of a run without spaces (a single character stays one token)."""
-    return [run] if len(run) < 2 else [run[i : i + 2] for i in range(len(run) - 1)]
 
 
 @dataclass

@@ -54,7 +54,6 @@ _LABEL = re.compile(
     re.IGNORECASE,
 )
 _QUOTES = "\"'“”‘’«»`"
-_WORD = re.compile(r"\w+(?:['’]\w+)*", re.UNICODE)
 
 
 @dataclass(kw_only=True)
@@ -173,15 +172,22 @@ def clean_generation(text: str) -> str:
 
 
 def normalise_query(text: str) -> str:
-    """De-duplication key: NFKC, case-folded, words only."""
-    return " ".join(_WORD.findall(unicodedata.normalize("NFKC", text).casefold()))
+    """De-duplication key: NFKC, case-folded, words only (:func:`tli.words.words`)."""
+    return " ".join(_words(unicodedata.normalize("NFKC", text).casefold()))
+
+
+def _words(text: str) -> list[str]:
+    """Words of ``text`` as written (case and normal form kept; apostrophes as ``'``)."""
+    from tli.words import words
+
+    return words(text, lower=False, normalization=None, underscore=True, split_unspaced_scripts=False)
 
 
 def lexicon_map(lexicon: Any) -> dict[tuple[str, ...], list[str]]:
     """English word sequence (lower case) → its Swahili translations in the lexicon, in lexicon order."""
     table: dict[tuple[str, ...], list[str]] = {}
     for pair in lexicon.pairs:
-        key = tuple(w.casefold() for w in _WORD.findall(pair.target))
+        key = tuple(w.casefold() for w in _words(pair.target))
         if key and pair.source not in table.setdefault(key, []):
             table[key].append(pair.source)
     return table
@@ -196,19 +202,21 @@ def code_switch(
     Returns:
         The switched query and the replacements ``[{"english", "swahili"}]``.
     """
+    from tli.words import word_spans
+
     longest = max((len(k) for k in table), default=0)
-    words = list(_WORD.finditer(query))
+    words = word_spans(query)
     out, replaced, cursor, i = [], [], 0, 0
     while i < len(words):
         match = None
         for size in range(min(longest, len(words) - i), 0, -1):
-            key = tuple(w.group().casefold() for w in words[i : i + size])
+            key = tuple(query[a:b].replace("’", "'").casefold() for a, b in words[i : i + size])
             if key in table:
                 match = (size, table[key])
                 break
         if match is not None and rng.random() < rate:
             size, options = match
-            start, end = words[i].start(), words[i + size - 1].end()
+            start, end = words[i][0], words[i + size - 1][1]
             choice = options[rng.randrange(len(options))]
             out.append(query[cursor:start] + choice)
             replaced.append({"english": query[start:end], "swahili": choice})

@@ -19,7 +19,6 @@ not the mean of sentence BLEU. Bootstrap resamples recompute the corpus score fr
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 
 import numpy as np
@@ -33,19 +32,12 @@ def unicode_words(text: str) -> list[str]:
 
     This is ``\\w+`` without the underscore (which rouge-score's default treats as a separator) and with
     combining marks (categories ``Mn``/``Mc``, e.g. Devanagari vowel signs), which Python's ``\\w``
-    excludes, so it would split Hindi words into consonants.
+    excludes, so it would split Hindi words into consonants. It is :func:`tli.words.words` with apostrophes as
+    separators and no bigrams, so that ASCII text gets exactly rouge-score's default tokens.
     """
-    words: list[str] = []
-    current: list[str] = []
-    for char in unicodedata.normalize("NFC", text).lower():
-        if unicodedata.category(char)[0] in "LMN":
-            current.append(char)
-        elif current:
-            words.append("".join(current))
-            current = []
-    if current:
-        words.append("".join(current))
-    return words
+    from tli.words import words
+
+    return words(text, normalization="NFC", apostrophes=False, split_unspaced_scripts=False)
 
 
 class UnicodeWordTokenizer:
