@@ -2,7 +2,9 @@
 
 import math
 
+import numpy as np
 import pytest
+from scipy import stats as sps
 
 from tli.claims import Claim, across_seeds, judge, outcome
 
@@ -79,14 +81,81 @@ def test_wording_follows_the_numbers():
     assert outcome(fell | {"kind": "difference", "verdict": "supported"}) == "gained more than control pairs"
 
 
-def test_claims_across_seeds():
-    a = [dict(_change(0.01, 0.1, 0.3, effect=0.2).to_dict(), verdict="supported", p_adjusted=0.01)]
-    b = [dict(_change(0.01, 0.0, 0.2, effect=0.1).to_dict(), verdict="supported", p_adjusted=0.03)]
-    c = [dict(_change(0.5, -0.1, 0.2, effect=0.05).to_dict(), verdict="inconclusive", p_adjusted=0.5)]
-    both = across_seeds([a, b])[0]
-    assert both["verdict"] == "supported" and both["holds_across_seeds"] and both["n_seeds"] == 2
-    assert both["effect"] == pytest.approx(0.15) and both["effect_sd"] == pytest.approx(0.0707107, rel=1e-5)
-    assert (both["ci95_low"], both["ci95_high"]) == (0.0, 0.3) and both["p_adjusted"] == 0.03
-    mixed = across_seeds([a, b, c])[0]
-    assert mixed["verdict"] == "inconclusive" and not mixed["holds_across_seeds"]
-    assert mixed["note"] == "seeds disagree: 2/3 supported, 1/3 inconclusive"
+def _seed(effect, se, verdict, p=0.01):
+    return [
+        dict(
+            _change(p, effect - 1.96 * se, effect + 1.96 * se, effect=effect).to_dict(),
+            se=se,
+            verdict=verdict,
+            p_adjusted=p,
+        )
+    ]
+
+
+def test_one_seed_is_the_claim_itself():
+    (row,) = across_seeds([_seed(0.2, 0.05, "supported")])
+    assert row["effect"] == 0.2 and row["verdict"] == "supported" and row["n_seeds"] == 1
+
+
+def test_seed_variance_dominates_the_across_seed_ci_is_the_t_interval_over_seeds_and_covers_zero():
+    # Sampling error 0.01 per seed, seeds 0.4 apart: the seeds' own spread decides. With equal standard
+    # errors and tau² > 0, DerSimonian–Laird + Hartung–Knapp reduce to the one-sample t interval over seeds.
+    effects = [0.30, -0.10, 0.25]
+    per_seed = [_seed(e, 0.01, v) for e, v in zip(effects, ("supported", "contradicted", "supported"))]
+    (row,) = across_seeds(per_seed)
+    t = sps.ttest_1samp(effects, 0.0)
+    ci = t.confidence_interval(0.95)
+    assert (row["ci95_low"], row["ci95_high"]) == pytest.approx((ci.low, ci.high), rel=1e-9)
+    assert row["p"] == pytest.approx(t.pvalue, rel=1e-9)
+    assert row["ci95_low"] < 0 < row["ci95_high"] and row["tau2"] > 0
+    assert row["verdict"] == "inconclusive" and not row["holds_across_seeds"]
+    assert row["interval"].startswith("across-seed 95 % CI")
+    assert outcome(row) == "seeds disagree (2/3 supported, 1/3 contradicted)"  # never "no measurable change"
+    assert row["note"] == "seeds disagree: 2/3 supported, 1/3 contradicted"
+
+
+def test_seed_variance_negligible_gives_the_fixed_effect_interval_on_k_minus_1_df():
+    # Seeds agree far better than their sampling error: tau² = 0 and the modified Hartung–Knapp variance
+    # stays at the fixed-effect one, sigma²/k, so CI = mean ± t_{k-1} · sigma / sqrt(k).
+    effects, sigma = [0.100, 0.101, 0.099], 0.01
+    (row,) = across_seeds([_seed(e, sigma, "supported") for e in effects])
+    half = sps.t.ppf(0.975, 2) * sigma / math.sqrt(3)
+    assert row["tau2"] == 0 and row["se"] == pytest.approx(sigma / math.sqrt(3))
+    assert (row["ci95_low"], row["ci95_high"]) == pytest.approx((0.1 - half, 0.1 + half))
+    assert row["p"] == pytest.approx(2 * sps.t.sf(0.1 / (sigma / math.sqrt(3)), 2))
+    assert row["verdict"] == "supported" and row["holds_across_seeds"]
+
+
+def test_random_effects_by_hand_with_unequal_errors():
+    from tli.seeds import random_effects
+
+    y, s = np.array([0.2, 0.05, 0.12, 0.3]), np.array([0.05, 0.02, 0.04, 0.1])
+    w = 1 / s**2
+    fixed = (w * y).sum() / w.sum()
+    q = (w * (y - fixed) ** 2).sum()
+    tau2 = max(0.0, (q - 3) / (w.sum() - (w**2).sum() / w.sum()))
+    ws = 1 / (s**2 + tau2)
+    mu = (ws * y).sum() / ws.sum()
+    var = max((ws * (y - mu) ** 2).sum() / 3, 1.0) / ws.sum()
+    combined = random_effects(y, s)
+    assert combined.tau2 == pytest.approx(tau2) and combined.effect == pytest.approx(mu)
+    assert combined.se == pytest.approx(math.sqrt(var)) and combined.df == 3
+    assert combined.p_value(-0.05, "greater") == pytest.approx(sps.t.sf((mu + 0.05) / math.sqrt(var), 3))
+    # every seed exact and alike: no variance at all, the weakest seed's own p decides
+    flat = random_effects([0.5, 0.5], [0.0, 0.0], p_seeds=[1e-40, 1e-30])
+    assert flat.degenerate and flat.p_value() == 1e-30 and flat.interval() == (0.5, 0.5)
+
+
+def test_noninferiority_claims_and_verdicts():
+    from tli.claims import noninferiority_claim
+
+    rng = np.random.default_rng(0)
+    d = rng.normal(0.0, 0.05, 400)  # no change, sd 5 points: non-inferior within a 1-point margin? yes, n=400
+    claim = noninferiority_claim("A preserves B", "accuracy", d, 0.01, n_boot=2000)
+    expected = sps.ttest_1samp(d, -0.01, alternative="greater")
+    assert claim.kind == "non-inferiority" and claim.p == pytest.approx(expected.pvalue)
+    worse = noninferiority_claim("A preserves B", "accuracy", d - 0.05, 0.01, n_boot=2000)
+    unclear = noninferiority_claim("A preserves B", "accuracy", d[:20] - 0.01, 0.01, n_boot=2000)
+    judge([claim, worse, unclear], correction="none")
+    assert [c.verdict for c in (claim, worse, unclear)] == ["supported", "contradicted", "inconclusive"]
+    assert outcome(worse) == "worse by more than the margin"

@@ -15,6 +15,8 @@ What the functions answer:
 * :func:`between_groups`: did group A change more than group B (trained versus control pairs)?
 * :func:`equivalence_tost`: did the two groups change *as much* as each other, within a margin?
   (Failing to find a difference is not evidence of equivalence; this test is.)
+* :func:`noninferiority_paired`: is A *not worse* than B by more than a margin ("preserves")? A
+  non-significant difference is not evidence of that; this one-sided test is.
 * :func:`adjust_pvalues`: Holm or Benjamini–Hochberg over a family of claims.
 """
 
@@ -40,6 +42,7 @@ __all__ = [
     "Equivalence",
     "GroupDifference",
     "McNemarResult",
+    "NonInferiority",
     "PairedSamples",
     "PairedStats",
     "adjust_pvalues",
@@ -50,6 +53,7 @@ __all__ = [
     "format_p",
     "format_stats_table",
     "mcnemar_exact",
+    "noninferiority_paired",
     "paired_stats",
     "read_paired",
     "read_paired_csv",
@@ -1029,3 +1033,66 @@ def format_stats_table(results: dict[str, PairedStats], *, legend: bool = True) 
             "pre. Notes mark t-test and Wilcoxon decisions that differ at alpha = 0.05.",
         ]
     return "\n".join(lines)
+
+
+# --- non-inferiority ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NonInferiority:
+    """One-sided test that ``mean(d) > −margin``; see :func:`noninferiority_paired`."""
+
+    difference: float
+    margin: float
+    se: float
+    t: float
+    df: int
+    p: float
+    test: str
+
+    def to_dict(self) -> dict:
+        """Return the fields as a plain ``dict``."""
+        return asdict(self)
+
+
+def noninferiority_paired(differences, margin: float) -> NonInferiority:
+    """Non-inferiority of A against B from paired differences ``d = a − b``: H0 ``mean(d) ≤ −margin``
+    against H1 ``mean(d) > −margin`` ("A is not worse than B by more than ``margin``").
+
+    ``t = (mean(d) + margin) / (sd(d) / √n)`` on ``n − 1`` df, ``p = P(T_{n−1} ≥ t)``
+    (:func:`scipy.stats.ttest_1samp` with ``popmean = −margin``, ``alternative="greater"``): the Wald-type
+    paired test, valid for means of bounded per-example scores at the sizes NLI test sets have (thousands;
+    the central limit theorem). ``p < alpha`` exactly when the one-sided ``(1 − alpha)`` lower confidence
+    bound of ``mean(d)`` lies above ``−margin``. When every difference is equal (``sd = 0``) the t statistic
+    is undefined and ``p`` is the exact one-sided sign test of ``d + margin > 0``: ``2^{−n}`` when every
+    ``d_i > −margin``, else 1.
+
+    Args:
+        differences: 1-D array ``(n,)`` of paired differences, ``n >= 2``.
+        margin: the non-inferiority margin ``> 0``, in the units of ``d``, chosen before the data.
+
+    Raises:
+        ConfigError: a margin that is not a positive finite number, fewer than 2 values, or non-finite values.
+    """
+    if not (math.isfinite(margin) and margin > 0):
+        raise ConfigError(f"non-inferiority margin must be a positive finite number, got {margin}")
+    d = _as_1d(differences, "differences")
+    if d.size < 2:
+        raise ConfigError(f"non-inferiority test needs at least 2 paired differences, got {d.size}")
+    mean, sd = float(d.mean()), float(d.std(ddof=1))
+    se = sd / math.sqrt(d.size)
+    if sd == 0:
+        p = 0.5**d.size if mean > -margin else 1.0
+        return NonInferiority(
+            mean, float(margin), 0.0, math.inf, d.size - 1, p, "exact sign test (all d equal)"
+        )
+    result = sps.ttest_1samp(d, -margin, alternative="greater")
+    return NonInferiority(
+        difference=mean,
+        margin=float(margin),
+        se=se,
+        t=float(result.statistic),
+        df=d.size - 1,
+        p=float(result.pvalue),
+        test="one-sided paired t-test against −margin (non-inferiority)",
+    )
