@@ -216,16 +216,20 @@ def test_run_with_several_seeds_reports_mean_sd_and_claims_across_seeds(
     for claim in results["claims"]:
         assert claim["n_seeds"] == 2 and len(claim["verdicts"]) == 2
         per_seed = [next(c for c in s["claims"] if c["claim"] == claim["claim"]) for s in results["per_seed"]]
-        assert claim["effect"] == pytest.approx(sum(c["effect"] for c in per_seed) / 2)
+        effects = [c["effect"] for c in per_seed]
+        assert claim["effects_per_seed"] == pytest.approx(effects)
+        assert min(effects) - 1e-12 <= claim["effect"] <= max(effects) + 1e-12  # random-effects weighted mean
         assert claim["holds_across_seeds"] == (per_seed[0]["verdict"] == per_seed[1]["verdict"])
-        if not claim["holds_across_seeds"]:
-            assert claim["verdict"] == "inconclusive"
+        if {c["verdict"] for c in per_seed} == {"supported", "contradicted"}:
+            # two seeds significant in opposite directions: the t_1 interval spans both, so it covers 0
+            assert claim["ci95_low"] < 0 < claim["ci95_high"] and claim["verdict"] == "inconclusive"
+            assert claim["note"].startswith("seeds disagree")
     entry = results["evaluation"][0]
     assert "mean_post_sd" in entry and entry["mean_pre_sd"] == pytest.approx(
         0.0, abs=1e-6
     )  # base is the same
     report = (out / "report.md").read_text()
-    assert "Per seed" in report and "mean ± sd over seeds" in report
+    assert "Per seed" in report and "across-seed 95 % CI" in report
 
 
 def test_run_reuses_the_scan_embeddings_of_the_base_model(

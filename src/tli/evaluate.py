@@ -58,6 +58,13 @@ TESTS = {
     "equivalence": "TOST (two one-sided Welch tests)",
 }
 
+INTERVALS = {
+    "cluster": "95 % cluster-bootstrap CI over source words (this seed)",
+    "items": "95 % bootstrap CI over words (this seed)",
+    "groups": "95 % bootstrap CI over source words of both groups (this seed)",
+}
+"""What each claim's ``ci95_low``/``ci95_high`` span (the claim's ``interval``)."""
+
 __all__ = ["EvaluateConfig", "evaluate", "run_evaluation"]
 
 
@@ -223,6 +230,7 @@ def within_group(
             cohens_d=stats.cohens_d,
             n_clusters=n_clusters,
             tests_disagree=bool(stats.tests_disagree),
+            interval=INTERVALS["cluster" if n_clusters else "items"],
             **common,
         )
 
@@ -275,6 +283,7 @@ def between_group_claims(
                 p=diff.p,
                 n_clusters=diff.n_clusters_a + diff.n_clusters_b,
                 group="trained − control",
+                interval=INTERVALS["groups"],
                 **common,
             )
         )
@@ -298,6 +307,7 @@ def between_group_claims(
                 ci90_high=tost.ci90_high,
                 n_clusters=diff.n_clusters_a + diff.n_clusters_b,
                 group="trained − control",
+                interval=INTERVALS["groups"],
                 **common,
             )
         )
@@ -498,7 +508,9 @@ def groups_for(
 
 
 def aggregate(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
-    """Figures over seeds: per (group, layer) entry the mean and sd of every number, and claims across seeds."""
+    """Figures over seeds: per (group, layer) entry the mean and sd of every number (a CI bound's mean is the
+    mean of the per-seed bounds, not a CI), and the claims across seeds (:func:`tli.claims.across_seeds`:
+    random-effects estimate, across-seed CI and p, judged together with the run's correction)."""
     first = per_seed[0]
     evaluation = []
     for i, entry in enumerate(first["evaluation"]):
@@ -511,7 +523,13 @@ def aggregate(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
                 row[key] = float(finite.mean()) if finite.size else float("nan")
                 row[f"{key}_sd"] = float(finite.std(ddof=1)) if finite.size > 1 else 0.0
         evaluation.append(row)
-    return {"evaluation": evaluation, "claims": across_seeds([seed["claims"] for seed in per_seed])}
+    statistics = first.get("statistics", {})
+    claims = across_seeds(
+        [seed["claims"] for seed in per_seed],
+        correction=statistics.get("correction", "holm"),
+        alpha=statistics.get("alpha", 0.05),
+    )
+    return {"evaluation": evaluation, "claims": claims}
 
 
 def evaluate(

@@ -242,10 +242,18 @@ def _sd(entry: dict, key: str, digits: int = 4) -> str:
 
 
 def evaluation_table(evaluation: list[dict]) -> str:
-    """Markdown table: one row per (group, layer); ``± sd`` over seeds where there are several."""
+    """Markdown table: one row per (group, layer); ``± sd`` over seeds where there are several. The header
+    names the interval: one seed's cluster bootstrap, or (over seeds) the mean of the seeds' bootstrap bounds,
+    which spans word sampling only — the across-seed CI is the claims table's."""
+    several = any("change_sd" in e for e in evaluation)
+    interval = (
+        "mean of the seeds' 95 % cluster-bootstrap CIs (word sampling only)"
+        if several
+        else "95 % cluster-bootstrap CI over source words"
+    )
     lines = [
-        "| group | layer | n (words) | similarity before → after | change (95 % CI) | % | centred gap change (95 % CI) "
-        "| raw gap change | P@1 before → after | MRR before → after |",
+        f"| group | layer | n (words) | similarity before → after | change [{interval}] | % | centred gap change "
+        f"[{interval}] | raw gap change | P@1 before → after | MRR before → after |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in evaluation:
@@ -264,7 +272,14 @@ def evaluation_table(evaluation: list[dict]) -> str:
 def claims_table(claims: list[dict]) -> str:
     """Markdown table of claims: effect and CI, test, raw and adjusted p, verdict (and seeds, when several)."""
     seeds = any(c.get("n_seeds", 1) > 1 for c in claims)
-    head = "| claim | effect (95 % CI) | test | p | p adjusted | verdict |" + (" seeds |" if seeds else "")
+    interval = (
+        "± sd over seeds [across-seed 95 % CI: random effects, t on seeds − 1 df]"
+        if seeds
+        else "[95 % bootstrap CI over words (source-word clusters), this seed]"
+    )
+    head = f"| claim | effect {interval} | test | p | p adjusted | verdict |" + (
+        " each seed's verdict |" if seeds else ""
+    )
     lines = [head, "|---|---|---|---|---|---|" + ("---|" if seeds else "")]
     for c in claims:
         effect = f"{c['effect']:+.4f}"
@@ -385,8 +400,11 @@ def evaluation_report(results: dict[str, Any], heading: str = "# tli evaluate", 
     ]
     if seeds and len(seeds) > 1:
         lines.append(
-            f"- seeds {', '.join(map(str, seeds))}: effects are mean ± sd over seeds; a verdict holds only when every "
-            "seed reaches it (else *inconclusive*, with each seed's verdict in the last column)."
+            f"- seeds {', '.join(map(str, seeds))}: each claim's seeds are combined by a random-effects "
+            "meta-analysis (DerSimonian–Laird between-seed variance, modified Hartung–Knapp t interval on "
+            f"{len(seeds) - 1} df), so the CI and p include training variance; the verdict is that test's, "
+            "corrected over the claims; each seed's own verdict is in the last column, and a claim whose seeds "
+            "disagree says so."
         )
     lines += ["", "## Claims", "", claims_table(claims), ""]
     if disagree:
