@@ -101,7 +101,9 @@ def test_seed_variance_dominates_the_across_seed_ci_is_the_t_interval_over_seeds
     # Sampling error 0.01 per seed, seeds 0.4 apart: the seeds' own spread decides. With equal standard
     # errors and tau² > 0, DerSimonian–Laird + Hartung–Knapp reduce to the one-sample t interval over seeds.
     effects = [0.30, -0.10, 0.25]
-    per_seed = [_seed(e, 0.01, v) for e, v in zip(effects, ("supported", "contradicted", "supported"))]
+    per_seed = [
+        _seed(e, 0.01, v) for e, v in zip(effects, ("supported", "contradicted", "supported"), strict=True)
+    ]
     (row,) = across_seeds(per_seed)
     t = sps.ttest_1samp(effects, 0.0)
     ci = t.confidence_interval(0.95)
