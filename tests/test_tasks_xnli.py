@@ -247,6 +247,28 @@ def test_macro_f1_by_hand_and_accuracy():
                  ["entailment", "neutral", "neutral", "contradiction"])  # fmt: skip
     assert TASK.corpus_score("macro_f1", rows) == pytest.approx(7 / 9)
     assert TASK.corpus_score("accuracy", rows) == pytest.approx(3 / 4)
+    # A subset without any contradiction, in either column: F1 over all three labels, 0 for the absent one
+    # (not the mean over the two present labels, 2/3 · ... = 2/3).
+    subset = rows[:3]
+    assert TASK.corpus_score("macro_f1", subset) == pytest.approx((2 / 3 + 2 / 3 + 0) / 3)
+
+
+def test_macro_f1_sufficient_statistics_equal_sklearn_on_any_resample():
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(0)
+    rows = _rows([LABELS[i] for i in rng.integers(0, 3, 60)], [LABELS[i] for i in rng.integers(0, 2, 60)])
+    statistic = TASK.corpus_statistics("macro_f1", rows)
+    for _ in range(5):
+        idx = rng.integers(0, 60, 60)
+        expected = f1_score(
+            [rows[i]["reference"] for i in idx],
+            [rows[i]["prediction"] for i in idx],
+            labels=list(LABELS),
+            average="macro",
+            zero_division=0,
+        )
+        assert statistic.score_sum(statistic.stats[idx].sum(axis=0)) == pytest.approx(expected, abs=1e-12)
 
 
 def _write_subset(path: Path, n: int) -> Path:
@@ -284,7 +306,11 @@ def test_evaluate_end_to_end_with_exact_and_bootstrap_intervals(tiny_llama_dir):
         (k / 6, exact.low, exact.high)
     )
     f1 = f1_score(
-        [r["reference"] for r in rows], [r["prediction"] for r in rows], average="macro", zero_division=0
+        [r["reference"] for r in rows],
+        [r["prediction"] for r in rows],
+        labels=list(LABELS),
+        average="macro",
+        zero_division=0,
     )
     assert result.metrics["macro_f1"].score == pytest.approx(f1)
     for name in TASK.metrics:

@@ -40,9 +40,14 @@ class MetricScore:
     score: float
     ci95_low: float
     ci95_high: float
+    signature: str | None = None
+    """How the score was computed, where a library defines it (sacrebleu's signature for BLEU and chrF)."""
 
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, Any]:
+        record = asdict(self)
+        if record["signature"] is None:
+            del record["signature"]
+        return record
 
 
 @dataclass
@@ -130,6 +135,9 @@ class Task(ABC):
     mean_metrics: ClassVar[dict[str, str]] = {}
     """Metrics whose corpus score is the plain mean of a per-row field: metric name → row key (paired tests
     can resample that column directly); the others need :meth:`corpus_score` on every resample."""
+    statistic_metrics: ClassVar[tuple[str, ...]] = ()
+    """Corpus metrics that :meth:`corpus_statistics` gives per-example sufficient statistics for (paired tests
+    then resample by summing statistics instead of rescoring text)."""
 
     def make_config(self, options: Mapping[str, Any] | None = None) -> Any:
         """The task's config from a mapping (a YAML ``tasks.<name>`` block); unknown keys are rejected.
@@ -189,6 +197,16 @@ class Task(ABC):
         BLEU tokenizer); None uses the defaults. ``corpus_score(m, result.predictions, config)`` equals
         ``result.metrics[m].score``.
         """
+
+    def corpus_statistics(self, metric: str, rows: Sequence[Mapping[str, Any]], config: Any = None) -> Any:
+        """Per-example sufficient statistics of a corpus metric in :attr:`statistic_metrics`: an object with
+        ``stats`` ``(n, j)`` and ``score_sum(summed)`` such that ``score_sum(stats.sum(axis=0))`` equals
+        :meth:`corpus_score` on the same rows, so a resample's score is the score of its summed statistics.
+
+        Raises:
+            ConfigError: a metric without sufficient statistics.
+        """
+        raise ConfigError(f"task {self.name}: metric {metric!r} has no per-example sufficient statistics")
 
     def _check_metric(self, metric: str) -> None:
         if metric not in self.metrics:

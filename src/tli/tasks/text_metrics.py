@@ -103,6 +103,17 @@ def corpus_chrf(predictions: Sequence[str], references: Sequence[str]) -> float:
     return float(sacrebleu.corpus_chrf(list(predictions), [list(references)]).score)
 
 
+def signature(metric: str, tokenize: str = DEFAULT_BLEU_TOKENIZE) -> str:
+    """sacrebleu's signature of corpus BLEU or chrF as tli scores them (one reference per example), e.g.
+    ``nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0``: what a BLEU or chrF figure must be
+    quoted with to be comparable (Post 2018)."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    scorer = BLEU(tokenize=tokenize) if metric == "bleu" else CHRF()
+    scorer.corpus_score(["a"], [["a"]])  # sacrebleu knows the number of references only after scoring
+    return str(scorer.get_signature())
+
+
 class CorpusStatistic:
     """Corpus BLEU or chrF recomputable on any subset of examples from per-example sufficient statistics.
 
@@ -118,5 +129,8 @@ class CorpusStatistic:
         self.stats = np.asarray(stats, dtype=np.int64)  # (n_examples, n_statistics)
 
     def __call__(self, indices: np.ndarray) -> float:
-        summed = self.stats[indices].sum(axis=0)
-        return float(self.scorer._compute_score_from_stats(summed.tolist()).score)
+        return self.score_sum(self.stats[indices].sum(axis=0))
+
+    def score_sum(self, summed: np.ndarray) -> float:
+        """The corpus score of a corpus whose per-example statistics sum to ``summed`` ``(j,)``."""
+        return float(self.scorer._compute_score_from_stats(np.asarray(summed, dtype=np.int64).tolist()).score)

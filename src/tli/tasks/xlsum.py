@@ -274,6 +274,7 @@ class XLSumTask(Task):
     config_class = XLSumConfig
     trainable = True
     mean_metrics = {"rouge1": "rouge1", "rouge2": "rouge2", "rougeL": "rougeL"}
+    statistic_metrics = ("bleu", "chrf")
 
     def load(
         self, path: Any, language: str, *, split: str = "test", limit: int | None = None
@@ -390,8 +391,24 @@ class XLSumTask(Task):
             low, high = bootstrap_ci(
                 statistic, len(rows), n_resamples=config.bootstrap_samples, seed=config.seed
             )
-            scores[metric] = MetricScore(self.corpus_score(metric, rows, config), low, high)
+            signature = (
+                None
+                if metric in text_metrics.ROUGE_TYPES
+                else text_metrics.signature(metric, config.bleu_tokenize)
+            )
+            scores[metric] = MetricScore(self.corpus_score(metric, rows, config), low, high, signature)
         return scores
+
+    def corpus_statistics(
+        self, metric: str, rows: Sequence[Mapping[str, Any]], config: XLSumConfig | None = None
+    ) -> text_metrics.CorpusStatistic:
+        """BLEU / chrF of the rows as sacrebleu's per-example n-gram statistics (:class:`CorpusStatistic`)."""
+        if metric not in self.statistic_metrics:
+            return super().corpus_statistics(metric, rows, config)
+        tokenize = config.bleu_tokenize if config is not None else text_metrics.DEFAULT_BLEU_TOKENIZE
+        return text_metrics.CorpusStatistic(
+            metric, [row["prediction"] for row in rows], [row["reference"] for row in rows], tokenize
+        )
 
     def corpus_score(
         self,

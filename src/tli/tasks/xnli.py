@@ -22,8 +22,13 @@ dataset download and output-directory machinery; lm-eval is also not a dependenc
 lm-eval's is not assumed but tested: ``tests/test_tasks_xnli.py`` runs lm-eval 0.4.13 offline on the same
 data and model and checks the same accuracy, predictions and log-likelihoods.
 
-Scores: ``accuracy`` with an exact (Clopper–Pearson) binomial 95 % CI, and ``macro_f1`` (scikit-learn) with a
-bootstrap 95 % CI over examples.
+Scores: ``accuracy`` with an exact (Clopper–Pearson) binomial 95 % CI, and ``macro_f1`` (scikit-learn, over all
+three labels) with a bootstrap 95 % CI over examples.
+
+Split: tli scores ``split: test`` (``xnli.test.tsv``, 5,010 pairs per language) by default;
+lm-evaluation-harness's ``xnli_<lang>`` tasks score the *validation* split (2,490 pairs). Set
+``split: validation`` to compare a figure with the harness's published numbers; a test-split figure is not
+comparable with them.
 """
 
 from __future__ import annotations
@@ -309,6 +314,7 @@ class XNLITask(Task):
     config_class = XNLIConfig
     trainable = False
     mean_metrics = {"accuracy": "correct"}
+    statistic_metrics = ("macro_f1",)
 
     def load(
         self, path: Any, language: str, *, split: str = "test", limit: int | None = None
@@ -400,8 +406,9 @@ class XNLITask(Task):
 
     def corpus_score(self, metric: str, rows: Sequence[Mapping[str, Any]], config: Any = None) -> float:
         """``accuracy`` = mean of the rows' ``correct``; ``macro_f1`` = scikit-learn
-        ``f1_score(reference, prediction, average="macro", zero_division=0)``: the unweighted mean over the
-        labels present in either column of F1 = 2PR / (P + R).
+        ``f1_score(reference, prediction, labels=LABELS, average="macro", zero_division=0)``: the unweighted mean
+        over **all three** labels of F1 = 2PR / (P + R) = 2TP / (2TP + FP + FN) (0 for a label neither column
+        has), so a subset that lacks a label is not scored on two labels only.
 
         Raises:
             ConfigError: an unknown metric or no rows.
@@ -415,7 +422,13 @@ class XNLITask(Task):
 
         references = [row["reference"] for row in rows]
         predictions = [row["prediction"] for row in rows]
-        return float(f1_score(references, predictions, average="macro", zero_division=0))
+        return float(f1_score(references, predictions, labels=list(LABELS), average="macro", zero_division=0))
+
+    def corpus_statistics(self, metric: str, rows: Sequence[Mapping[str, Any]], config: Any = None) -> Any:
+        """Macro-F1 as per-example confusion-matrix cells (:class:`ConfusionStatistic`)."""
+        if metric not in self.statistic_metrics:
+            return super().corpus_statistics(metric, rows, config)
+        return ConfusionStatistic(rows)
 
     def training_features(
         self, examples: Sequence[Any], tokenizer: Any, config: Any
@@ -429,3 +442,21 @@ class XNLITask(Task):
             "task xnli is evaluation-only (zero-shot NLI, to see whether fine-tuning preserves reasoning): "
             "fine-tune on a task with training data, e.g. xlsum"
         )
+
+
+class ConfusionStatistic:
+    """Macro-F1 over the three labels from per-example sufficient statistics: row ``i`` is the one-hot cell
+    ``3·reference + prediction`` of the 3 × 3 confusion matrix, so a resample's matrix is a sum of rows."""
+
+    def __init__(self, rows: Sequence[Mapping[str, Any]]):
+        self.stats = np.zeros((len(rows), len(LABELS) ** 2), dtype=np.int64)  # (n, 9)
+        for i, row in enumerate(rows):
+            self.stats[i, LABELS.index(row["reference"]) * len(LABELS) + LABELS.index(row["prediction"])] = 1
+
+    def score_sum(self, summed: np.ndarray) -> float:
+        """``mean_l 2TP_l / (2TP_l + FP_l + FN_l)`` (0 where the denominator is 0) of a summed confusion matrix."""
+        matrix = np.asarray(summed, dtype=float).reshape(len(LABELS), len(LABELS))  # (reference, prediction)
+        tp = np.diag(matrix)
+        denominator = 2 * tp + (matrix.sum(axis=0) - tp) + (matrix.sum(axis=1) - tp)
+        f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
+        return float(f1.mean())
