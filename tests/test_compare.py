@@ -9,7 +9,14 @@ from scipy import stats as sps
 
 from tli.cli import main
 from tli.compare import compare, dry_run, parse_experiment
-from tli.compare.questions import answer_questions, comparison_pairs
+from tli.compare.questions import (
+    QUESTIONS,
+    answer_questions,
+    compare_cells,
+    comparison_pairs,
+    comparisons_across_seeds,
+    overall_answer,
+)
 from tli.compare.significance import paired_difference
 from tli.errors import ConfigError
 
@@ -98,8 +105,39 @@ def test_cells_comparisons_and_claims_follow_the_interface(finished):
         ("lora", "full"),
     }  # lora vs full: a research question
     assert all(c["p_adjusted"] >= c["p_value"] for c in results["comparisons"])
+    # every row names its family and test; p_adjusted is the family's correction
+    assert all({"family", "test", "kind", "interval"} <= set(c) for c in results["comparisons"])
+    families = {f["name"]: f for f in results["families"]}
+    assert (
+        set(families) == {c["family"] for c in results["comparisons"]} >= {"finetuning-xlsum", "exploratory"}
+    )
+    for name, family in families.items():
+        rows = [c for c in results["comparisons"] if c["family"] == name]
+        assert family["hypotheses"] == len(rows)
+        assert family["smallest_adjusted_p"] == pytest.approx(
+            min(1, len(rows) * min(r["p_floor"] for r in rows))
+        )
+    lora_full = next(c for c in results["comparisons"] if (c["strategy"], c["reference"], c["metric"]) == (
+        "lora", "full", "rougeL"))  # fmt: skip
+    assert lora_full["family"] == "finetuning-xlsum" and lora_full["test"].startswith("exact sign-flip")
+    bleu = next(c for c in results["comparisons"] if c["metric"] == "bleu")
+    assert (
+        bleu["family"] == "exploratory"
+        and bleu["n_resamples"] >= 20 * families["exploratory"]["hypotheses"] / 0.05
+    )
     answered = [c for c in results["claims"] if c["verdict"] != "not measured"]
     assert answered and all({"question", "claim", "verdict", "n"} <= set(c) for c in answered)
+    answers = {a["key"]: a for a in results["answers"]}
+    assert answers["finetuning-xlsum"]["across_models"] == "one model: not tested across models"
+    assert answers["tli-retrieval"]["answer"] == "not measured"
+    assert {f["name"] for f in results["power"]["families"]} == set(families)
+    assert xlsum["metrics"]["bleu"]["signature"].startswith(
+        "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:"
+    )
+    assert xlsum["metrics"]["chrf"]["signature"].startswith("nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no")
+    report = (out / "report.md").read_text()
+    assert "## Families and power" in report and "sacrebleu signature: `nrefs:1" in report
+    assert "scored on the **test** split" in report and "MDE" in report
     assert (out / "score_vs_cost.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -226,23 +264,42 @@ def test_shipped_experiments_validate_and_plan(capsys):
     assert main(["compare", "demo", "--dry-run"]) == 0
     printed = capsys.readouterr().out
     assert "15 cells" in printed and "| default | full | 12 |" in printed
+    assert "minimum detectable effect" in printed and "| tli-xlsum | 2 |" in printed
+
+
+@pytest.mark.parametrize(
+    "name", ["lugha-llama-8b-xlsum-xnli", "qwen2-72b-xlsum-xnli", "llama-3-70b-xlsum-xnli"]
+)
+def test_full_scale_experiments_can_reach_verdicts(name, capsys):
+    """Every research-question family of the shipped full-scale experiments can reach adjusted p <= 0.005."""
+    assert main(["compare", name, "--dry-run", "--json"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    questions = [f for f in planned["families"] if f["name"] != "exploratory"]
+    assert {f["name"] for f in questions} >= {"finetuning-xlsum", "tli-xlsum", "nli-preserved"}
+    for family in planned["families"]:
+        assert {"name", "hypotheses", "test", "smallest_adjusted_p", "minimum_detectable_effect"} <= set(
+            family
+        )
+    assert all(f["smallest_adjusted_p"] <= 0.005 for f in questions)
+    assert all(f["minimum_detectable_effect"] and f["n_needed"] for f in questions)
 
 
 def test_paired_difference_by_hand():
-    # Three examples, per-example scores: exact randomisation enumerates all 2^3 sign flips of d = a - b.
+    # Three examples with 0/1 scores: exact McNemar, 2 discordant examples both for A: p = 2 · 0.5² = 0.5 — the
+    # same as enumerating all 2^3 sign flips of d = a - b.
     a = [{"id": i, "v": v} for i, v in enumerate([1.0, 1.0, 0.0])]
     b = [{"id": i, "v": v} for i, v in enumerate([0.0, 0.0, 0.0])]
     result = paired_difference(a, b, mean_of="v", n_resamples=1000, rng=0)
-    assert result.difference == pytest.approx(2 / 3)
+    assert result.difference == pytest.approx(2 / 3) and result.test.startswith("exact McNemar")
     flips = [abs(s1 * 1 + s2 * 1) / 3 for s1 in (1, -1) for s2 in (1, -1) for _ in (1, -1)]
     assert result.p_value == pytest.approx(sum(f >= 2 / 3 - 1e-12 for f in flips) / len(flips))  # 4/8
-    # A corpus metric gives the same as its mean form.
+    assert result.p_floor == pytest.approx(0.25)  # 2^(1-3): every example discordant one way
+    # The same metric as a corpus score: Monte Carlo randomisation, within 4 standard errors of the exact 0.5.
     corpus = paired_difference(
-        a, b, corpus_score=lambda rows: float(np.mean([r["v"] for r in rows])), n_resamples=1000
+        a, b, corpus_score=lambda rows: float(np.mean([r["v"] for r in rows])), n_resamples=4000
     )
-    assert corpus.difference == pytest.approx(result.difference) and corpus.p_value == pytest.approx(
-        result.p_value
-    )
+    assert corpus.difference == pytest.approx(result.difference)
+    assert corpus.p_value == pytest.approx(0.5, abs=4 * (0.25 / 4000) ** 0.5 + 1 / 4001)
     with pytest.raises(ConfigError, match="same examples"):
         paired_difference(a, b[:2], mean_of="v")
 
@@ -270,10 +327,14 @@ def test_questions_map_to_comparisons_or_say_why_not():
             "metric": "accuracy",
             "strategy": "lora-early",
             "reference": "full",
+            "kind": "difference",
+            "family": "nli-preserved",
             "claim": "lora-early scores higher accuracy than full",
             "verdict": "supported",
             "n": 30,
             "difference": 0.1,
+            "ci95_low": 0.05,
+            "ci95_high": 0.15,
             "p_adjusted": 0.01,
         },
     ]
@@ -281,6 +342,135 @@ def test_questions_map_to_comparisons_or_say_why_not():
     nli = [c for c in claims if c["key"] == "nli-preserved"]
     assert nli == [dict(nli[0], verdict="supported", n=30)]
     assert next(c for c in claims if c["key"] == "tli-xlsum")["reason"] == "needs task xlsum"
+    # no question family shares a hypothesis with another, and the TyDi / Mr. TyDi question is not "cross-lingual"
+    owned = [(q.key, pair, task) for q in QUESTIONS for pair in q.pairs + q.noninferior for task in q.tasks]
+    assert len({(pair, task) for _, pair, task in owned}) == len(owned)
+    retrieval = next(q for q in QUESTIONS if q.key == "tli-retrieval").text
+    assert "cross-lingual (XQuAD" in retrieval and "monolingual Swahili (TyDi GoldP, Mr. TyDi)" in retrieval
+
+
+def test_overall_answer_rule():
+    assert overall_answer([]) == "not measured"
+    assert overall_answer(["supported"] * 3) == "supported"
+    assert overall_answer(["contradicted"] * 2) == "contradicted"
+    assert overall_answer(["supported", "inconclusive"]) == "partly supported"
+    assert overall_answer(["contradicted", "inconclusive"]) == "partly contradicted"
+    assert overall_answer(["supported", "contradicted"]) == "mixed"
+    assert overall_answer(["inconclusive"] * 4) == "inconclusive"
+
+
+# --------------------------------------------------------------------------------------------------
+# Verdicts that can be reached: synthetic prediction files, no model
+# --------------------------------------------------------------------------------------------------
+
+_LABELS = ("entailment", "neutral", "contradiction")
+
+
+def _xnli_cell(tmp_path, strategy, seed, correct, model="m", language="sw"):
+    """A finished XNLI cell whose prediction file has the given per-example correctness."""
+    from tli.compare.cells import Cell
+
+    path = tmp_path / f"{model}-{strategy}-{seed}-{language}.jsonl"
+    rows = []
+    for i, ok in enumerate(correct):
+        reference = _LABELS[i % 3]
+        prediction = reference if ok else _LABELS[(i + 1) % 3]
+        rows.append(
+            {
+                "id": str(i),
+                "prediction": prediction,
+                "reference": reference,
+                "correct": int(ok),
+                "accuracy": float(ok),
+            }
+        )
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    score = float(np.mean(correct))
+    return Cell(
+        model=model,
+        strategy=strategy,
+        task="xnli",
+        language=language,
+        seed=seed,
+        status="done",
+        n=len(correct),
+        metrics={"accuracy": {"score": score, "ci95_low": score, "ci95_high": score}},
+        predictions=str(path),
+    )
+
+
+def _run(cells, strategies, seeds=(0,), n_resamples=200):
+    per_seed = compare_cells(cells, strategies, "none", n_resamples=n_resamples, seeds=list(seeds))
+    return comparisons_across_seeds(per_seed)
+
+
+def _row(rows, a, b, kind="difference", metric="accuracy"):
+    return next(
+        r for r in rows if (r["strategy"], r["reference"], r["kind"], r["metric"]) == (a, b, kind, metric)
+    )
+
+
+def test_a_beats_b_on_200_of_200_is_supported_whatever_the_other_comparisons(tmp_path):
+    rng = np.random.default_rng(0)
+    base = rng.random(200) < 0.5
+    cells = [
+        _xnli_cell(tmp_path, "none", 0, base),
+        _xnli_cell(tmp_path, "lora-early", 0, np.ones(200, bool)),
+        _xnli_cell(tmp_path, "full", 0, np.zeros(200, bool)),
+    ]
+    few = _run(cells, ["none", "lora-early", "full"])
+    claim = _row(few, "lora-early", "full")
+    assert claim["family"] == "nli-preserved" and claim["test"].startswith("exact McNemar")
+    assert claim["p_value"] == pytest.approx(2 * 0.5**200) and claim["verdict"] == "supported"
+    # Eight more strategies: many more exploratory comparisons (each against the reference, non-inferiority,
+    # macro-F1), none in the question's family: its claim, p_adjusted and answer do not change.
+    extra = ["lora", "qlora", "lora-late", "tli", "tli+lora"]
+    more = cells + [_xnli_cell(tmp_path, s, 0, rng.random(200) < 0.5) for s in extra]
+    many = _run(more, ["none", "lora-early", "full", *extra])
+    again = _row(many, "lora-early", "full")
+    assert len([r for r in many if r["family"] == "exploratory"]) > 3 * len(
+        [r for r in few if r["family"] == "exploratory"]
+    )
+    assert again["verdict"] == "supported" and again["p_value"] == claim["p_value"]
+    assert again["p_adjusted"] <= 1e-50  # Holm over the question's hypotheses only
+    # with only the diagnostic strategies changed, the answers of the question's own claims are the same
+    unchanged = [
+        r
+        for r in _run(cells + [_xnli_cell(tmp_path, "lora", 0, base)], ["none", "lora-early", "full", "lora"])
+    ]
+    assert {(r["claim"], r["verdict"], r["p_adjusted"]) for r in few if r["family"] == "nli-preserved"} == {
+        (r["claim"], r["verdict"], r["p_adjusted"]) for r in unchanged if r["family"] == "nli-preserved"
+    }
+
+
+def test_ties_are_inconclusive(tmp_path):
+    same = np.random.default_rng(1).random(200) < 0.6
+    cells = [_xnli_cell(tmp_path, s, 0, same) for s in ("none", "lora-early", "full")]
+    rows = _run(cells, ["none", "lora-early", "full"])
+    tie = _row(rows, "lora-early", "full")
+    assert tie["p_value"] == 1.0 and tie["difference"] == 0 and tie["verdict"] == "inconclusive"
+    # identical to the base: non-inferior within 1 point (every example agrees; exact sign test 2^-200)
+    preserved = _row(rows, "lora-early", "none", kind="non-inferiority")
+    assert preserved["family"] == "nli-preserved" and preserved["verdict"] == "supported"
+
+
+def test_seeds_that_disagree_give_an_across_seed_ci_that_covers_zero(tmp_path):
+    rng = np.random.default_rng(2)
+    cells = []
+    for seed, (early, full) in enumerate([(0.75, 0.45), (0.40, 0.70), (0.72, 0.47)]):
+        cells += [
+            _xnli_cell(tmp_path, "none", seed, rng.random(400) < 0.5),
+            _xnli_cell(tmp_path, "lora-early", seed, rng.random(400) < early),
+            _xnli_cell(tmp_path, "full", seed, rng.random(400) < full),
+        ]
+    per_seed = compare_cells(cells, ["none", "lora-early", "full"], "none", n_resamples=200, seeds=[0, 1, 2])
+    verdicts = [r["verdict"] for r in per_seed if (r["strategy"], r["reference"], r["metric"], r["kind"]) == (
+        "lora-early", "full", "accuracy", "difference")]  # fmt: skip
+    assert verdicts == ["supported", "contradicted", "supported"]  # each seed alone is decisive
+    row = _row(comparisons_across_seeds(per_seed), "lora-early", "full")
+    assert row["n_seeds"] == 3 and row["ci95_low"] < 0 < row["ci95_high"]
+    assert row["verdict"] == "inconclusive" and row["note"].startswith("seeds disagree")
+    assert row["interval"].startswith("across-seed 95 % CI") and row["tau2"] > 0
 
 
 def test_mlflow_tracking_can_be_read_back(tiny_llama_dir, tmp_path):

@@ -318,7 +318,12 @@ def summarise_seeds(versions: list[dict[str, Any]], *, alpha: float = 0.05) -> d
         summary.note = "; ".join(filter(None, [summary.note, first.get("note") or "a seed has no estimate"]))
         return summary.to_dict()
     combined = random_effects(effects, ses, p_seeds=p_seeds)
-    summary.effect, summary.se, summary.tau2, summary.df = combined.effect, combined.se, combined.tau2, combined.df
+    summary.effect, summary.se, summary.tau2, summary.df = (
+        combined.effect,
+        combined.se,
+        combined.tau2,
+        combined.df,
+    )
     summary.ci95_low, summary.ci95_high = combined.interval(0.95)
     if first["kind"] == "equivalence":
         margin = float(np.mean([v["margin"] for v in versions]))

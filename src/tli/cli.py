@@ -242,13 +242,15 @@ def cmd_plan(config) -> int:
 
 
 def cmd_compare(config) -> int:
+    import json
     import time
 
     from tli.compare import compare, dry_run, format_dry_run, parse_experiment
 
     experiment = parse_experiment(config.experiment, check_device=not config.dry_run)
     if config.dry_run:
-        print(format_dry_run(dry_run(experiment)))
+        planned = dry_run(experiment)
+        print(json.dumps(planned, indent=2, default=str) if config.json else format_dry_run(planned))
         return 0
     out = (
         Path(config.out)

@@ -679,8 +679,11 @@ class CompareConfig:
         None, "run directory (default runs/compare-<name>-<time>); rerunning skips finished cells"
     )
     dry_run: bool = option(
-        False, "validate the experiment and print its plan (cells, steps, memory); run nothing"
+        False,
+        "validate the experiment and print its plan (cells, steps, memory) and the power of its families "
+        "(smallest reachable adjusted p, minimum detectable effects); run nothing",
     )
+    json: bool = option(False, "with --dry-run: print the plan as JSON")
     track: str | None = option(None, "mlflow | tensorboard: also log parameters, metrics and artefacts there")
     tracking_uri: str | None = option(
         None, "MLflow tracking URI (default: a SQLite store in the run directory)"

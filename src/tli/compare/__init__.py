@@ -17,7 +17,13 @@ from typing import Any
 
 from tli.compare.cells import Cell, Runner
 from tli.compare.experiment import Experiment, parse_experiment, shipped_experiments
-from tli.compare.questions import answer_questions, compare_cells, comparisons_across_seeds
+from tli.compare.questions import (
+    answer_questions,
+    compare_cells,
+    comparisons_across_seeds,
+    families,
+    question_answers,
+)
 from tli.errors import TliError
 
 log = logging.getLogger(__name__)
@@ -52,12 +58,15 @@ def experiment_record(experiment: Experiment) -> dict[str, Any]:
         "correction": experiment.correction,
         "alpha": experiment.alpha,
         "n_resamples": experiment.n_resamples,
+        "noninferiority_margin": experiment.noninferiority_margin,
         "retrieval": experiment.retrieval.describe() if experiment.retrieval is not None else None,
     }
 
 
 def dry_run(experiment: Experiment) -> dict[str, Any]:
-    """The plan of an experiment without running it: cells, steps and estimated memory per strategy."""
+    """The plan of an experiment without running it: cells, steps and estimated memory per strategy, and the
+    power of its families (:func:`tli.compare.power.power_report`)."""
+    from tli.compare.power import power_report
     from tli.plan import plan
 
     units = []
@@ -97,6 +106,7 @@ def dry_run(experiment: Experiment) -> dict[str, Any]:
         "units": units,
         "retrieval_units": retrieval_units(experiment),
         "device_note": note,
+        **power_report(experiment),
     }
 
 
@@ -157,6 +167,10 @@ def format_dry_run(planned: dict[str, Any]) -> str:
             f"| {u['system']} | {u['model']} | {u['seeds']} | {u['steps']} |"
             for u in planned["retrieval_units"]
         ]
+    if planned.get("families"):
+        from tli.compare.power import format_power
+
+        lines += ["", format_power(planned)]
     return "\n".join(lines)
 
 
@@ -171,8 +185,11 @@ def compare(
     """Run an experiment (skipping cells an earlier run finished) and write its report.
 
     Returns:
-        The ``results.json`` content: ``cells``, ``comparisons`` (per seed), ``comparisons_across_seeds``,
-        ``claims`` (research questions with verdicts) and provenance.
+        The ``results.json`` content: ``cells``, ``comparisons`` (one row per hypothesis, over seeds; each with
+        its ``family`` and ``test``), ``comparisons_per_seed``, ``claims`` (each research question's claims with
+        verdicts), ``answers`` (one overall answer per question), ``families`` (size, tests, correction and the
+        smallest adjusted p each could reach), ``power`` (the MDEs of :func:`tli.compare.power.power_report`)
+        and provenance.
     """
     from tli.runs import check_writable, holding_run_dir
 
@@ -189,6 +206,7 @@ def _compare_locked(
     """:func:`compare` once ``out`` is locked: run the missing cells, then compare, report and mark complete."""
     import yaml
 
+    from tli.compare.power import power_report
     from tli.compare.report import compare_report, plot_score_vs_cost
     from tli.io import atomic_write_json, atomic_write_text
     from tli.runs import COMPLETE, mark_complete, provenance
@@ -216,15 +234,23 @@ def _compare_locked(
             task_configs=experiment.tasks,
             retrieval=experiment.retrieval,
             seeds=experiment.seeds,
+            margin=experiment.noninferiority_margin,
+            models=experiment.models,
         )
-        combined = comparisons_across_seeds(per_seed)
-        claims = answer_questions(combined, strategies, list(experiment.tasks), experiment.models)
+        combined = comparisons_across_seeds(
+            per_seed, correction=experiment.correction, alpha=experiment.alpha
+        )
+        tasks = list(experiment.tasks)
+        claims = answer_questions(combined, strategies, tasks, experiment.models)
         results = {
             "experiment": record,
             "cells": [c.to_dict() for c in cells],
             "comparisons": combined,
             "comparisons_per_seed": per_seed,
             "claims": claims,
+            "answers": question_answers(combined, strategies, tasks, experiment.models),
+            "families": families(combined, correction=experiment.correction, alpha=experiment.alpha),
+            "power": power_report(experiment),
             **provenance("compare", record, experiment.seeds[0]),
         }
         if experiment.retrieval is not None:

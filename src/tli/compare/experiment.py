@@ -15,9 +15,11 @@ YAML schema (every key but ``models``, ``strategies`` and ``tasks`` optional)::
     budget: {steps: 20, batch_size: 4, lr: 2.0e-4, warmup_steps: 2}
     strategy_options: {target_layer: 2, lora_r: 16}   # shared defaults of every strategy
     reference: none                   # every strategy is compared with this one
-    correction: holm                  # holm | bh | none, over all comparisons of the run
+    correction: holm                  # holm | bh | none, within each family (a research question, or the
+                                      # exploratory comparisons; see tli.compare.questions)
     alpha: 0.05
-    n_resamples: 1000                 # randomisation and bootstrap resamples per comparison
+    n_resamples: 1000                 # bootstrap resamples, and the least Monte Carlo resamples of a test
+    noninferiority_margin: 0.01       # "preserves": not worse than the zero-shot base by more than this
 
 Everything is checked when the file is read — unknown keys, strategies and tasks (valid ones listed),
 languages a dataset lacks (the ones it has listed), a budget of zero steps, a strategy that needs a device this
@@ -52,6 +54,7 @@ TOP_KEYS = {
     "correction",
     "alpha",
     "n_resamples",
+    "noninferiority_margin",
     "dtype",
     "device",
     "device_map",
@@ -106,6 +109,8 @@ class Experiment:
     correction: str = "holm"
     alpha: float = 0.05
     n_resamples: int = 1000
+    noninferiority_margin: float = 0.01
+    """Margin of the non-inferiority hypotheses ("preserves zero-shot XNLI"), in accuracy (0.01 = 1 point)."""
     dtype: str = "auto"
     device: str = "auto"
     device_map: str | None = None
@@ -353,6 +358,7 @@ def parse_experiment(spec: str | Path, *, check_device: bool = True) -> Experime
         correction=correction,
         alpha=float(raw.get("alpha", 0.05)),
         n_resamples=int(raw.get("n_resamples", 1000)),
+        noninferiority_margin=float(raw.get("noninferiority_margin", 0.01)),
         dtype=str(raw.get("dtype", "auto")),
         device=str(raw.get("device", "auto")),
         device_map=None if raw.get("device_map") is None else str(raw["device_map"]),
@@ -368,6 +374,11 @@ def parse_experiment(spec: str | Path, *, check_device: bool = True) -> Experime
     experiment.retrieval = parse_retrieval(raw.get("retrieval"), tasks, [s.name for s in strategies], path)
     if not 0 < experiment.alpha < 1:
         raise ConfigError(f"{path}: alpha must be in (0, 1), got {experiment.alpha}")
+    if not 0 < experiment.noninferiority_margin < 1:
+        raise ConfigError(
+            f"{path}: noninferiority_margin must be in (0, 1) (an accuracy difference), got "
+            f"{experiment.noninferiority_margin}"
+        )
     if experiment.n_resamples < 99:
         raise ConfigError(f"{path}: n_resamples must be >= 99, got {experiment.n_resamples}")
     check_data(tasks, path)

@@ -55,35 +55,104 @@ def score_tables(
             {r for t, lang, m, r, _ in grouped if (t, lang, m) == (task, language, metric)} - set(rows)
         )
         label = "system" if any(r.startswith(("dense:", "bm25", "fusion:")) for r in rows) else "strategy"
-        lines += [f"**{task} ({language}) — {metric}** (95 % CI; mean ± sd over seeds when several)", ""]
+        lines += [f"**{task} ({language}) — {metric}** ({score_interval(task, metric)})", ""]
         lines += [f"| {label} | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
         for row in rows:
             values = [_score(grouped.get((task, language, metric, row, model), [])) for model in columns]
             lines.append(f"| {row} | " + " | ".join(values) + " |")
+        signatures = sorted(
+            {v.get("signature") for (t, lang, m, _, _), vs in grouped.items() for v in vs if (t, lang, m) ==
+             (task, language, metric) and v.get("signature")}
+        )  # fmt: skip
+        if signatures:
+            lines += ["", f"sacrebleu signature: `{'`, `'.join(signatures)}`"]
         lines.append("")
     return lines
 
 
+def score_interval(task: str, metric: str) -> str:
+    """What a score table's interval is: one seed's 95 % CI over examples (its method), or ± sd over seeds."""
+    method = (
+        "exact Clopper–Pearson"
+        if (task, metric) == ("xnli", "accuracy")
+        else "percentile bootstrap over examples"
+    )
+    return f"one seed: score [95 % CI, {method}]; several seeds: mean ± sd over seeds"
+
+
 def comparisons_table(rows: list[dict[str, Any]]) -> str:
+    """Every comparison over seeds: its family, test, difference with the interval its ``interval`` names, p and
+    adjusted p (within the family) and verdict."""
     lines = [
-        "| model | task | metric | strategy − compared with | difference (95 % CI) | p | p adjusted | verdict |",
-        "|---|---|---|---|---|---|---|---|",
+        "| family | model | task | metric | strategy − compared with | difference [95 % CI: paired bootstrap over "
+        "examples (one seed) or across-seed random effects (several)] | test | p | p adjusted | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         sd = f" ± {r['difference_sd']:.4f}" if r.get("n_seeds", 1) > 1 else ""
+        kind = r.get("kind", "difference")
+        pair = f"{r['strategy']} − {r['reference']}"
+        if kind == "non-inferiority":
+            pair += f" (non-inferiority, margin {r['margin']:g})"
+        elif kind == "interaction":
+            pair += f" ({r['model']} vs {r['other_model']})"
+        verdict = f"**{r['verdict']}**" + (f" ({r['note']})" if r.get("note") else "")
         lines.append(
-            f"| {r['model']} | {r['task']} ({r['language']}) | {r['metric']} | {r['strategy']} − {r['reference']} "
-            f"| {r['difference']:+.4f}{sd} [{r['ci95_low']:+.4f}, {r['ci95_high']:+.4f}] | {format_p(r['p_value'])} "
-            f"| {format_p(r['p_adjusted'])} | **{r['verdict']}** |"
+            f"| {r.get('family', '—')} | {r['model']} | {r['task']} ({r['language']}) | {r['metric']} | {pair} "
+            f"| {r['difference']:+.4f}{sd} [{r['ci95_low']:+.4f}, {r['ci95_high']:+.4f}] | {_short_test(r)} "
+            f"| {format_p(r['p_value'])} | {format_p(r['p_adjusted'])} | {verdict} |"
         )
     return "\n".join(lines)
 
 
+def _short_test(row: dict[str, Any]) -> str:
+    test = str(row.get("test", ""))
+    return test.split(" over ", 1)[0] + " + per-seed tests" if row.get("n_seeds", 1) > 1 else test
+
+
+def answers_table(answers: list[dict[str, Any]]) -> str:
+    """One row per research question: its overall answer and the claim counts behind it."""
+    lines = [
+        "| research question | answer | claims: supported / contradicted / inconclusive | note |",
+        "|---|---|---|---|",
+    ]
+    for a in answers:
+        counts = f"{a['supported']} / {a['contradicted']} / {a['inconclusive']}" if a["claims"] else "—"
+        note = a.get("reason") or "; ".join(filter(None, [a.get("note"), a.get("across_models")]))
+        lines.append(f"| {a['question']} | **{a['answer']}** | {counts} | {note} |")
+    return "\n".join(lines)
+
+
 def claims_table(claims: list[dict[str, Any]]) -> str:
-    lines = ["| research question | claim | verdict | n |", "|---|---|---|---|"]
+    lines = [
+        "| research question | claim | difference [95 % CI] | p adjusted (family) | verdict | n | seeds |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for c in claims:
-        claim = c["claim"] if c["verdict"] != "not measured" else f"not measured: {c['reason']}"
-        lines.append(f"| {c['question']} | {claim} | **{c['verdict']}** | {c['n']} |")
+        if c["verdict"] == "not measured":
+            lines.append(
+                f"| {c['question']} | not measured: {c['reason']} | — | — | **not measured** | 0 | — |"
+            )
+            continue
+        lines.append(
+            f"| {c['question']} | {c['claim']} | {c['difference']:+.4f} [{c['ci95_low']:+.4f}, {c['ci95_high']:+.4f}] "
+            f"| {format_p(c['p_adjusted'])} | **{c['verdict']}** | {c['n']} | {c.get('n_seeds', 1)} |"
+        )
+    return "\n".join(lines)
+
+
+def families_table(families: list[dict[str, Any]]) -> str:
+    """Each family: size, correction, tests, and the smallest adjusted p its tests could reach here."""
+    lines = [
+        "| family | hypotheses | correction | tests | smallest adjusted p reachable | can reach alpha |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in families:
+        floor = f["smallest_adjusted_p"]
+        lines.append(
+            f"| {f['name']} | {f['hypotheses']} | {f['correction']} | {'; '.join(f['tests'])} "
+            f"| {'0 (no floor)' if floor == 0 else format_p(floor)} | {'yes' if f['can_reach_alpha'] else '**no**'} |"
+        )
     return "\n".join(lines)
 
 
@@ -191,21 +260,41 @@ def compare_report(results: dict[str, Any]) -> str:
         f"- every fine-tuned strategy: {budget['steps']} steps of batch {budget['batch_size']}, AdamW lr "
         f"{budget['lr']}, {budget['warmup_steps']} warm-up steps, on "
         f"{experiment['train'] or 'no task (zero-shot only)'}",
-        f"- comparisons: paired approximate randomisation over the examples ({experiment['n_resamples']} "
-        f"resamples), 95 % paired-bootstrap CI of the difference; p adjusted by {experiment['correction']} over the "
-        f"run's comparisons; verdicts at alpha {experiment['alpha']} (*supported* = the first strategy scores "
-        "higher, *contradicted* = lower, *inconclusive* otherwise; with several seeds, only a verdict every seed "
-        "reaches)",
+        "- comparisons, per seed, paired on the examples: exact McNemar for 0/1 scores (XNLI accuracy), exact "
+        "sign-flip enumeration for ≤ 20 non-zero differences, paired t-test for ≥ 30 (bounded scores, CLT), "
+        f"approximate randomisation for corpus metrics (BLEU, chrF, macro-F1; ≥ {experiment['n_resamples']} and "
+        "≥ 20·m/alpha resamples); 95 % paired-bootstrap CI of the difference"
+        + (
+            "; seeds combined by a random-effects meta-analysis (DerSimonian–Laird between-seed variance, "
+            f"modified Hartung–Knapp t interval on {len(experiment['seeds']) - 1} df), so CIs and p include "
+            "training variance"
+            if len(experiment["seeds"]) > 1
+            else ""
+        ),
+        f"- families: each research question (its primary metric × pairs × task-languages × models), and one "
+        f"exploratory family for everything else; p adjusted by {experiment['correction']} within each family; "
+        f"verdicts at alpha {experiment['alpha']} (*supported* = the first strategy scores higher, *contradicted* "
+        '= lower, *inconclusive* otherwise; non-inferiority ("preserves"): *supported* = not worse than the '
+        f"zero-shot base by more than {experiment.get('noninferiority_margin', 0.01):g}, *contradicted* = worse "
+        "by more)",
         f"- cells: {sum(c['status'] == 'done' for c in cells)} done, {len(failed)} failed",
         "",
         "## Research questions",
         "",
+        answers_table(results.get("answers", [])),
+        "",
+        "Each question's answer is *supported* when every claim of its family is supported, *contradicted* when "
+        "every one is contradicted, *partly supported* / *partly contradicted* when some are and none goes the "
+        "other way, *mixed* when both occur, *inconclusive* when none is decided.",
+        "",
         claims_table(results["claims"]),
         "",
+        *families_section(results),
         "## Scores",
         "",
         *score_tables(cells, experiment["strategies"], experiment["models"], _systems(results)),
         *retrieval_tables(cells, experiment["models"], _systems(results)),
+        *xnli_split_note(experiment),
         "## Comparisons",
         "",
         comparisons_table(results["comparisons"]),
@@ -224,6 +313,43 @@ def compare_report(results: dict[str, Any]) -> str:
             for c in failed
         ]
     return "\n".join(lines)
+
+
+def xnli_split_note(experiment: dict[str, Any]) -> list[str]:
+    """Which XNLI split was scored, and why it matters for published lm-evaluation-harness figures."""
+    xnli = (experiment.get("tasks") or {}).get("xnli")
+    if not xnli:
+        return []
+    split = xnli.get("split", "test")
+    return [
+        f"XNLI was scored on the **{split}** split. lm-evaluation-harness's `xnli_<lang>` tasks score the "
+        "validation split"
+        + (
+            ", so these figures are not comparable with the harness's published numbers (set `split: validation` "
+            "for that)."
+            if split != "validation"
+            else ", as here: these figures are comparable with the harness's."
+        ),
+        "",
+    ]
+
+
+def families_section(results: dict[str, Any]) -> list[str]:
+    """The families and what this run's tests could detect (floors, MDEs)."""
+    lines = ["## Families and power", "", families_table(results.get("families", [])), ""]
+    alpha = results["experiment"]["alpha"]
+    blocked = [f["name"] for f in results.get("families", []) if not f["can_reach_alpha"]]
+    if blocked:
+        lines += [
+            f"No verdict was reachable in {', '.join(blocked)}: the smallest adjusted p its tests can give on these "
+            f"examples is at or above alpha {alpha}, whatever the data.",
+            "",
+        ]
+    if results.get("power"):
+        from tli.compare.power import format_power
+
+        lines += [format_power(results["power"]), ""]
+    return lines
 
 
 def _systems(results: dict[str, Any]) -> list[str]:
@@ -279,9 +405,17 @@ def retrieval_tables(cells: list[dict[str, Any]], models: list[str], systems: li
             ]
             if all(c["model"] is None for c in group):
                 continue
-            lines += [f"**{task} ({language}), {model}** — {primary} with its 95 % CI, then every metric", ""]
+            passages = max(int((c.get("details") or {}).get("data", {}).get("passages", 0)) for c in group)
+            flagged = uninformative_cutoffs(METRICS, passages)
             lines += [
-                f"| system | {primary} | " + " | ".join(METRICS) + " |",
+                f"**{task} ({language}), {model}** — {primary} [95 % percentile-bootstrap CI over queries; ± sd over "
+                "seeds when several], then every metric (mean over seeds)",
+                "",
+            ]
+            lines += [
+                f"| system | {primary} | "
+                + " | ".join(m + ("†" if m in flagged else "") for m in METRICS)
+                + " |",
                 "|---|---|" + "---|" * len(METRICS),
             ]
             for system in [s for s in systems if any(c["system"] == s for c in group)]:
@@ -293,8 +427,25 @@ def retrieval_tables(cells: list[dict[str, Any]], models: list[str], systems: li
                     spread = f" ± {scores.std(ddof=1):.3f}" if len(scores) > 1 else ""
                     rest.append(f"{scores.mean():.3f}{spread}")
                 lines.append(f"| {system} | {head} | " + " | ".join(rest) + " |")
+            if flagged:
+                lines += [
+                    "",
+                    f"† cut-off ≥ the corpus size ({passages} passages): uninformative — recall at that cut-off is 1 "
+                    "for every system that ranks the whole corpus, and MRR / nDCG there are their values without a "
+                    "cut-off.",
+                ]
             lines.append("")
     return lines
+
+
+def uninformative_cutoffs(metrics, passages: int) -> list[str]:
+    """The ``name@k`` metrics whose cut-off ``k`` is at least the corpus size (nothing is cut off)."""
+    flagged = []
+    for metric in metrics:
+        _, _, cutoff = metric.partition("@")
+        if passages and cutoff.isdigit() and int(cutoff) >= passages:
+            flagged.append(metric)
+    return flagged
 
 
 def layer_curves(cells: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, dict[int, float]]]:

@@ -24,29 +24,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from tli.claims import Claim
-from tli.compare.cells import Cell, cell_dir, failed_cell, read_cell, read_rows, slug, unit_dir
-from tli.compare.questions import comparison_entry
+from tli.compare.cells import Cell, cell_dir, failed_cell, read_cell, slug, unit_dir
 from tli.compare.retrieval_plan import RetrievalPlan, load_ref, pairs_of
 from tli.errors import TliError
 from tli.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
-
-SYSTEM_QUESTIONS = {
-    "tli-retrieval": (
-        ("dense:lora-early", "dense:full"),
-        ("dense:tli", "dense:full"),
-        ("dense:tli+lora", "dense:full"),
-    ),
-    "synthetic-dense": (("dense:synthetic", "dense:direct-transfer"), ("dense:mix", "dense:direct-transfer")),
-}
-"""The system pairs each retrieval research question compares (the first should score higher)."""
-
 
 # --------------------------------------------------------------------------------------------------
 # Writing a retrieval cell
@@ -483,103 +469,6 @@ class RetrievalRunner:
         return cells
 
 
-# --------------------------------------------------------------------------------------------------
-# Paired comparisons between systems
-# --------------------------------------------------------------------------------------------------
-
-
-def system_pairs(
-    present: set[str], plan: RetrievalPlan, strategies: list[str], reference: str
-) -> list[tuple[str, str]]:
-    """The system comparisons of one (model, task, language): every system against the retrieval reference,
-    every strategy against the reference strategy, each fusion against its dense part, each trained
-    condition against zero-shot, and the research questions' pairs — those whose two systems both ran."""
-    pairs: list[tuple[str, str]] = []
-
-    def add(a: str, b: str) -> None:
-        if a != b and a in present and b in present and (a, b) not in pairs:
-            pairs.append((a, b))
-
-    if plan.reference:
-        for system in sorted(present):
-            add(system, plan.reference)
-    for strategy in strategies:
-        add(f"dense:{strategy}", f"dense:{reference}")
-    for system in sorted(present):
-        if system.startswith("fusion:bm25+"):
-            add(system, system.removeprefix("fusion:bm25+"))
-    for condition in ("direct-transfer", "synthetic", "mix"):
-        add(f"dense:{condition}", "dense:zero-shot")
-    for question_pairs in SYSTEM_QUESTIONS.values():
-        for a, b in question_pairs:
-            add(a, b)
-    return pairs
-
-
-def retrieval_comparisons(
-    cells: list[Cell],
-    plan: RetrievalPlan,
-    strategies: list[str],
-    reference: str,
-    task_configs: dict[str, Any],
-    seeds: list[int],
-    *,
-    n_resamples: int,
-    seed: int = 0,
-) -> dict[int, list[tuple[dict[str, Any], Claim]]]:
-    """Paired comparisons of retrieval systems per seed, on the task's ``compare_metrics``.
-
-    Cells without a seed (BM25, zero-shot bi-encoders) take part in every seed's comparisons; a BM25 cell
-    (no model) in every model's. The test is approximate randomisation over queries (or, with
-    ``retrieval.test: t-test``, ranx's paired t-test), with the paired-bootstrap 95 % CI of the difference.
-    """
-    from tli.compare.significance import paired_difference
-    from tli.retrieval.metrics import paired_t_test
-
-    done = [c for c in cells if c.status == "done" and c.system is not None]
-    models = sorted({c.model for c in done if c.model is not None}) or [None]
-    by_seed: dict[int, list[tuple[dict[str, Any], Claim]]] = defaultdict(list)
-    rows_cache: dict[str, list] = {}
-    keys = sorted({(c.task, c.language) for c in done})
-    for model in models:
-        for task, language in keys:
-            group = [c for c in done if (c.task, c.language) == (task, language) and c.model in (model, None)]
-            cell_seeds = sorted({c.seed for c in group if c.seed is not None}) or [seeds[0]]
-            metrics = task_configs[task].compare_metrics
-            for cell_seed in cell_seeds:
-                systems = {c.system: c for c in group if c.seed in (cell_seed, None)}
-                for a, b in system_pairs(set(systems), plan, strategies, reference):
-                    rows_a = rows_cache.setdefault(systems[a].predictions, read_rows(systems[a].predictions))
-                    rows_b = rows_cache.setdefault(systems[b].predictions, read_rows(systems[b].predictions))
-                    for metric in metrics:
-                        result = paired_difference(
-                            rows_a, rows_b, mean_of=metric, n_resamples=n_resamples, rng=seed
-                        )
-                        p = result.p_value
-                        test = "approximate randomisation (paired, over queries)"
-                        if plan.test == "t-test":
-                            p = paired_t_test([r[metric] for r in rows_a], [r[metric] for r in rows_b])
-                            test = "paired t-test (ranx)"
-                        label = model if model is not None else "—"
-                        text = f"{a} scores higher {metric} than {b} on {task} ({language}), model {label}"
-                        row, claim = comparison_entry(
-                            result,
-                            text=text,
-                            test=test,
-                            p=p,
-                            extra={"p_randomisation": result.p_randomisation, "test": test, "system": True},
-                            model=label,
-                            task=task,
-                            language=language,
-                            metric=metric,
-                            strategy=a,
-                            reference=b,
-                            seed=cell_seed,
-                        )
-                        by_seed[cell_seed].append((row, claim))
-    return by_seed
-
-
 def system_order(plan: RetrievalPlan | None, strategies: list[str], present: set[str]) -> list[str]:
     """Systems in report order: BM25, the strategies' dense systems, the conditions, then fusions."""
     from tli.compare.retrieval_plan import plan_system_names
@@ -624,4 +513,4 @@ def experiment_system_cells(experiment: Any) -> list[tuple[Any, str, str, str, A
     return out
 
 
-__all__ = ["RetrievalRunner", "retrieval_comparisons", "slug", "system_order", "write_retrieval_cell"]
+__all__ = ["RetrievalRunner", "slug", "system_order", "write_retrieval_cell"]

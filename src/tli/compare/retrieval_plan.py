@@ -5,7 +5,8 @@ YAML (every key optional; the block applies to every retrieval task of the exper
     retrieval:
       systems: [dense, bm25, fusion]     # dense: each strategy's LLM; fusion: bm25 + each dense system
       reference: bm25                    # every retrieval system is compared with this one
-      test: randomisation                # randomisation (default) | t-test (ranx's paired t-test)
+      test: auto                         # auto (default: exact / analytic test by rule, see
+                                         # tli.compare.significance) | randomisation | t-test (ranx's)
       bm25: {k1: 0.9, b: 0.4}
       fusion: {k: 60, systems: [dense:none]}   # RRF constant; dense systems fused with BM25 (default all)
       dense_retriever:                   # trained bi-encoders (sentence-transformers, MNRL)
@@ -38,7 +39,7 @@ from tli.compare.experiment import dataclass_from
 from tli.errors import ConfigError
 
 SYSTEMS = ("dense", "bm25", "fusion")
-TESTS = ("randomisation", "t-test")
+TESTS = ("auto", "randomisation", "t-test")
 
 
 @dataclass(kw_only=True)
@@ -106,7 +107,9 @@ class RetrievalPlan:
 
     systems: tuple[str, ...] = SYSTEMS
     reference: str = "bm25"
-    test: str = "randomisation"
+    test: str = "auto"
+    """How systems are compared per seed: ``auto`` (the rule of :mod:`tli.compare.significance`),
+    ``randomisation`` (Monte Carlo for every metric) or ``t-test`` (ranx's paired t-test)."""
     bm25: BM25Spec = field(default_factory=BM25Spec)
     fusion: FusionSpec = field(default_factory=FusionSpec)
     dense_retriever: DenseRetrieverSpec | None = None
@@ -183,7 +186,7 @@ def parse_retrieval(
         raise ConfigError(f"{path}: retrieval.systems {bad or '[]'}: choose from {', '.join(SYSTEMS)}")
     if "fusion" in systems and "bm25" not in systems:
         raise ConfigError(f"{path}: retrieval.systems: fusion fuses BM25 with each dense system; add bm25")
-    test = str(values.get("test", "randomisation"))
+    test = str(values.get("test", "auto"))
     if test not in TESTS:
         raise ConfigError(f"{path}: retrieval.test {test!r} is not one of {', '.join(TESTS)}")
     plan = RetrievalPlan(
