@@ -8,10 +8,11 @@ called.
 
 Pooling recipes (``pooling=``):
 
-- ``mean``: mean over all attention-masked tokens, first/special tokens included — the published
-  statistic. In decoders the first token is an attention sink with massive activations, so this pools in
+- ``mean``: mean over all attention-masked tokens, first/special tokens included — the published pilot
+  scan's statistic. In decoders the first token is an attention sink with massive activations, so this pools in
   a vector shared by every word; cosines come out near 1 for *any* pair at most layers.
-- ``mean-no-special``: mean over tokens that are neither special (BOS, EOS, …) nor at position 0.
+- ``mean-no-special`` (the default of every command, :data:`tli.config.DEFAULT_POOLING`): mean over tokens
+  that are neither special (BOS, EOS, …) nor at position 0 — the published evaluation's recipe.
 - ``last``: the hidden state of the last token (natural with a prompt template that ends right before the
   model would produce the answer).
 
@@ -40,7 +41,7 @@ from typing import Any
 
 import torch
 
-from tli.config import ADD_BOS, POOLINGS
+from tli.config import ADD_BOS, DEFAULT_POOLING, POOLINGS
 from tli.errors import ConfigError, DataError
 from tli.models import backbone, input_device
 
@@ -51,8 +52,9 @@ log = logging.getLogger(__name__)
 class EmbedConfig:
     """How a string becomes a vector (recorded in every result file)."""
 
-    pooling: str = "mean"
-    """``mean`` (published) | ``mean-no-special`` | ``last``."""
+    pooling: str = DEFAULT_POOLING
+    """``mean-no-special`` (default: the published evaluation's recipe) | ``mean`` (the published pilot scan's)
+    | ``last``."""
     center: bool = False
     """Subtract each language's mean embedding (per layer) before L2-normalising; removes the shared
     direction that makes raw cosines of decoder states ≈ 1."""

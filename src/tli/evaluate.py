@@ -45,6 +45,7 @@ from tli.metrics import PairIndex, centre, retrieval_ranks
 from tli.models import LoadedModel, base_causal_lm
 from tli.runs import require_complete
 from tli.stats import between_groups, equivalence_tost, mcnemar_exact, paired_randomisation, paired_stats
+from tli.threads import configure_threads
 
 log = logging.getLogger(__name__)
 
@@ -546,6 +547,7 @@ def evaluate(
     config = EvaluateConfig(
         adapter=[str(a) for a in adapters], model=None if isinstance(model, LoadedModel) else model, **options
     )
+    configure_threads(config.threads)
     metas = [read_adapter_meta(a) for a in adapters]
     if out is not None:
         prepare_run_dir(out, overwrite=config.overwrite)

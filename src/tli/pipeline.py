@@ -31,7 +31,8 @@ from tli.lexicon import Lexicon, lexicon_record, split_for_study
 from tli.models import check_trainable_placement, load_model, placement_of, set_compute_dtype
 from tli.runs import mark_complete, prepare_run_dir, provenance
 from tli.scan import run_scan
-from tli.train import run_training
+from tli.threads import configure_threads
+from tli.train import clear_training, run_training
 
 
 def training_compute_dtype(config: RunConfig, loaded) -> torch.dtype | None:
@@ -81,9 +82,15 @@ def run(
         )
     lexicon_path = str(Path(lexicon).resolve()) if isinstance(lexicon, (str, Path)) else None
     config = RunConfig(model=model, lexicon=lexicon_path, out=str(out), **options)
+    configure_threads(config.threads)
     out = prepare_run_dir(out, overwrite=config.overwrite or config.resume)
     if not config.resume and any((out / "train").glob("**/checkpoints")):
-        raise ConfigError(f"--out {out} already holds a run: pass --resume or choose another --out")
+        if not config.overwrite:
+            raise ConfigError(
+                f"--out {out} already holds an unfinished run: pass --resume to continue it, --overwrite to start "
+                "it again, or choose another --out"
+            )
+        clear_training(out / "train")
     seeds = config.seeds or [config.seed]
     study = split_for_study(
         lexicon, config.test_lexicon, control_fraction=config.control_fraction, split_seed=config.split_seed

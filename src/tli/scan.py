@@ -27,6 +27,7 @@ from tli.lexicon import Lexicon, lexicon_record, resolve_lexicon, split_for_stud
 from tli.metrics import PairIndex, chance_p_at_1, layer_metrics
 from tli.models import LoadedModel, load_model
 from tli.stream import StreamedModel, embed_lexicon_streamed, open_streamed
+from tli.threads import configure_threads
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +232,7 @@ def scan(
     lexicon_path = str(lexicon) if isinstance(lexicon, (str, Path)) else None
     given = isinstance(model, (LoadedModel, StreamedModel))
     config = ScanConfig(model=None if given else model, **{"lexicon": lexicon_path, **options})
+    configure_threads(config.threads)
     if out is not None:
         prepare_run_dir(out, overwrite=config.overwrite)
     if config.test_lexicon is not None:

@@ -46,6 +46,7 @@ from tli.losses import LOSSES, valid_negative_mask
 from tli.models import LoadedModel, base_causal_lm, load_model, resolve_device
 from tli.progress import Progress
 from tli.runs import COMPLETE, check_writable, holding_run_dir, is_complete, mark_complete, provenance
+from tli.threads import configure_threads
 
 log = logging.getLogger(__name__)
 
@@ -663,6 +664,7 @@ def train(
     """
     lexicon_path = str(Path(lexicon).resolve()) if isinstance(lexicon, (str, Path)) else None
     config = TrainConfig(model=model, lexicon=lexicon_path, resume=resume, out=str(out), **options)
+    configure_threads(config.threads)
     out = check_writable(Path(out))
     # A second tli run on this --out refuses (processes of one distributed launch: the main one locks).
     with holding_run_dir(out) if is_main_process() else contextlib.nullcontext(out):
@@ -685,7 +687,15 @@ def _train_seeds(
         (out / "checkpoints").exists()
         or any((seed_dir(out, s, len(seeds)) / "checkpoints").exists() for s in seeds)
     ):
-        raise ConfigError(f"--out {out} already holds a training run: pass --resume or choose another --out")
+        if not config.overwrite:
+            state = "a finished training run" if is_complete(out) else "a training run"
+            raise ConfigError(
+                f"--out {out} already holds {state}: pass --resume to continue it, --overwrite to train again "
+                "from scratch, or choose another --out"
+            )
+        clear_training(out)
+    for note in config.scan_notes:  # the recipe or layer differs from the scan the run cites
+        log.warning("warning: %s", note)
     if len(seeds) > 1:
         (out / COMPLETE).unlink(missing_ok=True)  # a multi-seed summary being redone is not complete
     study = split_for_study(
@@ -717,6 +727,7 @@ def _train_seeds(
             control=study.control,
             split_record=study.record(),
         )
+        result.warnings = [*config.scan_notes, *result.warnings]
         results.append(result)
         if is_main_process():
             record = {
@@ -741,6 +752,31 @@ def _train_seeds(
         )
         mark_complete(out, "training over seeds")
     return results if len(seeds) > 1 else results[0]
+
+
+TRAINING_FILES = (
+    "checkpoints",
+    "adapter",
+    "metrics.jsonl",
+    "tensorboard",
+    "loss.png",
+    "results.json",
+    COMPLETE,
+)
+"""What a ``tli train`` run directory holds (each seed's, too): removed by ``--overwrite``."""
+
+
+def clear_training(out: Path) -> None:
+    """Remove an earlier training run from ``out`` (``--overwrite``): its files and every ``seed-<k>/``."""
+    for where in [out, *(p for p in out.glob("seed-*") if p.is_dir())]:
+        for name in TRAINING_FILES:
+            path = where / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+        if where != out and not any(where.iterdir()):
+            where.rmdir()
 
 
 def _finished_result(where: Path) -> TrainResult:
