@@ -261,7 +261,9 @@ def read_scan_choice(path: str | os.PathLike) -> dict[str, Any]:
         record = json.loads(results.read_text(encoding="utf-8"))
         config, layer = record.get("config") or {}, int(record["selected_layer"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise DataError(f"--from-scan {path}: {results} has no selected layer ({type(exc).__name__})") from exc
+        raise DataError(
+            f"--from-scan {path}: {results} has no selected layer ({type(exc).__name__})"
+        ) from exc
     return {
         "path": str(directory),
         "selected_layer": layer,
