@@ -409,7 +409,7 @@ def embed_all_layers(
     Returns:
         ``(layers, len(words), hidden)`` float32 on CPU, in the order of ``words``.
     """
-    from tqdm.auto import tqdm
+    from tli.progress import Progress
 
     config = config or EmbedConfig()
     if not words:
@@ -419,12 +419,11 @@ def embed_all_layers(
     n_layers = len(hidden_state_modules(model))
     result = torch.empty((n_layers, len(words), backbone(model).config.hidden_size))  # (layers, words, H)
     batches = _length_sorted_batches(encoded, config.batch_size)
-    with torch.inference_mode():
-        for batch in tqdm(
-            batches, desc=desc, unit="batch", disable=None if progress is None else not progress
-        ):
+    with torch.inference_mode(), Progress(len(batches), desc, unit="batch", enabled=progress) as bar:
+        for batch in batches:
             ids, attention, weights = pad_batch([encoded[i] for i in batch], tokenizer.pad_token_id, device)
             result[:, batch] = forward_pooled(model, ids, attention, weights).cpu()  # (layers, B, H)
+            bar.update(1)
     return result.div_(result.norm(dim=-1, keepdim=True).clamp_min(1e-12))  # in place: no second copy
 
 
@@ -475,12 +474,16 @@ def embed_lexicon(
     *,
     cache: EmbeddingCache | None = None,
     progress: bool | None = None,
+    stage: str = "",
 ):
     """Embeddings of the lexicon's unique source and target strings at every layer.
 
     Every distinct string of each language is embedded once, in length-sorted batches; the two languages
     are embedded apart so no gathered copy of the (layers × words × hidden) array is made. With
     ``config.center`` each language is mean-centred per layer.
+
+    Args:
+        stage: what the embeddings are for, in progress lines (``scan``, ``evaluation: base model``).
 
     Returns:
         ``(src, tgt, index)``: ``(layers, n_src, H)``, ``(layers, n_tgt, H)`` and the
@@ -490,11 +493,12 @@ def embed_lexicon(
 
     sources, targets, index = PairIndex.from_lexicon(lexicon)
     model, tokenizer = loaded.model, loaded.tokenizer
+    prefix = f"{stage}: " if stage else ""
     src = embed_strings(
-        sources, model, tokenizer, config, cache=cache, progress=progress, desc="source words"
+        sources, model, tokenizer, config, cache=cache, progress=progress, desc=f"{prefix}source words"
     )
     tgt = embed_strings(
-        targets, model, tokenizer, config, cache=cache, progress=progress, desc="target words"
+        targets, model, tokenizer, config, cache=cache, progress=progress, desc=f"{prefix}target words"
     )
     if config.center:
         src, tgt = center_and_normalise(src), center_and_normalise(tgt)

@@ -261,11 +261,23 @@ def evaluation_table(evaluation: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def claim_n(claim: dict) -> str:
+    """What a verdict rests on: ``"146 pairs (102 words)"`` — pairs and their source-word clusters — or
+    ``"102 words"`` for retrieval claims, whose unit is the query word."""
+    if claim.get("metric") in ("mrr", "p_at_1") and claim.get("kind") == "change":
+        return f"{claim['n']:,} words"
+    clusters = claim.get("n_clusters")
+    return f"{claim['n']:,} pairs" + (f" ({clusters:,} words)" if clusters else "")
+
+
 def claims_table(claims: list[dict]) -> str:
-    """Markdown table of claims: effect and CI, test, raw and adjusted p, verdict (and seeds, when several)."""
+    """Markdown table of claims: effect and CI, test, the n it rests on, raw and adjusted p, verdict (and seeds,
+    when several)."""
     seeds = any(c.get("n_seeds", 1) > 1 for c in claims)
-    head = "| claim | effect (95 % CI) | test | p | p adjusted | verdict |" + (" seeds |" if seeds else "")
-    lines = [head, "|---|---|---|---|---|---|" + ("---|" if seeds else "")]
+    head = "| claim | effect (95 % CI) | test | n | p | p adjusted | verdict |" + (
+        " seeds |" if seeds else ""
+    )
+    lines = [head, "|---|---|---|---|---|---|---|" + ("---|" if seeds else "")]
     for c in claims:
         effect = f"{c['effect']:+.4f}"
         if seeds:
@@ -279,7 +291,7 @@ def claims_table(claims: list[dict]) -> str:
         flag = " ⚠" if c.get("tests_disagree") else ""
         row = (
             f"| {c['claim']} | {effect} [{c['ci95_low']:+.4f}, {c['ci95_high']:+.4f}] | {c['test']}{flag} "
-            f"| {format_p(c['p'])} | {format_p(c['p_adjusted'])} | **{c['verdict']}** |"
+            f"| {claim_n(c)} | {format_p(c['p'])} | {format_p(c['p_adjusted'])} | **{c['verdict']}** |"
         )
         if seeds:
             row += f" {', '.join(c.get('verdicts', []))} |"
@@ -396,6 +408,8 @@ def evaluation_report(results: dict[str, Any], heading: str = "# tli evaluate", 
             "",
         ]
     lines += ["## What the numbers say", "", *[f"- {line}" for line in what_the_numbers_say(claims)], ""]
+    for warning in dict.fromkeys(results.get("warnings", [])):
+        lines += [f"**Warning:** {warning}.", ""]
     for skipped in results.get("skipped_groups", []):
         lines += [
             f"**Not evaluated:** the {skipped['group']} group has {skipped['n']} pair(s); paired statistics need at "
@@ -544,7 +558,7 @@ def run_report(results: dict[str, Any], scan) -> str:
     several = len(seeds) > 1
     train_dir = f"train/seed-{seeds[0]}" if several else "train"
     body = evaluation_report(
-        results,
+        {**results, "warnings": []},  # listed once, under Training
         heading="## 3. Evaluation",
         link_prefix=f"evaluate/seed-{seeds[0]}/" if several else "evaluate/",
     ).replace("\n## ", "\n### ")
