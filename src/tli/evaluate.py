@@ -562,7 +562,50 @@ def aggregate(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
                 row[key] = float(finite.mean()) if finite.size else float("nan")
                 row[f"{key}_sd"] = float(finite.std(ddof=1)) if finite.size > 1 else 0.0
         evaluation.append(row)
-    return {"evaluation": evaluation, "claims": across_seeds([seed["claims"] for seed in per_seed])}
+    return {
+        "evaluation": evaluation,
+        "claims": across_seeds([seed["claims"] for seed in per_seed]),
+        "bli": aggregate_bli([seed.get("bli") or [] for seed in per_seed]),
+    }
+
+
+def aggregate_bli(per_seed: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """BLI figures over seeds, per layer and system: each figure's mean over seeds and its sd (``<key>_sd``,
+    ``ddof=1``); each interval ``[min of the seeds' lows, max of their highs]`` (the envelope of the per-seed
+    95 % intervals), so no seed's interval is narrower than the one reported. One seed: its rows unchanged.
+
+    The base model and the Procrustes map do not depend on the training seed (sd 0); the adapted model does.
+    """
+    if len(per_seed) <= 1 or not all(per_seed):
+        return [dict(row) for row in per_seed[0]] if per_seed else []
+    rows = []
+    for versions in zip(*per_seed, strict=True):
+        row = {k: v for k, v in versions[0].items() if k != "systems"} | {"n_seeds": len(versions)}
+        row["systems"] = {}
+        for system, first in versions[0]["systems"].items():
+            reports = [v["systems"][system] for v in versions]
+            combined: dict[str, Any] = {}
+            for key, value in first.items():
+                if not _is_number(value) or key.endswith("_chance") or key in _BLI_FIXED:
+                    combined[key] = value  # the same in every seed: sizes, chance levels, the method
+                    continue
+                values = np.array([r[key] for r in reports], dtype=float)
+                if key.endswith("_ci_low"):
+                    combined[key] = float(values.min())
+                elif key.endswith("_ci_high"):
+                    combined[key] = float(values.max())
+                else:
+                    combined[key], combined[f"{key}_sd"] = float(values.mean()), float(values.std(ddof=1))
+            row["systems"][system] = combined
+        rows.append(row)
+    return rows
+
+
+_BLI_FIXED = ("n_queries", "n_candidates", "confidence", "csls_k")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def evaluate(

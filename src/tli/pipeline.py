@@ -222,6 +222,7 @@ def run(
             "train_config": asdict(config.train_config(layer, seeds[0])),
             "evaluation": combined["evaluation"],
             "claims": combined["claims"],
+            "bli": combined["bli"],
             "per_seed": evaluation_summary["per_seed"],
             "statistics": per_seed[0]["statistics"],
             "pooling": per_seed[0]["pooling"],
