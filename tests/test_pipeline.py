@@ -382,3 +382,21 @@ def test_cli_merge_writes_a_plain_model(tiny_llama_dir, toy_lexicon_file, tmp_pa
     assert main(["merge", "--adapter", str(tmp_path / "t" / "adapter"), "--out", str(tmp_path / "m")]) == 0
     assert "merged model" in capsys.readouterr().out
     assert AutoModelForCausalLM.from_pretrained(tmp_path / "m").config.num_hidden_layers == 4
+
+
+def test_an_unfinished_run_offers_resume_and_overwrite(tiny_llama_dir, toy_lexicon_file, tmp_path):
+    from tli.errors import ConfigError
+    from tli.pipeline import run
+
+    out = tmp_path / "r"
+    options = {"epochs": 1, "batch_size": 4, "n_boot": 200, "seeds": [0], "progress": False}
+    run(str(tiny_llama_dir), str(toy_lexicon_file), out=out, **options)
+    (out / "complete").unlink()  # as if killed after training
+    (out / "results.json").unlink()
+    with pytest.raises(ConfigError, match="unfinished run: pass --resume to continue it, --overwrite to start"):
+        run(str(tiny_llama_dir), str(toy_lexicon_file), out=out, **options)
+    stale = out / "train" / "checkpoints" / "epoch-1" / "stale-marker"
+    stale.write_text("from the first run")
+    results = run(str(tiny_llama_dir), str(toy_lexicon_file), out=out, overwrite=True, **options)
+    assert not stale.exists() and (out / "complete").is_file()  # training started again from scratch
+    assert results["train"][0]["timing"]["steps"] > 0
