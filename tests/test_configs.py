@@ -45,6 +45,9 @@ def test_every_shipped_config_validates_for_every_command_that_uses_it(name, cap
 
 
 def test_one_yaml_serves_every_command_and_says_what_it_ignores(capsys):
+    from tli.cli import configure_logging
+
+    configure_logging(debug=False)  # as `tli` does before parsing (the note goes to stderr through logging)
     config = parse_command("scan", ["--config", "quick"])  # quick holds training keys too
     assert config.select_by == "centered_gap" and config.pooling == "mean-no-special"
     assert "not used by this command: " in capsys.readouterr().err
@@ -150,3 +153,84 @@ def test_cli_help_is_fast_because_it_imports_no_torch():
     code = "import sys, tli.cli; tli.cli.build_parser(); print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+# --- --help of every command (issue 15, section 7) ------------------------------------------------------------
+
+
+def _help(command: str, capsys) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    return capsys.readouterr().out
+
+
+def _usage(text: str) -> str:
+    return text.split("\n\n", 1)[0]
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_help_shows_each_default_once_dashed_flags_and_no_float_noise(command, capsys):
+    import re
+
+    text = _help(command, capsys)
+    flat = " ".join(text.split())  # argparse wraps help text over lines
+    assert not re.search(r"\(default:[^)]*\)\s*\(default:", flat), "a default stated twice"
+    assert "(default: None)" not in flat and "(default: False)" not in flat
+    assert not re.search(r"\d\.\d{6,}", flat), "float noise such as 0.09183673469387756"
+    assert not re.search(r"--[a-z0-9]+_[a-z0-9_]*", _usage(text)), "usage names an underscored flag"
+    assert not re.search(r"^\s+--[a-z0-9]+_", text, re.M), "help lists an underscored flag"
+    # A --no-X negation never repeats --X's own help text.
+    helps = {}
+    for match in re.finditer(r"^  (--[a-z0-9-]+)(?: [A-Z_\-{}|,]+)?\s+(.*?)(?=^  -|\Z)", text, re.M | re.S):
+        helps[match.group(1)] = " ".join(match.group(2).split())
+    assert len(helps) >= 2, "the option list was not parsed"
+    for flag, body in helps.items():
+        if flag.startswith("--no-") and (positive := "--" + flag[5:]) in helps:
+            assert body != helps[positive], f"{flag} repeats the help of {positive}"
+
+
+def test_help_fixes_the_reported_cases(capsys):
+    scan = " ".join(_help("scan", capsys).split())
+    assert "(default: embedded SmolLM2-135M-Instruct)" in scan
+    assert "63/686 ≈ 0.092" in scan and "0.0918367" not in scan
+    assert "[--device-map DEVICE_MAP]" in scan and "--device_map" not in scan
+    assert "[--center]" in scan  # a boolean flag without its optional value
+    verify = " ".join(_help("verify", capsys).split())
+    assert "compare" in verify.split("positional arguments:")[1].split("options:")[0]
+    assert "--no-load-model skip loading base models" in verify
+    assert "--load-model also check" in verify
+    train = " ".join(_help("train", capsys).split())
+    assert "--lr LR AdamW learning rate (default: 0.0002)" in train
+    assert "--target-modules TARGET_MODULES [TARGET_MODULES ...] linear layers that get LoRA" in train
+    assert "(default: q_proj,v_proj)" in train
+
+
+def test_underscored_flags_still_parse():
+    config = parse_command("scan", ["--max_layer", "4", "--select_by", "gap", "--center"])
+    assert (config.max_layer, config.select_by, config.center) == (4, "gap", True)
+    assert parse_command("scan", ["--center", "false"]).center is False
+    assert parse_command("verify", ["runs/x", "--no_load_model"]).load_model is False
+
+
+def test_readme_command_table_lists_every_command():
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Commands", 1)[1].split("\n\n", 2)[1]
+    for command in COMMANDS:
+        assert f"| `tli {command}` |" in table, command
+
+
+def test_one_pooling_default_for_every_command():
+    from tli.config import DEFAULT_POOLING, ExportConfig
+    from tli.embed import EmbedConfig
+    from tli.tasks.retrieval.base import RetrievalConfig
+
+    assert DEFAULT_POOLING == "mean-no-special"
+    for config_class in (ScanConfig, TrainConfig, RunConfig, ExportConfig):
+        field = {f.name: f for f in dataclasses.fields(config_class)}["pooling"]
+        assert field.default == DEFAULT_POOLING, config_class.__name__
+    assert EmbedConfig().pooling == RetrievalConfig().pooling == DEFAULT_POOLING
+    assert TrainConfig().target_layer == 2 and TrainConfig().from_scan is None
+    assert "from_scan" not in {f.name for f in dataclasses.fields(RunConfig)}

@@ -295,3 +295,42 @@ def test_bli_figures_for_unseen_control_words_with_the_procrustes_baseline(train
     )
     assert first["systems"]["procrustes"]["mapping"] == "procrustes"
     assert "Procrustes" in (tmp_path / "ev" / "report.md").read_text()
+
+
+def test_small_groups_are_named_once_and_every_verdict_states_its_n(trained_adapter, tmp_path, caplog):
+    import logging
+
+    adapter, _, _ = trained_adapter
+    with caplog.at_level(logging.INFO):
+        results = evaluate(adapter, out=tmp_path / "ev", n_boot=500, progress=None)  # redirected output
+    log = [r.getMessage() for r in caplog.records]
+    entry = {e["group"]: e for e in results["evaluation"] if e["layer_role"] == "target"}
+    n_control, words = entry["control"]["n"], entry["control"]["n_clusters"]
+    assert (n_control, words) == (5, 4)  # mbwa, paka, samaki, kiti: one has two translations
+    control = [
+        w for w in log if w.startswith(f"warning: only {n_control} control pairs ({words} source words)")
+    ]
+    assert len(control) == 1 and "24 claims" in control[0] and "at least 30 control pairs" in control[0]
+    assert any(w.startswith(f"only {n_control} control pairs") for w in results["warnings"])
+    # Progress names each part of the evaluation, and the report stage.
+    for part in (
+        "evaluation (seed 0): base model: source words",
+        "evaluation (seed 0): adapted model: target",
+    ):
+        assert any(line.startswith(part) for line in log), part
+    assert any(line.startswith("evaluation (seed 0): 1/1 stages (100%), step layer curves") for line in log)
+    assert any(line.startswith("report and plots (seed 0): 1/1 stages (100%)") for line in log)
+    # The report: the n behind each verdict, and the warning.
+    report = (tmp_path / "ev" / "report.md").read_text()
+    header = next(line for line in report.splitlines() if line.startswith("| claim |"))
+    assert "| n |" in header
+    rows = [line for line in report.splitlines() if line.startswith("| TLI raises similarity of control")]
+    assert len(rows) == 2 and all(f"| {n_control} pairs ({words} words) |" in row for row in rows)
+    column = [c.strip() for c in header.split("|")].index("n")
+    rows = [line for line in report.splitlines() if line.startswith("| TLI improves translation retrieval")]
+    cells = [row.split("|")[column].strip() for row in rows]
+    assert len(cells) == 4 and all(c.endswith(" words") and "pairs" not in c for c in cells)
+    difference = next(c for c in results["claims"] if c["kind"] == "difference")
+    assert difference["n"] == n_control + entry["trained"]["n"]
+    assert f"| {difference['n']} pairs (" in report
+    assert f"**Warning:** only {n_control} control pairs" in report

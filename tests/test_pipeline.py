@@ -1,7 +1,9 @@
 """`tli run` end to end on a tiny model, and `tli train` / `tli probe` through the CLI."""
 
 import json
+import re
 
+import numpy as np
 import pytest
 from conftest import EVALUATION_KEYS
 
@@ -229,7 +231,35 @@ def test_run_with_several_seeds_reports_mean_sd_and_claims_across_seeds(
         0.0, abs=1e-6
     )  # base is the same
     report = (out / "report.md").read_text()
-    assert "Per seed" in report and "across-seed 95 % CI" in report
+    assert "Per seed" in report and "across-seed 95 % CI" in report and "mean ± sd over" in report
+    # BLI over seeds: each figure the mean of the seeds', its sd, each interval the envelope of theirs.
+    seeds_bli = [
+        json.loads((out / "evaluate" / f"seed-{s}" / "results.json").read_text())["bli"] for s in (0, 1)
+    ]
+    assert results["bli"] and len(results["bli"]) == len(seeds_bli[0])
+    for row, *versions in zip(results["bli"], *seeds_bli, strict=True):
+        assert row["n_seeds"] == 2 and row["layer"] == versions[0]["layer"]
+        for system, figures in row["systems"].items():
+            values = [v["systems"][system]["mrr"] for v in versions]
+            assert figures["mrr"] == pytest.approx(np.mean(values))
+            assert figures["mrr_sd"] == pytest.approx(np.std(values, ddof=1))
+            assert figures["mrr_ci_low"] == min(v["systems"][system]["mrr_ci_low"] for v in versions)
+            assert figures["p_at_1_ci_high"] == max(v["systems"][system]["p_at_1_ci_high"] for v in versions)
+        assert row["systems"]["base"]["mrr_sd"] == pytest.approx(
+            0.0, abs=1e-9
+        )  # the base model is one network
+    assert "## Retrieval of the unseen control words (BLI)" in report.replace("### ", "## ")
+    assert "P@1, mean ± sd over 2 seeds" in report and "Procrustes map" in report
+    # Every plot of the run is linked, per seed, and every link resolves.
+    plots = report.split("## 4. Plots", 1)[1]
+    links = re.findall(r"\]\(([^)]+\.png)\)", plots)
+    for name in ("before_after.png", "layers_before_after.png", "projection_pca.png", "projection_tsne.png"):
+        assert {f"evaluate/seed-{s}/{name}" for s in (0, 1)} <= set(links), name
+    assert {"scan/layers.png", "train/seed-0/loss.png", "train/seed-1/loss.png"} <= set(links)
+    assert all((out / link).is_file() for link in links)
+    summary = (out / "evaluate" / "report.md").read_text()
+    assert all((out / "evaluate" / link).is_file() for link in re.findall(r"\]\(([^)]+\.png)\)", summary))
+    assert "seed-1/projection_tsne.png" in summary
 
 
 def test_run_reuses_the_scan_embeddings_of_the_base_model(
@@ -356,3 +386,21 @@ def test_cli_merge_writes_a_plain_model(tiny_llama_dir, toy_lexicon_file, tmp_pa
     assert main(["merge", "--adapter", str(tmp_path / "t" / "adapter"), "--out", str(tmp_path / "m")]) == 0
     assert "merged model" in capsys.readouterr().out
     assert AutoModelForCausalLM.from_pretrained(tmp_path / "m").config.num_hidden_layers == 4
+
+
+def test_an_unfinished_run_offers_resume_and_overwrite(tiny_llama_dir, toy_lexicon_file, tmp_path):
+    from tli.errors import ConfigError
+    from tli.pipeline import run
+
+    out = tmp_path / "r"
+    options = {"epochs": 1, "batch_size": 4, "n_boot": 200, "seeds": [0], "progress": False}
+    run(str(tiny_llama_dir), str(toy_lexicon_file), out=out, **options)
+    (out / "complete").unlink()  # as if killed after training
+    (out / "results.json").unlink()
+    with pytest.raises(ConfigError, match="unfinished run: pass --resume to continue it, --overwrite to start"):
+        run(str(tiny_llama_dir), str(toy_lexicon_file), out=out, **options)
+    stale = out / "train" / "checkpoints" / "epoch-1" / "stale-marker"
+    stale.write_text("from the first run")
+    results = run(str(tiny_llama_dir), str(toy_lexicon_file), out=out, overwrite=True, **options)
+    assert not stale.exists() and (out / "complete").is_file()  # training started again from scratch
+    assert results["train"][0]["timing"]["steps"] > 0

@@ -54,6 +54,8 @@ def _per_pair(groups=(("trained", 40), ("control", 8)), roles=(("target", 2), ("
                         "sim_post": pre + 0.05,
                         "gap_pre": pre / 10,
                         "gap_post": pre / 10 - 0.01,
+                        "centered_gap_pre": pre / 5,
+                        "centered_gap_post": pre / 5 + 0.02,
                     }
                 )
     return rows
@@ -89,12 +91,8 @@ def _close_figures():
 # --- layer curves -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("values", "expected"),
-    [([0.0012, 0.3, -0.05], 1e-3), ([0.0, math.nan], 1e-4), ([], 1e-4), ([1e-9], 1e-6), ([0.5, 2.0], 1e-2)],
-)
-def test_symlog_threshold(values, expected):
-    assert plots.symlog_threshold(values) == pytest.approx(expected)
+def _spans(ax) -> list[tuple[float, float]]:
+    return sorted(tuple(np.round(p.get_x() + np.array([0, p.get_width()]), 6)) for p in ax.patches)
 
 
 def test_layer_curves_panels_and_marks():
@@ -103,20 +101,80 @@ def test_layer_curves_panels_and_marks():
     )
     assert [ax.get_gid() for ax in fig.axes] == ["cosine", "gap", "retrieval"]
     (cosine,), (gap,), (retrieval,) = (_axes(fig, g) for g in ("cosine", "gap", "retrieval"))
-    # The gap has its own symlog axis: 1.2e-3 sits in the log range, far from the zero line.
-    assert gap.get_yscale() == "symlog" and gap.yaxis.get_transform().linthresh == pytest.approx(1e-3)
+    # The gap has its own symlog axis with the shared linear band: 1.2e-3 sits in the log range.
+    assert gap.get_yscale() == "symlog" and gap.yaxis.get_transform().linthresh == plots.GAP_LINTHRESH == 1e-5
     assert _by_gid(gap.lines, "gap")[0].get_ydata()[5] == pytest.approx(0.0012)
     assert len(_by_gid(gap.lines, "centered_gap")) == 1
     assert {line.get_gid() for line in cosine.lines} >= {"matched_mean", "mismatched_mean"}
-    # Artefact layers 2-4 and 9: two shaded runs per panel, each ±0.5 around its layers.
+    # Artefact layers 2-4 and 9 (4 of 12): two runs shaded, ±0.5 around their layers, in the raw-cosine panel
+    # only (the flag is about the raw cosine; gaps and retrieval stay readable there).
+    assert _spans(cosine) == [(1.5, 4.5), (8.5, 9.5)]
+    assert not gap.patches and not retrieval.patches
     for ax in (cosine, gap, retrieval):
-        spans = sorted(tuple(np.round(p.get_x() + np.array([0, p.get_width()]), 6)) for p in ax.patches)
-        assert spans == [(1.5, 4.5), (8.5, 9.5)]
         assert [line.get_xdata()[0] for line in _by_gid(ax.lines, "selected")] == [1]
     (chance,) = _by_gid(retrieval.lines, "chance")
     assert chance.get_ydata()[0] == pytest.approx(1 / 1593)
     legend = [t.get_text() for t in cosine.get_legend().get_texts()]
-    assert plots.ARTIFACT_LABEL in legend and "selected layer 1 (gap)" in legend
+    assert f"{plots.ARTIFACT_LABEL} (2–4, 9)" in legend and "selected layer 1 (gap)" in legend
+
+
+def test_matched_and_mismatched_stay_distinguishable_where_they_coincide():
+    def coinciding(shift=0.0):  # the artefact at its worst: both means equal to the last digit
+        return [{**row, "mismatched_mean": row["matched_mean"]} for row in _layer_rows(shift=shift)]
+
+    for compare in (None, coinciding(0.001)):
+        fig = plots.layer_curves_figure(coinciding(), compare=compare)
+        (cosine,) = _axes(fig, "cosine")
+        for matched, mismatched in zip(
+            _by_gid(cosine.lines, "matched_mean"), _by_gid(cosine.lines, "mismatched_mean"), strict=True
+        ):
+            assert list(matched.get_ydata()) == list(mismatched.get_ydata())  # they do coincide
+            # The baseline is a wide translucent band under a thin line drawn on top: both visible.
+            assert mismatched.get_linewidth() >= 3 * matched.get_linewidth()
+            assert mismatched.get_alpha() < 0.5 and matched.get_zorder() > mismatched.get_zorder()
+            assert matched.get_marker() != mismatched.get_marker()
+            assert matched.get_color() != mismatched.get_color()
+        texts = [t.get_text() for t in cosine.get_legend().get_texts()]
+        assert "matched pairs" in texts and "mismatched pairs (any-pair baseline)" in texts
+
+
+def test_retrieval_series_with_equal_values_are_offset_and_marked_apart():
+    rows = [{**row, "csls_p_at_1": row["p_at_1"]} for row in _layer_rows()]  # P@1 = CSLS P@1 at every layer
+    fig = plots.layer_curves_figure(rows, compare=rows)
+    (retrieval,) = _axes(fig, "retrieval")
+    for p_at_1, csls in zip(
+        _by_gid(retrieval.lines, "p_at_1"), _by_gid(retrieval.lines, "csls_p_at_1"), strict=True
+    ):
+        assert list(p_at_1.get_ydata()) == list(csls.get_ydata())
+        shift = np.array(csls.get_xdata()) - np.array(p_at_1.get_xdata())
+        assert np.allclose(shift, 3 * plots.RETRIEVAL_DODGE)  # 4 series: -1.5, -0.5, +0.5, +1.5 dodges
+        assert p_at_1.get_marker() != csls.get_marker() and p_at_1.get_color() != csls.get_color()
+    before, after = _by_gid(retrieval.lines, "p_at_1")
+    assert (before.get_linestyle(), after.get_linestyle()) == ("-", "--")
+
+
+def test_artifact_shading_is_left_out_when_it_would_cover_most_layers():
+    runs, label = plots.artifact_shading(list(range(2, 31)), 31)
+    assert runs == [] and label.startswith("artefact layers 2–30 (29 of 31 layers: not shaded)\n")
+    fig = plots.layer_curves_figure(_layer_rows(), artifact_layers=list(range(1, 12)))
+    (cosine,) = _axes(fig, "cosine")
+    assert not any(ax.patches for ax in fig.axes)
+    assert "artefact layers 1–11 (11 of 12 layers: not shaded)\n— raw cosine high for any pair" in [
+        t.get_text() for t in cosine.get_legend().get_texts()
+    ]
+    assert plots.artifact_shading([3, 4], 12) == ([(3, 4)], f"{plots.ARTIFACT_LABEL} (3–4)")
+    assert plots.artifact_shading([], 12) == ([], None)
+
+
+def test_every_gap_axis_shares_one_linear_band():
+    scan = plots.layer_curves_figure(_layer_rows())
+    before_after = plots.layer_curves_figure(_layer_rows(), compare=_layer_rows(shift=0.5))
+    tiny = [{**row, "gap": 1e-6, "centered_gap": 2e-6} for row in _layer_rows()]
+    thresholds = {
+        _axes(fig, "gap")[0].yaxis.get_transform().linthresh
+        for fig in (scan, before_after, plots.layer_curves_figure(tiny))
+    }
+    assert thresholds == {plots.GAP_LINTHRESH}
 
 
 def test_layer_curves_compare_is_dashed_in_the_same_colour():
@@ -204,8 +262,9 @@ def test_loss_curve_validation_and_reference(tmp_path):
 
 def test_before_after_panels():
     fig = plots.before_after_figure(_per_pair())
-    similarity, gap = _axes(fig, "similarity"), _axes(fig, "gap")
+    similarity, gap = _axes(fig, "similarity"), _axes(fig, "centered_gap")
     assert len(similarity) == len(gap) == 4  # (target, final) × (trained, control), two rows
+    assert not _axes(fig, "gap")  # the raw gap is not what the report leads with
     titles = [ax.get_title() for ax in similarity]
     assert titles == [
         "trained · target L2 · n=40",
@@ -213,9 +272,13 @@ def test_before_after_panels():
         "trained · final L30 · n=40",
         "control · final L30 · n=8",
     ]
-    # Every pair moved up by exactly 0.05 in similarity and down by 0.01 in gap.
+    # Every pair moved up by exactly 0.05 in similarity and by 0.02 in the centred gap (the raw gap fell).
     assert "mean Δ +0.050\n100 % above diagonal" in similarity[0].texts[0].get_text()
-    assert "mean Δ -0.010\n0 % above diagonal" in gap[1].texts[0].get_text()
+    assert "mean Δ +0.020\n100 % above diagonal" in gap[1].texts[0].get_text()
+    points = gap[0].collections[0].get_offsets()
+    rows = [r for r in _per_pair() if (r["group"], r["layer_role"]) == ("trained", "target")]
+    assert np.allclose(points, [(r["centered_gap_pre"], r["centered_gap_post"]) for r in rows])
+    assert gap[0].get_xlabel() == "centred gap before"
     assert similarity[0].get_xlim() == similarity[1].get_xlim()  # the same layer shares its range
     assert similarity[0].get_xlim() == similarity[0].get_ylim()  # square: the diagonal is 45°
     # No title or axis label overlaps another panel's text.
@@ -232,7 +295,9 @@ def test_before_after_edge_cases(tmp_path):
     one_group = _per_pair(groups=(("trained", 5),), roles=(("target", 2),))
     fig = plots.before_after_figure(one_group)
     assert len(fig.axes) == 2 and fig.axes[0].get_title() == "trained · target L2 · n=5"
-    no_gap = [{k: v for k, v in row.items() if not k.startswith("gap")} for row in one_group]
+    raw_only = [{k: v for k, v in row.items() if not k.startswith("centered")} for row in one_group]
+    assert [ax.get_gid() for ax in plots.before_after_figure(raw_only).axes] == ["similarity", "gap"]
+    no_gap = [{k: v for k, v in row.items() if "gap" not in k} for row in one_group]
     assert [ax.get_gid() for ax in plots.before_after_figure(no_gap).axes] == ["similarity"]
     with_nan = _per_pair()
     with_nan[0].update(sim_pre=math.nan, gap_post=math.nan)
@@ -269,6 +334,35 @@ def test_projection_groups_and_languages():
     assert legend[:4] == ["trained", "control", "Swahili", "English"]
     with pytest.raises(ValueError, match="groups"):
         plots.projection_figure(_embeddings(3), _embeddings(3), groups=["trained"])
+
+
+def test_projection_draws_the_target_layer_above_the_final_layer():
+    groups = ["trained"] * 6 + ["control"] * 2
+    target_before, target_after = _embeddings(8), _embeddings(8, 1)
+    fig = plots.projection_figure(
+        target_before,
+        target_after,
+        title="target layer 2",
+        groups=groups,
+        more=[("final layer 30", _embeddings(8, 2), _embeddings(8, 3))],
+    )
+    assert [ax.get_gid() for ax in fig.axes] == ["before", "after", "before", "after"]
+    assert [ax.get_title().split(" (")[0] for ax in fig.axes] == [
+        "target layer 2: before",
+        "target layer 2: after",
+        "final layer 30: before",
+        "final layer 30: after",
+    ]
+    assert fig.get_suptitle() == "n = 8 pairs (6 trained, 2 control)"
+    # Each row projects its own layer's vectors: the target row is the PCA of the target-layer embeddings.
+    expected = plots._project(np.concatenate(target_before), "pca", 0)
+    drawn = {c.get_gid(): c.get_offsets() for c in fig.axes[0].collections}
+    assert np.allclose(drawn["trained:source"], expected[:6]) and np.allclose(
+        drawn["control:target"], expected[14:]
+    )
+    assert all(len(c.get_offsets()) in (6, 2) for ax in fig.axes for c in ax.collections)
+    with pytest.raises(ValueError, match="one entry per pair"):
+        plots.projection_figure(_embeddings(8), _embeddings(8), more=[("x", _embeddings(3), _embeddings(3))])
 
 
 @pytest.mark.parametrize(

@@ -313,3 +313,67 @@ def test_progress_is_logged_when_output_is_not_a_terminal(monkeypatch, caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert lines[0].startswith("TLI training: 1/4 steps (25%), loss 0.5") and "ETA" in lines[0]
     assert lines[-1].startswith("TLI training: 4/4 steps (100%)")
+
+
+def _count(text: str, needle: str) -> int:
+    return text.count(needle)
+
+
+def test_cli_train_warns_once_about_warmup_and_the_loss(
+    tiny_llama_dir, toy_lexicon_file, tmp_path, capsys, monkeypatch
+):
+    from tli.cli import main
+
+    collapse = "the triplet loss settled at 0.4001, the margin (0.4)"
+    monkeypatch.setattr(train_module, "loss_warnings", lambda config, losses: [collapse])
+    args = ["train", "--model", str(tiny_llama_dir), "--lexicon", str(toy_lexicon_file), "--epochs", "1"]
+    assert main([*args, "--batch-size", "4", "--validation-fraction", "0", "--out", str(tmp_path / "t")]) == 0
+    err = capsys.readouterr().err
+    assert _count(err, collapse) == 1
+    assert _count(err, "--warmup-steps 50 is not shorter than the run's") == 1
+    record = json.loads((tmp_path / "t" / "results.json").read_text())
+    assert record["warmup_steps"] == 0 and any("--warmup-steps 50" in w for w in record["warnings"])
+    # The learning rate is no longer capped at steps/50 of --lr: the first step runs near the full rate.
+    rates = [
+        json.loads(line)["lr"] for line in (tmp_path / "t" / "metrics.jsonl").read_text().splitlines()[:1]
+    ]
+    steps = record["timing"]["steps"]
+    assert rates[0] == pytest.approx(2e-4 * (steps - 1) / steps)
+
+
+def test_overwrite_restarts_a_finished_training_run(tiny_llama_dir, toy_lexicon_file, tmp_path):
+    out = tmp_path / "r"
+    train(str(tiny_llama_dir), str(toy_lexicon_file), out=out, epochs=2, **FAST)
+    with pytest.raises(ConfigError, match="finished training run: pass --resume .*--overwrite"):
+        train(str(tiny_llama_dir), str(toy_lexicon_file), out=out, epochs=1, **FAST)
+    result = train(str(tiny_llama_dir), str(toy_lexicon_file), out=out, epochs=1, overwrite=True, **FAST)
+    assert len(result.epoch_losses) == 1
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["epoch-1"]
+
+
+def test_train_from_scan_takes_its_layer_and_recipe_and_warns_where_they_differ(
+    tiny_llama_dir, toy_lexicon_file, tmp_path, capsys
+):
+    from tli.cli import main
+    from tli.scan import scan
+
+    result = scan(
+        str(tiny_llama_dir), str(toy_lexicon_file), pooling="mean", select_by="gap", out=tmp_path / "s"
+    )
+    base = ["train", "--model", str(tiny_llama_dir), "--lexicon", str(toy_lexicon_file), "--epochs", "1"]
+    base += ["--batch-size", "4", "--warmup-steps", "0", "--from-scan", str(tmp_path / "s")]
+    assert main([*base, "--out", str(tmp_path / "t")]) == 0
+    meta = json.loads((tmp_path / "t" / "adapter" / "tli_adapter.json").read_text())
+    assert meta["target_layer"] == result.selected_layer and meta["embed"]["pooling"] == "mean"
+    assert "differs" not in capsys.readouterr().err
+    # An explicit recipe that differs from the scan's wins, with one warning, kept in results.json.
+    assert main([*base, "--pooling", "last", "--out", str(tmp_path / "t2")]) == 0
+    err = capsys.readouterr().err
+    assert _count(err, "--pooling 'last' differs from the scan it cites") == 1
+    record = json.loads((tmp_path / "t2" / "results.json").read_text())
+    assert any("--pooling 'last' differs" in w for w in record["warnings"])
+    meta = json.loads((tmp_path / "t2" / "adapter" / "tli_adapter.json").read_text())
+    assert meta["embed"]["pooling"] == "last" and meta["config"]["from_scan"] == str(tmp_path / "s")
+    # A directory that is no scan is one clear error.
+    assert main([*base[:-1], str(tmp_path / "t"), "--out", str(tmp_path / "t3")]) == 2
+    assert "no selected layer" in capsys.readouterr().err

@@ -89,8 +89,6 @@ def cmd_train(config) -> int:
             f"seed {result.seed}: {result.timing['steps']} steps at layer {result.target_layer}; epoch losses: "
             f"{losses}{best}"
         )
-        for warning in result.warnings:
-            log.warning("warning: %s", warning)
         print(f"adapter: {result.adapter}  (peft.PeftModel.from_pretrained(base, '{result.adapter}'))")
     return 0
 
@@ -207,6 +205,7 @@ def cmd_export_embeddings(config) -> int:
             f"--layer {max(config.layer)} is beyond the model: hidden-state indices run 0..{loaded.num_layers}"
         )
     embed_config = config.embed_config(config.batch_size)
+    written: dict[str, list[str]] = {}
     for lang, words in languages.items():
         vectors = embed_strings(words, loaded.model, loaded.tokenizer, embed_config, desc=f"{lang} words")
         if config.center:
@@ -215,8 +214,27 @@ def cmd_export_embeddings(config) -> int:
             vectors = center_and_normalise(vectors)
         for layer in config.layer:
             files = export_embeddings(words, vectors[layer].numpy(), out, layer=layer, lang=lang)
-            print(f"{lang} layer {layer}: {len(words)} words → {', '.join(str(p) for p in files.values())}")
+            written[f"{lang}.layer{layer}"] = [str(p) for p in files.values()]
+            print(f"{lang} layer {layer}: {len(words)} words → {', '.join(written[f'{lang}.layer{layer}'])}")
+    _write_export_record(out, config, loaded, embed_config, written)
     return 0
+
+
+def _write_export_record(out: Path, config, loaded, embed_config, written: dict[str, list[str]]) -> None:
+    """``results.json`` of an export: the pooling recipe, model, files and provenance (then ``complete``)."""
+    from tli.embed import bos_record
+    from tli.io import atomic_write_json
+    from tli.runs import mark_complete, provenance
+
+    record = {
+        "layers": list(config.layer),
+        "pooling": embed_config.describe() | bos_record(loaded.tokenizer, embed_config),
+        "model": loaded.describe(),
+        "files": written,
+        **provenance("export-embeddings", dataclasses.asdict(config), None),
+    }
+    atomic_write_json(out / "results.json", record)
+    mark_complete(out, "export")
 
 
 def cmd_merge(config) -> int:
@@ -386,6 +404,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         namespace, config = parse_args(argv)
         if not namespace.debug:
             _quiet_libraries()
+        if hasattr(config, "threads"):  # torch's thread pool sized to this process's CPUs (or --threads)
+            from tli.threads import configure_threads
+
+            configure_threads(config.threads)
         return HANDLERS[namespace.command](config)
     except TliError as exc:
         if debug:

@@ -16,10 +16,12 @@ lists every problem, before any model is loaded. This module imports nothing hea
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import logging
 import math
 import re
+import types
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,11 @@ from typing import Any
 from tli.errors import ConfigError, yaml_problem
 
 POOLINGS = ("mean", "mean-no-special", "last")
+DEFAULT_POOLING = "mean-no-special"
+"""The one pooling recipe every command uses by default (scan, train, run, evaluate's adapters, export, the TLI
+strategy and dense retrieval of ``tli compare``): special tokens and position 0 left out, as the published
+evaluation pooled. ``mean`` (the published pilot scan) pools the start token in, whose massive activations
+make any two words look alike (matched and mismatched cosine both 0.9999 on SmolLM2)."""
 ADD_BOS = ("auto", "always", "never")
 DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16")
 QUANTIZATIONS = ("none", "nf4", "int8")
@@ -202,7 +209,11 @@ class ModelOptions:
 class EmbedOptions:
     """How a word becomes a vector (the pooling recipe)."""
 
-    pooling: str = option("mean", "mean (published) | mean-no-special | last")
+    pooling: str = option(
+        DEFAULT_POOLING,
+        "mean-no-special (special tokens and position 0 left out, as the published evaluation) | mean (every "
+        "token, the start token too, as the published pilot scan) | last",
+    )
     center: bool = option(False, "subtract each language's mean embedding per layer before the cosine")
     template: str | None = option(
         None, "prompt with a {word} slot, e.g. 'The word \"{word}\" means' (with last)"
@@ -245,7 +256,9 @@ class LexiconOptions:
         None, "a separate test dictionary (MUSE style) used as the control group; leaking pairs are dropped"
     )
     control_fraction: float = option(
-        DEFAULT_CONTROL_FRACTION, "share of pairs held out as controls when the lexicon stores no split"
+        DEFAULT_CONTROL_FRACTION,
+        "share of pairs held out as controls when the lexicon stores no split "
+        "(default: 63/686 ≈ 0.092, the published proportion)",
     )
     split_seed: int = option(0, "seed of the leak-free trained/control split")
 
@@ -383,6 +396,21 @@ class TrainingOptions(LoraOptions):
 
 
 @dataclass(kw_only=True)
+class ThreadOptions:
+    """How many CPU threads torch may use."""
+
+    threads: int | None = option(
+        None,
+        "torch CPU threads (default: the CPUs this process may use — the affinity mask and cgroup CPU quota, or "
+        "OMP_NUM_THREADS when set); recorded in results.json",
+    )
+
+    def _check_threads(self, problems: Problems) -> None:
+        if self.threads is not None:
+            problems.at_least("threads", self.threads, 1)
+
+
+@dataclass(kw_only=True)
 class OutputOptions:
     """Where results go."""
 
@@ -395,7 +423,9 @@ class OutputOptions:
 
 
 @dataclass(kw_only=True)
-class ScanConfig(OutputOptions, LayerChoiceOptions, LexiconOptions, EmbedOptions, ModelOptions):
+class ScanConfig(
+    ThreadOptions, OutputOptions, LayerChoiceOptions, LexiconOptions, EmbedOptions, ModelOptions
+):
     """``tli scan``: layer-by-layer alignment with mismatched-pair and retrieval controls."""
 
     batch_size: int = option(32, "words per forward pass")
@@ -409,6 +439,7 @@ class ScanConfig(OutputOptions, LayerChoiceOptions, LexiconOptions, EmbedOptions
     def __post_init__(self) -> None:
         problems = Problems()
         self._check_model(problems)
+        self._check_threads(problems)
         self._check_embed(problems)
         self._check_lexicon(problems)
         self._check_layers(problems)
@@ -425,28 +456,31 @@ class ScanConfig(OutputOptions, LayerChoiceOptions, LexiconOptions, EmbedOptions
         problems.raise_if_any()
 
 
-@dataclass(kw_only=True)
-class TrainConfig(OutputOptions, TrainingOptions, LexiconOptions, EmbedOptions, ModelOptions):
-    """``tli train``: TLI — LoRA with a contrastive loss on pooled target-layer embeddings."""
+def _same_model(a: str | None, b: str | None) -> bool:
+    """Whether two ``--model`` specs name the same model (None = the embedded default; paths resolved)."""
+    if not a or not b:
+        return not a and not b
+    return a == b or Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 
-    pooling: str = option(
-        "mean-no-special", "pooling at the target layer (the published evaluation's recipe)"
-    )
-    target_layer: int = option(2, "hidden-state index of the loss (published: 2)")
+
+DEFAULT_TARGET_LAYER = 2
+"""The published TLI target layer (``hidden_states[2]``)."""
+RECIPE_FIELDS = ("pooling", "center", "template", "add_bos", "bos_token")
+"""The options of :class:`EmbedOptions` that decide an embedding: a scan and the training it selects a layer for
+must agree on them."""
+
+
+@dataclass(kw_only=True)
+class TrainRunOptions(
+    ThreadOptions, OutputOptions, TrainingOptions, LexiconOptions, EmbedOptions, ModelOptions
+):
+    """What ``tli train`` and ``tli run`` share: the model, the recipe, the lexicon, training and the seeds."""
+
+    target_layer: int | None = option(DEFAULT_TARGET_LAYER, "hidden-state index of the loss (published: 2)")
     seed: int = option(0, "shuffling, LoRA initialisation, dropout")
     seeds: list[int] | None = option(
         None, "several seeds: one adapter each, in OUT/seed-<k>/ (overrides --seed)"
     )
-
-    def __post_init__(self) -> None:
-        problems = Problems()
-        self._check_model(problems)
-        self._check_embed(problems)
-        self._check_lexicon(problems)
-        self._check_training(problems)
-        problems.at_least("target_layer", self.target_layer, 1)
-        self.seeds = _int_list("seeds", self.seeds, problems)
-        problems.raise_if_any()
 
     def trainable_layers(self) -> list[int]:
         """Blocks that get LoRA: the given ones, or those whose output reaches the target layer."""
@@ -457,7 +491,73 @@ class TrainConfig(OutputOptions, TrainingOptions, LexiconOptions, EmbedOptions, 
 
 
 @dataclass(kw_only=True)
-class EvaluateConfig(OutputOptions, StatisticsOptions, LexiconOptions, ModelOptions):
+class TrainConfig(TrainRunOptions):
+    """``tli train``: TLI — LoRA with a contrastive loss on pooled target-layer embeddings."""
+
+    target_layer: int | None = option(
+        None, "hidden-state index of the loss (default: 2, as published; with --from-scan, the scan's choice)"
+    )
+    from_scan: str | None = option(
+        None,
+        "a tli scan (or tli run) directory: train at the layer it selected with its pooling recipe; options "
+        "given here that differ from it win, with a warning",
+    )
+
+    def __post_init__(self) -> None:
+        problems = Problems()
+        self._check_model(problems)
+        self._check_threads(problems)
+        self._check_embed(problems)
+        self._check_lexicon(problems)
+        self._check_training(problems)
+        self.seeds = _int_list("seeds", self.seeds, problems)
+        self.scan_notes: list[str] = []
+        """How this config differs from the scan it cites (``from_scan``): warnings, recorded with the results."""
+        if self.from_scan is not None:
+            self._take_from_scan(problems)
+        elif self.target_layer is None:
+            self.target_layer = DEFAULT_TARGET_LAYER
+        if self.target_layer is not None:
+            problems.at_least("target_layer", self.target_layer, 1)
+        problems.raise_if_any()
+
+    def _take_from_scan(self, problems: Problems) -> None:
+        """The scan's selected layer and recipe where these options keep their defaults; a note where not."""
+        from tli.errors import TliError
+
+        try:
+            from tli.runs import read_scan_choice
+
+            scan = read_scan_choice(self.from_scan)
+        except TliError as exc:
+            problems.items.append(str(exc))
+            return
+        defaults = {f.name: f.default for f in dataclasses.fields(EmbedOptions)}
+        for name in RECIPE_FIELDS:
+            mine, theirs = getattr(self, name), scan["recipe"].get(name, defaults[name])
+            if mine == defaults[name]:
+                setattr(self, name, theirs)
+            elif mine != theirs:
+                self.scan_notes.append(
+                    f"--{_flag(name)} {mine!r} differs from the scan it cites ({self.from_scan}: {theirs!r}): "
+                    "the layer the scan chose was chosen for another recipe"
+                )
+        if self.target_layer is None:
+            self.target_layer = scan["selected_layer"]
+        elif self.target_layer != scan["selected_layer"]:
+            self.scan_notes.append(
+                f"--target-layer {self.target_layer} differs from the layer the scan selected "
+                f"({scan['selected_layer']} in {self.from_scan})"
+            )
+        if not _same_model(self.model, scan["model"]):
+            self.scan_notes.append(
+                f"--model {self.model or 'default'} is not the model the scan measured "
+                f"({scan['model'] or 'default'}): its layer choice may not carry over"
+            )
+
+
+@dataclass(kw_only=True)
+class EvaluateConfig(ThreadOptions, OutputOptions, StatisticsOptions, LexiconOptions, ModelOptions):
     """``tli evaluate``: base vs adapted, trained vs control, target vs final layer, with statistics."""
 
     adapter: list[str] = option(
@@ -474,6 +574,7 @@ class EvaluateConfig(OutputOptions, StatisticsOptions, LexiconOptions, ModelOpti
     def __post_init__(self) -> None:
         problems = Problems()
         self._check_model(problems)
+        self._check_threads(problems)
         self._check_lexicon(problems)
         self._check_statistics(problems)
         problems.at_least("batch_size", self.batch_size, 1)
@@ -483,7 +584,7 @@ class EvaluateConfig(OutputOptions, StatisticsOptions, LexiconOptions, ModelOpti
 
 
 @dataclass(kw_only=True)
-class RunConfig(StatisticsOptions, LayerChoiceOptions, TrainConfig):
+class RunConfig(StatisticsOptions, LayerChoiceOptions, TrainRunOptions):
     """``tli run``: scan → target layer → TLI training (one adapter per seed) → evaluation → report."""
 
     target_layer: int | None = option(None, "train at this layer instead of the scan's choice")
@@ -500,6 +601,7 @@ class RunConfig(StatisticsOptions, LayerChoiceOptions, TrainConfig):
     def __post_init__(self) -> None:
         problems = Problems()
         self._check_model(problems)
+        self._check_threads(problems)
         self._check_embed(problems)
         self._check_lexicon(problems)
         self._check_training(problems)
@@ -531,7 +633,7 @@ CHAT_TEMPLATE_MODES = ("auto", "yes", "no")
 
 
 @dataclass(kw_only=True)
-class ProbeConfig(OutputOptions, ModelOptions):
+class ProbeConfig(ThreadOptions, OutputOptions, ModelOptions):
     """``tli probe``: base and adapted model translate sampled lexicon words; a table of their answers."""
 
     adapter: str | None = option(None, "adapter directory (RUN/adapter of tli train)")
@@ -540,7 +642,7 @@ class ProbeConfig(OutputOptions, ModelOptions):
     n_pairs: int = option(20, "source words to probe (seeded sample; all if the lexicon has fewer)")
     prompt: str = option(DEFAULT_PROBE_PROMPT, "instruction with a {source} slot")
     max_new_tokens: int = option(24, "tokens to generate (only the first line is kept)")
-    greedy: bool = option(True, "greedy decoding")
+    greedy: bool = option(True, "greedy decoding", negative_help="sample instead (the same as --sample)")
     sample: bool = option(False, "sample with --temperature instead of greedy decoding")
     temperature: float = option(0.7, "sampling temperature (with --sample)")
     use_chat_template: str = option(
@@ -552,6 +654,7 @@ class ProbeConfig(OutputOptions, ModelOptions):
     def __post_init__(self) -> None:
         problems = Problems()
         self._check_model(problems)
+        self._check_threads(problems)
         if self.sample:
             self.greedy = False
         for name, low in (("n_pairs", 1), ("max_new_tokens", 1), ("batch_size", 1), ("seed", 0)):
@@ -605,7 +708,7 @@ class StatsConfig:
 
 
 @dataclass(kw_only=True)
-class ExportConfig(OutputOptions, EmbedOptions, ModelOptions):
+class ExportConfig(ThreadOptions, OutputOptions, EmbedOptions, ModelOptions):
     """``tli export-embeddings``: one layer's embeddings as .npy and word2vec text, for other BLI tools."""
 
     layer: list[int] = option(help="hidden-state index(es) to export")
@@ -619,6 +722,7 @@ class ExportConfig(OutputOptions, EmbedOptions, ModelOptions):
     def __post_init__(self) -> None:
         problems = Problems()
         self._check_model(problems)
+        self._check_threads(problems)
         self._check_embed(problems)
         self.layer = _int_list("layer", self.layer, problems) or []
         problems.check(bool(self.layer), "--layer needs at least one hidden-state index")
@@ -629,7 +733,7 @@ class ExportConfig(OutputOptions, EmbedOptions, ModelOptions):
 
 
 @dataclass(kw_only=True)
-class MergeConfig:
+class MergeConfig(ThreadOptions):
     """``tli merge``: merge an adapter into its base model's full-precision weights (a plain HF model)."""
 
     adapter: str = option(help="adapter directory (RUN/adapter of tli train)")
@@ -639,6 +743,7 @@ class MergeConfig:
     def __post_init__(self) -> None:
         problems = Problems()
         problems.choice("dtype", self.dtype, DTYPE_NAMES[1:])
+        self._check_threads(problems)
         problems.raise_if_any()
 
 
@@ -669,7 +774,7 @@ class PlanConfig:
 
 
 @dataclass(kw_only=True)
-class CompareConfig:
+class CompareConfig(ThreadOptions):
     """``tli compare``: fine-tuning strategies × downstream tasks × models, with paired statistics."""
 
     experiment: str = option(
@@ -693,6 +798,7 @@ class CompareConfig:
         problems = Problems()
         if self.track is not None:
             problems.choice("track", self.track, ("mlflow", "tensorboard"))
+        self._check_threads(problems)
         problems.raise_if_any()
 
 
@@ -700,8 +806,12 @@ class CompareConfig:
 class VerifyConfig:
     """``tli verify``: re-derive a finished run's statistics and fingerprints, and say what differs."""
 
-    run: str = option(help="a run directory tli wrote (scan, train, evaluate, run)", positional=True)
-    load_model: bool = option(True, "also check that each adapter loads on its recorded base model")
+    run: str = option(help="a run directory tli wrote (scan, train, evaluate, run, compare)", positional=True)
+    load_model: bool = option(
+        True,
+        "also check that each adapter loads on its recorded base model",
+        negative_help="skip loading base models (e.g. a 70B base): re-derive statistics and fingerprints only",
+    )
     json: bool = option(False, "print JSON")
 
 
@@ -730,24 +840,89 @@ def register_command(name: str, config_class: type) -> None:
     COMMANDS[name] = config_class
 
 
+_BOOL_METAVAR = "BOOL"
+"""Metavar of boolean flags, which take an optional ``true``/``false``; help and usage show the bare flag."""
+_STATES_DEFAULT = re.compile(r"\(default[:\s]|\bdefault:")
+
+
+def format_default(value: Any) -> str | None:
+    """A default as ``--help`` shows it, or None when there is nothing worth showing (unset, off, empty).
+
+    Floats get four significant digits (``63/686`` → ``0.09184``, not ``0.09183673469387756``); lists are
+    comma separated, as the flags take them.
+    """
+    if value is None or value is False or value is argparse.SUPPRESS or value == []:
+        return None
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """``--help`` as the docs write it: dashed flags only (``--device-map``; ``--device_map`` still parses),
+    boolean flags without their optional value, and each default once — appended only where the help text
+    does not state it already, never for an unset (None) or off (False) value or a ``--no-…`` negation."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.option_strings and not isinstance(action, argparse._StoreFalseAction):
+            shown = format_default(action.default)
+            if shown is not None and not _STATES_DEFAULT.search(text):
+                text += f" (default: {shown.replace('%', '%%')})"
+        return text
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        if not action.option_strings:
+            return super()._format_action_invocation(action)
+        flags = _shown_flags(action.option_strings)
+        if action.nargs == 0 or action.metavar == _BOOL_METAVAR:
+            return ", ".join(flags)
+        args = self._format_args(action, self._get_default_metavar_for_optional(action))
+        return ", ".join(f"{flag} {args}" for flag in flags)
+
+    def _format_usage(self, usage, actions, groups, prefix) -> str:
+        text = super()._format_usage(usage, actions, groups, prefix)
+        return text.replace(f" [{_BOOL_METAVAR}]", "")
+
+
+def _shown_flags(option_strings: list[str]) -> list[str]:
+    """The flags ``--help`` shows: the dashed spellings (underscored aliases parse but are not listed)."""
+    dashed = [s for s in option_strings if not (s.startswith("--") and "_" in s)]
+    return dashed or list(option_strings)
+
+
 def _hf_argument_parser():
     from transformers import HfArgumentParser
 
     class OptionParser(HfArgumentParser):
-        """HfArgumentParser with positional fields (``metadata={"positional": True}``)."""
+        """HfArgumentParser with positional fields (``metadata={"positional": True}``), dashed flags first
+        (usage lines name ``--device-map``, as the docs do), and ``--no-…`` negations of boolean options that
+        default to true with their own help (``metadata={"negative_help": …}``)."""
 
         @staticmethod
         def _parse_dataclass_field(parser, field):
-            if not field.metadata.get("positional"):
-                HfArgumentParser._parse_dataclass_field(parser, field)
-                action = parser._actions[-1]
+            if field.metadata.get("positional"):
+                kwargs = {"help": field.metadata.get("help", ""), "type": str}
+                if field.default is not dataclasses.MISSING:
+                    kwargs.update(nargs="?", default=field.default)
+                parser.add_argument(field.name, **kwargs)
+                return
+            before = len(parser._actions)
+            metadata = dict(field.metadata)
+            negative = metadata.pop("negative_help", None)
+            stripped = copy.copy(field)
+            stripped.metadata = types.MappingProxyType(metadata)
+            HfArgumentParser._parse_dataclass_field(parser, stripped)
+            for action in parser._actions[before:]:
+                action.option_strings.sort(key=lambda s: s.startswith("--") and "_" in s)  # dashed first
                 if action.nargs == "+":  # lists: "0,1" and "0 1" both work; __post_init__ splits and converts
                     action.type = str
-                return
-            kwargs = {"help": field.metadata.get("help", ""), "type": str}
-            if field.default is not dataclasses.MISSING:
-                kwargs.update(nargs="?", default=field.default)
-            parser.add_argument(field.name, **kwargs)
+                if isinstance(action, argparse._StoreFalseAction):
+                    action.help = negative or f"turn --{_flag(field.name)} off"
+                elif action.nargs == "?" and action.const is True:
+                    action.metavar = _BOOL_METAVAR
 
     return OptionParser
 
@@ -759,6 +934,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         config_class,
         prog=f"tli {command}",
         description=(config_class.__doc__ or "").strip().split("\n")[0].split(": ", 1)[-1],
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "--config", default=None, help="YAML of these options (flags override it), or a shipped name"

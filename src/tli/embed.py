@@ -8,10 +8,11 @@ called.
 
 Pooling recipes (``pooling=``):
 
-- ``mean``: mean over all attention-masked tokens, first/special tokens included — the published
-  statistic. In decoders the first token is an attention sink with massive activations, so this pools in
+- ``mean``: mean over all attention-masked tokens, first/special tokens included — the published pilot
+  scan's statistic. In decoders the first token is an attention sink with massive activations, so this pools in
   a vector shared by every word; cosines come out near 1 for *any* pair at most layers.
-- ``mean-no-special``: mean over tokens that are neither special (BOS, EOS, …) nor at position 0.
+- ``mean-no-special`` (the default of every command, :data:`tli.config.DEFAULT_POOLING`): mean over tokens
+  that are neither special (BOS, EOS, …) nor at position 0 — the published evaluation's recipe.
 - ``last``: the hidden state of the last token (natural with a prompt template that ends right before the
   model would produce the answer).
 
@@ -40,7 +41,7 @@ from typing import Any
 
 import torch
 
-from tli.config import ADD_BOS, POOLINGS
+from tli.config import ADD_BOS, DEFAULT_POOLING, POOLINGS
 from tli.errors import ConfigError, DataError
 from tli.models import backbone, input_device
 
@@ -51,8 +52,9 @@ log = logging.getLogger(__name__)
 class EmbedConfig:
     """How a string becomes a vector (recorded in every result file)."""
 
-    pooling: str = "mean"
-    """``mean`` (published) | ``mean-no-special`` | ``last``."""
+    pooling: str = DEFAULT_POOLING
+    """``mean-no-special`` (default: the published evaluation's recipe) | ``mean`` (the published pilot scan's)
+    | ``last``."""
     center: bool = False
     """Subtract each language's mean embedding (per layer) before L2-normalising; removes the shared
     direction that makes raw cosines of decoder states ≈ 1."""
@@ -407,7 +409,7 @@ def embed_all_layers(
     Returns:
         ``(layers, len(words), hidden)`` float32 on CPU, in the order of ``words``.
     """
-    from tqdm.auto import tqdm
+    from tli.progress import Progress
 
     config = config or EmbedConfig()
     if not words:
@@ -417,12 +419,11 @@ def embed_all_layers(
     n_layers = len(hidden_state_modules(model))
     result = torch.empty((n_layers, len(words), backbone(model).config.hidden_size))  # (layers, words, H)
     batches = _length_sorted_batches(encoded, config.batch_size)
-    with torch.inference_mode():
-        for batch in tqdm(
-            batches, desc=desc, unit="batch", disable=None if progress is None else not progress
-        ):
+    with torch.inference_mode(), Progress(len(batches), desc, unit="batch", enabled=progress) as bar:
+        for batch in batches:
             ids, attention, weights = pad_batch([encoded[i] for i in batch], tokenizer.pad_token_id, device)
             result[:, batch] = forward_pooled(model, ids, attention, weights).cpu()  # (layers, B, H)
+            bar.update(1)
     return result.div_(result.norm(dim=-1, keepdim=True).clamp_min(1e-12))  # in place: no second copy
 
 
@@ -473,12 +474,16 @@ def embed_lexicon(
     *,
     cache: EmbeddingCache | None = None,
     progress: bool | None = None,
+    stage: str = "",
 ):
     """Embeddings of the lexicon's unique source and target strings at every layer.
 
     Every distinct string of each language is embedded once, in length-sorted batches; the two languages
     are embedded apart so no gathered copy of the (layers × words × hidden) array is made. With
     ``config.center`` each language is mean-centred per layer.
+
+    Args:
+        stage: what the embeddings are for, in progress lines (``scan``, ``evaluation: base model``).
 
     Returns:
         ``(src, tgt, index)``: ``(layers, n_src, H)``, ``(layers, n_tgt, H)`` and the
@@ -488,11 +493,12 @@ def embed_lexicon(
 
     sources, targets, index = PairIndex.from_lexicon(lexicon)
     model, tokenizer = loaded.model, loaded.tokenizer
+    prefix = f"{stage}: " if stage else ""
     src = embed_strings(
-        sources, model, tokenizer, config, cache=cache, progress=progress, desc="source words"
+        sources, model, tokenizer, config, cache=cache, progress=progress, desc=f"{prefix}source words"
     )
     tgt = embed_strings(
-        targets, model, tokenizer, config, cache=cache, progress=progress, desc="target words"
+        targets, model, tokenizer, config, cache=cache, progress=progress, desc=f"{prefix}target words"
     )
     if config.center:
         src, tgt = center_and_normalise(src), center_and_normalise(tgt)

@@ -43,12 +43,16 @@ from tli.errors import ConfigError
 from tli.lexicon import Lexicon, lexicon_record, resolve_lexicon
 from tli.metrics import PairIndex, centre, retrieval_ranks
 from tli.models import LoadedModel, base_causal_lm
+from tli.progress import stage
 from tli.runs import require_complete
 from tli.stats import between_groups, equivalence_tost, mcnemar_exact, paired_randomisation, paired_stats
+from tli.threads import configure_threads
 
 log = logging.getLogger(__name__)
 
 GROUPS = ("trained", "control")
+SMALL_GROUP = 30
+"""Below this many pairs in a group (trained or control) its claims rest on too little to read: say so."""
 TESTS = {
     "similarity": "t-test on source-word means",
     "centered_gap": "t-test on source-word means",
@@ -100,7 +104,13 @@ def embed_config_of(meta: dict[str, Any], batch_size: int) -> EmbedConfig:
 
 
 def embed_both(
-    loaded: LoadedModel, lexicon: Lexicon, config: EmbedConfig, *, base_cache: EmbeddingCache | None = None
+    loaded: LoadedModel,
+    lexicon: Lexicon,
+    config: EmbedConfig,
+    *,
+    base_cache: EmbeddingCache | None = None,
+    progress: bool | None = False,
+    stage: str = "evaluation",
 ) -> tuple[Side, Side, PairIndex]:
     """Every-layer embeddings of the lexicon with the adapter disabled (base) and enabled (adapted).
 
@@ -109,9 +119,11 @@ def embed_both(
     """
     loaded.model.eval()
     with loaded.model.disable_adapter():
-        src, tgt, index = embed_lexicon(lexicon, loaded, config, cache=base_cache)
+        src, tgt, index = embed_lexicon(
+            lexicon, loaded, config, cache=base_cache, progress=progress, stage=f"{stage}: base model"
+        )
     base = Side(src, tgt)
-    src, tgt, _ = embed_lexicon(lexicon, loaded, config)
+    src, tgt, _ = embed_lexicon(lexicon, loaded, config, progress=progress, stage=f"{stage}: adapted model")
     return base, Side(src, tgt), index
 
 
@@ -317,11 +329,13 @@ def between_group_claims(
     return claims, rows
 
 
-def layer_curves(side: Side, index: PairIndex) -> list[dict]:
+def layer_curves(
+    side: Side, index: PairIndex, *, progress: bool | None = False, desc: str = ""
+) -> list[dict]:
     """Scan figures at every layer for one model state (see :func:`tli.scan.per_layer_metrics`)."""
     from tli.scan import per_layer_metrics
 
-    return per_layer_metrics(side.src, side.tgt, index)
+    return per_layer_metrics(side.src, side.tgt, index, progress=progress, desc=desc or "per-layer figures")
 
 
 def _per_pair_rows(
@@ -352,16 +366,40 @@ def run_evaluation(
     config: EvaluateConfig,
     *,
     base_cache: EmbeddingCache | None = None,
+    progress: bool | None = None,
 ) -> tuple[dict[str, Any], Embeddings]:
     """Every figure and judged claim of one adapter's evaluation (no file output).
 
     Args:
         lexicon: pairs with groups ``trained`` / ``control`` (see :func:`groups_for`).
         base_cache: base-model embeddings to reuse (``tli run`` passes its scan's).
+        progress: progress bars, or log lines off a terminal (None); False = silent.
 
     Returns:
         ``(results, embeddings)``: the JSON-ready results and the embeddings for the plots.
     """
+    name = f"evaluation (seed {meta.get('config', {}).get('seed', 0)})"
+    with stage(name, enabled=progress) as bar:
+        return _run_evaluation(loaded, lexicon, meta, config, base_cache, progress, bar, name)
+
+
+def small_group_warnings(lexicon: Lexicon, n_claims: int) -> list[str]:
+    """A word for each group too small for its verdicts to mean much (fewer than ``SMALL_GROUP`` pairs)."""
+    warnings = []
+    for group in GROUPS:
+        pairs = [p for p in lexicon if p.group == group]
+        words = len({p.source for p in pairs})
+        if 2 <= len(pairs) < SMALL_GROUP:
+            warnings.append(
+                f"only {len(pairs)} {group} pairs ({words} source words): the {n_claims} claims judge them on too "
+                f"few pairs to mean much (each verdict's n is in the report); use at least {SMALL_GROUP} {group} "
+                "pairs — a lexicon of a few hundred pairs"
+            )
+    return warnings
+
+
+def _run_evaluation(loaded, lexicon, meta, config, base_cache, progress, bar, name):
+    """:func:`run_evaluation` inside its progress stage (``bar.update(0, step=…)`` names each part)."""
     target_layer = int(meta["target_layer"])
     final_layer = int(base_causal_lm(loaded.model).config.num_hidden_layers)
     if target_layer > final_layer:
@@ -369,8 +407,12 @@ def run_evaluation(
     embed_config = embed_config_of(meta, config.batch_size)
     start = time.perf_counter()
     lexicon, skipped_pairs = drop_unembeddable_pairs(lexicon, loaded.tokenizer, embed_config)
-    base, adapted, index = embed_both(loaded, lexicon, embed_config, base_cache=base_cache)
+    bar.update(0, step="embeddings")
+    base, adapted, index = embed_both(
+        loaded, lexicon, embed_config, base_cache=base_cache, progress=progress, stage=name
+    )
     groups = np.array([p.group for p in lexicon])
+    bar.update(0, step="claims")
 
     evaluation, claims, per_pair, between, skipped = [], [], [], [], []
     usable = {g: np.flatnonzero(groups == g) for g in GROUPS}
@@ -393,6 +435,10 @@ def run_evaluation(
             claims.extend(group_claims)
             between.extend(rows)
     judge(claims, correction=config.correction, alpha=config.alpha)
+    warnings = small_group_warnings(lexicon, len(claims))
+    for warning in warnings:
+        log.warning("warning: %s", warning)
+    bar.update(0, step="BLI")
     bli = bli_figures(
         loaded,
         lexicon,
@@ -403,7 +449,9 @@ def run_evaluation(
         layer_roles(target_layer, final_layer),
         config,
         embed_config,
+        progress=progress,
     )
+    bar.update(0, step="layer curves")
     results = {
         "target_layer": target_layer,
         "final_layer": final_layer,
@@ -422,8 +470,9 @@ def run_evaluation(
         "per_pair": per_pair,
         "skipped_groups": skipped,
         "skipped_pairs": skipped_pairs,
-        "layers_pre": layer_curves(base, index),
-        "layers_post": layer_curves(adapted, index),
+        "layers_pre": layer_curves(base, index, progress=progress, desc=f"{name}: layer curves before"),
+        "layers_post": layer_curves(adapted, index, progress=progress, desc=f"{name}: layer curves after"),
+        "warnings": warnings,
         "pooling": embed_config.describe() | bos_record(loaded.tokenizer, embed_config),
         "precision": "float32 embeddings" if loaded.dtype == torch.float32 else f"{loaded.dtype} embeddings",
         "timing": {"load_seconds": loaded.load_seconds, "evaluate_seconds": time.perf_counter() - start},
@@ -441,6 +490,8 @@ def bli_figures(
     roles: list[tuple[str, int]],
     config: EvaluateConfig,
     embed_config: EmbedConfig,
+    *,
+    progress: bool | None = False,
 ) -> list[dict[str, Any]]:
     """Retrieval of the unseen control words at each reported layer (:func:`tli.bli.control_retrieval`):
     base, adapted and the Procrustes baseline, over the lexicon's targets or ``config.vocabulary``."""
@@ -456,8 +507,8 @@ def bli_figures(
         known = set(lexicon.targets)
         words = [w for w in words if w not in known]
         with loaded.model.disable_adapter():
-            extra_base = embed_layers(words, loaded, embed_config, layers)
-        extra_adapted = embed_layers(words, loaded, embed_config, layers)
+            extra_base = embed_layers(words, loaded, embed_config, layers, progress=progress)
+        extra_adapted = embed_layers(words, loaded, embed_config, layers, progress=progress)
         record = record | {"n_words": len(words)}
     rows = []
     for role, layer in roles:
@@ -529,7 +580,50 @@ def aggregate(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
         correction=statistics.get("correction", "holm"),
         alpha=statistics.get("alpha", 0.05),
     )
-    return {"evaluation": evaluation, "claims": claims}
+    return {
+        "evaluation": evaluation,
+        "claims": claims,
+        "bli": aggregate_bli([seed.get("bli") or [] for seed in per_seed]),
+    }
+
+
+def aggregate_bli(per_seed: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """BLI figures over seeds, per layer and system: each figure's mean over seeds and its sd (``<key>_sd``,
+    ``ddof=1``); each interval ``[min of the seeds' lows, max of their highs]`` (the envelope of the per-seed
+    95 % intervals), so no seed's interval is narrower than the one reported. One seed: its rows unchanged.
+
+    The base model and the Procrustes map do not depend on the training seed (sd 0); the adapted model does.
+    """
+    if len(per_seed) <= 1 or not all(per_seed):
+        return [dict(row) for row in per_seed[0]] if per_seed else []
+    rows = []
+    for versions in zip(*per_seed, strict=True):
+        row = {k: v for k, v in versions[0].items() if k != "systems"} | {"n_seeds": len(versions)}
+        row["systems"] = {}
+        for system, first in versions[0]["systems"].items():
+            reports = [v["systems"][system] for v in versions]
+            combined: dict[str, Any] = {}
+            for key, value in first.items():
+                if not _is_number(value) or key.endswith("_chance") or key in _BLI_FIXED:
+                    combined[key] = value  # the same in every seed: sizes, chance levels, the method
+                    continue
+                values = np.array([r[key] for r in reports], dtype=float)
+                if key.endswith("_ci_low"):
+                    combined[key] = float(values.min())
+                elif key.endswith("_ci_high"):
+                    combined[key] = float(values.max())
+                else:
+                    combined[key], combined[f"{key}_sd"] = float(values.mean()), float(values.std(ddof=1))
+            row["systems"][system] = combined
+        rows.append(row)
+    return rows
+
+
+_BLI_FIXED = ("n_queries", "n_candidates", "confidence", "csls_k")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def evaluate(
@@ -538,6 +632,7 @@ def evaluate(
     model: str | LoadedModel | None = None,
     lexicon: str | Path | Lexicon | None = None,
     out: str | Path | None = None,
+    progress: bool | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Evaluate TLI adapter(s) against their base model and write the run directory.
@@ -555,6 +650,7 @@ def evaluate(
         model: base model spec or a loaded model with this adapter attached; None = recorded base model.
         lexicon: word pairs; None = the split recorded with the adapter.
         out: run directory (nothing is written when None).
+        progress: progress bars on a terminal, log lines every 30 s otherwise (None); False = silent.
         **options: other :class:`~tli.config.EvaluateConfig` fields.
     """
     from tli.report import write_evaluate_run, write_seeds_summary
@@ -564,6 +660,7 @@ def evaluate(
     config = EvaluateConfig(
         adapter=[str(a) for a in adapters], model=None if isinstance(model, LoadedModel) else model, **options
     )
+    configure_threads(config.threads)
     metas = [read_adapter_meta(a) for a in adapters]
     if out is not None:
         prepare_run_dir(out, overwrite=config.overwrite)
@@ -581,7 +678,7 @@ def evaluate(
         grouped, split = groups_for(path, meta, given)
         key = json.dumps([meta["base_model"]["fingerprint"], meta["embed"]], sort_keys=True)
         results, embeddings = run_evaluation(
-            loaded, grouped, meta, config, base_cache=caches.setdefault(key, {})
+            loaded, grouped, meta, config, base_cache=caches.setdefault(key, {}), progress=progress
         )
         seed = meta["config"].get("seed", 0)
         results.update(provenance("evaluate", asdict(config), config.seed))
@@ -594,7 +691,8 @@ def evaluate(
         )
         if out is not None:
             where = Path(out) / f"seed-{seed}" if len(adapters) > 1 else Path(out)
-            write_evaluate_run(where, results, embeddings)
+            with stage(f"report and plots (seed {seed})", enabled=progress):
+                write_evaluate_run(where, results, embeddings)
         per_seed.append(results)
     if len(per_seed) == 1:
         return per_seed[0]
@@ -609,6 +707,7 @@ def evaluate(
         "pooling": per_seed[0]["pooling"],
         "model": per_seed[0]["model"],
         "lexicon": per_seed[0]["lexicon"],
+        "warnings": list(dict.fromkeys(w for r in per_seed for w in r.get("warnings", []))),
         **provenance("evaluate", asdict(config), config.seed),
     }
     if out is not None:

@@ -29,9 +29,11 @@ from tli.evaluate import aggregate, groups_for, run_evaluation
 from tli.io import atomic_write_json, atomic_write_text
 from tli.lexicon import Lexicon, lexicon_record, split_for_study
 from tli.models import check_trainable_placement, load_model, placement_of, set_compute_dtype
+from tli.progress import stage
 from tli.runs import mark_complete, prepare_run_dir, provenance
 from tli.scan import run_scan
-from tli.train import run_training
+from tli.threads import configure_threads
+from tli.train import clear_training, run_training
 
 
 def training_compute_dtype(config: RunConfig, loaded) -> torch.dtype | None:
@@ -81,9 +83,15 @@ def run(
         )
     lexicon_path = str(Path(lexicon).resolve()) if isinstance(lexicon, (str, Path)) else None
     config = RunConfig(model=model, lexicon=lexicon_path, out=str(out), **options)
+    configure_threads(config.threads)
     out = prepare_run_dir(out, overwrite=config.overwrite or config.resume)
     if not config.resume and any((out / "train").glob("**/checkpoints")):
-        raise ConfigError(f"--out {out} already holds a run: pass --resume or choose another --out")
+        if not config.overwrite:
+            raise ConfigError(
+                f"--out {out} already holds an unfinished run: pass --resume to continue it, --overwrite to start "
+                "it again, or choose another --out"
+            )
+        clear_training(out / "train")
     seeds = config.seeds or [config.seed]
     study = split_for_study(
         lexicon, config.test_lexicon, control_fraction=config.control_fraction, split_seed=config.split_seed
@@ -156,7 +164,9 @@ def run(
         )
         grouped, split = groups_for(trained.adapter, meta, None)
         start = time.perf_counter()
-        results, embeddings = run_evaluation(loaded, grouped, meta, eval_config, base_cache=base_cache)
+        results, embeddings = run_evaluation(
+            loaded, grouped, meta, eval_config, base_cache=base_cache, progress=progress
+        )
         timing["evaluate_seconds"] += time.perf_counter() - start
         results.update(provenance("evaluate", asdict(eval_config), seed))
         results.update(
@@ -167,63 +177,73 @@ def run(
             adapter={"path": trained.adapter, "trained_with": asdict(train_config)},
         )
         start = time.perf_counter()
-        write_evaluate_run(where("evaluate"), results, embeddings)
+        with stage(f"report and plots (seed {seed})", enabled=progress):
+            write_evaluate_run(where("evaluate"), results, embeddings)
         timing["report_seconds"] += time.perf_counter() - start
         per_seed.append(results)
         loaded.model = loaded.model.unload()  # the base model again, for the next seed
 
     # 4. The whole story, over seeds.
-    combined = aggregate(per_seed)
-    evaluation_summary = {
-        "seeds": seeds,
-        **combined,
-        "per_seed": [{k: r[k] for k in ("seed", "evaluation", "claims", "adapter")} for r in per_seed],
-        "target_layer": layer,
-        "final_layer": per_seed[0]["final_layer"],
-        "layer_roles": per_seed[0]["layer_roles"],
-        "statistics": per_seed[0]["statistics"],
-        "pooling": per_seed[0]["pooling"],
-        "model": per_seed[0]["model"],
-        "lexicon": per_seed[0]["lexicon"],
-        "skipped_groups": per_seed[0]["skipped_groups"],
-    }
-    if len(seeds) > 1:
-        write_seeds_summary(out / "evaluate", {**evaluation_summary, **provenance("evaluate", {}, None)})
-    results = {
-        "selected_layer": scan.selected_layer,
-        "criterion": scan.criterion,
-        "target_layer": layer,
-        "target_layer_given": config.target_layer is not None,
-        "final_layer": per_seed[0]["final_layer"],
-        "layer_roles": per_seed[0]["layer_roles"],
-        "seeds": seeds,
-        "scan": {
-            "layers": scan.layers,
-            "artifact_layers": scan.artifact_layers,
-            "published_choice": scan.published_choice,
-            "selectable_layers": scan.selectable_layers,
-            "best_overall": scan.best_overall,
-            "chance_p_at_1": scan.chance_p_at_1,
-        },
-        "train": [asdict(r) for r in trained_runs],
-        "train_config": asdict(config.train_config(layer, seeds[0])),
-        "evaluation": combined["evaluation"],
-        "claims": combined["claims"],
-        "per_seed": evaluation_summary["per_seed"],
-        "statistics": per_seed[0]["statistics"],
-        "pooling": per_seed[0]["pooling"],
-        "model": loaded.describe(),
-        "lexicon": lexicon_record(study.lexicon)
-        | {"n_trained": len(study.trained), "n_control": len(study.control)},
-        "split": study.record(),
-        "skipped_groups": per_seed[0]["skipped_groups"],
-        "warnings": scan.warnings + [w for r in trained_runs for w in r.warnings],
-        "timing": timing,
-        **provenance("run", asdict(config), seeds[0]),
-    }
-    atomic_write_text(out / "report.md", run_report(results, scan))
-    atomic_write_json(out / "results.json", results)
-    mark_complete(out, "run")
+    with stage("report over seeds" if len(seeds) > 1 else "report", enabled=progress):
+        combined = aggregate(per_seed)
+        evaluation_summary = {
+            "seeds": seeds,
+            **combined,
+            "per_seed": [{k: r[k] for k in ("seed", "evaluation", "claims", "adapter")} for r in per_seed],
+            "target_layer": layer,
+            "final_layer": per_seed[0]["final_layer"],
+            "layer_roles": per_seed[0]["layer_roles"],
+            "statistics": per_seed[0]["statistics"],
+            "pooling": per_seed[0]["pooling"],
+            "model": per_seed[0]["model"],
+            "lexicon": per_seed[0]["lexicon"],
+            "skipped_groups": per_seed[0]["skipped_groups"],
+            "warnings": list(dict.fromkeys(w for r in per_seed for w in r.get("warnings", []))),
+        }
+        if len(seeds) > 1:
+            write_seeds_summary(out / "evaluate", {**evaluation_summary, **provenance("evaluate", {}, None)})
+        results = {
+            "selected_layer": scan.selected_layer,
+            "criterion": scan.criterion,
+            "target_layer": layer,
+            "target_layer_given": config.target_layer is not None,
+            "final_layer": per_seed[0]["final_layer"],
+            "layer_roles": per_seed[0]["layer_roles"],
+            "seeds": seeds,
+            "scan": {
+                "layers": scan.layers,
+                "artifact_layers": scan.artifact_layers,
+                "published_choice": scan.published_choice,
+                "selectable_layers": scan.selectable_layers,
+                "best_overall": scan.best_overall,
+                "chance_p_at_1": scan.chance_p_at_1,
+            },
+            "train": [asdict(r) for r in trained_runs],
+            "train_config": asdict(config.train_config(layer, seeds[0])),
+            "evaluation": combined["evaluation"],
+            "claims": combined["claims"],
+            "bli": combined["bli"],
+            "per_seed": evaluation_summary["per_seed"],
+            "statistics": per_seed[0]["statistics"],
+            "pooling": per_seed[0]["pooling"],
+            "model": loaded.describe(),
+            "lexicon": lexicon_record(study.lexicon)
+            | {"n_trained": len(study.trained), "n_control": len(study.control)},
+            "split": study.record(),
+            "skipped_groups": per_seed[0]["skipped_groups"],
+            "warnings": list(
+                dict.fromkeys(
+                    scan.warnings
+                    + [w for r in trained_runs for w in r.warnings]
+                    + [w for r in per_seed for w in r.get("warnings", [])]
+                )
+            ),
+            "timing": timing,
+            **provenance("run", asdict(config), seeds[0]),
+        }
+        atomic_write_text(out / "report.md", run_report(results, scan))
+        atomic_write_json(out / "results.json", results)
+        mark_complete(out, "run")
     if config.track:
         track_run(config, out, results)
     return results

@@ -65,23 +65,44 @@ def _runs(values: Sequence[int]) -> list[tuple[int, int]]:
     return runs
 
 
-def symlog_threshold(values: Sequence[float]) -> float:
-    """Linear range of the symlog gap axis: the power of ten at or below the smallest non-zero |value|.
+GAP_LINTHRESH = 1e-5
+"""Linear range of every symlog gap axis (scan, before/after): ``±1e-5``, below which a mean cosine gap is no
+signal at float32 precision. One value for every plot, so equal gaps sit at equal heights everywhere."""
 
-    Below it the axis is linear, above it logarithmic, so a gap of 1e-3 stays visibly off zero even when
-    other layers reach 0.3. Clipped to [1e-6, 1e-2]; 1e-4 when no value is finite and non-zero.
+ARTIFACT_SHADING_MAX_SHARE = 0.5
+"""Artefact layers are shaded only while they are at most this share of the layers: shading nearly every layer
+would say nothing (the legend then names the layers instead)."""
+
+RETRIEVAL_DODGE = 0.12
+"""Horizontal offset between the retrieval series (in layers), so equal values (P@1 = CSLS P@1) show as
+neighbouring markers instead of one."""
+
+
+def artifact_shading(
+    artifact_layers: Sequence[int], n_layers: int
+) -> tuple[list[tuple[int, int]], str | None]:
+    """The runs of artefact layers to shade and the legend text; no runs when they would cover most layers.
+
+    Returns:
+        ``(runs, label)``: inclusive ``(first, last)`` runs, and the legend entry (None when there are no
+        artefact layers).
     """
-    magnitudes = [abs(v) for v in _finite(values) if v != 0]
-    if not magnitudes:
-        return 1e-4
-    return min(1e-2, max(1e-6, 10 ** math.floor(math.log10(min(magnitudes)))))
+    layers = sorted(set(artifact_layers))
+    if not layers:
+        return [], None
+    runs = _runs(layers)
+    names = ", ".join(f"{a}–{b}" if a != b else str(a) for a, b in runs)
+    share = f"{len(layers)} of {n_layers} layers" if n_layers else f"{len(layers)} layers"
+    if n_layers and len(layers) / n_layers > ARTIFACT_SHADING_MAX_SHARE:
+        return [], f"artefact layers {names} ({share}: not shaded)\n— raw cosine high for any pair"
+    return runs, f"{ARTIFACT_LABEL} ({names})"
 
 
 # --- layer curves -------------------------------------------------------------------------------------------
 
 _COSINE_SERIES = (
     ("matched_mean", "matched pairs", "C0", "o"),
-    ("mismatched_mean", "mismatched pairs", "C7", "s"),
+    ("mismatched_mean", "mismatched pairs (any-pair baseline)", "0.55", "s"),
 )
 _GAP_SERIES = (("gap", "gap (raw)", "C3", "o"), ("centered_gap", "gap (mean-centred)", "C2", "D"))
 _RETRIEVAL_SERIES = (
@@ -90,24 +111,36 @@ _RETRIEVAL_SERIES = (
     ("mrr", "MRR", "C2", "^"),
     ("csls_p_at_1", "CSLS P@1", "C4", "D"),
 )
+_BASELINE_KEYS = ("mismatched_mean",)
+"""Series drawn as a wide translucent band under the others: where a matched line coincides with its
+baseline, the thin line stays visible on top of the band."""
 
 
-def _draw_series(ax, rows: Sequence[dict], series, style: str, *, filled: bool) -> list[str]:
-    """Draw each present ``(key, label, colour, marker)`` of ``series``; returns the keys drawn."""
-    x = [int(row["layer"]) for row in rows]
+def _draw_series(
+    ax, rows: Sequence[dict], series, style: str, *, filled: bool, dodge: float = 0.0
+) -> list[str]:
+    """Draw each present ``(key, label, colour, marker)`` of ``series``; returns the keys drawn.
+
+    ``dodge`` shifts the i-th series by ``(i − (n−1)/2) · dodge`` layers, so series with equal values stay
+    apart. Baseline series (``_BASELINE_KEYS``) are wide translucent bands drawn underneath.
+    """
+    present = [item for item in series if any(item[0] in row for row in rows)]
     drawn = []
-    for key, label, colour, marker in series:
-        if not any(key in row for row in rows):
-            continue
+    for i, (key, label, colour, marker) in enumerate(present):
+        shift = (i - (len(present) - 1) / 2) * dodge
+        x = [int(row["layer"]) + shift for row in rows]
+        baseline = key in _BASELINE_KEYS
         ax.plot(
             x,
             _column(rows, key),
             linestyle=style,
             color=colour,
             marker=marker,
-            markersize=3.5,
+            markersize=6 if baseline else 3.5,
             markerfacecolor=colour if filled else "white",
-            linewidth=1.4,
+            linewidth=6.0 if baseline else 1.4,
+            alpha=0.35 if baseline else 1.0,
+            zorder=2 if baseline else 3,
             label=label,
             gid=key,
         )
@@ -151,21 +184,16 @@ def layer_curves_figure(
         filled = index == 0
         keys["cosine"] = _draw_series(ax_cos, rows, _COSINE_SERIES, style, filled=filled)
         keys["gap"] = _draw_series(ax_gap, rows, _GAP_SERIES, style, filled=filled)
-        keys["retrieval"] = _draw_series(ax_ret, rows, _RETRIEVAL_SERIES, style, filled=filled)
+        keys["retrieval"] = _draw_series(
+            ax_ret, rows, _RETRIEVAL_SERIES, style, filled=filled, dodge=RETRIEVAL_DODGE
+        )
         gaps += _column(rows, "gap") + _column(rows, "centered_gap")
-        if index == 0 and compare is None:
-            # Where matched and mismatched overlap the band vanishes; where it is wide, translation signal.
-            x = [int(row["layer"]) for row in rows]
-            ax_cos.fill_between(
-                x, _column(rows, "matched_mean"), _column(rows, "mismatched_mean"), color="C0", alpha=0.12
-            )
 
-    threshold = symlog_threshold(gaps)
-    ax_gap.set_yscale("symlog", linthresh=threshold, linscale=0.5)
+    ax_gap.set_yscale("symlog", linthresh=GAP_LINTHRESH, linscale=0.5)
     ax_gap.axhline(0, color="k", linewidth=0.8, gid="zero")
     finite_gaps = _finite(gaps)
     if finite_gaps and min(finite_gaps) >= 0:  # no negative gap: spend no height on the negative half
-        ax_gap.set_ylim(-threshold, max(threshold, max(finite_gaps)) * 1.8)
+        ax_gap.set_ylim(-GAP_LINTHRESH, max(GAP_LINTHRESH, max(finite_gaps)) * 1.8)
     if chance_p_at_1 is not None and math.isfinite(chance_p_at_1):
         ax_ret.axhline(chance_p_at_1, color="0.3", linestyle=":", linewidth=1.2, gid="chance")
     # Scale to the data (retrieval of a small model sits near chance; a 0–1 axis would hide it), never above 1.
@@ -180,13 +208,14 @@ def layer_curves_figure(
     top = max(scores + [chance_p_at_1 or 0.0, 0.01])
     ax_ret.set_ylim(-0.03 * top, min(1.03, top * 1.25))
 
-    all_layers = [int(row["layer"]) for rows, _, _ in sets for row in rows]
-    artifacts = sorted(set(artifact_layers or []))
+    all_layers = sorted({int(row["layer"]) for rows, _, _ in sets for row in rows})
+    # The artefact flag is about the raw cosine: only its panel is shaded (gaps and retrieval stay readable).
+    shaded, artifact_label = artifact_shading(artifact_layers or [], len(all_layers))
+    for first, last in shaded:
+        ax_cos.axvspan(
+            first - 0.5, last + 0.5, color="0.5", alpha=0.13, linewidth=0, zorder=0, gid="artifact"
+        )
     for ax in (ax_cos, ax_gap, ax_ret):
-        for first, last in _runs(artifacts):
-            ax.axvspan(
-                first - 0.5, last + 0.5, color="0.5", alpha=0.13, linewidth=0, zorder=0, gid="artifact"
-            )
         if selected is not None:
             ax.axvline(selected, color="k", linestyle=":", linewidth=1.3, gid="selected")
         ax.grid(alpha=0.3)
@@ -197,8 +226,8 @@ def layer_curves_figure(
     names = {key: (label, colour, marker) for key, label, colour, marker in _COSINE_SERIES + _GAP_SERIES}
     names.update({key: (label, colour, marker) for key, label, colour, marker in _RETRIEVAL_SERIES})
     extras = []
-    if artifacts:
-        extras.append((Patch(color="0.5", alpha=0.2), ARTIFACT_LABEL))
+    if artifact_label is not None:
+        extras.append((Patch(color="0.5", alpha=0.2 if shaded else 0.0), artifact_label))
     if selected is not None:
         suffix = f" ({criterion})" if criterion else ""
         extras.append((Line2D([], [], color="k", linestyle=":"), f"selected layer {selected}{suffix}"))
@@ -207,21 +236,34 @@ def layer_curves_figure(
         for _, style, label in sets:
             styles.append((Line2D([], [], color="0.2", linestyle=style), label))
     for ax, panel in ((ax_cos, "cosine"), (ax_gap, "gap"), (ax_ret, "retrieval")):
-        entries = [
-            (Line2D([], [], color=names[k][1], marker=names[k][2], markersize=4), names[k][0])
-            for k in keys[panel]
-        ]
+        entries = []
+        for k in keys[panel]:
+            label, colour, marker = names[k]
+            wide = k in _BASELINE_KEYS
+            handle = Line2D(
+                [], [], color=colour, marker=marker, markersize=6 if wide else 4,
+                linewidth=6.0 if wide else 1.4, alpha=0.35 if wide else 1.0,
+            )  # fmt: skip
+            entries.append((handle, label))
         if panel == "retrieval" and chance_p_at_1 is not None and math.isfinite(chance_p_at_1):
             entries.append((Line2D([], [], color="0.3", linestyle=":"), f"chance P@1 = {chance_p_at_1:.2g}"))
         entries += styles + (extras if panel == "cosine" else [])  # shared marks explained once, on top
         _legend_outside(ax, [h for h, _ in entries], [label for _, label in entries])
 
     ax_cos.set_ylabel("mean cosine")
-    ax_cos.set_title("Matched vs mismatched pairs (raw cosine)", fontsize=10, loc="left")
-    ax_gap.set_ylabel(f"matched − mismatched\n(symlog, linear within ±{threshold:g})")
+    ax_cos.set_title(
+        "Matched pairs (line) over the any-pair baseline (band): where they coincide, the gap below is ≈ 0",
+        fontsize=10,
+        loc="left",
+    )
+    ax_gap.set_ylabel(f"matched − mismatched\n(symlog, linear within ±{GAP_LINTHRESH:g})")
     ax_gap.set_title("Gap: the translation signal left after the any-pair baseline", fontsize=10, loc="left")
     ax_ret.set_ylabel("score")
-    ax_ret.set_title("Retrieval of the translation among the whole lexicon", fontsize=10, loc="left")
+    ax_ret.set_title(
+        "Retrieval of the translation among the whole lexicon (series offset sideways so equal values stay apart)",
+        fontsize=10,
+        loc="left",
+    )
     ax_ret.set_xlabel("hidden-state index (0 = input embeddings)")
     if title:
         fig.suptitle(title)
@@ -242,10 +284,13 @@ def plot_layer_curves(
 ) -> Path:
     """Per-layer figure in three panels sharing the layer axis.
 
-    1. Mean cosine of matched and mismatched pairs (they overlap where the any-pair baseline is high).
-    2. Their gap (and ``centered_gap`` when the rows have it) on a symlog axis, so a gap of 1e-3 is
-       visibly off zero while gaps of 0.3 still fit; the shaded band is the linear range.
-    3. Retrieval over the whole lexicon: P@1, P@5, MRR, CSLS P@1, and the chance P@1 line.
+    1. Mean cosine of matched pairs (a thin line) over the mismatched pairs' mean (a wide translucent band):
+       both stay visible where they coincide, which is where the any-pair baseline explains everything. Artefact
+       layers are shaded here (only while they are at most half of the layers; else the legend names them).
+    2. Their gap (and ``centered_gap`` when the rows have it) on a symlog axis linear within ``±GAP_LINTHRESH``
+       (the same in every plot), so a gap of 1e-4 is visibly off zero while gaps of 0.3 still fit.
+    3. Retrieval over the whole lexicon: P@1, P@5, MRR, CSLS P@1 (offset sideways by ``RETRIEVAL_DODGE`` so
+       equal values stay apart), and the chance P@1 line.
 
     Args:
         layers: One row per hidden state (``layer``, ``matched_mean``, ``mismatched_mean``, ``gap``,
@@ -256,7 +301,7 @@ def plot_layer_curves(
         title: Figure title.
         compare: A second set of rows (e.g. after training), drawn dashed in the same colours.
         labels: Names of ``layers`` and ``compare`` in the legend (default "before", "after").
-        artifact_layers: Layers shaded grey, where the raw cosine is high for any pair.
+        artifact_layers: Layers where the raw cosine is high for any pair (shaded in the cosine panel).
         chance_p_at_1: P@1 of a random ranking (1 / number of candidates), drawn as a dotted line.
     """
     fig = layer_curves_figure(
@@ -386,7 +431,10 @@ def before_after_figure(per_pair: Sequence[dict], *, title: str = ""):
         key=lambda p: (_order(p[0], ROLE_ORDER), _order(p[2], GROUP_ORDER)),
     )
     metrics = [("sim", "similarity")]
-    if any(math.isfinite(_number(row.get("gap_pre"))) for row in per_pair):
+    # The gap the report leads with is the centred one (scale-free); the raw gap only when that is missing.
+    if any(math.isfinite(_number(row.get("centered_gap_pre"))) for row in per_pair):
+        metrics.append(("centered_gap", "centred gap"))
+    elif any(math.isfinite(_number(row.get("gap_pre"))) for row in per_pair):
         metrics.append(("gap", "gap"))
     columns = max(1, len(panels))
     fig, axes = plt.subplots(
@@ -409,7 +457,7 @@ def before_after_figure(per_pair: Sequence[dict], *, title: str = ""):
             ranges[(role, layer)] = _limits(values)
         for c, (role, layer, group) in enumerate(panels):
             ax = axes[r][c]
-            ax.set_gid(name)
+            ax.set_gid("similarity" if key == "sim" else key)
             rows = [
                 row
                 for row in per_pair
@@ -426,7 +474,7 @@ def before_after_figure(per_pair: Sequence[dict], *, title: str = ""):
                 ax.plot(limits, limits, color="k", linewidth=0.8, linestyle="--", gid="diagonal")
                 ax.set_xlim(limits)
                 ax.set_ylim(limits)
-                if key == "gap" and limits[0] < 0 < limits[1]:
+                if key != "sim" and limits[0] < 0 < limits[1]:
                     ax.axhline(0, color="0.6", linewidth=0.6)
                     ax.axvline(0, color="0.6", linewidth=0.6)
             ax.set_aspect("equal", adjustable="box")
@@ -454,13 +502,14 @@ def before_after_figure(per_pair: Sequence[dict], *, title: str = ""):
 def plot_before_after(per_pair: Sequence[dict], path: Path, *, title: str = "") -> Path:
     """Per-pair scatter, before (x) vs after (y) training, one column per (layer role, group).
 
-    Top row: pair similarity; second row (when the rows carry ``gap_pre``): the pair's gap to
-    non-translations. Points above the diagonal went up; each panel prints its n, the mean change and
-    the share of pairs above the diagonal. Columns of the same layer share their axis range.
+    Top row: pair similarity; second row: the pair's centred gap to non-translations (``centered_gap_pre`` /
+    ``_post``, the figure the report leads with), or the raw gap (``gap_pre``) for rows without it. Points above
+    the diagonal went up; each panel prints its n, the mean change and the share of pairs above the diagonal.
+    Columns of the same layer share their axis range.
 
     Args:
         per_pair: Rows with ``group``, ``layer``, ``layer_role``, ``sim_pre``, ``sim_post`` and optionally
-            ``gap_pre``, ``gap_post``.
+            ``centered_gap_pre``, ``centered_gap_post`` (or ``gap_pre``, ``gap_post``).
         path: PNG file to write.
         title: Figure title.
     """
@@ -501,60 +550,35 @@ def projection_figure(
     title: str = "",
     groups: Sequence[str] | None = None,
     languages: tuple[str, str] = ("source", "target"),
+    more: Sequence[tuple[str, tuple, tuple]] = (),
 ):
-    """The figure of :func:`plot_projection`."""
+    """The figure of :func:`plot_projection`: one row (``before``, ``after``) titled ``title``, then one row per
+    ``(title, before, after)`` of ``more`` (e.g. the final layer under the target layer)."""
     import numpy as np
     from matplotlib.lines import Line2D
 
     plt = _figure()
+    rows = [(title, before, after), *more]
     n = len(before[0])
     labels = list(groups) if groups is not None else ["pairs"] * n
-    if len(labels) != n:
-        raise ValueError(f"groups has {len(labels)} entries for {n} pairs")
+    if len(labels) != n or any(len(b[0]) != n or len(a[0]) != n for _, b, a in rows):
+        raise ValueError(f"groups and every row need one entry per pair ({n}); groups has {len(labels)}")
     names = sorted(set(labels), key=lambda g: _order(g, GROUP_ORDER))
     colours = {g: _GROUP_COLOURS.get(g, f"C{2 + i}") for i, g in enumerate(names)}
-    fig, axes = plt.subplots(1, 2, figsize=(11, 5.4), layout="constrained")
-    for ax, (src, tgt), state in zip(axes, (before, after), ("before", "after"), strict=True):
-        ax.set_gid(state)
-        xy = _project(np.concatenate([np.asarray(src), np.asarray(tgt)]), method, seed)
-        # Largest group first so the smaller (control) group stays visible on top.
-        for rank, group in enumerate(sorted(names, key=labels.count, reverse=True)):
-            rows = [i for i, g in enumerate(labels) if g == group]
-            for i in rows:
-                ax.plot(
-                    [xy[i, 0], xy[n + i, 0]],
-                    [xy[i, 1], xy[n + i, 1]],
-                    color=colours[group],
-                    alpha=0.2,
-                    linewidth=0.5,
-                    zorder=1 + 2 * rank,
-                )
-            colour, zorder = colours[group], 2 + 2 * rank
-            ax.scatter(
-                xy[rows, 0],
-                xy[rows, 1],
-                s=14,
-                marker="o",
-                color=colour,
-                alpha=0.85,
-                zorder=zorder,
-                gid=f"{group}:source",
+    fig, axes = plt.subplots(
+        len(rows), 2, figsize=(11, 5.0 * len(rows) + 0.4), layout="constrained", squeeze=False
+    )
+    for (label, *states), row_axes in zip(rows, axes, strict=True):
+        for ax, (src, tgt), state in zip(row_axes, states, ("before", "after"), strict=True):
+            ax.set_gid(state)
+            xy = _project(np.concatenate([np.asarray(src), np.asarray(tgt)]), method, seed)
+            _draw_projection(ax, xy, n, labels, names, colours)
+            where = f"{label}: " if label and len(rows) > 1 else ""
+            ax.set_title(
+                f"{where}{state} ({_METHOD_NAMES.get(method, method)}, fitted on this panel)", fontsize=10
             )
-            targets = [n + i for i in rows]  # hollow, so the two languages differ in fill as well as shape
-            ax.scatter(
-                xy[targets, 0],
-                xy[targets, 1],
-                s=18,
-                marker="^",
-                facecolors="none",
-                edgecolors=colour,
-                linewidths=1.0,
-                zorder=zorder,
-                gid=f"{group}:target",
-            )
-        ax.set_title(f"{state} ({_METHOD_NAMES.get(method, method)}, fitted on this panel)", fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
+            ax.set_xticks([])
+            ax.set_yticks([])
     handles = [Line2D([], [], color=colours[g], marker="s", linestyle="", label=g) for g in names]
     handles += [
         Line2D([], [], color="0.3", marker="o", linestyle="", label=languages[0]),
@@ -563,9 +587,35 @@ def projection_figure(
     ]
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8.5, frameon=False)
     counts = ", ".join(f"{labels.count(g):,} {g}" for g in names) if groups is not None else ""
-    heading = f"{title} — " if title else ""
+    heading = f"{title} — " if title and len(rows) == 1 else ""
     fig.suptitle(f"{heading}n = {n:,} pairs" + (f" ({counts})" if counts else ""), fontsize=10.5)
     return fig
+
+
+def _draw_projection(ax, xy, n: int, labels: list[str], names: list[str], colours: dict[str, str]) -> None:
+    """Sources (●) and targets (hollow ▲) of one panel, translation pairs joined; the largest group first so
+    the smaller (control) group stays visible on top."""
+    for rank, group in enumerate(sorted(names, key=labels.count, reverse=True)):
+        rows = [i for i, g in enumerate(labels) if g == group]
+        for i in rows:
+            ax.plot(
+                [xy[i, 0], xy[n + i, 0]],
+                [xy[i, 1], xy[n + i, 1]],
+                color=colours[group],
+                alpha=0.2,
+                linewidth=0.5,
+                zorder=1 + 2 * rank,
+            )
+        colour, zorder = colours[group], 2 + 2 * rank
+        ax.scatter(
+            xy[rows, 0], xy[rows, 1], s=14, marker="o", color=colour, alpha=0.85, zorder=zorder,
+            gid=f"{group}:source",
+        )  # fmt: skip
+        targets = [n + i for i in rows]  # hollow, so the two languages differ in fill as well as shape
+        ax.scatter(
+            xy[targets, 0], xy[targets, 1], s=18, marker="^", facecolors="none", edgecolors=colour,
+            linewidths=1.0, zorder=zorder, gid=f"{group}:target",
+        )  # fmt: skip
 
 
 def plot_projection(
@@ -578,21 +628,25 @@ def plot_projection(
     title: str = "",
     groups: Sequence[str] | None = None,
     languages: tuple[str, str] = ("source", "target"),
+    more: Sequence[tuple[str, tuple, tuple]] = (),
 ) -> Path:
     """2-D projection of source (●) and target (▲) embeddings before and after, translation pairs joined.
 
-    Colour = group (trained / control), marker = language; the title gives n per group.
+    Colour = group (trained / control), marker = language; the title gives n per group. One row per layer:
+    ``before``/``after`` under ``title``, then each ``(title, before, after)`` of ``more`` — the evaluation draws
+    the target layer, where TLI's loss acts, above the final layer.
 
     Args:
         before, after: ``(source_vectors, target_vectors)`` numpy arrays ``(n, H)`` for the same n pairs.
         path: PNG file to write.
         method: ``pca`` or ``tsne`` (scikit-learn); each panel is fitted on its own embeddings.
         seed: Random state of the projection.
-        title: Figure title (n is appended).
+        title: Figure title (n is appended), or the first row's title when there are several.
         groups: One group name per pair (e.g. ``trained`` / ``control``); None draws one colour.
         languages: Legend names of the source and target side, e.g. ``("Swahili", "English")``.
+        more: Further rows ``(title, before, after)`` of the same pairs (another layer).
     """
     fig = projection_figure(
-        before, after, method=method, seed=seed, title=title, groups=groups, languages=languages
+        before, after, method=method, seed=seed, title=title, groups=groups, languages=languages, more=more
     )
     return _save(fig, path)

@@ -269,18 +269,28 @@ def evaluation_table(evaluation: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def claim_n(claim: dict) -> str:
+    """What a verdict rests on: ``"146 pairs (102 words)"`` — pairs and their source-word clusters — or
+    ``"102 words"`` for retrieval claims, whose unit is the query word."""
+    if claim.get("metric") in ("mrr", "p_at_1") and claim.get("kind") == "change":
+        return f"{claim['n']:,} words"
+    clusters = claim.get("n_clusters")
+    return f"{claim['n']:,} pairs" + (f" ({clusters:,} words)" if clusters else "")
+
+
 def claims_table(claims: list[dict]) -> str:
-    """Markdown table of claims: effect and CI, test, raw and adjusted p, verdict (and seeds, when several)."""
+    """Markdown table of claims: effect and CI, test, the n it rests on, raw and adjusted p, verdict (and seeds,
+    when several)."""
     seeds = any(c.get("n_seeds", 1) > 1 for c in claims)
     interval = (
         "± sd over seeds [across-seed 95 % CI: random effects, t on seeds − 1 df]"
         if seeds
         else "[95 % bootstrap CI over words (source-word clusters), this seed]"
     )
-    head = f"| claim | effect {interval} | test | p | p adjusted | verdict |" + (
+    head = f"| claim | effect {interval} | test | n | p | p adjusted | verdict |" + (
         " each seed's verdict |" if seeds else ""
     )
-    lines = [head, "|---|---|---|---|---|---|" + ("---|" if seeds else "")]
+    lines = [head, "|---|---|---|---|---|---|---|" + ("---|" if seeds else "")]
     for c in claims:
         effect = f"{c['effect']:+.4f}"
         if seeds:
@@ -294,7 +304,7 @@ def claims_table(claims: list[dict]) -> str:
         flag = " ⚠" if c.get("tests_disagree") else ""
         row = (
             f"| {c['claim']} | {effect} [{c['ci95_low']:+.4f}, {c['ci95_high']:+.4f}] | {c['test']}{flag} "
-            f"| {format_p(c['p'])} | {format_p(c['p_adjusted'])} | **{c['verdict']}** |"
+            f"| {claim_n(c)} | {format_p(c['p'])} | {format_p(c['p_adjusted'])} | **{c['verdict']}** |"
         )
         if seeds:
             row += f" {', '.join(c.get('verdicts', []))} |"
@@ -312,18 +322,29 @@ BLI_SYSTEMS = (
 
 
 def bli_table(rows: list[dict]) -> str:
-    """Retrieval of unseen control words per layer and system, P@k with Wilson 95 % CIs and chance levels."""
-    lines = [
-        "| layer | system | P@1 (95 % CI) | P@5 | P@10 | MRR (95 % CI) | chance P@1 |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    """Retrieval of unseen control words per layer and system: P@k with Wilson 95 % CIs, MRR with a bootstrap 95 %
+    CI, chance levels; over several seeds, mean ± sd over seeds and the envelope of the seeds' intervals."""
+    seeds = max((row.get("n_seeds", 1) for row in rows), default=1)
+    if seeds > 1:
+        head = (
+            f"| layer | system | P@1, mean ± sd over {seeds} seeds [lowest, highest bound of the seeds' 95 % Wilson "
+            f"CIs] | P@5 | P@10 | MRR, mean ± sd [seeds' 95 % bootstrap CIs, envelope] | chance P@1 |"
+        )
+    else:
+        head = "| layer | system | P@1 [95 % Wilson CI] | P@5 | P@10 | MRR [95 % bootstrap CI] | chance P@1 |"
+    lines = [head, "|---|---|---|---|---|---|---|"]
+
+    def value(r: dict, key: str) -> str:  # over seeds every figure shows its sd, 0 included
+        return f"{r[key]:.3f}" + (f" ± {r.get(f'{key}_sd', 0.0):.3f}" if seeds > 1 else "")
+
     for row in rows:
         for key, label in BLI_SYSTEMS:
             r = row["systems"][key]
             lines.append(
-                f"| {row['layer_role']} ({row['layer']}) | {label} | {r['p_at_1']:.3f} [{r['p_at_1_ci_low']:.3f}, "
-                f"{r['p_at_1_ci_high']:.3f}] | {r['p_at_5']:.3f} | {r['p_at_10']:.3f} | {r['mrr']:.3f} "
-                f"[{r['mrr_ci_low']:.3f}, {r['mrr_ci_high']:.3f}] | {r['p_at_1_chance']:.4f} |"
+                f"| {row['layer_role']} ({row['layer']}) | {label} | {value(r, 'p_at_1')} "
+                f"[{r['p_at_1_ci_low']:.3f}, {r['p_at_1_ci_high']:.3f}] | {value(r, 'p_at_5')} "
+                f"| {value(r, 'p_at_10')} | {value(r, 'mrr')} [{r['mrr_ci_low']:.3f}, {r['mrr_ci_high']:.3f}] "
+                f"| {r['p_at_1_chance']:.4f} |"
             )
     return "\n".join(lines)
 
@@ -414,6 +435,8 @@ def evaluation_report(results: dict[str, Any], heading: str = "# tli evaluate", 
             "",
         ]
     lines += ["## What the numbers say", "", *[f"- {line}" for line in what_the_numbers_say(claims)], ""]
+    for warning in dict.fromkeys(results.get("warnings", [])):
+        lines += [f"**Warning:** {warning}.", ""]
     for skipped in results.get("skipped_groups", []):
         lines += [
             f"**Not evaluated:** the {skipped['group']} group has {skipped['n']} pair(s); paired statistics need at "
@@ -445,13 +468,35 @@ def evaluation_report(results: dict[str, Any], heading: str = "# tli evaluate", 
             "",
         ]
     if not seeds or len(seeds) == 1:
-        for name, alt in (
-            ("before_after.png", "before/after"),
-            ("layers_before_after.png", "layer curves before and after"),
-            ("projection_pca.png", "PCA projection"),
-            ("projection_tsne.png", "t-SNE projection"),
-        ):
+        for name, alt in EVALUATE_PLOTS:
             lines += [f"![{alt}]({link_prefix}{name})", ""]
+    return "\n".join(lines)
+
+
+EVALUATE_PLOTS = (
+    ("before_after.png", "per pair, before vs after: similarity and centred gap"),
+    ("layers_before_after.png", "layer curves before and after"),
+    ("projection_pca.png", "PCA projection at the target and final layers"),
+    ("projection_tsne.png", "t-SNE projection at the target and final layers"),
+)
+"""The plots of every evaluation directory, with what each shows."""
+
+
+def plot_index(seeds: list[int], stage_dir, plots: list[tuple[str, str, str]]) -> str:
+    """A Markdown table linking every plot of every seed: one row per plot, one column per seed.
+
+    Args:
+        stage_dir: ``(stage, seed) -> relative directory`` (``evaluate/seed-1``, or ``evaluate`` with one seed).
+        plots: ``(stage, file, what it shows)``; stage ``""`` = a plot shared by all seeds (linked once).
+    """
+    head = "| plot | " + " | ".join(f"seed {s}" for s in seeds) + " |"
+    lines = [head, "|---|" + "---|" * len(seeds)]
+    for stage, name, what in plots:
+        if not stage:
+            cells = [f"[{name}]({name})"] + [""] * (len(seeds) - 1)
+        else:
+            cells = [f"[{name}]({stage_dir(stage, s)}/{name})" for s in seeds]
+        lines.append(f"| {what} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -463,7 +508,7 @@ def projection_sample(lexicon, limit: int = 120) -> list[int]:
 
 
 def write_evaluate_plots(out: Path, results: dict[str, Any], embeddings) -> None:
-    """Scatter, layer curves before/after and 2-D projections (PCA and t-SNE) at the final layer."""
+    """Scatter, layer curves before/after and 2-D projections (PCA and t-SNE) at the target and final layers."""
     from tli.plots import plot_before_after, plot_projection
     from tli.scan import artifact_layers
 
@@ -479,12 +524,25 @@ def write_evaluate_plots(out: Path, results: dict[str, Any], embeddings) -> None
     )
     if embeddings is None:
         return
-    index, layer, lexicon = embeddings.index, results["final_layer"], embeddings.lexicon
+    index, lexicon = embeddings.index, embeddings.lexicon
     sample = projection_sample(lexicon)
     rows_src, rows_tgt = index.src[sample], index.tgt[sample]
     groups = [lexicon.pairs[k].group for k in sample]
-    before = (embeddings.base.src[layer][rows_src].numpy(), embeddings.base.tgt[layer][rows_tgt].numpy())
-    after = (embeddings.adapted.src[layer][rows_src].numpy(), embeddings.adapted.tgt[layer][rows_tgt].numpy())
+
+    def states(layer: int) -> tuple[tuple, tuple]:
+        base, adapted = embeddings.base, embeddings.adapted
+        return (
+            (base.src[layer][rows_src].numpy(), base.tgt[layer][rows_tgt].numpy()),
+            (adapted.src[layer][rows_src].numpy(), adapted.tgt[layer][rows_tgt].numpy()),
+        )
+
+    # The target layer first (where the loss acts), then the final layer (what the output sees).
+    roles = dict.fromkeys((e["layer_role"], e["layer"]) for e in results["evaluation"])
+    rows = [
+        (f"{role} layer {layer}", *states(layer))
+        for role, layer in roles or [("target", results["target_layer"])]
+    ]
+    (title, before, after), *more = rows
     languages = (lexicon.source_lang, lexicon.target_lang)
     for method in ("pca", "tsne"):
         plot_projection(
@@ -492,9 +550,10 @@ def write_evaluate_plots(out: Path, results: dict[str, Any], embeddings) -> None
             after,
             out / f"projection_{method}.png",
             method=method,
-            title=f"final layer {layer}",
+            title=title,
             groups=groups,
             languages=languages,
+            more=more,
         )
 
 
@@ -546,7 +605,12 @@ def write_seeds_summary(out: Path, summary: dict[str, Any]) -> Path:
             "",
         ]
     )
-    atomic_write_text(out / "report.md", body + "\n" + per_seed)
+    links = plot_index(
+        summary["seeds"],
+        lambda _stage, seed: f"seed-{seed}",
+        [("evaluate", name, what) for name, what in EVALUATE_PLOTS],
+    )
+    atomic_write_text(out / "report.md", body + "\n" + per_seed + "\n## Plots\n\n" + links + "\n")
     atomic_write_json(out / "results.json", summary)
     mark_complete(out, "evaluation over seeds")
     return out
@@ -562,7 +626,7 @@ def run_report(results: dict[str, Any], scan) -> str:
     several = len(seeds) > 1
     train_dir = f"train/seed-{seeds[0]}" if several else "train"
     body = evaluation_report(
-        results,
+        {**results, "warnings": []},  # listed once, under Training
         heading="## 3. Evaluation",
         link_prefix=f"evaluate/seed-{seeds[0]}/" if several else "evaluate/",
     ).replace("\n## ", "\n### ")
@@ -615,4 +679,14 @@ def run_report(results: dict[str, Any], scan) -> str:
     ]
     if several:
         lines += ["", "### Per seed", "", seeds_table(results["per_seed"]), ""]
+
+    def stage_dir(stage: str, seed: int) -> str:
+        return f"{stage}/seed-{seed}" if several else stage
+
+    plots = [
+        ("", "scan/layers.png", "scan: layer curves of the trained pairs (cosines, gaps, retrieval)"),
+        ("train", "loss.png", "training loss with validation points"),
+        *[("evaluate", name, what) for name, what in EVALUATE_PLOTS],
+    ]
+    lines += ["", "## 4. Plots", "", plot_index(seeds, stage_dir, plots), ""]
     return "\n".join(lines)

@@ -130,6 +130,8 @@ def provenance(command: str, config: dict[str, Any], seed: int | None) -> dict[s
     machine and device."""
     import torch
 
+    from tli.threads import threads_record
+
     return {
         "command": command,
         "argv": sys.argv,
@@ -143,6 +145,7 @@ def provenance(command: str, config: dict[str, Any], seed: int | None) -> dict[s
             if torch.cuda.is_available()
             else [],
             "cpu_threads": torch.get_num_threads(),
+            "threads": threads_record(),
         },
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -230,3 +233,40 @@ def release_run_dir(out: str | os.PathLike) -> None:
     handle = _held_locks.pop(str(Path(out).resolve()), None)
     if handle is not None:
         handle.close()
+
+
+def read_scan_choice(path: str | os.PathLike) -> dict[str, Any]:
+    """What ``tli train --from-scan`` takes from a finished scan: its selected layer, pooling recipe and model.
+
+    ``path`` is a ``tli scan`` directory or a ``tli run`` directory (its ``scan/``).
+
+    Returns:
+        ``{"path", "selected_layer", "recipe": {pooling, center, template, add_bos, bos_token}, "model"}``.
+
+    Raises:
+        DataError: not a scan directory, an unfinished one, or a ``results.json`` without a selected layer.
+    """
+    import json
+
+    from tli.config import RECIPE_FIELDS
+
+    directory = Path(path)
+    if (directory / "scan" / "results.json").is_file() and not (directory / "layers.csv").is_file():
+        directory = directory / "scan"  # a tli run: its scan stage
+    results = directory / "results.json"
+    if not results.is_file():
+        raise DataError(f"--from-scan {path}: not a tli scan or tli run directory (no results.json)")
+    require_complete(directory, "scan", f"finish it with `tli scan --out {directory}` (or --overwrite)")
+    try:
+        record = json.loads(results.read_text(encoding="utf-8"))
+        config, layer = record.get("config") or {}, int(record["selected_layer"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise DataError(
+            f"--from-scan {path}: {results} has no selected layer ({type(exc).__name__})"
+        ) from exc
+    return {
+        "path": str(directory),
+        "selected_layer": layer,
+        "recipe": {k: config[k] for k in RECIPE_FIELDS if k in config},
+        "model": config.get("model"),
+    }

@@ -27,6 +27,7 @@ from tli.lexicon import Lexicon, lexicon_record, resolve_lexicon, split_for_stud
 from tli.metrics import PairIndex, chance_p_at_1, layer_metrics
 from tli.models import LoadedModel, load_model
 from tli.stream import StreamedModel, embed_lexicon_streamed, open_streamed
+from tli.threads import configure_threads
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +85,23 @@ def lexicon_index(lexicon: Lexicon) -> tuple[list[str], list[str], PairIndex]:
     return PairIndex.from_lexicon(lexicon)
 
 
-def per_layer_metrics(src: torch.Tensor, tgt: torch.Tensor, index: PairIndex) -> list[dict]:
+def per_layer_metrics(
+    src: torch.Tensor,
+    tgt: torch.Tensor,
+    index: PairIndex,
+    *,
+    progress: bool | None = False,
+    desc: str = "scan: per-layer figures",
+) -> list[dict]:
     """:func:`tli.metrics.layer_metrics` at every layer, with the layer index first."""
-    return [{"layer": layer, **layer_metrics(src[layer], tgt[layer], index)} for layer in range(len(src))]
+    from tli.progress import Progress
+
+    rows = []
+    with Progress(len(src), desc, unit="layer", enabled=progress) as bar:
+        for layer in range(len(src)):
+            rows.append({"layer": layer, **layer_metrics(src[layer], tgt[layer], index)})
+            bar.update(1)
+    return rows
 
 
 def select_layer(
@@ -170,9 +185,15 @@ def run_scan(
             f"the lexicon has {len(lexicon)} pair(s): the mismatched control and retrieval need >= 2"
         )
     start = time.perf_counter()
-    embed = embed_lexicon_streamed if isinstance(loaded, StreamedModel) else embed_lexicon
-    src, tgt, index = embed(lexicon, loaded, embed_config, cache=cache, progress=progress)
-    layers = per_layer_metrics(src, tgt, index)
+    if isinstance(loaded, StreamedModel):
+        src, tgt, index = embed_lexicon_streamed(
+            lexicon, loaded, embed_config, cache=cache, progress=progress
+        )
+    else:
+        src, tgt, index = embed_lexicon(
+            lexicon, loaded, embed_config, cache=cache, progress=progress, stage="scan"
+        )
+    layers = per_layer_metrics(src, tgt, index, progress=progress)
     low, high = config.layer_range(loaded.num_layers)
     chance = chance_p_at_1(index.gold())
     warnings = small_lexicon_warning(len(lexicon), chance, index.n_tgt)
@@ -231,6 +252,7 @@ def scan(
     lexicon_path = str(lexicon) if isinstance(lexicon, (str, Path)) else None
     given = isinstance(model, (LoadedModel, StreamedModel))
     config = ScanConfig(model=None if given else model, **{"lexicon": lexicon_path, **options})
+    configure_threads(config.threads)
     if out is not None:
         prepare_run_dir(out, overwrite=config.overwrite)
     if config.test_lexicon is not None:

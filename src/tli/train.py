@@ -46,6 +46,7 @@ from tli.losses import LOSSES, valid_negative_mask
 from tli.models import LoadedModel, base_causal_lm, load_model, resolve_device
 from tli.progress import Progress
 from tli.runs import COMPLETE, check_writable, holding_run_dir, is_complete, mark_complete, provenance
+from tli.threads import configure_threads
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,8 @@ class TrainResult:
     """Non-padding tokens of the training forwards of this run, over all processes (validation excluded)."""
     distributed: dict[str, Any] = field(default_factory=lambda: {"kind": "single", "world_size": 1})
     """How training was spread: ``kind`` (single, ddp, fsdp, deepspeed) and ``world_size``."""
+    warmup_steps: int | None = None
+    """Warm-up steps scheduled (``--warmup-steps``, or fewer when those would outlast the run)."""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -299,6 +302,28 @@ class MetricsLog:
             self.writer.close()
 
 
+WARMUP_SHARE_WHEN_TOO_LONG = 0.1
+"""Warm-up as a share of the run's steps when ``--warmup-steps`` would outlast the run."""
+
+
+def warmup_for(warmup_steps: int, total_steps: int, lr: float) -> tuple[int, str | None]:
+    """The warm-up steps to schedule, and a warning when the asked ones would outlast the run.
+
+    With linear warm-up the learning rate after step ``t`` is ``lr · t / warmup``: with ``warmup ≥ total`` it would
+    never reach ``lr`` (50 warm-up steps in a 5-step run peak at a tenth of it). The warm-up is then scaled to
+    ``WARMUP_SHARE_WHEN_TOO_LONG`` of the steps, and the warning says so.
+    """
+    if warmup_steps < total_steps or warmup_steps == 0:
+        return warmup_steps, None
+    scaled = int(WARMUP_SHARE_WHEN_TOO_LONG * total_steps)
+    peak = lr * min(1.0, total_steps / warmup_steps)
+    return scaled, (
+        f"--warmup-steps {warmup_steps} is not shorter than the run's {total_steps} optimiser steps: the learning "
+        f"rate would peak at {peak:.3g} instead of --lr {lr:g}; warm-up scaled to {scaled} step(s) "
+        f"({WARMUP_SHARE_WHEN_TOO_LONG:.0%} of the run); pass a smaller --warmup-steps to choose it"
+    )
+
+
 def loss_warnings(config: TrainConfig, epoch_losses: list[float]) -> list[str]:
     """What a final loss at a tell-tale value means.
 
@@ -436,11 +461,16 @@ def run_training(
         )
     steps_per_epoch = math.ceil(batches_per_epoch / config.grad_accum)
     total_steps = steps_per_epoch * config.epochs
+    warmup_steps, warmup_warning = warmup_for(config.warmup_steps, total_steps, config.lr)
+    if warmup_warning:
+        warnings.append(warmup_warning)
+    for warning in warnings:  # before training: what the run is about to do differently (each logged once)
+        log.warning("warning: %s", warning)
     trainable = [p for p in encoder.parameters() if p.requires_grad]
     n_trainable = sum(p.numel() for p in trainable)
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
     encoder, optimizer = context.prepare(encoder, optimizer)
-    scheduler = get_linear_schedule_with_warmup(optimizer, config.warmup_steps, total_steps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
 
     checkpoints = out / "checkpoints"
     state: dict[str, Any] = {
@@ -555,9 +585,9 @@ def run_training(
         if not context.sharded:
             load_adapter_weights(model, best_checkpoint)
     final_adapter = None if best_checkpoint is not None else adapter_state(model, encoder, context)
-    warnings += loss_warnings(config, state["epoch_losses"])
-    for warning in warnings:
+    for warning in loss_warnings(config, state["epoch_losses"]):
         log.warning("warning: %s", warning)
+        warnings.append(warning)
     adapter_dir = out / "adapter"
     if context.is_main:
         embed_config = config.embed_config()
@@ -610,6 +640,7 @@ def run_training(
         trainable_parameters=n_trainable,
         tokens_seen=int(context.sum(batcher.tokens_seen)),
         distributed=context.describe(),
+        warmup_steps=warmup_steps,
     )
 
 
@@ -663,6 +694,7 @@ def train(
     """
     lexicon_path = str(Path(lexicon).resolve()) if isinstance(lexicon, (str, Path)) else None
     config = TrainConfig(model=model, lexicon=lexicon_path, resume=resume, out=str(out), **options)
+    configure_threads(config.threads)
     out = check_writable(Path(out))
     # A second tli run on this --out refuses (processes of one distributed launch: the main one locks).
     with holding_run_dir(out) if is_main_process() else contextlib.nullcontext(out):
@@ -685,7 +717,15 @@ def _train_seeds(
         (out / "checkpoints").exists()
         or any((seed_dir(out, s, len(seeds)) / "checkpoints").exists() for s in seeds)
     ):
-        raise ConfigError(f"--out {out} already holds a training run: pass --resume or choose another --out")
+        if not config.overwrite:
+            state = "a finished training run" if is_complete(out) else "a training run"
+            raise ConfigError(
+                f"--out {out} already holds {state}: pass --resume to continue it, --overwrite to train again "
+                "from scratch, or choose another --out"
+            )
+        clear_training(out)
+    for note in config.scan_notes:  # the recipe or layer differs from the scan the run cites
+        log.warning("warning: %s", note)
     if len(seeds) > 1:
         (out / COMPLETE).unlink(missing_ok=True)  # a multi-seed summary being redone is not complete
     study = split_for_study(
@@ -717,6 +757,7 @@ def _train_seeds(
             control=study.control,
             split_record=study.record(),
         )
+        result.warnings = [*config.scan_notes, *result.warnings]
         results.append(result)
         if is_main_process():
             record = {
@@ -741,6 +782,31 @@ def _train_seeds(
         )
         mark_complete(out, "training over seeds")
     return results if len(seeds) > 1 else results[0]
+
+
+TRAINING_FILES = (
+    "checkpoints",
+    "adapter",
+    "metrics.jsonl",
+    "tensorboard",
+    "loss.png",
+    "results.json",
+    COMPLETE,
+)
+"""What a ``tli train`` run directory holds (each seed's, too): removed by ``--overwrite``."""
+
+
+def clear_training(out: Path) -> None:
+    """Remove an earlier training run from ``out`` (``--overwrite``): its files and every ``seed-<k>/``."""
+    for where in [out, *(p for p in out.glob("seed-*") if p.is_dir())]:
+        for name in TRAINING_FILES:
+            path = where / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+        if where != out and not any(where.iterdir()):
+            where.rmdir()
 
 
 def _finished_result(where: Path) -> TrainResult:

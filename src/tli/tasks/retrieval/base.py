@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from tli.config import DEFAULT_POOLING
 from tli.errors import ConfigError
 from tli.retrieval.data import RetrievalData
 from tli.retrieval.metrics import METRICS, per_query
@@ -47,8 +48,9 @@ class RetrievalConfig:
     layer: int | str = "middle"
     """Hidden-state index whose pooled states rank passages: a number (0 = input embeddings, N = final),
     ``middle`` (N // 2) or ``last`` (N)."""
-    pooling: str = "mean-no-special"
-    """mean | mean-no-special | last (the scan's recipes; ``last`` with a template = prompt + last token)."""
+    pooling: str = DEFAULT_POOLING
+    """mean-no-special (default, as every tli command) | mean | last (the scan's recipes; ``last`` with a
+    template = prompt + last token)."""
     center: bool = False
     """Subtract each side's mean vector at the layer before cosine (removes the shared decoder direction)."""
     query_template: str | None = None
