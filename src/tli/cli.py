@@ -142,24 +142,25 @@ def cmd_run(config) -> int:
 def cmd_stats(config) -> int:
     import json
 
-    from tli.stats import DEFAULT_CLUSTER, DEFAULT_GROUP, format_stats_table, stats_from_csv
+    from tli.group_claims import format_stats_report, stats_report
+    from tli.stats import DEFAULT_CLUSTER, DEFAULT_GROUP
 
     def column(value: str | None, default):
         return default if value is None else (value or None)
 
-    results = stats_from_csv(
+    report = stats_report(
         config.file,
         pre=config.pre,
         post=config.post,
         group=column(config.group, DEFAULT_GROUP),
         cluster=column(config.cluster, DEFAULT_CLUSTER),
         n_boot=config.n_boot,
-        rng=config.seed,
+        seed=config.seed,
+        alpha=config.alpha,
+        correction=config.correction,
+        equivalence_margin=config.equivalence_margin,
     )
-    if config.json:
-        print(json.dumps({name: s.to_dict() for name, s in results.items()}, indent=2))
-    else:
-        print(format_stats_table(results))
+    print(json.dumps(report.to_dict(), indent=2) if config.json else format_stats_report(report))
     return 0
 
 

@@ -578,8 +578,9 @@ class ProbeConfig(OutputOptions, ModelOptions):
 
 
 @dataclass(kw_only=True)
-class StatsConfig:
-    """``tli stats``: paired statistics for any per-pair CSV / JSON / JSONL file."""
+class StatsConfig(StatisticsOptions):
+    """``tli stats``: paired statistics for any per-pair CSV / JSON / JSONL file; with groups, the between-group
+    and equivalence claims of ``tli evaluate``, corrected together."""
 
     file: str = option(
         help="per-pair file: .csv, .json (a list of rows, or {'per_pair': [...]}) or .jsonl", positional=True
@@ -594,13 +595,12 @@ class StatsConfig:
         None,
         "column of cluster labels, e.g. the source word (default: 'source' or 'swahili' when present; '' = none)",
     )
-    n_boot: int = option(10_000, "bootstrap resamples")
     seed: int = option(0, "bootstrap seed")
     json: bool = option(False, "print JSON instead of a Markdown table")
 
     def __post_init__(self) -> None:
         problems = Problems()
-        problems.at_least("n_boot", self.n_boot, 100)
+        self._check_statistics(problems)
         problems.raise_if_any()
 
 

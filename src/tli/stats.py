@@ -52,7 +52,9 @@ __all__ = [
     "mcnemar_exact",
     "paired_stats",
     "read_paired",
+    "read_grouped",
     "read_paired_csv",
+    "stats_by_group",
     "stats_from_csv",
     "verdict",
 ]
@@ -853,10 +855,13 @@ def _number(path: Path, where: str, col: str, cell) -> float:
     return v
 
 
-def _read_grouped(
+def read_grouped(
     path, *, pre: str, post: str, group, cluster
 ) -> tuple[dict[tuple[str, ...], PairedSamples], int]:
-    """Rows grouped by the values of the group columns (tuple keys) and the number of group columns."""
+    """Rows grouped by the values of the group columns (tuple keys) and the number of group columns.
+
+    See :func:`read_paired` for the file formats and the ``group`` / ``cluster`` choices.
+    """
     path = Path(path)
     columns, rows = _load_rows(path)
     missing = [c for c in (pre, post) if c not in columns]
@@ -926,7 +931,7 @@ def read_paired(
             a missing ``pre``/``post``/``group``/``cluster`` column (the message lists the available
             columns); a non-numeric / non-finite score or an empty cluster label (file, line, column).
     """
-    grouped, _ = _read_grouped(path, pre=pre, post=post, group=group, cluster=cluster)
+    grouped, _ = read_grouped(path, pre=pre, post=post, group=group, cluster=cluster)
     return {"/".join(key): samples for key, samples in grouped.items()}
 
 
@@ -981,7 +986,20 @@ def stats_from_csv(
     two pooled groups is one cluster. Each group uses a generator derived from ``rng``.
     See :func:`read_paired` for ``group`` and ``cluster``.
     """
-    grouped, n_group_columns = _read_grouped(path, pre=pre, post=post, group=group, cluster=cluster)
+    grouped, n_group_columns = read_grouped(path, pre=pre, post=post, group=group, cluster=cluster)
+    return stats_by_group(grouped, n_group_columns, n_boot=n_boot, rng=rng, source=path)
+
+
+def stats_by_group(
+    grouped: dict[tuple[str, ...], PairedSamples],
+    n_group_columns: int,
+    *,
+    n_boot: int = 10_000,
+    rng: np.random.Generator | int | None = 0,
+    source: Any = "data",
+) -> dict[str, PairedStats]:
+    """:func:`paired_stats` of each group of :func:`read_grouped`, plus the pooled groups of
+    :func:`stats_from_csv` when a group column splits the rows (``source`` names the file in errors)."""
     if n_group_columns:
         grouped = _with_pooled(grouped)
     gen = np.random.default_rng(rng)
@@ -993,7 +1011,7 @@ def stats_from_csv(
                 samples.pre, samples.post, clusters=samples.clusters, n_boot=n_boot, rng=gen
             )
         except ConfigError as exc:
-            raise ConfigError(f"{path}, group {name!r}: {exc}") from exc
+            raise ConfigError(f"{source}, group {name!r}: {exc}") from exc
     return out
 
 
