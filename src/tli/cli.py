@@ -373,8 +373,11 @@ def _quiet_libraries() -> None:
 
 
 def one_line(message: str) -> str:
-    """An error message on one line whatever it quotes (a file's text can hold line breaks)."""
-    return message.strip().replace("\r", "\\r").replace("\n", "\\n")
+    """An error message on one line whatever it quotes (a file's text can hold line breaks), cut to
+    :data:`tli.limits.MAX_MESSAGE_CHARS` characters (a message can quote a huge value)."""
+    from tli.limits import shorten
+
+    return shorten(message.strip().replace("\r", "\\r").replace("\n", "\\n"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

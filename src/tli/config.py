@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tli.errors import ConfigError, yaml_problem
+from tli.errors import ConfigError
 
 POOLINGS = ("mean", "mean-no-special", "last")
 ADD_BOS = ("auto", "always", "never")
@@ -792,7 +792,7 @@ def load_options_file(spec: str) -> dict[str, Any]:
     Raises:
         ConfigError: no such file, invalid YAML (with its line), not a mapping, or a key no command knows.
     """
-    import yaml
+    from tli.limits import read_yaml
 
     path = Path(spec)
     if not path.is_file():
@@ -801,12 +801,7 @@ def load_options_file(spec: str) -> dict[str, Any]:
         raise ConfigError(
             f"--config {spec}: no such file or shipped config ({', '.join(sorted(shipped_configs()))})"
         )
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--config {path}{yaml_problem(exc)}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--config {path}: cannot read it ({exc})") from exc
+    values = read_yaml(path, f"--config {path}") or {}
     if not isinstance(values, dict):
         raise ConfigError(f"--config {path}: expected a mapping of option: value")
     options = {str(k).replace("-", "_"): v for k, v in values.items()}

@@ -33,6 +33,7 @@ import numpy as np
 from scipy import stats as sps
 
 from tli.errors import ConfigError
+from tli.limits import MAX_TABLE_BYTES, MAX_WORD_CHARS, json_too_deep, nesting_message, too_big, too_long
 
 __all__ = [
     "DEFAULT_CLUSTER",
@@ -784,11 +785,15 @@ def _rows_json(path: Path, text: str, lines: bool) -> tuple[list[str], list[tupl
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
+            if json_too_deep(line) is not None:
+                raise _json_error(path, f"line {number}", nesting_message())
             try:
                 rows.append((f"line {number}", json.loads(line)))
             except json.JSONDecodeError as exc:
                 raise _json_error(path, f"line {number}", f"not valid JSON ({exc.msg})") from exc
     else:
+        if (deep := json_too_deep(text)) is not None:
+            raise _json_error(path, f"line {deep}", nesting_message())
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -813,6 +818,8 @@ def _load_rows(path: Path) -> tuple[list[str], list[tuple[str, dict]]]:
     if suffix not in (".csv", ".json", ".jsonl"):
         raise ConfigError(f"{path}: unsupported file type {suffix or '(no suffix)'!r}; {_FORMATS}")
     try:
+        if problem := too_big(path.stat().st_size, MAX_TABLE_BYTES):
+            raise ConfigError(f"{path}: the file {problem}; a per-pair file holds one row per pair")
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"cannot read {suffix[1:].upper()} {path}: {exc.strerror or exc}") from exc
@@ -841,8 +848,12 @@ def _choose_columns(spec, columns: list[str], path: Path, option: str, single: b
     return names
 
 
-def _cell_text(value) -> str:
-    return "" if value is None else str(value)
+def _label(path: Path, where: str, col: str, value) -> str:
+    """A group or cluster label: text of at most :data:`tli.limits.MAX_WORD_CHARS` characters."""
+    text = "" if value is None else str(value)
+    if problem := too_long(text, MAX_WORD_CHARS):
+        raise ConfigError(f"{path}, {where}, column {col!r}: the label {problem}")
+    return text
 
 
 def _number(path: Path, where: str, col: str, cell) -> float:
@@ -851,7 +862,8 @@ def _number(path: Path, where: str, col: str, cell) -> float:
     except (TypeError, ValueError):
         v = math.nan
     if not math.isfinite(v):
-        raise ConfigError(f"{path}, {where}, column {col!r}: expected a finite number, got {cell!r}")
+        shown = repr(cell) if len(repr(cell)) <= 60 else repr(cell)[:57] + "..."
+        raise ConfigError(f"{path}, {where}, column {col!r}: expected a finite number, got {shown}")
     return v
 
 
@@ -877,13 +889,13 @@ def read_grouped(
         a, b = (_number(path, where, col, row.get(col)) for col in (pre, post))
         label = ""
         if cluster_columns:
-            label = _cell_text(row.get(cluster_columns[0]))
+            label = _label(path, where, cluster_columns[0], row.get(cluster_columns[0]))
             if not label:
                 raise ConfigError(
                     f"{path}, {where}, column {cluster_columns[0]!r}: empty cluster label; "
                     "fill it or disable clusters (cluster=None)"
                 )
-        key = tuple(_cell_text(row.get(g)) for g in group_columns) or ("all",)
+        key = tuple(_label(path, where, g, row.get(g)) for g in group_columns) or ("all",)
         bucket = data.setdefault(key, ([], [], []))
         bucket[0].append(a)
         bucket[1].append(b)
