@@ -205,26 +205,10 @@ def _compare_locked(
     )
     try:
         cells = Runner(experiment, out, progress=progress, tracker=tracker).run()
-        strategies = [spec.name for spec in experiment.strategies]
-        per_seed = compare_cells(
-            cells,
-            strategies,
-            experiment.reference,
-            n_resamples=experiment.n_resamples,
-            correction=experiment.correction,
-            alpha=experiment.alpha,
-            task_configs=experiment.tasks,
-            retrieval=experiment.retrieval,
-            seeds=experiment.seeds,
-        )
-        combined = comparisons_across_seeds(per_seed)
-        claims = answer_questions(combined, strategies, list(experiment.tasks), experiment.models)
         results = {
             "experiment": record,
             "cells": [c.to_dict() for c in cells],
-            "comparisons": combined,
-            "comparisons_per_seed": per_seed,
-            "claims": claims,
+            **analyse(experiment, cells),
             **provenance("compare", record, experiment.seeds[0]),
         }
         if experiment.retrieval is not None:
@@ -243,6 +227,30 @@ def _compare_locked(
         if tracker is not None:
             tracker.close()
     return results
+
+
+def analyse(experiment: Experiment, cells: list[Cell]) -> dict[str, Any]:
+    """Every statistic of a comparison derived from its cells' prediction files: the paired comparisons per seed
+    (``comparisons_per_seed``), their summary over seeds (``comparisons``) and the research questions' claims.
+
+    The one entry point of the statistics: ``tli compare`` writes what it returns, and ``tli verify`` calls it
+    again on a finished run's cells to re-derive every figure of its ``results.json`` and report.
+    """
+    strategies = [spec.name for spec in experiment.strategies]
+    per_seed = compare_cells(
+        cells,
+        strategies,
+        experiment.reference,
+        n_resamples=experiment.n_resamples,
+        correction=experiment.correction,
+        alpha=experiment.alpha,
+        task_configs=experiment.tasks,
+        retrieval=experiment.retrieval,
+        seeds=experiment.seeds,
+    )
+    combined = comparisons_across_seeds(per_seed)
+    claims = answer_questions(combined, strategies, list(experiment.tasks), experiment.models)
+    return {"comparisons": combined, "comparisons_per_seed": per_seed, "claims": claims}
 
 
 def retrieval_summary(experiment: Experiment, out: Path) -> dict[str, Any]:
@@ -273,6 +281,7 @@ def retrieval_summary(experiment: Experiment, out: Path) -> dict[str, Any]:
 __all__ = [
     "Cell",
     "Experiment",
+    "analyse",
     "compare",
     "dry_run",
     "format_dry_run",
