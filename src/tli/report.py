@@ -514,9 +514,8 @@ def seeds_table(per_seed: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_seeds_summary(out: Path, summary: dict[str, Any]) -> Path:
-    """The evaluation over several seeds: ``report.md`` and ``results.json`` (last) in ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
+def seeds_summary_report(summary: dict[str, Any]) -> str:
+    """``report.md`` of an evaluation over several seeds (its ``results.json`` alone determines it)."""
     body = evaluation_report(summary, heading="# tli evaluate — over seeds")
     per_seed = "\n".join(
         [
@@ -528,7 +527,13 @@ def write_seeds_summary(out: Path, summary: dict[str, Any]) -> Path:
             "",
         ]
     )
-    atomic_write_text(out / "report.md", body + "\n" + per_seed)
+    return body + "\n" + per_seed
+
+
+def write_seeds_summary(out: Path, summary: dict[str, Any]) -> Path:
+    """The evaluation over several seeds: ``report.md`` and ``results.json`` (last) in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "report.md", seeds_summary_report(summary))
     atomic_write_json(out / "results.json", summary)
     mark_complete(out, "evaluation over seeds")
     return out
