@@ -124,7 +124,7 @@ def test_a_figure_changed_in_a_report_fails_naming_the_report_line(seeds_run, tm
     (copy / "report.md").write_text(text.replace(claims_row, edited))
     number = text.splitlines().index(claims_row) + 1
     (difference,) = verify(copy, load_model=False).differences
-    assert difference.startswith(f"{copy / 'report.md'} line {number}:") and "re-derived" in difference
+    assert difference.startswith(f"{copy / 'report.md'} line {number}, column") and "re-derived" in difference
 
 
 # --- tli compare: cell scores, comparisons and claims from the prediction files -------------------------------

@@ -346,7 +346,13 @@ def check_report(directory: Path, record: dict[str, Any], report: Verification) 
     lines, expected = shown.splitlines(), again.splitlines()
     for number, (line, other) in enumerate(zip(lines, expected, strict=False), start=1):
         if line != other:
-            report.differences.append(f"{path} line {number}: {_shown(line)} ≠ re-derived {_shown(other)}")
+            at = next((k for k, (a, b) in enumerate(zip(line, other, strict=False)) if a != b), None)
+            at = min(len(line), len(other)) if at is None else at
+            start = max(0, at - 30)
+            report.differences.append(
+                f"{path} line {number}, column {at + 1}: …{line[start : at + 40]!r} ≠ re-derived "
+                f"…{other[start : at + 40]!r}"
+            )
             return
     report.differences.append(f"{path}: {len(lines)} lines ≠ {len(expected)} re-derived lines")
 
