@@ -143,13 +143,15 @@ class StatsReport:
     """Group name → ``p_adjusted`` and ``verdict`` of its change claim."""
     correction: str = "holm"
     alpha: float = 0.05
+    grouped: bool = False
+    """A group column split the rows."""
 
     def to_dict(self) -> dict[str, Any]:
         """``tli stats --json``: ``{group: figures}`` plus ``between_groups`` and ``equivalence`` lists."""
         out: dict[str, Any] = {
             name: {**s.to_dict(), **self.verdicts.get(name, {})} for name, s in self.groups.items()
         }
-        if self.between_groups or self.equivalence:
+        if self.grouped:  # with a group column, always (empty with one group only)
             out["between_groups"] = self.between_groups
             out["equivalence"] = self.equivalence
         return out
@@ -188,7 +190,9 @@ def stats_report(
 
     grouped, n_columns = read_grouped(path, pre=pre, post=post, group=group, cluster=cluster)
     groups = stats_by_group(grouped, n_columns, n_boot=n_boot, rng=seed, source=path)
-    report = StatsReport(groups=groups, claims=[], correction=correction, alpha=alpha)
+    report = StatsReport(
+        groups=groups, claims=[], correction=correction, alpha=alpha, grouped=bool(n_columns)
+    )
     if not n_columns:
         return report
     test = "t-test on cluster means" if any(s.clusters is not None for s in grouped.values()) else "t-test"
@@ -280,7 +284,7 @@ def format_stats_report(report: StatsReport) -> str:
     from tli.stats import format_p, format_stats_table
 
     lines = [format_stats_table(report.groups)]
-    if not report.between_groups:
+    if not report.claims:
         return lines[0]
     lines += [
         "",
