@@ -397,7 +397,9 @@ def test_an_unfinished_run_offers_resume_and_overwrite(tiny_llama_dir, toy_lexic
     run(str(tiny_llama_dir), str(toy_lexicon_file), out=out, **options)
     (out / "complete").unlink()  # as if killed after training
     (out / "results.json").unlink()
-    with pytest.raises(ConfigError, match="unfinished run: pass --resume to continue it, --overwrite to start"):
+    with pytest.raises(
+        ConfigError, match="unfinished run: pass --resume to continue it, --overwrite to start"
+    ):
         run(str(tiny_llama_dir), str(toy_lexicon_file), out=out, **options)
     stale = out / "train" / "checkpoints" / "epoch-1" / "stale-marker"
     stale.write_text("from the first run")

@@ -73,6 +73,10 @@ def read_word_list(path: str | os.PathLike) -> list[str]:
         raise VocabularyError(f"{path}: no such word-list file — check the --vocabulary path")
     if path.is_dir():
         raise VocabularyError(f"{path}: is a directory — give a text file with one word per line")
+    from tli.limits import MAX_TABLE_BYTES, MAX_WORD_CHARS, too_big, too_long
+
+    if problem := too_big(path.stat().st_size, MAX_TABLE_BYTES):
+        raise VocabularyError(f"{path}: the file {problem} — give one word per line")
     data = path.read_bytes()
     try:
         text = data.decode("utf-8")
@@ -91,6 +95,8 @@ def read_word_list(path: str | os.PathLike) -> list[str]:
                 f"{path} line {number}: {entry[:40]!r} has a tab — write one word per line "
                 "(keep the first column, e.g. cut -f1)"
             )
+        if problem := too_long(entry, MAX_WORD_CHARS):
+            raise VocabularyError(f"{path} line {number}: the entry {problem} — write one word per line")
         words.setdefault(" ".join(entry.split()), None)
     if not words:
         raise VocabularyError(f"{path}: no words (only blank or # lines) — add one word per line")

@@ -140,24 +140,25 @@ def cmd_run(config) -> int:
 def cmd_stats(config) -> int:
     import json
 
-    from tli.stats import DEFAULT_CLUSTER, DEFAULT_GROUP, format_stats_table, stats_from_csv
+    from tli.group_claims import format_stats_report, stats_report
+    from tli.stats import DEFAULT_CLUSTER, DEFAULT_GROUP
 
     def column(value: str | None, default):
         return default if value is None else (value or None)
 
-    results = stats_from_csv(
+    report = stats_report(
         config.file,
         pre=config.pre,
         post=config.post,
         group=column(config.group, DEFAULT_GROUP),
         cluster=column(config.cluster, DEFAULT_CLUSTER),
         n_boot=config.n_boot,
-        rng=config.seed,
+        seed=config.seed,
+        alpha=config.alpha,
+        correction=config.correction,
+        equivalence_margin=config.equivalence_margin,
     )
-    if config.json:
-        print(json.dumps({name: s.to_dict() for name, s in results.items()}, indent=2))
-    else:
-        print(format_stats_table(results))
+    print(json.dumps(report.to_dict(), indent=2) if config.json else format_stats_report(report))
     return 0
 
 
@@ -392,8 +393,11 @@ def _quiet_libraries() -> None:
 
 
 def one_line(message: str) -> str:
-    """An error message on one line whatever it quotes (a file's text can hold line breaks)."""
-    return message.strip().replace("\r", "\\r").replace("\n", "\\n")
+    """An error message on one line whatever it quotes (a file's text can hold line breaks), cut to
+    :data:`tli.limits.MAX_MESSAGE_CHARS` characters (a message can quote a huge value)."""
+    from tli.limits import shorten
+
+    return shorten(message.strip().replace("\r", "\\r").replace("\n", "\\n"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

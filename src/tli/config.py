@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tli.errors import ConfigError, yaml_problem
+from tli.errors import ConfigError
 
 POOLINGS = ("mean", "mean-no-special", "last")
 DEFAULT_POOLING = "mean-no-special"
@@ -681,8 +681,9 @@ class ProbeConfig(ThreadOptions, OutputOptions, ModelOptions):
 
 
 @dataclass(kw_only=True)
-class StatsConfig:
-    """``tli stats``: paired statistics for any per-pair CSV / JSON / JSONL file."""
+class StatsConfig(StatisticsOptions):
+    """``tli stats``: paired statistics for any per-pair CSV / JSON / JSONL file; with groups, the between-group
+    and equivalence claims of ``tli evaluate``, corrected together."""
 
     file: str = option(
         help="per-pair file: .csv, .json (a list of rows, or {'per_pair': [...]}) or .jsonl", positional=True
@@ -697,13 +698,12 @@ class StatsConfig:
         None,
         "column of cluster labels, e.g. the source word (default: 'source' or 'swahili' when present; '' = none)",
     )
-    n_boot: int = option(10_000, "bootstrap resamples")
     seed: int = option(0, "bootstrap seed")
     json: bool = option(False, "print JSON instead of a Markdown table")
 
     def __post_init__(self) -> None:
         problems = Problems()
-        problems.at_least("n_boot", self.n_boot, 100)
+        self._check_statistics(problems)
         problems.raise_if_any()
 
 
@@ -971,7 +971,7 @@ def load_options_file(spec: str) -> dict[str, Any]:
     Raises:
         ConfigError: no such file, invalid YAML (with its line), not a mapping, or a key no command knows.
     """
-    import yaml
+    from tli.limits import read_yaml
 
     path = Path(spec)
     if not path.is_file():
@@ -980,12 +980,7 @@ def load_options_file(spec: str) -> dict[str, Any]:
         raise ConfigError(
             f"--config {spec}: no such file or shipped config ({', '.join(sorted(shipped_configs()))})"
         )
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--config {path}{yaml_problem(exc)}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--config {path}: cannot read it ({exc})") from exc
+    values = read_yaml(path, f"--config {path}") or {}
     if not isinstance(values, dict):
         raise ConfigError(f"--config {path}: expected a mapping of option: value")
     options = {str(k).replace("-", "_"): v for k, v in values.items()}

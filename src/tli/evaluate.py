@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tli import group_claims
 from tli.adapter import load_adapted_for, read_adapter_meta, read_recorded_split, regroup_as_trained
 from tli.claims import Claim, across_seeds, judge
 from tli.config import EvaluateConfig
@@ -45,7 +46,7 @@ from tli.metrics import PairIndex, centre, retrieval_ranks
 from tli.models import LoadedModel, base_causal_lm
 from tli.progress import stage
 from tli.runs import require_complete
-from tli.stats import between_groups, equivalence_tost, mcnemar_exact, paired_randomisation, paired_stats
+from tli.stats import mcnemar_exact, paired_randomisation, paired_stats
 from tli.threads import configure_threads
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,6 @@ TESTS = {
     "centered_gap": "t-test on source-word means",
     "mrr": "paired randomisation (sign-flip) test",
     "p_at_1": "McNemar exact",
-    "difference": "Welch t-test on source-word means",
-    "equivalence": "TOST (two one-sided Welch tests)",
 }
 
 INTERVALS = {
@@ -227,21 +226,16 @@ def within_group(
         "n_queries": rr.n,
     }
     where = _where(group, role, layer)
-    common = {"kind": "change", "group": group, "layer": layer, "layer_role": role}
+    common = {"group": group, "layer": layer, "layer_role": role}
 
     def change(text: str, metric: str, stats, p: float, n_clusters: int | None) -> Claim:
-        return Claim(
-            claim=text,
-            metric=metric,
+        return group_claims.change_claim(
+            text,
+            metric,
+            stats,
             test=TESTS[metric],
-            effect=stats.change,
-            ci95_low=stats.ci95_low,
-            ci95_high=stats.ci95_high,
             p=p,
-            n=stats.n,
-            cohens_d=stats.cohens_d,
             n_clusters=n_clusters,
-            tests_disagree=bool(stats.tests_disagree),
             interval=INTERVALS["cluster" if n_clusters else "items"],
             **common,
         )
@@ -265,67 +259,37 @@ def within_group(
 def between_group_claims(
     measures: dict[str, tuple[Measures, Measures]], role: str, layer: int, config: EvaluateConfig
 ) -> tuple[list[Claim], list[dict[str, Any]]]:
-    """Trained vs control at one layer, for similarity and centred gap: a difference and an equivalence claim."""
+    """Trained vs control at one layer, for similarity and centred gap: a difference and an equivalence claim
+    (:func:`tli.group_claims.between_group_claims`)."""
     (t_pre, t_post), (c_pre, c_post) = measures["trained"], measures["control"]
     claims, rows = [], []
-    for metric, label, much in (
-        ("similarity", "similarity", "in similarity"),
-        ("centered_gap", "the centred gap", "in the centred gap"),
-    ):
-        trained = getattr(t_post, metric) - getattr(t_pre, metric)
-        control = getattr(c_post, metric) - getattr(c_pre, metric)
-        clusters = {"clusters_a": t_pre.clusters, "clusters_b": c_pre.clusters}
-        diff = between_groups(
-            trained, control, n_perm=config.n_boot, n_boot=config.n_boot, rng=config.seed, **clusters
+    where = f"at the {role} layer ({layer})"
+    for metric, label in (("similarity", "similarity"), ("centered_gap", "the centred gap")):
+        texts = (
+            f"TLI raises {label} of trained pairs more than of unseen control pairs {where}",
+            f"Unseen control pairs gain as much in {label} as trained pairs {where} "
+            f"(within ±{config.equivalence_margin:.0%} of the trained gain)",
         )
-        margin = config.equivalence_margin * abs(float(trained.mean()))
-        tost = equivalence_tost(trained, control, max(margin, 1e-12), alpha=config.alpha, **clusters)
-        # "as much as" a gain of (nearly) nothing is no claim: leave it undecided rather than "equivalent".
-        tost_p = tost.p if margin > 1e-6 else float("nan")
-        where = f"at the {role} layer ({layer})"
-        common = {"metric": metric, "layer": layer, "layer_role": role, "n": diff.n_a + diff.n_b}
-        claims.append(
-            Claim(
-                claim=f"TLI raises {label} of trained pairs more than of unseen control pairs {where}",
-                kind="difference",
-                test=TESTS["difference"],
-                effect=diff.difference,
-                ci95_low=diff.ci95_low,
-                ci95_high=diff.ci95_high,
-                p=diff.p,
-                n_clusters=diff.n_clusters_a + diff.n_clusters_b,
-                group="trained − control",
-                interval=INTERVALS["groups"],
-                **common,
-            )
+        pair_claims, figures = group_claims.between_group_claims(
+            getattr(t_post, metric) - getattr(t_pre, metric),
+            getattr(c_post, metric) - getattr(c_pre, metric),
+            clusters_a=t_pre.clusters,
+            clusters_b=c_pre.clusters,
+            texts=texts,
+            group="trained − control",
+            metric=metric,
+            units="source-word means",
+            equivalence_margin=config.equivalence_margin,
+            n_boot=config.n_boot,
+            seed=config.seed,
+            alpha=config.alpha,
+            nothing_gained="trained pairs gained nothing measurable: nothing to be equivalent to",
+            layer=layer,
+            layer_role=role,
+            interval=INTERVALS["groups"],
         )
-        claims.append(
-            Claim(
-                claim=(
-                    f"Unseen control pairs gain as much {much} as trained pairs {where} "
-                    f"(within ±{config.equivalence_margin:.0%} of the trained gain)"
-                ),
-                kind="equivalence",
-                test=TESTS["equivalence"],
-                effect=diff.difference,
-                ci95_low=diff.ci95_low,
-                ci95_high=diff.ci95_high,
-                p=tost_p,
-                note=""
-                if tost_p == tost_p
-                else "trained pairs gained nothing measurable: nothing to be equivalent to",
-                margin=tost.margin,
-                ci90_low=tost.ci90_low,
-                ci90_high=tost.ci90_high,
-                n_clusters=diff.n_clusters_a + diff.n_clusters_b,
-                group="trained − control",
-                interval=INTERVALS["groups"],
-                **common,
-            )
-        )
-        rows.append(
-            {"metric": metric, "layer": layer, "layer_role": role, **diff.to_dict(), "tost": tost.to_dict()}
-        )
+        claims.extend(pair_claims)
+        rows.append({"metric": metric, "layer": layer, "layer_role": role, **figures})
     return claims, rows
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 from tli.errors import ConfigError, LexiconError
 from tli.io import atomic_write_text, sha256_text
+from tli.limits import MAX_TABLE_BYTES, MAX_WORD_CHARS, json_too_deep, nesting_message, too_big, too_long
 
 GROUPS = ("trained", "control")
 DEFAULT_CONTROL_FRACTION = 63 / 686
@@ -595,6 +596,9 @@ def _read_text(path: Path) -> str:
     if path.is_dir():
         raise LexiconError(f"{path}: is a directory — give a .json, .csv or .tsv lexicon file")
     try:
+        size = path.stat().st_size
+        if problem := too_big(size, MAX_TABLE_BYTES):
+            raise LexiconError(f"{path}: the file {problem} — is it a lexicon?")
         data = path.read_bytes()
     except OSError as exc:
         raise LexiconError(f"{path}: cannot read it ({exc.strerror}) — check permissions") from exc
@@ -629,6 +633,8 @@ def _json_members(text: str, start: int) -> list[tuple[int, Any, Any]]:
 
 
 def _read_json(text: str, fail: _Fail) -> tuple[list[_Raw], dict[str, Any]]:
+    if (deep := json_too_deep(text)) is not None:
+        raise fail(deep, f"{nesting_message()} — a lexicon is a list of pairs")
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -792,6 +798,11 @@ def _build(label: str, fail: _Fail, raws: list[_Raw]) -> list[Pair]:
     with_group = without_group = 0
     for line, raw_source, raw_target, raw_group in raws:
         source, target = _norm(raw_source), _norm(raw_target)
+        for side, value in (("source", source), ("target", target)):
+            if problem := too_long(value, MAX_WORD_CHARS):
+                raise fail(
+                    line, f"the {side} {_q(value)} {problem} — a lexicon entry is a word or a short phrase"
+                )
         if not (source and target):
             empty = " and ".join(n for n, v in (("source", source), ("target", target)) if not v)
             side = "target" if target else "source"

@@ -287,6 +287,15 @@ def _check_quantization_supported(quantization: str, device: torch.device) -> No
         )
 
 
+def classify_model(spec: str) -> str:
+    """What a model spec names — ``default``, ``gguf``, ``local`` (a HF directory) or ``hub`` — without loading it.
+
+    Raises:
+        ModelLoadError: a local path that does not exist or cannot be a model (no ``config.json``, not GGUF).
+    """
+    return _classify(spec)
+
+
 def _classify(spec: str) -> str:
     path = Path(spec).expanduser()
     if spec == DEFAULT_MODEL:

@@ -591,9 +591,8 @@ def seeds_table(per_seed: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_seeds_summary(out: Path, summary: dict[str, Any]) -> Path:
-    """The evaluation over several seeds: ``report.md`` and ``results.json`` (last) in ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
+def seeds_summary_report(summary: dict[str, Any]) -> str:
+    """``report.md`` of an evaluation over several seeds (its ``results.json`` alone determines it)."""
     body = evaluation_report(summary, heading="# tli evaluate — over seeds")
     per_seed = "\n".join(
         [
@@ -610,7 +609,13 @@ def write_seeds_summary(out: Path, summary: dict[str, Any]) -> Path:
         lambda _stage, seed: f"seed-{seed}",
         [("evaluate", name, what) for name, what in EVALUATE_PLOTS],
     )
-    atomic_write_text(out / "report.md", body + "\n" + per_seed + "\n## Plots\n\n" + links + "\n")
+    return body + "\n" + per_seed + "\n## Plots\n\n" + links + "\n"
+
+
+def write_seeds_summary(out: Path, summary: dict[str, Any]) -> Path:
+    """The evaluation over several seeds: ``report.md`` and ``results.json`` (last) in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "report.md", seeds_summary_report(summary))
     atomic_write_json(out / "results.json", summary)
     mark_complete(out, "evaluation over seeds")
     return out

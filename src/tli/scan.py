@@ -181,8 +181,10 @@ def run_scan(
     embed_config = config.embed_config(config.batch_size)
     lexicon, skipped = drop_unembeddable_pairs(lexicon, loaded.tokenizer, embed_config)
     if len(lexicon) < 2:
+        dropped = f" ({len(skipped)} more cannot be embedded)" if skipped else ""
         raise DataError(
-            f"the lexicon has {len(lexicon)} pair(s): the mismatched control and retrieval need >= 2"
+            f"{lexicon.path or 'the lexicon'}: {len(lexicon)} pair(s) to scan{dropped}: the mismatched control "
+            "and retrieval need >= 2"
         )
     start = time.perf_counter()
     if isinstance(loaded, StreamedModel):

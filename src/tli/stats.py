@@ -35,6 +35,7 @@ import numpy as np
 from scipy import stats as sps
 
 from tli.errors import ConfigError
+from tli.limits import MAX_TABLE_BYTES, MAX_WORD_CHARS, json_too_deep, nesting_message, too_big, too_long
 
 __all__ = [
     "DEFAULT_CLUSTER",
@@ -56,7 +57,9 @@ __all__ = [
     "noninferiority_paired",
     "paired_stats",
     "read_paired",
+    "read_grouped",
     "read_paired_csv",
+    "stats_by_group",
     "stats_from_csv",
     "verdict",
 ]
@@ -786,11 +789,15 @@ def _rows_json(path: Path, text: str, lines: bool) -> tuple[list[str], list[tupl
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
+            if json_too_deep(line) is not None:
+                raise _json_error(path, f"line {number}", nesting_message())
             try:
                 rows.append((f"line {number}", json.loads(line)))
             except json.JSONDecodeError as exc:
                 raise _json_error(path, f"line {number}", f"not valid JSON ({exc.msg})") from exc
     else:
+        if (deep := json_too_deep(text)) is not None:
+            raise _json_error(path, f"line {deep}", nesting_message())
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -815,6 +822,8 @@ def _load_rows(path: Path) -> tuple[list[str], list[tuple[str, dict]]]:
     if suffix not in (".csv", ".json", ".jsonl"):
         raise ConfigError(f"{path}: unsupported file type {suffix or '(no suffix)'!r}; {_FORMATS}")
     try:
+        if problem := too_big(path.stat().st_size, MAX_TABLE_BYTES):
+            raise ConfigError(f"{path}: the file {problem}; a per-pair file holds one row per pair")
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"cannot read {suffix[1:].upper()} {path}: {exc.strerror or exc}") from exc
@@ -843,8 +852,12 @@ def _choose_columns(spec, columns: list[str], path: Path, option: str, single: b
     return names
 
 
-def _cell_text(value) -> str:
-    return "" if value is None else str(value)
+def _label(path: Path, where: str, col: str, value) -> str:
+    """A group or cluster label: text of at most :data:`tli.limits.MAX_WORD_CHARS` characters."""
+    text = "" if value is None else str(value)
+    if problem := too_long(text, MAX_WORD_CHARS):
+        raise ConfigError(f"{path}, {where}, column {col!r}: the label {problem}")
+    return text
 
 
 def _number(path: Path, where: str, col: str, cell) -> float:
@@ -853,14 +866,18 @@ def _number(path: Path, where: str, col: str, cell) -> float:
     except (TypeError, ValueError):
         v = math.nan
     if not math.isfinite(v):
-        raise ConfigError(f"{path}, {where}, column {col!r}: expected a finite number, got {cell!r}")
+        shown = repr(cell) if len(repr(cell)) <= 60 else repr(cell)[:57] + "..."
+        raise ConfigError(f"{path}, {where}, column {col!r}: expected a finite number, got {shown}")
     return v
 
 
-def _read_grouped(
+def read_grouped(
     path, *, pre: str, post: str, group, cluster
 ) -> tuple[dict[tuple[str, ...], PairedSamples], int]:
-    """Rows grouped by the values of the group columns (tuple keys) and the number of group columns."""
+    """Rows grouped by the values of the group columns (tuple keys) and the number of group columns.
+
+    See :func:`read_paired` for the file formats and the ``group`` / ``cluster`` choices.
+    """
     path = Path(path)
     columns, rows = _load_rows(path)
     missing = [c for c in (pre, post) if c not in columns]
@@ -876,13 +893,13 @@ def _read_grouped(
         a, b = (_number(path, where, col, row.get(col)) for col in (pre, post))
         label = ""
         if cluster_columns:
-            label = _cell_text(row.get(cluster_columns[0]))
+            label = _label(path, where, cluster_columns[0], row.get(cluster_columns[0]))
             if not label:
                 raise ConfigError(
                     f"{path}, {where}, column {cluster_columns[0]!r}: empty cluster label; "
                     "fill it or disable clusters (cluster=None)"
                 )
-        key = tuple(_cell_text(row.get(g)) for g in group_columns) or ("all",)
+        key = tuple(_label(path, where, g, row.get(g)) for g in group_columns) or ("all",)
         bucket = data.setdefault(key, ([], [], []))
         bucket[0].append(a)
         bucket[1].append(b)
@@ -930,7 +947,7 @@ def read_paired(
             a missing ``pre``/``post``/``group``/``cluster`` column (the message lists the available
             columns); a non-numeric / non-finite score or an empty cluster label (file, line, column).
     """
-    grouped, _ = _read_grouped(path, pre=pre, post=post, group=group, cluster=cluster)
+    grouped, _ = read_grouped(path, pre=pre, post=post, group=group, cluster=cluster)
     return {"/".join(key): samples for key, samples in grouped.items()}
 
 
@@ -985,7 +1002,20 @@ def stats_from_csv(
     two pooled groups is one cluster. Each group uses a generator derived from ``rng``.
     See :func:`read_paired` for ``group`` and ``cluster``.
     """
-    grouped, n_group_columns = _read_grouped(path, pre=pre, post=post, group=group, cluster=cluster)
+    grouped, n_group_columns = read_grouped(path, pre=pre, post=post, group=group, cluster=cluster)
+    return stats_by_group(grouped, n_group_columns, n_boot=n_boot, rng=rng, source=path)
+
+
+def stats_by_group(
+    grouped: dict[tuple[str, ...], PairedSamples],
+    n_group_columns: int,
+    *,
+    n_boot: int = 10_000,
+    rng: np.random.Generator | int | None = 0,
+    source: Any = "data",
+) -> dict[str, PairedStats]:
+    """:func:`paired_stats` of each group of :func:`read_grouped`, plus the pooled groups of
+    :func:`stats_from_csv` when a group column splits the rows (``source`` names the file in errors)."""
     if n_group_columns:
         grouped = _with_pooled(grouped)
     gen = np.random.default_rng(rng)
@@ -997,7 +1027,7 @@ def stats_from_csv(
                 samples.pre, samples.post, clusters=samples.clusters, n_boot=n_boot, rng=gen
             )
         except ConfigError as exc:
-            raise ConfigError(f"{path}, group {name!r}: {exc}") from exc
+            raise ConfigError(f"{source}, group {name!r}: {exc}") from exc
     return out
 
 

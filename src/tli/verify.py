@@ -7,7 +7,13 @@ For any run directory tli wrote (scan, train, evaluate, run, compare):
 3. **statistics** (evaluations, also inside ``tli run``) — every per-group figure is re-derived from
    ``pairs.csv`` (means, changes, t-tests, Wilcoxon, Cohen's d, the cluster t-test on source words) and every claim's
    adjusted p-value and verdict re-derived from the recorded raw p-values with the recorded correction;
-4. **adapter** — a TLI adapter still loads on its recorded base model, checked by fingerprint (``load_model=False``
+   over several seeds, every figure and claim of the summary (``tli run``'s top-level ``results.json``,
+   ``evaluate/results.json``) re-derived from the per-seed results (:func:`tli.evaluate.aggregate`);
+   on a ``tli compare`` run, each cell's scores from its prediction rows and every comparison, its summary over
+   seeds and the claims from the prediction files (:func:`tli.compare.analyse`, the function the run called);
+4. **reports** — every ``report.md`` equals the report its writer makes from the run's ``results.json``, so each
+   figure a report shows is a figure checked above;
+5. **adapter** — a TLI adapter still loads on its recorded base model, checked by fingerprint (``load_model=False``
    skips this, e.g. for a 70B base); a task adapter of ``tli compare`` (PEFT files without ``tli_adapter.json``)
    has a config and weights that can be read.
 
@@ -188,6 +194,227 @@ def check_statistics(directory: Path, record: dict[str, Any], report: Verificati
         report.checked.append(f"{len(claims)} claims (adjusted p-values and verdicts)")
 
 
+# --- what the reports show: figures over seeds, comparisons, the report text -----------------------------------
+
+MAX_DIFFERENCES = 20
+"""Differences listed per compared file (a changed report or tree can differ everywhere)."""
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def compare_figures(label: str, recorded: Any, again: Any, out: list[str]) -> None:
+    """Append ``"<label>.key[i]: re-derived X ≠ recorded Y"`` for every leaf that differs (floats to
+    :data:`TOLERANCE`), walking dicts and lists the same way."""
+    if len(out) >= MAX_DIFFERENCES:
+        return
+    if isinstance(recorded, dict) and isinstance(again, dict):
+        for key in dict.fromkeys([*recorded, *again]):
+            if key not in recorded or key not in again:
+                side = "re-derived" if key in again else "recorded"
+                out.append(f"{label}.{key}: only in the {side} figures")
+                continue
+            compare_figures(f"{label}.{key}", recorded[key], again[key], out)
+        return
+    if isinstance(recorded, list) and isinstance(again, list):
+        if len(recorded) != len(again):
+            out.append(f"{label}: {len(again)} re-derived entries ≠ {len(recorded)} recorded")
+            return
+        for i, (a, b) in enumerate(zip(recorded, again, strict=True)):
+            compare_figures(f"{label}[{i}]", a, b, out)
+        return
+    if not _close(again, recorded):
+        out.append(f"{label}: re-derived {_shown(again)} ≠ recorded {_shown(recorded)}")
+
+
+def _entry_name(entry: dict[str, Any]) -> str:
+    if "group" in entry and "layer" in entry and "kind" not in entry:
+        return f" ({entry['group']} / layer {entry['layer']})"
+    if "claim" in entry:
+        return f" ({_shown(entry['claim'])})"
+    return ""
+
+
+def compare_rows(label: str, recorded: list[dict], again: list[dict], report: Verification) -> None:
+    """Row by row (each named by what it is about), the figures of ``recorded`` against ``again``."""
+    found: list[str] = []
+    if len(recorded) != len(again):
+        found.append(f"{label}: {len(again)} re-derived rows ≠ {len(recorded)} recorded")
+    for i, (row, other) in enumerate(zip(recorded, again, strict=False)):
+        compare_figures(f"{label}[{i}]{_entry_name(row)}", row, other, found)
+    report.differences += found
+
+
+def _seed_results(directory: Path) -> dict[int, dict[str, Any]]:
+    """The per-seed evaluation results under ``directory``, by seed (each evaluation directory has pairs.csv)."""
+    found: dict[int, dict[str, Any]] = {}
+    for evaluation in _evaluation_dirs(directory):
+        sub = json.loads((evaluation / "results.json").read_text(encoding="utf-8"))
+        if "seed" in sub and "evaluation" in sub:
+            found.setdefault(int(sub["seed"]), sub)
+    return found
+
+
+def check_across_seeds(directory: Path, record: dict[str, Any], report: Verification) -> None:
+    """A summary over seeds (``tli run``, ``tli evaluate`` of several adapters): its ``evaluation`` and ``claims``
+    re-derived from the per-seed results by the function that made them (:func:`tli.evaluate.aggregate`), and
+    its ``per_seed`` copies equal to the per-seed files."""
+    from tli.evaluate import aggregate
+
+    per_seed = record.get("per_seed")
+    if not per_seed or "evaluation" not in record:
+        return
+    name = f"{directory / 'results.json'}"
+    available = _seed_results(directory)
+    seeds = [int(entry["seed"]) for entry in per_seed]
+    missing = [seed for seed in seeds if seed not in available]
+    if missing:
+        report.differences.append(f"{name}: no per-seed results for seed(s) {', '.join(map(str, missing))}")
+        return
+    results = [available[seed] for seed in seeds]
+    again = aggregate(results)
+    compare_rows(f"{name} evaluation", record["evaluation"], again["evaluation"], report)
+    compare_rows(f"{name} claims", record.get("claims", []), again["claims"], report)
+    for entry, seed_record in zip(per_seed, results, strict=True):
+        for key in ("evaluation", "claims"):
+            label = f"{name} per_seed (seed {entry['seed']}) {key}"
+            compare_rows(label, entry.get(key, []), seed_record[key], report)
+    report.checked.append(
+        f"{name}: figures over seeds {', '.join(map(str, seeds))} re-derived from the per-seed results"
+    )
+
+
+def rendered_report(directory: Path, record: dict[str, Any]) -> str | None:
+    """The ``report.md`` the run's writer makes from this ``results.json`` (None for runs without one)."""
+    command = record.get("command")
+    if command == "compare":
+        from tli.compare.report import compare_report
+
+        return compare_report(record)
+    if command == "scan":
+        return scan_report_of(record)
+    if command == "run":
+        from tli.report import run_report
+
+        scan_file = directory / "scan" / "results.json"
+        if not scan_file.is_file():
+            return None
+        return run_report(record, scan_result_of(json.loads(scan_file.read_text(encoding="utf-8"))))
+    if command == "evaluate" and "evaluation" in record:
+        from tli.report import evaluation_report, seeds_summary_report
+
+        return seeds_summary_report(record) if "per_seed" in record else evaluation_report(record)
+    return None
+
+
+def scan_result_of(record: dict[str, Any]):
+    """The :class:`tli.scan.ScanResult` a scan's ``results.json`` holds."""
+    import dataclasses
+
+    from tli.scan import ScanResult
+
+    return ScanResult(**{f.name: record[f.name] for f in dataclasses.fields(ScanResult) if f.name in record})
+
+
+def scan_report_of(record: dict[str, Any]) -> str:
+    from tli.report import scan_report
+
+    return scan_report(scan_result_of(record))
+
+
+def check_report(directory: Path, record: dict[str, Any], report: Verification) -> None:
+    """``report.md`` is the report its writer makes from ``results.json``: every figure it shows is a figure
+    of the results (which the other checks re-derive from the files they came from)."""
+    path = directory / "report.md"
+    if not path.is_file():
+        return
+    try:
+        again = rendered_report(directory, record)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        report.differences.append(
+            f"{path}: cannot be re-derived from results.json ({type(exc).__name__}: {exc})"
+        )
+        return
+    if again is None:
+        return
+    shown = path.read_text(encoding="utf-8")
+    if shown == again:
+        report.checked.append(f"{path}: every line re-derived from results.json")
+        return
+    lines, expected = shown.splitlines(), again.splitlines()
+    for number, (line, other) in enumerate(zip(lines, expected, strict=False), start=1):
+        if line != other:
+            at = next((k for k, (a, b) in enumerate(zip(line, other, strict=False)) if a != b), None)
+            at = min(len(line), len(other)) if at is None else at
+            start = max(0, at - 30)
+            report.differences.append(
+                f"{path} line {number}, column {at + 1}: …{line[start : at + 40]!r} ≠ re-derived "
+                f"…{other[start : at + 40]!r}"
+            )
+            return
+    report.differences.append(f"{path}: {len(lines)} lines ≠ {len(expected)} re-derived lines")
+
+
+def _relocated(value: str | None, directory: Path) -> str | None:
+    """A path a cell recorded, inside this run directory: the run may have been moved or copied since."""
+    if not value:
+        return value
+    parts = Path(value).parts
+    for i, part in enumerate(parts):
+        if part == "runs" and (directory / Path(*parts[i:])).exists():
+            return str(directory / Path(*parts[i:]))
+    return value
+
+
+def check_comparison(directory: Path, record: dict[str, Any], report: Verification) -> None:
+    """A ``tli compare`` run: each cell's scores re-derived from its prediction rows (the task's
+    ``corpus_score``), then every comparison, its summary over seeds and the claims re-derived from the
+    prediction files by :func:`tli.compare.analyse` — the function the run itself called, so verification
+    follows the statistics whatever they become."""
+    from tli.compare import analyse, parse_experiment
+    from tli.compare.cells import Cell, read_rows
+    from tli.tasks import get_task
+
+    name = directory / "results.json"
+    try:
+        experiment = parse_experiment(directory / "experiment.yaml", check_device=False, check_files=False)
+    except TliError as exc:
+        report.differences.append(f"{directory / 'experiment.yaml'}: cannot be read ({exc})")
+        return
+    cells = []
+    for raw in record.get("cells", []):
+        cell = Cell(**raw)
+        cell.predictions = _relocated(cell.predictions, directory)
+        cell.run, cell.qrels = _relocated(cell.run, directory), _relocated(cell.qrels, directory)
+        cells.append(cell)
+    found: list[str] = []
+    for i, cell in enumerate(cells):
+        if cell.status != "done" or not cell.predictions:
+            continue
+        if not Path(cell.predictions).is_file():
+            found.append(f"{name} cells[{i}]: {cell.predictions} is missing")
+            continue
+        rows, task = read_rows(cell.predictions), get_task(cell.task)
+        where = f"{name} cells[{i}] ({cell.system or cell.strategy}, {cell.task} {cell.language}, seed {cell.seed})"
+        if len(rows) != cell.n:
+            found.append(f"{where}.n: {len(rows)} prediction rows ≠ recorded {cell.n}")
+        for metric, figure in cell.metrics.items():
+            if metric in task.metrics and rows:
+                score = task.corpus_score(metric, rows, experiment.tasks.get(cell.task))
+                compare_figures(f"{where}.metrics.{metric}.score", figure.get("score"), score, found)
+    report.differences += found
+    report.checked.append(f"{name}: {len(cells)} cells' scores re-derived from their prediction files")
+    again = analyse(experiment, cells)
+    for key in ("comparisons", "comparisons_per_seed", "claims"):
+        compare_rows(f"{name} {key}", record.get(key, []), again[key], report)
+    report.checked.append(
+        f"{name}: {len(again['comparisons'])} comparisons and {len(again['claims'])} claims re-derived from the "
+        "prediction files (tli.compare.analyse)"
+    )
+
+
 def check_adapter(adapter: Path, report: Verification) -> None:
     """A TLI adapter loads on its recorded base model (fingerprint-checked)."""
     from tli.adapter import load_adapted
@@ -231,6 +458,14 @@ def _evaluation_dirs(directory: Path) -> list[Path]:
     return sorted({p.parent for p in directory.glob("**/pairs.csv")})
 
 
+def _results_files(directory: Path) -> list[Path]:
+    """Every ``results.json`` of the run (its own and its parts': scan, per-seed and summary evaluations)."""
+    files = [
+        p for p in directory.glob("**/results.json") if "checkpoints" not in p.relative_to(directory).parts
+    ]
+    return sorted(files, key=lambda p: (len(p.relative_to(directory).parts), str(p)))
+
+
 def verify(run: str | Path, *, load_model: bool = True) -> Verification:
     """Verify a finished run directory (see the module docstring).
 
@@ -249,6 +484,12 @@ def verify(run: str | Path, *, load_model: bool = True) -> Verification:
     for evaluation in _evaluation_dirs(directory):
         sub = json.loads((evaluation / "results.json").read_text(encoding="utf-8"))
         check_statistics(evaluation, sub, report)
+    if kind == "compare":
+        check_comparison(directory, record, report)
+    for results_file in _results_files(directory):
+        sub = json.loads(results_file.read_text(encoding="utf-8"))
+        check_across_seeds(results_file.parent, sub, report)
+        check_report(results_file.parent, sub, report)
     for adapter in _adapters(directory, record):
         if not (adapter / ADAPTER_META).is_file():
             check_peft_files(adapter, report)  # a task adapter: its files, no model needed

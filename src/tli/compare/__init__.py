@@ -17,6 +17,7 @@ from typing import Any
 
 from tli.compare.cells import Cell, Runner
 from tli.compare.experiment import Experiment, parse_experiment, shipped_experiments
+from tli.compare.power import power_report
 from tli.compare.questions import (
     answer_questions,
     compare_cells,
@@ -66,7 +67,6 @@ def experiment_record(experiment: Experiment) -> dict[str, Any]:
 def dry_run(experiment: Experiment) -> dict[str, Any]:
     """The plan of an experiment without running it: cells, steps and estimated memory per strategy, and the
     power of its families (:func:`tli.compare.power.power_report`)."""
-    from tli.compare.power import power_report
     from tli.plan import plan
 
     units = []
@@ -206,7 +206,6 @@ def _compare_locked(
     """:func:`compare` once ``out`` is locked: run the missing cells, then compare, report and mark complete."""
     import yaml
 
-    from tli.compare.power import power_report
     from tli.compare.report import compare_report, plot_score_vs_cost
     from tli.io import atomic_write_json, atomic_write_text
     from tli.runs import COMPLETE, mark_complete, provenance
@@ -223,34 +222,10 @@ def _compare_locked(
     )
     try:
         cells = Runner(experiment, out, progress=progress, tracker=tracker).run()
-        strategies = [spec.name for spec in experiment.strategies]
-        per_seed = compare_cells(
-            cells,
-            strategies,
-            experiment.reference,
-            n_resamples=experiment.n_resamples,
-            correction=experiment.correction,
-            alpha=experiment.alpha,
-            task_configs=experiment.tasks,
-            retrieval=experiment.retrieval,
-            seeds=experiment.seeds,
-            margin=experiment.noninferiority_margin,
-            models=experiment.models,
-        )
-        combined = comparisons_across_seeds(
-            per_seed, correction=experiment.correction, alpha=experiment.alpha
-        )
-        tasks = list(experiment.tasks)
-        claims = answer_questions(combined, strategies, tasks, experiment.models)
         results = {
             "experiment": record,
             "cells": [c.to_dict() for c in cells],
-            "comparisons": combined,
-            "comparisons_per_seed": per_seed,
-            "claims": claims,
-            "answers": question_answers(combined, strategies, tasks, experiment.models),
-            "families": families(combined, correction=experiment.correction, alpha=experiment.alpha),
-            "power": power_report(experiment),
+            **analyse(experiment, cells),
             **provenance("compare", record, experiment.seeds[0]),
         }
         if experiment.retrieval is not None:
@@ -269,6 +244,39 @@ def _compare_locked(
         if tracker is not None:
             tracker.close()
     return results
+
+
+def analyse(experiment: Experiment, cells: list[Cell]) -> dict[str, Any]:
+    """Every statistic of a comparison derived from its cells' prediction files: the paired comparisons per seed
+    (``comparisons_per_seed``), their summary over seeds (``comparisons``) and the research questions' claims.
+
+    The one entry point of the statistics: ``tli compare`` writes what it returns, and ``tli verify`` calls it
+    again on a finished run's cells to re-derive every figure of its ``results.json`` and report.
+    """
+    strategies = [spec.name for spec in experiment.strategies]
+    per_seed = compare_cells(
+        cells,
+        strategies,
+        experiment.reference,
+        n_resamples=experiment.n_resamples,
+        correction=experiment.correction,
+        alpha=experiment.alpha,
+        task_configs=experiment.tasks,
+        retrieval=experiment.retrieval,
+        seeds=experiment.seeds,
+        margin=experiment.noninferiority_margin,
+        models=experiment.models,
+    )
+    combined = comparisons_across_seeds(per_seed, correction=experiment.correction, alpha=experiment.alpha)
+    tasks = list(experiment.tasks)
+    return {
+        "comparisons": combined,
+        "comparisons_per_seed": per_seed,
+        "claims": answer_questions(combined, strategies, tasks, experiment.models),
+        "answers": question_answers(combined, strategies, tasks, experiment.models),
+        "families": families(combined, correction=experiment.correction, alpha=experiment.alpha),
+        "power": power_report(experiment),
+    }
 
 
 def retrieval_summary(experiment: Experiment, out: Path) -> dict[str, Any]:
@@ -299,6 +307,7 @@ def retrieval_summary(experiment: Experiment, out: Path) -> dict[str, Any]:
 __all__ = [
     "Cell",
     "Experiment",
+    "analyse",
     "compare",
     "dry_run",
     "format_dry_run",

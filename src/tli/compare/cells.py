@@ -11,8 +11,12 @@ Layout under ``OUT/runs/<model>/<strategy>/seed-<k>/``::
 Retrieval tasks add cells that are not a strategy's LLM (BM25, fusion, trained dense retrievers): see
 :mod:`tli.compare.retrieval`.
 
-Rerunning an experiment skips complete cells and reloads a trained adapter instead of training again; a
-failed unit is recorded (``status: failed`` with the message) and the other units go on.
+Rerunning an experiment skips complete cells and reloads a trained adapter instead of training again — when they
+were made with the same settings: each cell records the parts of the experiment that made it (``settings`` and
+their SHA-256 ``fingerprint``; :meth:`Experiment.cell_settings`), and a unit its training settings in
+``train.json``. A cell or unit whose settings changed since is recomputed, and the run says which and what
+changed (``budget.steps 2 → 3``); the others are reused. A failed unit is recorded (``status: failed`` with the
+message) and the other units go on.
 """
 
 from __future__ import annotations
@@ -70,9 +74,62 @@ class Cell:
     """Retrieval cells: path of the TREC qrels file the run was scored against."""
     details: dict[str, Any] = field(default_factory=dict)
     """Retrieval cells: how the run was made (recipe, layer, per-layer curve, passages not scored)."""
+    fingerprint: str | None = None
+    """SHA-256 of ``settings``: a rerun reuses the cell only when its settings are the same."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """The parts of the experiment that made this cell (:meth:`Experiment.cell_settings`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def fingerprint(settings: dict[str, Any]) -> str:
+    """SHA-256 of the settings as canonical JSON (sorted keys)."""
+    from tli.io import sha256_text
+
+    return sha256_text(json.dumps(settings, sort_keys=True, ensure_ascii=False, default=str))
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flat(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: value}
+
+
+def describe_changes(old: dict[str, Any] | None, new: dict[str, Any], limit: int = 4) -> str:
+    """``budget.steps 2 → 3, task_options.limit 9 → 12``: what differs between two settings."""
+    if not old:
+        return "made without recorded settings (an earlier tli)"
+    before, after = _flat(old), _flat(new)
+    keys = [k for k in dict.fromkeys([*before, *after]) if before.get(k, "—") != after.get(k, "—")]
+    shown = [f"{k} {before.get(k, '—')!s:.40} → {after.get(k, '—')!s:.40}" for k in keys[:limit]]
+    more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
+    return ", ".join(shown) + more if shown else "settings differ"
+
+
+class Recomputed:
+    """The finished cells and trained units a rerun recomputes because their settings changed, said once each."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def note(self, what: str, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+        line = f"{what}: {describe_changes(old, new)}"
+        self.items.append(line)
+        log.warning("warning: recomputing %s (made with other settings)", line)
+
+    def reusable(self, where: Path, settings: dict[str, Any], what: str) -> Cell | None:
+        """The complete cell at ``where`` if it was made with ``settings``; otherwise None (a stale one noted)."""
+        cell = read_cell(where)
+        if cell is None or cell.status != "done":
+            return None
+        if cell.fingerprint == fingerprint(settings):
+            return cell
+        self.note(what, cell.settings, settings)
+        return None
 
 
 def unit_dir(out: Path, model: str, strategy: str, seed: int) -> Path:
@@ -103,6 +160,7 @@ class Runner:
         self.experiment, self.out, self.progress, self.tracker = experiment, out, progress, tracker
         self._examples: dict[tuple[str, str], list] = {}
         self._features: dict[str, list[dict]] = {}
+        self.recomputed = Recomputed()
 
     # -- data ------------------------------------------------------------------------------------
 
@@ -132,9 +190,13 @@ class Runner:
         """Train (or reload) one strategy on one model and seed, then fill every missing cell."""
         unit = unit_dir(self.out, model, spec.name, seed)
         wanted = self.experiment.strategy_task_languages()
-        done = {
-            key: cell for key in wanted if (cell := read_cell(cell_dir(unit, *key))) and cell.status == "done"
-        }
+        self.check_unit(unit, model, spec.name, seed)
+        done = {}
+        for key in wanted:
+            settings = self.experiment.cell_settings(model, spec.name, seed, *key)
+            what = f"{slug(model)}/{spec.name}/seed-{seed} {key[0]}-{key[1]}"
+            if cell := self.recomputed.reusable(cell_dir(unit, *key), settings, what):
+                done[key] = cell
         if len(done) == len(wanted):
             return [done[key] for key in wanted]
         try:
@@ -147,6 +209,25 @@ class Runner:
                 done.get(key) or self.score(loaded, model_obj, model, spec.name, seed, *key, cost, unit)
             )
         return cells
+
+    def check_unit(self, unit: Path, model: str, strategy: str, seed: int) -> None:
+        """A unit trained with other settings is trained again: its adapter and training files are removed
+        (its cells, made with the old unit, are recomputed as their settings differ too)."""
+        import shutil
+
+        saved = unit / "train.json"
+        if not saved.is_file():
+            return
+        record = json.loads(saved.read_text(encoding="utf-8"))
+        settings = self.experiment.unit_settings(model, strategy, seed)
+        if record.get("fingerprint") == fingerprint(settings):
+            return
+        self.recomputed.note(
+            f"{slug(model)}/{strategy}/seed-{seed} (training)", record.get("settings"), settings
+        )
+        for stale in ("adapter", "tli-adapter-training"):
+            shutil.rmtree(unit / stale, ignore_errors=True)
+        saved.unlink()
 
     def prepare(self, model: str, spec: StrategySpec, seed: int, unit: Path):
         """The model of this unit: trained now, or reloaded from a complete earlier training."""
@@ -201,6 +282,7 @@ class Runner:
             }
             self.save(strategy, model_obj, unit)
             unit.mkdir(parents=True, exist_ok=True)
+            settings = self.experiment.unit_settings(model, spec.name, seed)
             atomic_write_json(
                 saved,
                 {
@@ -209,6 +291,8 @@ class Runner:
                     "seed": seed,
                     "cost": cost,
                     "losses": stats["losses"],
+                    "settings": settings,
+                    "fingerprint": fingerprint(settings),
                 },
             )
         model_obj.eval()
@@ -245,6 +329,7 @@ class Runner:
                 )
         except (TliError, RuntimeError, ValueError, OSError) as exc:
             return self.failed(model, strategy, seed, task, language, exc)
+        settings = self.experiment.cell_settings(model, strategy, seed, task, language)
         if is_retrieval(task):
             from tli.compare.retrieval import write_retrieval_cell
 
@@ -257,6 +342,7 @@ class Runner:
                 system=f"dense:{strategy}",
                 cost={**cost, "evaluate_seconds": measured.seconds},
                 tracker=self.tracker,
+                settings=settings,
             )
         where.mkdir(parents=True, exist_ok=True)
         predictions = where / "predictions.jsonl"
@@ -274,6 +360,8 @@ class Runner:
             metrics={name: score.to_dict() for name, score in result.metrics.items()},
             cost={**cost, "evaluate_seconds": measured.seconds},
             predictions=str(predictions),
+            fingerprint=fingerprint(settings),
+            settings=settings,
         )
         atomic_write_json(where / "cell.json", cell.to_dict())
         if self.tracker is not None:
@@ -298,6 +386,12 @@ class Runner:
             from tli.compare.retrieval import RetrievalRunner
 
             cells.extend(RetrievalRunner(self).run(cells))
+        if self.recomputed.items:
+            log.warning(
+                "warning: %d cell(s) or training unit(s) of %s were made with other settings and were recomputed",
+                len(self.recomputed.items),
+                self.out,
+            )
         return cells
 
 

@@ -35,7 +35,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from tli.errors import ConfigError, yaml_problem
+from tli.errors import ConfigError, TliError
 from tli.strategies import STRATEGIES, StrategyOptions, get_strategy
 from tli.strategies.finetune import Budget
 from tli.tasks import TASKS, get_task
@@ -80,7 +80,8 @@ class TrainData:
     """The task's data, when the experiment does not evaluate that task (e.g. fine-tune on XL-Sum, score
     retrieval); ``samples:xlsum`` names tli's samples."""
     options: dict[str, Any] = field(default_factory=dict)
-    """Task options for a task the experiment does not evaluate (e.g. ``{max_input_tokens: 128}``)."""
+    """Task options of the training data given by ``path`` (e.g. ``{max_input_tokens: 128}``); for a task the
+    experiment evaluates they default to that task's options."""
 
 
 @dataclass(kw_only=True)
@@ -161,6 +162,43 @@ class Experiment:
     def strategy(self, name: str) -> StrategySpec:
         return next(spec for spec in self.strategies if spec.name == name)
 
+    def unit_settings(self, model: str, strategy: str, seed: int) -> dict[str, Any]:
+        """What determines a trained (model, strategy, seed) unit: the model, the seed, the strategy's options
+        and device, the dtype, and — for strategies that fine-tune on a task — the budget and the training data
+        with its task options. Nothing else of the experiment (other strategies, statistics) changes it."""
+        spec = self.strategy(strategy)
+        settings: dict[str, Any] = {
+            "model": model,
+            "strategy": strategy,
+            "seed": seed,
+            "dtype": self.dtype,
+            "device": spec.device or self.device,
+        }
+        if strategy != "none":  # the zero-shot base has no options
+            settings["options"] = dataclasses.asdict(spec.options)
+        if STRATEGIES[strategy].trains_on_task and self.train is not None:
+            settings["budget"] = dataclasses.asdict(self.budget)
+            settings["train"] = {
+                **{k: v for k, v in dataclasses.asdict(self.train).items() if k not in ("path", "options")},
+                "data": task_settings(self.train_config()),
+            }
+        return settings
+
+    def cell_settings(self, model: str, strategy: str, seed: int, task: str, language: str) -> dict[str, Any]:
+        """What determines a strategy's cell: its unit's settings, the task and language, and the task's options
+        (its data path, split, limit, prompt, lengths…; not the list of other languages)."""
+        return {
+            **self.unit_settings(model, strategy, seed),
+            "task": task,
+            "language": language,
+            "task_options": task_settings(self.tasks[task]),
+        }
+
+
+def task_settings(config: Any) -> dict[str, Any]:
+    """A task config as settings: every option but ``languages`` (adding a language changes no other cell)."""
+    return {k: v for k, v in dataclasses.asdict(config).items() if k != "languages"}
+
 
 def shipped_experiments() -> dict[str, Path]:
     """Experiments shipped with tli (``tli/experiments/*.yaml``), by name."""
@@ -170,7 +208,7 @@ def shipped_experiments() -> dict[str, Path]:
 
 def read_experiment_file(spec: str | Path) -> tuple[dict[str, Any], Path]:
     """The YAML mapping of an experiment file or shipped experiment name."""
-    import yaml
+    from tli.limits import read_yaml
 
     path = Path(spec)
     if not path.is_file():
@@ -178,12 +216,7 @@ def read_experiment_file(spec: str | Path) -> tuple[dict[str, Any], Path]:
     if not path.is_file():
         names = ", ".join(sorted(shipped_experiments()))
         raise ConfigError(f"{spec}: no such experiment file or shipped experiment ({names})")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}{yaml_problem(exc)}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc})") from exc
+    data = read_yaml(path, str(path))
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with models, strategies and tasks")
     return data, path
@@ -225,6 +258,9 @@ def _strategies(raw: Any, shared: dict[str, Any], path: Path) -> list[StrategySp
         own = dict(own or {})
         device = own.pop("device", None)
         options = dataclass_from(StrategyOptions, {**shared, **own}, f"strategies.{name}", path)
+        for key in ("lexicon", "tli_adapter"):  # files, relative to the experiment file as data paths are
+            if getattr(options, key):
+                setattr(options, key, _resolve_data_path(str(getattr(options, key)), path))
         specs.append(StrategySpec(name=str(name), options=options, device=device))
     names = [spec.name for spec in specs]
     if len(set(names)) != len(names):
@@ -300,6 +336,40 @@ def check_data(tasks: dict[str, Any], path: Path) -> None:
             task.load(data, language, split=config.split, limit=config.limit)
 
 
+def check_models(models: list[str], path: Path) -> None:
+    """A local model (a directory or a ``.gguf`` file) exists and is one; a hub id is read when the run loads it.
+
+    Model entries are used as written: a relative path is relative to the directory tli runs in.
+    """
+    from tli.errors import ModelLoadError
+    from tli.models import classify_model
+
+    for model in models:
+        try:
+            classify_model(model)
+        except ModelLoadError as exc:
+            raise ConfigError(f"{path}: models: {exc}") from exc
+
+
+def check_strategy_files(strategies: list[StrategySpec], path: Path) -> None:
+    """The files a strategy reads besides the task data: the lexicon a ``tli`` / ``tli+lora`` strategy trains
+    its adapter on (read and split now), or the adapter it is given (``tli_adapter``)."""
+    from tli.adapter import read_adapter_meta
+    from tli.lexicon import split_for_study
+
+    for spec in strategies:
+        if spec.name not in ("tli", "tli+lora"):
+            continue
+        options = spec.options
+        try:
+            if options.tli_adapter:
+                read_adapter_meta(options.tli_adapter)
+            else:
+                split_for_study(options.lexicon)
+        except TliError as exc:
+            raise ConfigError(f"{path}: strategy {spec.name}: {exc}") from exc
+
+
 def check_devices(experiment: Experiment, path: Path) -> None:
     """A strategy that asks for CUDA on a machine without it stops here, before anything runs."""
     import torch
@@ -313,11 +383,18 @@ def check_devices(experiment: Experiment, path: Path) -> None:
             )
 
 
-def parse_experiment(spec: str | Path, *, check_device: bool = True) -> Experiment:
+def parse_experiment(spec: str | Path, *, check_device: bool = True, check_files: bool = True) -> Experiment:
     """Read and validate an experiment file (or a shipped experiment's name).
+
+    Every file the run will read is read now (each task's data for every language and split, the training
+    data, a TLI strategy's lexicon or adapter, a local model's directory or GGUF file, the retrieval data and
+    encoder), so an experiment that parses — and a ``--dry-run`` that says *valid* — does not stop later for a
+    missing or malformed file.
 
     Args:
         check_device: refuse strategies that need a device this machine lacks (a dry run only reports it).
+        check_files: read the data files (``False``: the settings alone, e.g. to re-derive a finished run's
+            comparisons from its files).
 
     Raises:
         ConfigError: anything wrong, in one line naming the file and the key.
@@ -338,7 +415,7 @@ def parse_experiment(spec: str | Path, *, check_device: bool = True) -> Experime
     tasks = _tasks(raw["tasks"], path)
     seeds = [int(s) for s in _list(raw.get("seeds", [0]), "seeds", path)]
     budget = dataclass_from(Budget, raw.get("budget"), "budget", path)
-    train, train_task_config = _train_data(raw.get("train"), tasks, strategies, path)
+    train, train_task_config = _train_data(raw.get("train"), tasks, strategies, path, check_files)
     reference = str(raw.get("reference", "none"))
     if reference not in {s.name for s in strategies}:
         raise ConfigError(f"{path}: reference {reference!r} is not one of the experiment's strategies")
@@ -371,7 +448,9 @@ def parse_experiment(spec: str | Path, *, check_device: bool = True) -> Experime
     )
     from tli.compare.retrieval_plan import parse_retrieval
 
-    experiment.retrieval = parse_retrieval(raw.get("retrieval"), tasks, [s.name for s in strategies], path)
+    experiment.retrieval = parse_retrieval(
+        raw.get("retrieval"), tasks, [s.name for s in strategies], path, read_data=check_files
+    )
     if not 0 < experiment.alpha < 1:
         raise ConfigError(f"{path}: alpha must be in (0, 1), got {experiment.alpha}")
     if not 0 < experiment.noninferiority_margin < 1:
@@ -381,7 +460,10 @@ def parse_experiment(spec: str | Path, *, check_device: bool = True) -> Experime
         )
     if experiment.n_resamples < 99:
         raise ConfigError(f"{path}: n_resamples must be >= 99, got {experiment.n_resamples}")
-    check_data(tasks, path)
+    if check_files:
+        check_data(tasks, path)
+        check_models(experiment.models, path)
+        check_strategy_files(strategies, path)
     if check_device:
         check_devices(experiment, path)
     for spec in strategies:
@@ -390,7 +472,7 @@ def parse_experiment(spec: str | Path, *, check_device: bool = True) -> Experime
 
 
 def _train_data(
-    raw: Any, tasks: dict[str, Any], strategies: list[StrategySpec], path: Path
+    raw: Any, tasks: dict[str, Any], strategies: list[StrategySpec], path: Path, check_files: bool = True
 ) -> tuple[TrainData | None, Any]:
     """The train data and, for a task the experiment does not evaluate (``train.path``), its config."""
     if not any(STRATEGIES[s.name].trains_on_task for s in strategies):
@@ -423,11 +505,40 @@ def _train_data(
             )
         train.path = _resolve_data_path(str(train.path), path)
         try:
-            values = {**(train.options or {}), "path": train.path, "languages": [train.language]}
+            # an evaluated task's options (prompt, max_input_tokens…) hold for its training file too
+            scored = dataclasses.asdict(tasks[train.task]) if train.task in tasks else {}
+            values = {**scored, **(train.options or {}), "path": train.path, "languages": [train.language]}
             config = get_task(train.task).make_config(values)
         except ConfigError as exc:
             raise ConfigError(f"{path}: `train`: {exc}") from exc
-        split = train.split or getattr(config, "train_split", "train")
-        if Path(config.path).exists():  # a path to download later is checked when the run needs it
-            get_task(train.task).load(config.path, train.language, split=split, limit=train.limit)
+    if check_files:
+        check_train_data(train, config or tasks[train.task], from_task=config is None, path=path)
     return train, config
+
+
+def check_train_data(train: TrainData, config: Any, *, from_task: bool, path: Path) -> None:
+    """The data strategies fine-tune on exists and reads (a dry run that passes never fails later for it).
+
+    A task's ``path`` that is one file is the data the task is scored on: training on it too would score the
+    strategies on their training examples, so it is refused unless ``train.path`` names the training file.
+
+    Raises:
+        ConfigError: the evaluation file given as training data (``from_task``), or data that cannot be read
+            (file, line and field).
+    """
+    data = config.path
+    split = train.split or getattr(config, "train_split", "train")
+    if from_task and data is not None and Path(data).is_file():
+        raise ConfigError(
+            f"{path}: strategies fine-tune on {train.task} ({train.language}, split {split}), but "
+            f"tasks.{train.task}.path is one file ({data}), the data they are scored on: give the training data "
+            f"as `train: {{task: {train.task}, language: {train.language}, path: TRAIN_FILE}}`, or set "
+            f"tasks.{train.task}.path to a folder of <language>_<split>.jsonl files"
+        )
+    if data is None or Path(data).exists():  # a hub id is read when the run needs it
+        try:
+            get_task(train.task).load(data, train.language, split=split, limit=train.limit)
+        except TliError as exc:
+            raise ConfigError(
+                f"{path}: `train` ({train.task}, {train.language}, split {split}): {exc}"
+            ) from exc

@@ -22,12 +22,14 @@ resumes cell by cell. Layout under ``OUT/runs/``::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
 from typing import Any
 
-from tli.compare.cells import Cell, cell_dir, failed_cell, read_cell, slug, unit_dir
+from tli.compare.cells import Cell, cell_dir, failed_cell, fingerprint, slug, unit_dir
+from tli.compare.experiment import task_settings
 from tli.compare.retrieval_plan import RetrievalPlan, load_ref, pairs_of
 from tli.errors import TliError
 from tli.io import atomic_write_json, atomic_write_text
@@ -49,8 +51,12 @@ def write_retrieval_cell(
     system: str,
     cost: dict[str, Any],
     tracker: Any = None,
+    settings: dict[str, Any] | None = None,
 ) -> Cell:
-    """Write a retrieval result's rows, TREC run and qrels, then ``cell.json`` (last); return the cell."""
+    """Write a retrieval result's rows, TREC run and qrels, then ``cell.json`` (last); return the cell.
+
+    ``settings``: what made the cell (recorded with its fingerprint, so a rerun reuses it only unchanged).
+    """
     from tli.retrieval.trec import write_qrels, write_run
 
     where.mkdir(parents=True, exist_ok=True)
@@ -75,6 +81,8 @@ def write_retrieval_cell(
         run=str(run),
         qrels=str(qrels),
         details=result.details,
+        fingerprint=fingerprint(settings or {}),
+        settings=settings or {},
     )
     atomic_write_json(where / "cell.json", cell.to_dict())
     if tracker is not None:
@@ -131,10 +139,16 @@ class RetrievalRunner:
         from tli.tasks.retrieval.base import score_ranking
 
         where = self.bm25_dir(task, language)
-        done = read_cell(where)
-        if done is not None and done.status == "done":
-            return done
         config = self.config(task)
+        settings = {
+            "system": "bm25",
+            "task": task,
+            "language": language,
+            "task_options": task_settings(config),
+            "bm25": dataclasses.asdict(self.plan.bm25),
+        }
+        if done := self.runner.recomputed.reusable(where, settings, f"bm25 {task}-{language}"):
+            return done
         try:
             data = self.runner.examples(task, language)
             with Measured() as measured:
@@ -167,6 +181,7 @@ class RetrievalRunner:
             system="bm25",
             cost=cost,
             tracker=self.runner.tracker,
+            settings=settings,
         )
 
     # -- fusion ----------------------------------------------------------------------------------------
@@ -182,8 +197,16 @@ class RetrievalRunner:
             return None
         system = f"fusion:bm25+{dense.system}"
         where = Path(dense.run).parent / "fusion-bm25"
-        done = read_cell(where)
-        if done is not None and done.status == "done":
+        settings = {
+            "system": system,
+            "dense": dense.fingerprint,
+            "bm25": bm25.fingerprint if bm25 is not None else None,
+            "k": self.plan.fusion.k,
+            "task_options": task_settings(self.config(dense.task)),
+        }
+        if done := self.runner.recomputed.reusable(
+            where, settings, f"{system} {dense.task}-{dense.language}"
+        ):
             return done
         if bm25 is None or bm25.status != "done":
             return failed_cell(
@@ -217,6 +240,7 @@ class RetrievalRunner:
             system=system,
             cost=cost,
             tracker=self.runner.tracker,
+            settings=settings,
         )
 
     # -- dense-retriever conditions --------------------------------------------------------------------
@@ -244,7 +268,13 @@ class RetrievalRunner:
         unit = unit_dir(self.out, encoder, f"dense-{condition}", seed if seed is not None else 0)
         if seed is None:
             unit = unit.parent / "no-training"
-        done = {key: c for key in self.keys if (c := read_cell(cell_dir(unit, *key))) and c.status == "done"}
+        self.check_condition_unit(unit, encoder, condition, seed)
+        done = {}
+        for key in self.keys:
+            what = f"{slug(encoder)}/dense-{condition}/seed-{seed} {key[0]}-{key[1]}"
+            settings = self.condition_cell_settings(encoder, condition, seed, *key)
+            if cell := self.runner.recomputed.reusable(cell_dir(unit, *key), settings, what):
+                done[key] = cell
         if len(done) == len(self.keys):
             return [done[key] for key in self.keys]
         try:
@@ -257,6 +287,47 @@ class RetrievalRunner:
                 done.get(key) or self.score_biencoder(model, encoder, condition, seed, unit, key, cost)
             )
         return cells
+
+    def condition_settings(self, encoder: str, condition: str, seed: int | None) -> dict[str, Any]:
+        """What determines a dense-retriever condition's encoder: encoder, condition, seed, options, its data."""
+        spec = self.plan.dense_retriever
+        return {
+            "encoder": encoder,
+            "condition": condition,
+            "seed": seed,
+            "options": spec.options.to_dict(),
+            "english": spec.english.describe() if spec.english is not None else None,
+            "passages": spec.synthetic_passages.describe() if spec.synthetic_passages is not None else None,
+            "synthetic": dataclasses.asdict(spec.synthetic) if spec.synthetic is not None else None,
+            "dtype": self.experiment.dtype,
+            "device": self.experiment.device,
+        }
+
+    def condition_cell_settings(
+        self, encoder: str, condition: str, seed: int | None, task: str, language: str
+    ) -> dict[str, Any]:
+        return {
+            **self.condition_settings(encoder, condition, seed),
+            "task": task,
+            "language": language,
+            "task_options": task_settings(self.config(task)),
+        }
+
+    def check_condition_unit(self, unit: Path, encoder: str, condition: str, seed: int | None) -> None:
+        """A bi-encoder trained with other settings is trained again (its encoder and train.json removed)."""
+        import shutil
+
+        saved = unit / "train.json"
+        if not saved.is_file():
+            return
+        record = json.loads(saved.read_text(encoding="utf-8"))
+        settings = self.condition_settings(encoder, condition, seed)
+        if record.get("fingerprint") == fingerprint(settings):
+            return
+        what = f"{slug(encoder)}/dense-{condition}/seed-{seed} (training)"
+        self.runner.recomputed.note(what, record.get("settings"), settings)
+        shutil.rmtree(unit / "encoder", ignore_errors=True)
+        saved.unlink()
 
     def location(self, encoder: str) -> str:
         """A local directory (or hub id) sentence-transformers can read for ``encoder``."""
@@ -336,6 +407,8 @@ class RetrievalRunner:
                     "cost": cost,
                     "losses": stats.losses,
                     "options": options.to_dict(),
+                    "settings": self.condition_settings(encoder, condition, seed),
+                    "fingerprint": fingerprint(self.condition_settings(encoder, condition, seed)),
                 },
             )
             import shutil
@@ -390,6 +463,7 @@ class RetrievalRunner:
             system=system,
             cost={**cost, "evaluate_seconds": measured.seconds},
             tracker=self.runner.tracker,
+            settings=self.condition_cell_settings(encoder, condition, seed, task, language),
         )
 
     # -- training data ----------------------------------------------------------------------------------

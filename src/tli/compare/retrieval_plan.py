@@ -155,9 +155,12 @@ def _data_ref(value: Any, what: str, path: Path, tasks: dict[str, Any]) -> DataR
 
 
 def parse_retrieval(
-    raw: Any, tasks: dict[str, Any], strategies: list[str], path: Path
+    raw: Any, tasks: dict[str, Any], strategies: list[str], path: Path, *, read_data: bool = True
 ) -> RetrievalPlan | None:
     """The ``retrieval:`` block (None when the experiment has no retrieval task).
+
+    ``read_data`` reads every data reference and checks that a local encoder exists (``False``: the settings
+    alone).
 
     Raises:
         ConfigError: unknown keys or values, a condition without the data it needs, or data that cannot be
@@ -255,8 +258,11 @@ def parse_retrieval(
             synthetic=synthetic,
         )
         for ref in (plan.dense_retriever.english, plan.dense_retriever.synthetic_passages):
-            if ref is not None and (ref.path is None or Path(ref.path).exists()):
+            if read_data and ref is not None and (ref.path is None or Path(ref.path).exists()):
                 load_ref(ref)  # a bad file stops the run now, with its file and line
+        encoder = options.encoder
+        if read_data and encoder != "model" and Path(encoder).is_absolute() and not Path(encoder).exists():
+            raise ConfigError(f"{path}: retrieval.dense_retriever.encoder {encoder}: no such directory")
     valid = [name for name in plan_system_names(plan, strategies) if not name.startswith("fusion:")]
     if plan.fusion.systems is not None:
         if isinstance(plan.fusion.systems, str):

@@ -16,13 +16,17 @@ Every reading error is one line naming the file, the line and the field.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tli.errors import ConfigError
+from tli.limits import MAX_TEXT_CHARS, json_too_deep, nesting_message, too_long
 from tli.tasks.base import TaskDataError
+
+log = logging.getLogger(__name__)
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "data" / "samples"
 SPLITS = ("train", "validation", "test")
@@ -152,6 +156,8 @@ def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     for number, line in enumerate(read_lines(path), start=1):
         if not line.strip():
             continue
+        if json_too_deep(line) is not None:
+            raise TaskDataError(f"{path}:{number}: {nesting_message()}")
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
@@ -164,7 +170,9 @@ def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     return rows
 
 
-def text_field(row: dict[str, Any], name: str, where: str, needs: str, *, allow_empty: bool = False) -> str:
+def text_field(
+    row: dict[str, Any], name: str, where: str, needs: str, *, allow_empty: bool = False, cut: bool = False
+) -> str:
     """``row[name]`` as a string.
 
     Args:
@@ -173,6 +181,8 @@ def text_field(row: dict[str, Any], name: str, where: str, needs: str, *, allow_
         where: ``"<file>:<line>"`` for messages.
         needs: The fields a row of this format needs, for the message.
         allow_empty: Accept an empty string.
+        cut: Cut a value beyond :data:`tli.limits.MAX_TEXT_CHARS` characters with a warning (an article the
+            task truncates anyway) instead of refusing it.
 
     Raises:
         TaskDataError: the field is missing, not a string, or empty when that is not allowed.
@@ -184,7 +194,35 @@ def text_field(row: dict[str, Any], name: str, where: str, needs: str, *, allow_
         raise TaskDataError(f"{where}: field {name!r} must be a string, got {type(value).__name__}")
     if not allow_empty and not value.strip():
         raise TaskDataError(f"{where}: field {name!r} is empty")
+    if cut:
+        return cut_text(value, where, name)
+    check_text_length(value, where, name)
     return value
+
+
+def check_text_length(value: str, where: str, name: str) -> None:
+    """Refuse a text field beyond :data:`tli.limits.MAX_TEXT_CHARS` characters (``where`` is ``file:line``).
+
+    Raises:
+        TaskDataError: the field is longer.
+    """
+    if problem := too_long(value, MAX_TEXT_CHARS):
+        raise TaskDataError(f"{where}: field {name!r} {problem}")
+
+
+def cut_text(value: str, where: str, name: str) -> str:
+    """A text field cut to :data:`tli.limits.MAX_TEXT_CHARS` characters, with a warning when it was longer
+    (for fields a task truncates anyway, such as an article before its first ``max_input_tokens`` tokens)."""
+    if too_long(value, MAX_TEXT_CHARS) is None:
+        return value
+    log.warning(
+        "warning: %s: field %r is %s characters long; cut to its first %s (tli.limits.MAX_TEXT_CHARS)",
+        where,
+        name,
+        f"{len(value):,}",
+        f"{MAX_TEXT_CHARS:,}",
+    )
+    return value[:MAX_TEXT_CHARS]
 
 
 def id_field(row: dict[str, Any], name: str, where: str, needs: str) -> str:

@@ -2,8 +2,10 @@
 
 Data, as distributed: JSON Lines with ``id, url, title, summary, text``, one file per language and split
 named ``<language>_<split>.jsonl`` (``swahili_train.jsonl``, ``swahili_val.jsonl``, ``swahili_test.jsonl``).
-``path`` is a folder of such files (the file is picked by language and split), a single ``.jsonl`` file, the
-hub id ``csebuetnlp/xlsum`` (online only; configs are the language names), or None for the shipped samples.
+``path`` is a folder of such files (the file is picked by language and split), a single ``.jsonl`` file (named
+as XL-Sum names them, it must hold the language and split asked for; with any other name, e.g.
+``habari.jsonl``, it holds the language the experiment gives), the hub id ``csebuetnlp/xlsum`` (online only;
+configs are the language names), or None for the shipped samples.
 Languages are given as ISO codes (``sw``) or XL-Sum names (``swahili``).
 
 Prompt: :data:`DEFAULT_PROMPT`, an English instruction (as XL-Sum evaluations of LLMs commonly use) that also
@@ -228,9 +230,17 @@ def _pick_file(folder: Path, language: str, split: str) -> Path:
     return files[name][split]
 
 
-def _check_file_matches(file: Path, language: str, split: str) -> None:
-    """A file named like ``<name>_<split>.jsonl`` must hold the requested language and split."""
+def _official_name(file: Path) -> re.Match | None:
+    """The ``<language>_<split>.jsonl`` match of a file named as XL-Sum names its files (a known XL-Sum language:
+    ``swahili_test.jsonl``), else None (``xlsum_swahili_test.jsonl``, ``habari.jsonl``: the user's own name)."""
     match = _FILE_RE.match(file.name)
+    return match if match and match["name"] in _NAME_TO_CODE else None
+
+
+def _check_file_matches(file: Path, language: str, split: str) -> None:
+    """A file named as XL-Sum names its files must hold the requested language and split; a file with any other
+    name holds whatever the experiment says (its ``languages``)."""
+    match = _official_name(file)
     if not match:
         return
     name = xlsum_name(language)
@@ -258,7 +268,7 @@ def parse_rows(rows: Sequence[tuple[str, dict[str, Any]]], language: str) -> lis
                 url=text_field(row, "url", where, _NEEDS, allow_empty=True),
                 title=text_field(row, "title", where, _NEEDS, allow_empty=True),
                 summary=text_field(row, "summary", where, _NEEDS),
-                text=text_field(row, "text", where, _NEEDS),
+                text=text_field(row, "text", where, _NEEDS, cut=True),  # the prompt keeps max_input_tokens
                 language=language,
             )
         )
@@ -309,7 +319,7 @@ class XLSumTask(Task):
         if source.kind == "hub":
             return list(XLSUM_LANGUAGES)
         if source.kind == "file":
-            match = _FILE_RE.match(source.location.name)
+            match = _official_name(source.location)
             return [language_code(match["name"])] if match else []
         return [language_code(name) for name in _files_by_language(source.location)]
 

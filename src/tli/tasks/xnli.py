@@ -2,10 +2,11 @@
 
 Data: the official XNLI 1.0 TSV (``xnli.test.tsv`` / ``xnli.dev.tsv``: a header with ``language``,
 ``gold_label`` = entailment / neutral / contradiction, ``sentence1``, ``sentence2``, ``pairID``, ...; all
-15 languages in one file, read without quote processing since sentences contain quotes), JSON Lines in the
-hub layout (``premise``, ``hypothesis``, ``label`` = 0 / 1 / 2 for entailment / neutral / contradiction,
-optional ``id`` and ``language``), a folder holding either, the hub id ``facebook/xnli`` (online only;
-configs are the language codes), or None for the samples shipped with tli.
+15 languages in one file, read without quote processing since sentences contain quotes), the hub layout
+(``premise``, ``hypothesis``, ``label`` = 0 / 1 / 2 for entailment / neutral / contradiction, optional ``id``
+and ``language``) as JSON Lines or as the TSV / CSV ``datasets`` exports (``Dataset.to_csv(path, sep="\t")``;
+without a ``language`` column every row is of the language asked for), a folder holding either, the hub id
+``facebook/xnli`` (online only; configs are the language codes), or None for the samples shipped with tli.
 
 Scoring follows lm-evaluation-harness **0.4.13** (the installed version; newer upstream versions changed the
 template to a ``"{premise}, <question>?"`` context): its ``xnli_<lang>`` task has an empty context and three
@@ -34,6 +35,7 @@ comparable with them.
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -94,6 +96,7 @@ lm-eval 0.4.13's ``lm_eval/tasks/xnli/utils.py`` (``LANGUAGES``), machine-transl
 Arabic contradiction word means "number"), so scores stay comparable with lm-eval's."""
 
 _TSV_COLUMNS = ("language", "gold_label", "sentence1", "sentence2", "pairID")
+_HUB_COLUMNS = ("premise", "hypothesis", "label")
 _TSV_FILES = {"test": "xnli.test.tsv", "validation": "xnli.dev.tsv"}
 _JSONL_NEEDS = "premise, hypothesis, label (0/1/2)"
 _JSONL_NAME_RE = re.compile(
@@ -106,8 +109,9 @@ class XNLIConfig:
     """Options of the XNLI task (YAML ``tasks: {xnli: {...}}``)."""
 
     path: str | None = None
-    """Data: an XNLI 1.0 TSV, a hub-layout jsonl, a folder holding them, the hub id ``facebook/xnli``
-    (online only), or null for the samples shipped with tli."""
+    """Data: an XNLI 1.0 TSV, a hub-layout jsonl or TSV / CSV (``premise, hypothesis, label``, as ``datasets``
+    exports it), a folder holding them, the hub id ``facebook/xnli`` (online only), or null for the samples
+    shipped with tli."""
     languages: tuple[str, ...] = ("sw",)
     """Languages to evaluate: codes with an lm-eval 0.4.13 template (ar bg de el en es fr hi ru sw th tr ur vi
     zh)."""
@@ -179,6 +183,8 @@ def choices(example: NLIExample) -> list[str]:
 
 
 def _label_from_int(value: Any, where: str) -> int:
+    if isinstance(value, str) and value.strip() in ("0", "1", "2"):  # a table's cell
+        return int(value.strip())
     if isinstance(value, bool) or value not in (0, 1, 2):
         if isinstance(value, str) and value in LABELS:
             return LABELS.index(value)
@@ -186,38 +192,62 @@ def _label_from_int(value: Any, where: str) -> int:
     return int(value)
 
 
-def _read_tsv(path: Path) -> list[tuple[str, dict[str, str]]]:
-    """``("<file>:<line>", row)`` for every data line of an XNLI TSV (header checked)."""
+def _read_tsv(path: Path) -> tuple[str, list[tuple[str, dict[str, str]]]]:
+    """The layout (``official`` or ``hub``) and ``("<file>:<line>", row)`` for every data line of a table.
+
+    Two layouts, told apart by the header: the official XNLI 1.0 TSV (:data:`_TSV_COLUMNS`, read without quote
+    processing since its sentences contain quotes) and the hub layout that ``datasets`` exports
+    (``Dataset.to_csv(path, sep="\t")``: ``premise, hypothesis, label`` and optional ``id``, ``language``; read
+    with the CSV quoting pandas writes). A ``.csv`` file is comma-separated, anything else tab-separated.
+    """
+    delimiter = "," if path.suffix.lower() == ".csv" else "\t"
     try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            lines = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise TaskDataError(f"{path}: cannot read ({exc})") from exc
-    if not lines or not any(cell.strip() for cell in lines[0]):
+    first = text.split("\n", 1)[0]
+    header = [cell.strip() for cell in first.rstrip("\r").split(delimiter)]
+    if not any(header):
         raise TaskDataError(f"{path}: empty file (no header, no rows)")
-    header = lines[0]
-    for column in _TSV_COLUMNS:
-        if column not in header:
-            raise TaskDataError(
-                f"{path}:1: missing column {column!r} "
-                f"(an XNLI 1.0 TSV header needs {', '.join(_TSV_COLUMNS)})"
-            )
+    layout = "hub" if all(column in header for column in _HUB_COLUMNS) else "official"
+    quoting = csv.QUOTE_MINIMAL if layout == "hub" else csv.QUOTE_NONE
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
+        lines = [(reader.line_num, cells) for cells in reader]
+    except csv.Error as exc:
+        raise TaskDataError(f"{path}:{reader.line_num}: unreadable row ({exc})") from exc
+    header = [cell.strip() for cell in lines[0][1]]
+    if layout == "official":
+        for column in _TSV_COLUMNS:
+            if column not in header:
+                raise TaskDataError(
+                    f"{path}:1: missing column {column!r} (an XNLI 1.0 TSV header needs "
+                    f"{', '.join(_TSV_COLUMNS)}; a table exported by datasets needs {', '.join(_HUB_COLUMNS)})"
+                )
     rows = []
-    for number, cells in enumerate(lines[1:], start=2):
+    for number, cells in lines[1:]:
         if not cells or not any(cell.strip() for cell in cells):
             continue
         if len(cells) != len(header):
             raise TaskDataError(
-                f"{path}:{number}: expected {len(header)} tab-separated fields, found {len(cells)}"
+                f"{path}:{number}: expected {len(header)} {'tab' if delimiter == chr(9) else 'comma'}-separated "
+                f"fields, found {len(cells)}"
             )
         rows.append((f"{path}:{number}", dict(zip(header, cells, strict=True))))
     if not rows:
         raise TaskDataError(f"{path}: no rows after the header")
-    return rows
+    return layout, rows
 
 
 def _tsv_examples(path: Path, language: str) -> list[NLIExample]:
-    rows = _read_tsv(path)
+    layout, rows = _read_tsv(path)
+    if layout == "hub":
+        languages = sorted({row["language"] for _, row in rows if row.get("language")})
+        if languages and language not in languages:
+            raise TaskDataError(
+                f"{path}: no rows for language {language!r}; languages there: {', '.join(languages)}"
+            )
+        return parse_hub_rows(rows, language)
     languages = sorted({row["language"] for _, row in rows})
     selected = [(where, row) for where, row in rows if row["language"] == language]
     if not selected:
@@ -333,7 +363,7 @@ class XNLITask(Task):
             rows = [(f"{source}[{language}/{split}]:{i + 1}", row) for i, row in enumerate(hub_rows)]
             return apply_limit(parse_hub_rows(rows, language), limit)
         file = _folder_file(source.location, language, split) if source.kind == "dir" else source.location
-        if file.suffix == ".tsv":
+        if file.suffix.lower() in (".tsv", ".csv"):
             return apply_limit(_tsv_examples(file, language), limit)
         return apply_limit(_jsonl_examples(file, language), limit)
 
@@ -346,8 +376,8 @@ class XNLITask(Task):
         files = [source.location] if source.kind == "file" else sorted(source.location.iterdir())
         found: set[str] = set()
         for file in files:
-            if file.suffix == ".tsv" and file.is_file():
-                found |= {row["language"] for _, row in _read_tsv(file)}
+            if file.suffix.lower() in (".tsv", ".csv") and file.is_file():
+                found |= {row["language"] for _, row in _read_tsv(file)[1] if row.get("language")}
             elif file.suffix == ".jsonl" and file.is_file():
                 found |= set(_jsonl_languages(file))
         return sorted(found)

@@ -32,7 +32,7 @@ from tli.retrieval.trec import read_qrels
 from tli.tasks.base import TaskDataError
 from tli.tasks.retrieval.base import RetrievalConfig, RetrievalTask
 from tli.tasks.retrieval.tydi import LANGUAGES as TYDI_LANGUAGES
-from tli.tasks.sources import read_jsonl, read_lines, resolve_source
+from tli.tasks.sources import check_text_length, read_jsonl, read_lines, resolve_source
 
 LANGUAGES = {
     **TYDI_LANGUAGES,
@@ -101,6 +101,8 @@ def _passage(row: dict[str, Any], where: str) -> tuple[str, str, str]:
     if not isinstance(text, str):
         raise TaskDataError(f"{where}: passage {doc_id!r}: field 'text' must be a string")
     title = row.get("title") if isinstance(row.get("title"), str) else ""
+    check_text_length(text, where, "text")
+    check_text_length(title, where, "title")
     return doc_id, title, text
 
 
@@ -140,6 +142,7 @@ def read_topics(path: Path) -> dict[str, str]:
             raise TaskDataError(f"{path}:{number}: empty query id or one with spaces ({query_id!r})")
         if not text:
             raise TaskDataError(f"{path}:{number}: query {query_id!r} has an empty text")
+        check_text_length(text, f"{path}:{number}", "query")
         if query_id in topics:
             raise TaskDataError(f"{path}:{number}: query id {query_id!r} repeats line {lines[query_id]}")
         topics[query_id], lines[query_id] = text, number
@@ -194,6 +197,7 @@ def from_query_jsonl(path: Path, language: str) -> RetrievalData:
             or not text.strip()
         ):
             raise TaskDataError(f"{where}: missing or empty query_id / query (rows need {needs})")
+        check_text_length(text, where, "query")
         if query_id in qrels:
             raise TaskDataError(f"{where}: query_id {query_id!r} repeats (ids must be unique)")
         positives = row.get("positive_passages")

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tli.limits import json_too_deep, nesting_message
 from tli.retrieval.data import merge_duplicate_passages
 from tli.tasks.base import TaskDataError
+from tli.tasks.sources import check_text_length
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ def read_json(path: Path) -> Any:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise TaskDataError(f"{path}: cannot read ({exc})") from exc
+    if (deep := json_too_deep(text)) is not None:
+        raise TaskDataError(f"{path}:{deep}: {nesting_message()}")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -61,6 +65,7 @@ def _string(value: Any, path: Path, where: str, name: str, *, allow_empty: bool 
         raise TaskDataError(f"{path}: {where}: field {name!r} is {state} (SQuAD v1.1 format)")
     if not allow_empty and not value.strip():
         raise TaskDataError(f"{path}: {where}: field {name!r} is empty")
+    check_text_length(value, f"{path}: {where}", name)
     return value
 
 
