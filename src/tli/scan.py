@@ -186,6 +186,8 @@ def run_scan(
             f"{lexicon.path or 'the lexicon'}: {len(lexicon)} pair(s) to scan{dropped}: the mismatched control "
             "and retrieval need >= 2"
         )
+    # A layer range the model does not have is bad input: refuse it before minutes of embedding.
+    low, high = config.layer_range(loaded.num_layers)
     start = time.perf_counter()
     if isinstance(loaded, StreamedModel):
         src, tgt, index = embed_lexicon_streamed(
@@ -196,7 +198,6 @@ def run_scan(
             lexicon, loaded, embed_config, cache=cache, progress=progress, stage="scan"
         )
     layers = per_layer_metrics(src, tgt, index, progress=progress)
-    low, high = config.layer_range(loaded.num_layers)
     chance = chance_p_at_1(index.gold())
     warnings = small_lexicon_warning(len(lexicon), chance, index.n_tgt)
     if skipped:
