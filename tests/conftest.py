@@ -7,6 +7,7 @@ the models are random ``LlamaConfig`` / ``Qwen2Config`` networks saved as local 
 from __future__ import annotations
 
 import json
+import math
 import random
 from pathlib import Path
 
@@ -167,3 +168,62 @@ def _tli_cache(monkeypatch, request):
     """Unit tests never touch the user's cache; slow tests share the real one (GGUF conversion)."""
     if request.node.get_closest_marker("slow") is None:
         monkeypatch.setenv("TLI_CACHE_DIR", str(request.getfixturevalue("_isolated_cache")))
+
+
+def holm_by_hand(p: list[float]) -> list[float]:
+    """Holm's step-down adjustment written out independently of tli.stats: with the m known p-values sorted
+    ascending, ``p~_(i) = min(1, max_{j <= i} (m − j + 1) · p_(j))``; nan stays nan and is not counted."""
+    known = sorted((value, i) for i, value in enumerate(p) if not math.isnan(value))
+    out = [math.nan] * len(p)
+    running = 0.0
+    for rank, (value, i) in enumerate(known):
+        running = max(running, (len(known) - rank) * value)
+        out[i] = min(1.0, running)
+    return out
+
+
+def _adjusted_by_hand(p: list[float], correction: str) -> list[float]:
+    from scipy.stats import false_discovery_control
+
+    if correction == "none":
+        return list(p)
+    if correction == "holm":
+        return holm_by_hand(p)
+    assert correction == "bh", correction
+    return [float(x) for x in false_discovery_control(np.asarray(p, dtype=float), method="bh")]
+
+
+def _verdict_by_hand(claim: dict, p_adjusted: float, alpha: float) -> str:
+    """The verdict rules of tli.claims, restated from its docstring."""
+    if claim["kind"] == "equivalence":
+        if p_adjusted < alpha:
+            return "supported"
+        low, high, margin = claim["ci90_low"], claim["ci90_high"], claim["margin"]
+        if None in (low, high, margin):
+            return "inconclusive"
+        return "contradicted" if low > margin or high < -margin else "inconclusive"
+    if claim["kind"] == "non-inferiority":
+        if p_adjusted < alpha:
+            return "supported"
+        return "contradicted" if claim["ci95_high"] < -claim["margin"] else "inconclusive"
+    if not p_adjusted < alpha:
+        return "inconclusive"
+    up, down = claim["ci95_low"] > 0, claim["ci95_high"] < 0
+    if (up and claim["expect"] == "increase") or (down and claim["expect"] == "decrease"):
+        return "supported"
+    return "contradicted" if up or down else "inconclusive"
+
+
+def assert_verdicts_follow_from_the_numbers(
+    claims: list[dict], *, correction: str = "holm", alpha: float = 0.05
+) -> list[str]:
+    """Every claim's ``p_adjusted`` is the family's adjustment of the raw ``p`` (Holm by hand, BH by scipy)
+    and its ``verdict`` is the one its adjusted p and interval imply; returns the verdicts."""
+    assert claims, "no claims to check"
+    adjusted = _adjusted_by_hand([float(c["p"]) for c in claims], correction)
+    for claim, p_adjusted in zip(claims, adjusted, strict=True):
+        assert claim["p_adjusted"] == pytest.approx(p_adjusted, rel=1e-9, abs=1e-15, nan_ok=True), claim[
+            "claim"
+        ]
+        assert claim["verdict"] == _verdict_by_hand(claim, p_adjusted, alpha), claim["claim"]
+    return [c["verdict"] for c in claims]

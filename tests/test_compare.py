@@ -306,16 +306,41 @@ def test_paired_difference_by_hand():
         paired_difference(a, b[:2], mean_of="v")
 
 
-def test_paired_bootstrap_ci_agrees_with_scipy():
+def test_paired_bootstrap_ci_is_the_percentile_bootstrap_of_the_mean_difference():
+    """The CI is the 95 % percentile bootstrap of mean(x − y): it matches a numpy percentile bootstrap written
+    here within Monte Carlo error, and the normal-theory t interval within a quarter of a standard error."""
     rng = np.random.default_rng(1)
     x = rng.normal(0.4, 0.1, 40)
     y = x - 0.05 + rng.normal(0, 0.03, 40)
+    d = x - y
     a = [{"id": i, "v": float(v)} for i, v in enumerate(x)]
     b = [{"id": i, "v": float(v)} for i, v in enumerate(y)]
-    result = paired_difference(a, b, mean_of="v", n_resamples=2000, rng=3)
-    t = sps.ttest_rel(x, y)
-    assert result.ci95_low < result.difference < result.ci95_high
-    assert (result.ci95_low > 0) == (t.pvalue < 0.05)  # a clear effect: both say so
+    n_boot = 20_000
+    result = paired_difference(a, b, mean_of="v", n_resamples=2000, n_boot=n_boot, rng=3)
+    assert result.difference == pytest.approx(d.mean(), abs=1e-12)
+    se = d.std(ddof=1) / math.sqrt(d.size)
+    assert result.se == pytest.approx(se, rel=1e-9)
+    # The bootstrap by hand: resample the 40 differences with replacement, take the 2.5 % and 97.5 % quantiles.
+    resamples = np.random.default_rng(3).integers(0, d.size, (n_boot, d.size))
+    low, high = np.quantile(d[resamples].mean(axis=1), [0.025, 0.975])
+    # Monte Carlo sd of a 2.5 % quantile of B means: sqrt(q(1 − q) / B) / φ(1.96) ≈ 0.019 se; two independent
+    # bootstraps differ by √2 of that; allow 5 sd.
+    monte_carlo = 5 * math.sqrt(2) * math.sqrt(0.025 * 0.975 / n_boot) / sps.norm.pdf(1.96) * se
+    assert result.ci95_low == pytest.approx(low, abs=monte_carlo)
+    assert result.ci95_high == pytest.approx(high, abs=monte_carlo)
+    # and the t interval mean ± t(0.975, 39) se (z vs t and the ddof of the bootstrap differ by < 0.1 se)
+    t_low, t_high = sps.t.interval(0.95, d.size - 1, loc=d.mean(), scale=se)
+    assert result.ci95_low == pytest.approx(t_low, abs=0.25 * se)
+    assert result.ci95_high == pytest.approx(t_high, abs=0.25 * se)
+
+
+def test_paired_bootstrap_ci_of_two_examples_by_hand():
+    """d = (0, 0.5): a resample's mean is 0, 0.25 or 0.5 with probabilities ¼, ½, ¼, so the 2.5 % and 97.5 %
+    quantiles of any large bootstrap are exactly 0 and 0.5."""
+    a = [{"id": 0, "v": 0.5}, {"id": 1, "v": 0.75}]
+    b = [{"id": 0, "v": 0.5}, {"id": 1, "v": 0.25}]
+    result = paired_difference(a, b, mean_of="v", n_resamples=2000, rng=0)
+    assert (result.difference, result.ci95_low, result.ci95_high) == (0.25, 0.0, 0.5)
 
 
 def test_questions_map_to_comparisons_or_say_why_not():

@@ -21,9 +21,26 @@ from tli.config import (
 )
 from tli.errors import ConfigError
 
+QUICK_KEYS = {"select_by", "pooling", "loss", "temperature", "epochs", "batch_size", "n_boot", "seeds"}
+
 
 def test_configs_are_shipped():
-    assert {"published", "quick"} <= set(shipped_configs())
+    """Exactly two configs ship, each a file in tli/configs that loads with the keys it was written with."""
+    shipped = shipped_configs()
+    assert set(shipped) == {"published", "quick"}
+    for name, path in shipped.items():
+        assert path.is_file() and path.name == f"{name}.yaml" and path.parent.name == "configs"
+        assert load_options_file(name)["__path__"] == str(path)
+    assert set(load_options_file("quick")) - {"__path__"} == QUICK_KEYS
+    assert set(load_options_file("published")) - {"__path__"} == {
+        "model", "quantization", "target_layer", "pooling", "loss", "margin", "epochs", "batch_size", "lr",
+        "warmup_steps", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "validation_fraction", "seeds",
+    }  # fmt: skip
+    quick = parse_command("run", ["--config", "quick"])
+    assert (quick.select_by, quick.pooling, quick.loss, quick.temperature) == (
+        "centered_gap", "mean-no-special", "infonce", 0.05,
+    )  # fmt: skip
+    assert (quick.epochs, quick.batch_size, quick.n_boot, quick.seeds) == (2, 16, 2000, [0])
 
 
 @pytest.mark.parametrize("name", sorted(shipped_configs()))
@@ -44,15 +61,40 @@ def test_every_shipped_config_validates_for_every_command_that_uses_it(name, cap
         config_class(**{k: v for k, v in values.items() if k in names})  # raises ConfigError on a bad value
 
 
-def test_one_yaml_serves_every_command_and_says_what_it_ignores(capsys):
+def test_one_yaml_serves_every_command_and_says_what_it_ignores(caplog, capsys):
+    """``quick`` holds scan and training keys: each command takes its own and names the rest once. The note is
+    checked on the ``tli.config`` logger itself (whatever earlier tests did to the root logger), then on
+    stderr after ``configure_logging`` as ``tli`` runs it, and the logging set-up is restored afterwards."""
+    import logging
+
     from tli.cli import configure_logging
 
-    configure_logging(debug=False)  # as `tli` does before parsing (the note goes to stderr through logging)
-    config = parse_command("scan", ["--config", "quick"])  # quick holds training keys too
+    path = shipped_configs()["quick"]
+    ignored = {"scan": "epochs, loss, n_boot, seeds, temperature", "train": "n_boot, select_by"}
+    notes = {command: f"tli {command}: --config {path}: not used by this command: {ignored[command]}"
+             for command in ignored}  # fmt: skip
+    for command in ignored:
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="tli.config"):
+            parse_command(command, ["--config", "quick"])
+        assert [r.getMessage() for r in caplog.records if r.name == "tli.config"] == [notes[command]]
+    config = parse_command("scan", ["--config", "quick"])
     assert config.select_by == "centered_gap" and config.pooling == "mean-no-special"
-    assert "not used by this command: " in capsys.readouterr().err
+    assert config.batch_size == 16  # the scan's embedding batch takes quick's batch_size
     train = parse_command("train", ["--config", "quick"])
-    assert train.loss == "infonce" and train.epochs == 2
+    assert train.loss == "infonce" and train.epochs == 2 and train.temperature == 0.05
+
+    root, tli_logger = logging.getLogger(), logging.getLogger("tli")
+    saved = root.handlers[:], root.level, tli_logger.level
+    capsys.readouterr()
+    try:
+        configure_logging(debug=False)  # as `tli` does before parsing: the note goes to stderr
+        parse_command("scan", ["--config", "quick"])
+        assert capsys.readouterr().err == notes["scan"] + "\n"
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        tli_logger.setLevel(saved[2])
 
 
 def test_published_config_values():

@@ -143,8 +143,13 @@ def test_is_exact(answer, targets, expected):
     assert is_exact(answer, targets) is expected
 
 
-def test_default_leaves_room_for_a_sentence():
-    assert ProbeConfig().max_new_tokens >= 24
+def test_default_leaves_room_for_a_sentence(tiny_llama_dir):
+    """24 new tokens by default, and that is what generation is asked for."""
+    assert ProbeConfig().max_new_tokens == 24
+    tokenizer = load_model(tiny_llama_dir).tokenizer
+    model = _ScriptedModel(tokenizer("dog", add_special_tokens=False)["input_ids"])
+    assert generate_answers(model, tokenizer, ["mbwa\nEnglish:"], ProbeConfig()) == ["dog"]
+    assert model.calls[0]["max_new_tokens"] == 24 and model.calls[0]["do_sample"] is False
 
 
 class _ScriptedModel:
@@ -156,9 +161,12 @@ class _ScriptedModel:
         self.device = torch.device("cpu")
         self.new_ids = torch.tensor(new_ids)
 
+        self.calls = []
+
     def generate(self, input_ids, attention_mask, **kwargs):
         import torch
 
+        self.calls.append(kwargs)
         return torch.cat([input_ids, self.new_ids.expand(input_ids.shape[0], -1)], dim=1)
 
 
@@ -188,9 +196,35 @@ def test_probe_rows(adapted, lexicon):
     assert senses["bahari"] == "sea / ocean"  # gold = every sense of the source word
 
 
-def test_random_adapter_changes_answers(adapted, lexicon):
-    rows = probe(adapted, lexicon, ProbeConfig(n_pairs=100, max_new_tokens=3))
-    assert any(r.base != r.adapted for r in rows)
+def _greedy_by_hand(model, tokenizer, prompt: str, max_new_tokens: int) -> str:
+    """One prompt, no padding: append the arg-max token until EOS or the budget, keep the first line."""
+    import torch
+
+    ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+    new = []
+    with torch.no_grad():
+        for _ in range(max_new_tokens):
+            token = int(model(input_ids=ids).logits[0, -1].argmax())
+            if token == tokenizer.eos_token_id:
+                break
+            new.append(token)
+            ids = torch.cat([ids, torch.tensor([[token]])], dim=1)
+    text = tokenizer.decode(new, skip_special_tokens=True).strip()
+    return text.splitlines()[0].strip() if text else ""
+
+
+def test_random_adapter_changes_answers(adapted, lexicon, tiny_llama_dir):
+    """Each row's base answer is greedy decoding of the model without adapter, its adapted answer that of the
+    adapted model (each prompt decoded alone by hand), and the random adapter changes some of them."""
+    config = ProbeConfig(n_pairs=100, max_new_tokens=3)
+    rows = probe(adapted, lexicon, config)
+    prompts, _ = build_prompts(adapted.tokenizer, [r.source for r in rows], config)
+    base = load_model(tiny_llama_dir).model
+    assert [r.base for r in rows] == [_greedy_by_hand(base, adapted.tokenizer, p, 3) for p in prompts]
+    assert [r.adapted for r in rows] == [
+        _greedy_by_hand(adapted.model, adapted.tokenizer, p, 3) for p in prompts
+    ]
+    assert [r.base for r in rows] != [r.adapted for r in rows]
 
 
 def test_sampled_generation_is_seeded(adapted, lexicon):

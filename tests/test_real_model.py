@@ -3,6 +3,7 @@
 import time
 
 import pytest
+from conftest import assert_verdicts_follow_from_the_numbers
 
 from tli.models import cache_dir, load_model
 from tli.scan import scan
@@ -28,8 +29,10 @@ def test_default_model_loads_and_is_cached(default_model):
 
 def test_scan_exposes_the_mean_pooling_artifact(default_model, tmp_path):
     """Layers where random pairs already look alike (mismatched ≥ 0.5) and translations add < 5 % are flagged,
-    the default criterion avoids them, and the published rule falls into one."""
-    result = scan(default_model, out=tmp_path / "scan", progress=False)
+    the default criterion avoids them, and the published rule falls into one. The artifact belongs to plain
+    mean pooling (the published pilot scan's recipe, which averages in the start token), so it is asked for."""
+    result = scan(default_model, out=tmp_path / "scan", pooling="mean", progress=False)
+    assert result.pooling["pooling"] == "mean"
     assert len(result.layers) == 31
     artifacts = [
         row["layer"]
@@ -64,6 +67,7 @@ def test_run_on_the_real_model_reports_claims_with_controls(default_model, tmp_p
     assert len(results["claims"]) == 2 * 2 * 4 + 2 * 4
     for claim in results["claims"]:
         assert claim["ci95_low"] <= claim["effect"] <= claim["ci95_high"]
-        assert claim["verdict"] in {"supported", "contradicted", "inconclusive"}
+    assert results["statistics"]["correction"] == "holm" and results["statistics"]["alpha"] == 0.05
+    assert_verdicts_follow_from_the_numbers(results["claims"], correction="holm", alpha=0.05)
     report = (tmp_path / "run" / "report.md").read_text()
     assert "## 3. Evaluation" in report and "mismatched" in report

@@ -110,3 +110,31 @@ def test_a_causal_lm_with_last_token_pooling(tiny_llama_dir, tmp_path):
     assert stats.steps == 2
     vectors = SentenceEncoder(model, options, "x").encode(["mbwa", "paka na mbwa"], "passage")
     assert vectors.shape == (1, 2, 128)
+
+
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+def test_last_token_pooling_takes_the_last_real_token_whichever_side_pads(tiny_llama_dir, padding_side):
+    """Texts of different lengths share a padded batch; each vector is the final hidden state of that text's
+    own last token (run alone through the causal LM, no padding), normalised, never a pad position's."""
+    options = BiEncoderOptions(max_seq_length=32, passage_prefix="passage: ", pooling="lasttoken")
+    model = build_biencoder(str(tiny_llama_dir), pooling="lasttoken", max_seq_length=32)
+    model.tokenizer.padding_side = padding_side
+    texts = ["mbwa", "paka na mbwa hula chakula", "maji"]
+    vectors = SentenceEncoder(model, options, "x").encode(texts, "passage")[0]
+    encoder, tokenizer = model[0].auto_model, model.tokenizer
+    lengths = [len(tokenizer("passage: " + t)["input_ids"]) for t in texts]
+    assert lengths[0] < lengths[1] and lengths[2] < lengths[1]  # the short texts are padded
+    with torch.no_grad():
+        batch = tokenizer(["passage: " + t for t in texts], return_tensors="pt", padding=True)
+        padded = encoder(**batch).last_hidden_state
+        pad_column = 0 if padding_side == "left" else -1
+        assert batch["attention_mask"][:, pad_column].tolist() == [0, 1, 0]  # padded on the side asked for
+        for i, text in enumerate(texts):
+            alone = tokenizer("passage: " + text, return_tensors="pt")
+            last = encoder(**alone).last_hidden_state[0, -1]
+            expected = (last / last.norm()).numpy()
+            assert vectors[i] == pytest.approx(expected, abs=1e-4), text
+            # the batch's last position is a pad for a short text under right padding: not what was pooled
+            final = padded[i, -1] / padded[i, -1].norm()
+            if padding_side == "right" and lengths[i] < max(lengths):
+                assert not np.allclose(vectors[i], final.numpy(), atol=1e-2), text

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from tli.cli import main
+from tli.embed import DEFAULT_POOLING
 from tli.errors import TliError
 from tli.lexicon import read_lexicon
 from tli.scan import artifact_layers, scan, select_layer
@@ -85,8 +86,9 @@ def test_scan_writes_complete_run_directory(tiny_dir, toy_lexicon_file, tmp_path
     assert record["selected_layer"] == result.selected_layer
     assert record["criterion"] == "centered_gap" and record["selectable_layers"] == [1, 2]
     assert record["pooling"]["bos_by"] in ("tli", "tokenizer") and record["pooling"]["bos_token"]
-    assert 0 < record["chance_p_at_1"] < 1
-    assert record["pooling"]["pooling"] == "mean"
+    # 22 source words, 24 distinct targets; bahari and kiti have two translations each: (2·2 + 20·1) / 24 / 22
+    assert record["chance_p_at_1"] == pytest.approx((2 * 2 / 24 + 20 / 24) / 22)
+    assert record["pooling"]["pooling"] == DEFAULT_POOLING == "mean-no-special"
     assert record["n_pairs"] == len(read_lexicon(toy_lexicon_file))
     assert set(record["timing"]) >= {"load_seconds", "scan_seconds"}
     assert len(record["model"]["fingerprint"]["sha256"]) == 64
