@@ -229,7 +229,7 @@ def _value(action) -> str:
         return " \\| ".join(map(str, action.choices))
     if action.metavar == "BOOL":
         return "flag (or `true`/`false`)"
-    text = (action.metavar or action.dest.upper()) if action.metavar else (action.type.__name__ if action.type else "str")
+    text = action.metavar or (action.type.__name__ if action.type else "str")
     return f"{text}, several" if action.nargs in ("+", "*") else str(text)
 
 
@@ -251,9 +251,13 @@ def command_options(command: str) -> list[dict[str, str]]:
                 "option_strings": list(action.option_strings),
                 "dest": action.dest,
                 "key": f"`{action.dest}`" if f is not None else "—",
-                "value": _value(action),
+                "value": short_type(f.type)
+                if f is not None and action.option_strings and action.nargs != 0 and action.metavar != "BOOL"
+                else _value(action),
                 "type": short_type(f.type) if f is not None else "`str`",
-                "default": "—" if action.dest.startswith("no_") or (f is None and action.default is None) else default,
+                "default": "—"
+                if action.dest.startswith("no_") or (f is None and action.default is None)
+                else default,
                 "help": action.help or docs.get(action.dest, ""),
             }
         )
@@ -346,7 +350,9 @@ def render_experiment() -> str:
     ]
     for f in fields:
         text = docs.get(f.name) or TOP_KEY_NOTES.get(f.name, "")
-        default = "required" if f.name in ("models", "strategies", "tasks") else show_default(field_default(f))
+        default = (
+            "required" if f.name in ("models", "strategies", "tasks") else show_default(field_default(f))
+        )
         if f.name == "name" and default == "required":
             default = "the file name"
         if f.name in ("seeds",) and default == "required":
@@ -399,7 +405,14 @@ def render_experiment() -> str:
     ]
     for name, task in resolve(TASKS).items():
         config = task.config_class
-        lines += ["", f"### `{name}`", "", first_line(config.__doc__ or type(task).__doc__), "", fields_table(config)]
+        lines += [
+            "",
+            f"### `{name}`",
+            "",
+            first_line(config.__doc__ or type(task).__doc__),
+            "",
+            fields_table(config),
+        ]
     lines += [
         "",
         "## `retrieval`",
