@@ -24,6 +24,7 @@ import ast
 import dataclasses
 import importlib
 import inspect
+import re
 import textwrap
 from typing import Any
 
@@ -95,25 +96,56 @@ API_MODULES = {
 }
 """More modules for the API page: module → the members shown (None: the module's public members)."""
 
-# Experiment top-level keys whose field has no attribute docstring (the docstring wins once one is added).
-TOP_KEY_NOTES = {
-    "name": "Name of the experiment (default: the file name).",
-    "description": "Free text, shown in the report.",
-    "models": "Models: `default` (the embedded SmolLM2-135M), local directories, `.gguf` files or hub ids "
-    "(a relative model path is relative to the directory tli runs in).",
-    "strategies": "A list of strategy names, or a mapping name → its own options (below).",
-    "tasks": "Task name → its options (below). At least one.",
-    "seeds": "Training seeds; every (model, strategy) trains once per seed.",
-    "train": "What fine-tuning strategies train on (default: the first trainable task). See `train`.",
-    "budget": "The training budget, the same for every strategy. See `budget`.",
-    "strategy_options": "Options shared by every strategy (a strategy's own options override them).",
-    "reference": "Every strategy is also compared with this one (exploratory family).",
-    "correction": "`holm`, `bh` or `none`, applied within each family.",
-    "alpha": "Significance level of the verdicts.",
-    "n_resamples": "Bootstrap resamples, and the least Monte Carlo resamples of a randomisation test.",
-    "save_full_weights": "Also save fully fine-tuned weights (large) besides the scores.",
-    "retrieval": "The retrieval systems and dense-retriever conditions (retrieval tasks only). See `retrieval`.",
+# Descriptions of schema fields that have no attribute docstring in the code, keyed "Class.field" (the docstring
+# wins as soon as one is written; tests/test_docs.py checks that every key has a description).
+FIELD_NOTES = {
+    "Experiment.name": "Name of the experiment (default: the file name).",
+    "Experiment.description": "Free text, shown in the report.",
+    "Experiment.models": "Models: `default` (the embedded SmolLM2-135M), local directories, `.gguf` files or hub "
+    "ids (a relative model path is relative to the directory tli runs in).",
+    "Experiment.strategies": "A list of strategy names, or a mapping name → its own options (below).",
+    "Experiment.tasks": "Task name → its options (below). At least one.",
+    "Experiment.seeds": "Training seeds; every (model, strategy) trains once per seed.",
+    "Experiment.train": "What fine-tuning strategies train on (default: the first trainable task); see `train`.",
+    "Experiment.budget": "The training budget, the same for every strategy; see `budget`.",
+    "Experiment.strategy_options": "Options shared by every strategy (a strategy's own options override them).",
+    "Experiment.reference": "A strategy of the experiment; every other strategy is compared with it "
+    "(exploratory family).",
+    "Experiment.correction": "`holm`, `bh` or `none`, applied within each family.",
+    "Experiment.alpha": "Significance level of the verdicts, in (0, 1).",
+    "Experiment.n_resamples": "Bootstrap resamples, and the least Monte Carlo resamples of a randomisation test "
+    "(at least 99).",
+    "Experiment.dtype": "Compute dtype of the models: `auto`, `float32`, `bfloat16` or `float16`.",
+    "Experiment.device": "Device of every strategy without its own `device`: `auto`, `cpu` or `cuda[:N]`.",
+    "Experiment.save_full_weights": "Also save fully fine-tuned weights (large) besides the scores.",
+    "Experiment.retrieval": "The retrieval systems and dense-retriever conditions (retrieval tasks only); see "
+    "`retrieval`.",
+    "StrategyOptions.lora_dropout": "Dropout on the LoRA input, in [0, 1).",
+    "Budget.warmup_steps": "Steps of linear learning-rate warm-up.",
+    "Budget.weight_decay": "AdamW weight decay.",
+    "TrainData.task": "The task to train on (one of `tasks`, or any task given with `path`).",
+    "TrainData.language": "The language of its training data.",
+    "RetrievalPlan.systems": "Which systems rank: `dense` (each strategy's model, and the trained conditions), "
+    "`bm25`, `fusion`.",
+    "RetrievalPlan.reference": "The system every other system is compared with (exploratory family).",
+    "BM25Spec.k1": "BM25 term-frequency saturation.",
+    "BM25Spec.b": "BM25 length normalisation.",
+    "BiEncoderOptions.warmup_steps": "Steps of linear learning-rate warm-up.",
+    "SyntheticOptions.max_new_tokens": "Tokens generated per query (greedy).",
+    "DataRef.task": "A retrieval task (`xquad`, `tydi`, `mrtydi`).",
+    "DataRef.language": "Its language.",
+    "DataRef.split": "Its split.",
 }
+
+# Defaults the loader applies to keys whose schema field has none (checked against the loader in tests/test_docs.py).
+TOP_KEY_DEFAULTS = {
+    "name": "the file name",
+    "seeds": "`[0]`",
+    "reference": "`none`",
+    "train": "the first trainable task",
+    "budget": "see `budget`",
+}
+REQUIRED_TOP_KEYS = ("models", "strategies", "tasks")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -178,9 +210,12 @@ def show_default(value: Any) -> str:
     return f"`{value}`" if value != "" else '`""`'
 
 
+_ROLE = re.compile(r":(?:class|func|meth|data|mod|attr):`~?([^`]+)`")
+
+
 def cell(text: Any) -> str:
-    """Text fit for one Markdown table cell."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """Text fit for one Markdown table cell (Sphinx roles such as ``:class:`X` `` become ``X``)."""
+    return " ".join(_ROLE.sub(r"`\1`", str(text)).split()).replace("|", "\\|")
 
 
 def short_type(annotation: Any) -> str:
@@ -192,15 +227,19 @@ def first_line(doc: str | None) -> str:
     return inspect.cleandoc(doc or "").split("\n\n")[0].replace("\n", " ")
 
 
-def fields_table(cls: type, *, skip: tuple[str, ...] = (), notes: dict[str, str] | None = None) -> str:
+def describe(cls: type, name: str, docs: dict[str, str], metadata=None) -> str:
+    """A field's description: its attribute docstring, its ``help`` metadata, else :data:`FIELD_NOTES`."""
+    return docs.get(name) or (metadata or {}).get("help") or FIELD_NOTES.get(f"{cls.__name__}.{name}", "")
+
+
+def fields_table(cls: type, *, skip: tuple[str, ...] = ()) -> str:
     """A table of a dataclass's fields: key, type, default, description (attribute docstring or metadata)."""
     docs = attribute_docstrings(cls)
-    notes = notes or {}
     rows = ["| key | type | default | description |", "| --- | --- | --- | --- |"]
     for f in dataclasses.fields(cls):
         if f.name in skip or f.name.startswith("_"):
             continue
-        text = docs.get(f.name) or f.metadata.get("help") or notes.get(f.name, "")
+        text = describe(cls, f.name, docs, f.metadata)
         rows.append(
             f"| `{f.name}` | {cell(short_type(f.type))} | {cell(show_default(field_default(f)))} | {cell(text)} |"
         )
@@ -349,20 +388,18 @@ def render_experiment() -> str:
         "| --- | --- | --- | --- |",
     ]
     for f in fields:
-        text = docs.get(f.name) or TOP_KEY_NOTES.get(f.name, "")
-        default = (
-            "required" if f.name in ("models", "strategies", "tasks") else show_default(field_default(f))
-        )
-        if f.name == "name" and default == "required":
-            default = "the file name"
-        if f.name in ("seeds",) and default == "required":
-            default = "`[0]`"
-        if f.name in ("train", "reference", "budget") and default == "required":
-            default = "see below"
-        lines.append(f"| `{f.name}` | {cell(short_type(f.type))} | {cell(default)} | {cell(text)} |")
-    missing = sorted(set(top_keys) - {f.name for f in fields})
-    if missing:
-        lines += ["", f"Also accepted: {', '.join(f'`{k}`' for k in missing)}."]
+        text = describe(experiment, f.name, docs)
+        default = field_default(f)
+        if f.name in REQUIRED_TOP_KEYS:
+            shown = "required"
+        elif default is dataclasses.MISSING:
+            shown = TOP_KEY_DEFAULTS.get(f.name, "required")
+        else:
+            shown = show_default(default)
+        lines.append(f"| `{f.name}` | {cell(short_type(f.type))} | {cell(shown)} | {cell(text)} |")
+    for key in sorted(set(top_keys) - {f.name for f in fields}):  # keys the loader folds into other fields
+        text = FIELD_NOTES.get(f"{experiment.__name__}.{key}", "")
+        lines.append(f"| `{key}` | mapping | `{{}}` | {cell(text)} |")
 
     strategies = resolve(STRATEGIES)
     lines += [
@@ -379,7 +416,10 @@ def render_experiment() -> str:
         "| strategy | what it trains |",
         "| --- | --- |",
     ]
-    lines += [f"| `{name}` | {cell(first_line(cls.__doc__))} |" for name, cls in strategies.items()]
+    lines += [
+        f"| `{name}` | {cell(getattr(cls, 'description', '') or first_line(cls.__doc__))} |"
+        for name, cls in strategies.items()
+    ]
     lines += [
         "",
         "A strategy's own mapping may also hold `device` (e.g. `cuda`: run this strategy there; a machine "

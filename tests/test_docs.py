@@ -148,3 +148,36 @@ def test_the_getting_started_experiment_is_valid_for_the_loader(tmp_path):
     assert parsed.tasks["xlsum"].limit == 8 and parsed.tasks["xnli"].limit == 20
     assert parsed.budget.steps == 8 and parsed.seeds == [0]
     assert parsed.train.path == str(data / "data" / "habari_train.jsonl")
+
+
+def test_every_key_of_the_experiment_reference_has_a_description():
+    rows = [line for line in hook.render_experiment().splitlines() if line.startswith("| `")]
+    assert len(rows) > 60
+    undocumented = [row.split("|")[1].strip() for row in rows if not row.rstrip("| ").split("|")[-1].strip()]
+    assert undocumented == []
+
+
+def test_the_top_level_defaults_the_reference_states_are_the_loaders(tmp_path):
+    page = hook.render_experiment()
+    table = page.split("## Top level", 1)[1].split("\n## ", 1)[0]
+    stated = {}
+    for row in table.splitlines():
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        if row.startswith("| `") and re.fullmatch(r"`[^`]*`", cells[2]):
+            stated[cells[0].strip("`")] = cells[2].strip("`")
+    path = tmp_path / "minimal.yaml"
+    path.write_text("models: [default]\nstrategies: [none]\ntasks: {xnli: {path: samples:xnli}}\n")
+    parsed = hook.resolve(hook.EXPERIMENT_LOADER)(path, check_files=False)
+    assert {"seeds", "reference", "correction", "alpha", "n_resamples", "noninferiority_margin"} <= set(
+        stated
+    )
+    stated.pop("strategy_options", None)  # folded into each strategy's options
+    for key, text in stated.items():
+        value = getattr(parsed, key)
+        if isinstance(value, list):
+            value = "[" + ", ".join(map(str, value)) + "]"
+        elif isinstance(value, bool):
+            value = str(value).lower()
+        elif isinstance(value, float):
+            value = f"{value:g}"
+        assert str(value) == text or (text == '""' and value == ""), key
