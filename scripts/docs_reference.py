@@ -85,16 +85,29 @@ VOCABULARY = {
 API_REGISTRY = "tli:_API"
 """Name → module of everything ``import tli`` exports (resolved lazily)."""
 API_MODULES = {
+    "tli.stats": ["mcnemar_exact", "noninferiority_paired"],
     "tli.errors": None,
     "tli.compare": ["compare", "analyse"],
     "tli.plan": ["plan"],
-    "tli.claims": ["Claim", "judge", "SeedSummary", "summarise_seeds", "across_seeds"],
+    "tli.claims": ["Claim", "judge", "outcome", "SeedSummary", "summarise_seeds", "across_seeds"],
     "tli.seeds": ["random_effects", "SeedCombination"],
     "tli.compare.significance": None,
     "tli.compare.power": None,
-    "tli.compare.questions": ["QUESTIONS", "family_of", "overall_answer", "families"],
+    "tli.compare.questions": [
+        "QUESTIONS",
+        "PRIMARY_METRIC",
+        "EXPLORATORY",
+        "NONINFERIORITY_METRIC",
+        "DEFAULT_MARGIN",
+        "family_of",
+        "comparisons_across_seeds",
+        "families",
+        "overall_answer",
+    ],
 }
-"""More modules for the API page: module → the members shown (None: the module's public members)."""
+"""More modules for the API page: module → the members shown (None: the module's public members). The concept
+pages link to these objects by their full path (``[`judge`][tli.claims.judge]``), so a moved or renamed object
+fails the strict build instead of leaving a stale name in the prose."""
 
 # Descriptions of schema fields that have no attribute docstring in the code, keyed "Class.field" (the docstring
 # wins as soon as one is written; tests/test_docs.py checks that every key has a description).
@@ -537,8 +550,13 @@ def render_api() -> str:
         'result = tli.scan(lexicon="pairs.csv", pooling="mean-no-special", out="runs/scan")',
         "```",
     ]
-    sections = [(m, sorted(names)) for m, names in by_module.items()] + list(API_MODULES.items())
-    for module, members in sections:
+    sections: dict[str, list[str] | None] = {m: sorted(names) for m, names in by_module.items()}
+    for module, members in API_MODULES.items():
+        if module in sections and members is not None:
+            sections[module] = sections[module] + [m for m in members if m not in sections[module]]
+        else:
+            sections[module] = members
+    for module, members in sections.items():
         lines += ["", f"## `{module}`", "", f"::: {module}", "    options:", "      show_root_heading: false"]
         if members is not None:
             lines.append("      members: [" + ", ".join(members) + "]")
