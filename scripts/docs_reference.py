@@ -228,7 +228,10 @@ _ROLE = re.compile(r":(?:class|func|meth|data|mod|attr):`~?([^`]+)`")
 
 def cell(text: Any) -> str:
     """Text fit for one Markdown table cell (Sphinx roles such as ``:class:`X` `` become ``X``)."""
-    return " ".join(_ROLE.sub(r"`\1`", str(text)).split()).replace("|", "\\|")
+    text = " ".join(_ROLE.sub(r"`\1`", str(text)).split())
+    # Python-Markdown keeps a pipe inside a code span in its cell (and would show a backslash there)
+    parts = re.split(r"(`+[^`]*`+)", text)
+    return "".join(part if part.startswith("`") else part.replace("|", "\\|") for part in parts)
 
 
 def short_type(annotation: Any) -> str:

@@ -181,3 +181,9 @@ def test_the_top_level_defaults_the_reference_states_are_the_loaders(tmp_path):
         elif isinstance(value, float):
             value = f"{value:g}"
         assert str(value) == text or (text == '""' and value == ""), key
+
+
+def test_table_cells_escape_pipes_outside_code_spans_only():
+    assert hook.cell("auto | cpu, `str | None`,\n:class:`tli.claims.Claim`") == (
+        "auto \\| cpu, `str | None`, `tli.claims.Claim`"
+    )
