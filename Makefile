@@ -41,7 +41,7 @@ test: install-dev
 
 # The reference pages are generated from the code at build time (scripts/docs_reference.py, a mkdocs hook).
 docs: install-docs
-	$(BIN)/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 lint: install-dev
 	$(BIN)/ruff check src tests benchmarks scripts
