@@ -78,7 +78,9 @@ VOCABULARY = {
     "tasks of `tli compare`": TASKS,
     "dense-retriever conditions": BIENCODER_CONDITIONS,
     "retrieval systems": "tli.compare.retrieval_plan:SYSTEMS",
-    "tests behind a comparison's `p_value` (`test` in results.json)": "tli.compare.significance:TESTS",
+    "tests behind a comparison's `p_value` (key: the name `test` holds in results.json)": (
+        "tli.compare.significance:TESTS"
+    ),
 }
 """Page heading → a constant (tuple, or dict whose keys are the names)."""
 
@@ -528,8 +530,11 @@ def render_vocabulary() -> str:
     ]
     for heading, spec in VOCABULARY.items():
         value = resolve(spec)
-        names = list(value) if isinstance(value, dict) else list(value)
-        lines.append(f"| {heading} | {', '.join(f'`{n}`' for n in names)} |")
+        if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+            names = "; ".join(f"`{key}`: {text}" for key, text in value.items())
+        else:
+            names = ", ".join(f"`{n}`" for n in value)
+        lines.append(f"| {heading} | {cell(names)} |")
     return "\n".join(lines) + "\n"
 
 
