@@ -351,9 +351,8 @@ def load_model(
             training — and the 4-bit matmuls compute in bfloat16 for training (published) and in float32 for
             embeddings, unless ``dtype`` names another.
         num_hidden_layers: load only the first blocks (the rest of the checkpoint and ``lm_head`` are not
-        read;
-            the final norm becomes the identity, so ``hidden_states[i]`` for ``i <= num_hidden_layers`` equal
-            the full model's).
+            read; the final norm becomes the identity, so ``hidden_states[i]`` for ``i <= num_hidden_layers``
+            equal the full model's).
         up_to_layer: load only what ``hidden_states[up_to_layer]`` needs: the embeddings and blocks
             ``0..up_to_layer-1`` (the whole model when it is the last index); checked against the model's
             depth.

@@ -931,8 +931,8 @@ def plan(
 
     Args:
         model: local HF directory, path to a config.json, or a known name (see :data:`KNOWN_MODELS`).
-        batch_size, seq_len, steps, tokens, target_layer, lora_r, lora_targets, gpu_memory_gb, gpu_tflops,
-            device_map_devices: see :class:`PlanSettings`.
+        batch_size, seq_len, steps, tokens, target_layer: see :class:`PlanSettings`.
+        lora_r, lora_targets, gpu_memory_gb, gpu_tflops, device_map_devices: see :class:`PlanSettings`.
         **options: any other :class:`PlanSettings` field (``mfu``, ``dtype``, ``gradient_checkpointing``,
             ``attention``, ``word_tokens``, ``scan_batch_size``, ``tli_quantization``, ``double_quant``,
             ``kbit_upcast``, ``device``, ``overhead_gb``, ``overhead_fraction``, ``disk_gb_per_s``).
