@@ -4,7 +4,8 @@ import time
 
 import pytest
 
-from tli.models import cache_dir, load_model
+from tli.io import cache_dir
+from tli.models import load_model
 from tli.scan import scan
 
 pytestmark = pytest.mark.slow

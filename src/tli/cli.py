@@ -186,7 +186,7 @@ def cmd_probe(config) -> int:
 
 def cmd_export_embeddings(config) -> int:
     from tli.bli import export_embeddings, read_word_list
-    from tli.embed import embed_strings
+    from tli.embed import EmbedConfig, embed_strings
     from tli.lexicon import resolve_lexicon
     from tli.models import load_model
     from tli.runs import prepare_run_dir
@@ -205,7 +205,7 @@ def cmd_export_embeddings(config) -> int:
         raise ConfigError(
             f"--layer {max(config.layer)} is beyond the model: hidden-state indices run 0..{loaded.num_layers}"
         )
-    embed_config = config.embed_config(config.batch_size)
+    embed_config = EmbedConfig.from_recipe(config.recipe(), config.batch_size)
     written: dict[str, list[str]] = {}
     for lang, words in languages.items():
         vectors = embed_strings(words, loaded.model, loaded.tokenizer, embed_config, desc=f"{lang} words")

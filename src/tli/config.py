@@ -28,14 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from tli.errors import ConfigError
+from tli.placement import DEVICE_MAP_STRATEGIES, parse_max_memory
+from tli.pooling import DEFAULT_POOLING, RECIPE_FIELDS, PoolingRecipe, recipe_problems
 
-POOLINGS = ("mean", "mean-no-special", "last")
-DEFAULT_POOLING = "mean-no-special"
-"""The one pooling recipe every command uses by default (scan, train, run, evaluate's adapters, export, the TLI
-strategy and dense retrieval of ``tli compare``): special tokens and position 0 left out, as the published
-evaluation pooled. ``mean`` (the published pilot scan) pools the start token in, whose massive activations
-make any two words look alike (matched and mismatched cosine both 0.9999 on SmolLM2)."""
-ADD_BOS = ("auto", "always", "never")
 DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16")
 QUANTIZATIONS = ("none", "nf4", "int8")
 CRITERIA = ("centered_gap", "gap", "cosine", "p_at_1", "csls", "mrr")
@@ -43,28 +38,6 @@ LOSS_NAMES = ("triplet", "infonce")
 CORRECTIONS = ("holm", "bh", "none")
 DEFAULT_CONTROL_FRACTION = 63 / 686
 """The published proportion of unseen control pairs (63 of 686)."""
-DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
-"""Accelerate's device-map strategies (``--device-map``; a JSON file of ``{module: device}`` works too)."""
-_SIZE = re.compile(r"^\d+(\.\d+)?\s*([KMGT]i?B|B)?$", re.IGNORECASE)
-
-
-def parse_max_memory(text: str) -> dict[int | str, str]:
-    """``"0=70GiB,1=70GiB,cpu=200GiB"`` → ``{0: "70GiB", 1: "70GiB", "cpu": "200GiB"}`` (Accelerate's
-    ``max_memory``: GPUs by index, ``cpu``, ``mps``).
-
-    Raises:
-        ConfigError: an entry that is not ``DEVICE=SIZE``.
-    """
-    result: dict[int | str, str] = {}
-    for entry in (part.strip() for part in str(text).split(",")):
-        device, _, size = (x.strip() for x in entry.partition("="))
-        key: int | str = int(device) if device.isdigit() else device.lower()
-        if not size or not (isinstance(key, int) or key in ("cpu", "mps")) or not _SIZE.match(size):
-            raise ConfigError(
-                f"--max-memory {text!r}: {entry!r} is not DEVICE=SIZE (e.g. 0=70GiB,1=70GiB,cpu=200GiB)"
-            )
-        result[key] = size
-    return result
 
 
 def option(default: Any = dataclasses.MISSING, help: str = "", **metadata: Any) -> Any:
@@ -226,23 +199,11 @@ class EmbedOptions:
     bos_token: str | None = option(None, "prepend this token instead of the document separator")
 
     def _check_embed(self, problems: Problems) -> None:
-        problems.choice("pooling", self.pooling, POOLINGS)
-        problems.choice("add_bos", self.add_bos, ADD_BOS)
-        if self.template is not None:
-            problems.check("{word}" in self.template, f"--template {self.template!r} has no {{word}} slot")
+        problems.items.extend(recipe_problems(self.pooling, self.add_bos, self.template))
 
-    def embed_config(self, batch_size: int = 32):
-        """The :class:`tli.embed.EmbedConfig` of these options."""
-        from tli.embed import EmbedConfig
-
-        return EmbedConfig(
-            pooling=self.pooling,
-            center=self.center,
-            template=self.template,
-            add_bos=self.add_bos,
-            bos_token=self.bos_token,
-            batch_size=batch_size,
-        )
+    def recipe(self) -> PoolingRecipe:
+        """The :class:`~tli.pooling.PoolingRecipe` of these options (the fields of :data:`RECIPE_FIELDS`)."""
+        return PoolingRecipe(**{name: getattr(self, name) for name in RECIPE_FIELDS})
 
 
 @dataclass(kw_only=True)
@@ -465,9 +426,6 @@ def _same_model(a: str | None, b: str | None) -> bool:
 
 DEFAULT_TARGET_LAYER = 2
 """The published TLI target layer (``hidden_states[2]``)."""
-RECIPE_FIELDS = ("pooling", "center", "template", "add_bos", "bos_token")
-"""The options of :class:`EmbedOptions` that decide an embedding: a scan and the training it selects a layer for
-must agree on them."""
 
 
 @dataclass(kw_only=True)

@@ -1,4 +1,4 @@
-"""Atomic file writes and fingerprints.
+"""Atomic file writes, fingerprints, JSON Lines reading and tli's cache directory.
 
 Every result file is written to a temporary file in the same directory and renamed into place, so an
 interrupted run never leaves a half-written file that looks complete.
@@ -15,6 +15,8 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+import platformdirs
 
 
 def _umask() -> int:
@@ -127,6 +129,14 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
 def sha256_text(text: str) -> str:
     """SHA-256 hex digest of a UTF-8 string."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def cache_dir() -> Path:
+    """Where converted models and retrieval indexes are cached: ``$TLI_CACHE_DIR`` or the platform's user
+    cache dir."""
+    if env := os.environ.get("TLI_CACHE_DIR"):
+        return Path(env)
+    return Path(platformdirs.user_cache_dir("tli"))
 
 
 def _finite(obj: Any) -> Any:

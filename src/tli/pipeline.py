@@ -28,7 +28,8 @@ from tli.errors import ConfigError
 from tli.evaluate import aggregate, groups_for, run_evaluation
 from tli.io import atomic_write_json, atomic_write_text
 from tli.lexicon import Lexicon, lexicon_record, split_for_study
-from tli.models import check_trainable_placement, load_model, placement_of, set_compute_dtype
+from tli.models import load_model, set_compute_dtype
+from tli.placement import check_trainable_placement, placement_of
 from tli.progress import stage
 from tli.runs import mark_complete, prepare_run_dir, provenance
 from tli.scan import run_scan

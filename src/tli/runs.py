@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tli.errors import ConfigError, DataError
+from tli.pooling import RECIPE_FIELDS
 
 COMPLETE = "complete"
 """The marker file written last into a finished run directory."""
@@ -247,8 +248,6 @@ def read_scan_choice(path: str | os.PathLike) -> dict[str, Any]:
         DataError: not a scan directory, an unfinished one, or a ``results.json`` without a selected layer.
     """
     import json
-
-    from tli.config import RECIPE_FIELDS
 
     directory = Path(path)
     if (directory / "scan" / "results.json").is_file() and not (directory / "layers.csv").is_file():

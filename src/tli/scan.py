@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from tli.config import ScanConfig
-from tli.embed import EmbeddingCache, bos_record, drop_unembeddable_pairs, embed_lexicon
+from tli.embed import EmbedConfig, EmbeddingCache, bos_record, drop_unembeddable_pairs, embed_lexicon
 from tli.errors import ConfigError, DataError
 from tli.lexicon import Lexicon, lexicon_record, resolve_lexicon, split_for_study
 from tli.metrics import PairIndex, chance_p_at_1, layer_metrics
@@ -178,7 +178,7 @@ def run_scan(
     Args:
         cache: strings already embedded by this model state with this recipe (filled as a side effect).
     """
-    embed_config = config.embed_config(config.batch_size)
+    embed_config = EmbedConfig.from_recipe(config.recipe(), config.batch_size)
     lexicon, skipped = drop_unembeddable_pairs(lexicon, loaded.tokenizer, embed_config)
     if len(lexicon) < 2:
         dropped = f" ({len(skipped)} more cannot be embedded)" if skipped else ""

@@ -38,7 +38,15 @@ import torch
 from tli.adapter import ADAPTER_META, write_adapter_files
 from tli.config import TrainConfig
 from tli.distributed import DistributedContext, distributed_context, launched, shard
-from tli.embed import Encoded, LayerEncoder, bos_record, drop_unembeddable_pairs, encode_words, pad_batch
+from tli.embed import (
+    EmbedConfig,
+    Encoded,
+    LayerEncoder,
+    bos_record,
+    drop_unembeddable_pairs,
+    encode_words,
+    pad_batch,
+)
 from tli.errors import ConfigError, DataError, LexiconError, TrainingError
 from tli.io import atomic_write_json, atomic_write_text, replace_dir_atomically
 from tli.lexicon import Lexicon, Pair, lexicon_record, split_for_study
@@ -353,7 +361,7 @@ class _Batcher:
     """Pairs → padded model inputs for the target layer (every distinct string tokenized once)."""
 
     def __init__(self, loaded: LoadedModel, config: TrainConfig, *lexicons: Lexicon | None):
-        embed_config = config.embed_config()
+        embed_config = EmbedConfig.from_recipe(config.recipe())
         strings = list(dict.fromkeys(w for lex in lexicons if lex for p in lex for w in (p.source, p.target)))
         self.encoded: dict[str, Encoded] = dict(
             zip(strings, encode_words(strings, loaded.tokenizer, embed_config), strict=True)
@@ -431,7 +439,9 @@ def run_training(
     """
     from transformers import get_linear_schedule_with_warmup
 
-    usable, skipped = drop_unembeddable_pairs(trained, loaded.tokenizer, config.embed_config())
+    usable, skipped = drop_unembeddable_pairs(
+        trained, loaded.tokenizer, EmbedConfig.from_recipe(config.recipe())
+    )
     if len(usable) < 2:
         raise DataError(f"{len(usable)} trained pair(s): a contrastive batch needs >= 2 pairs")
     # One process unless launched by torchrun / accelerate launch; FSDP on a CPU is refused here.
@@ -590,7 +600,7 @@ def run_training(
         warnings.append(warning)
     adapter_dir = out / "adapter"
     if context.is_main:
-        embed_config = config.embed_config()
+        embed_config = EmbedConfig.from_recipe(config.recipe())
         split = {
             "trained": list(train_part),
             "validation": list(validation or []),
