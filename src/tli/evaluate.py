@@ -45,7 +45,8 @@ from tli.lexicon import Lexicon, lexicon_record, resolve_lexicon
 from tli.metrics import PairIndex, centre, retrieval_ranks
 from tli.models import LoadedModel, base_causal_lm
 from tli.progress import stage
-from tli.runs import require_complete
+from tli.report import write_evaluate_run, write_seeds_summary
+from tli.runs import prepare_run_dir, provenance, require_complete
 from tli.stats import mcnemar_exact, paired_randomisation, paired_stats
 from tli.threads import configure_threads
 
@@ -617,9 +618,6 @@ def evaluate(
         progress: progress bars on a terminal, log lines every 30 s otherwise (None); False = silent.
         **options: other :class:`~tli.config.EvaluateConfig` fields.
     """
-    from tli.report import write_evaluate_run, write_seeds_summary
-    from tli.runs import prepare_run_dir, provenance
-
     adapters = expand_adapters(adapter)
     config = EvaluateConfig(
         adapter=[str(a) for a in adapters], model=None if isinstance(model, LoadedModel) else model, **options

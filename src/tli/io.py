@@ -18,6 +18,9 @@ from typing import Any
 
 import platformdirs
 
+from tli.errors import DataError
+from tli.limits import json_too_deep, nesting_message
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -129,6 +132,54 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
 def sha256_text(text: str) -> str:
     """SHA-256 hex digest of a UTF-8 string."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class JsonLinesError(DataError):
+    """A JSON Lines file that cannot be read: ``path``, the 1-based ``line`` (None for the whole file) and
+    the ``problem`` alone, so a caller can name the file its own way; ``str()`` is ``path:line: problem``."""
+
+    def __init__(self, path: str | os.PathLike, line: int | None, problem: str):
+        self.path, self.line, self.problem = Path(path), line, problem
+        super().__init__(f"{path}:{line}: {problem}" if line is not None else f"{path}: {problem}")
+
+
+def numbered_json_lines(path: str | os.PathLike, text: str | None = None) -> list[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for every non-blank line of a JSON Lines file (UTF-8, a BOM dropped).
+
+    Args:
+        text: the file's content when the caller has already read it (size limits of its own).
+
+    Raises:
+        JsonLinesError: an unreadable file, a line that is not valid JSON, nests too deep, or is not an object.
+    """
+    if text is None:
+        try:
+            text = Path(path).read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise JsonLinesError(path, None, f"cannot read it ({exc})") from exc
+    rows = []
+    for number, line in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):
+        if not line.strip():
+            continue
+        if json_too_deep(line) is not None:
+            raise JsonLinesError(path, number, nesting_message())
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise JsonLinesError(path, number, f"not valid JSON ({exc.msg})") from exc
+        if not isinstance(row, dict):
+            raise JsonLinesError(path, number, f"expected a row object, got {type(row).__name__}")
+        rows.append((number, row))
+    return rows
+
+
+def read_json_lines(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The objects of a JSON Lines file, one per non-blank line (see :func:`numbered_json_lines`).
+
+    Raises:
+        JsonLinesError: names the file and the line of the first problem.
+    """
+    return [row for _, row in numbered_json_lines(path)]
 
 
 def cache_dir() -> Path:

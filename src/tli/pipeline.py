@@ -31,6 +31,7 @@ from tli.lexicon import Lexicon, lexicon_record, split_for_study
 from tli.models import load_model, set_compute_dtype
 from tli.placement import check_trainable_placement, placement_of
 from tli.progress import stage
+from tli.report import run_report, write_evaluate_run, write_scan_run, write_seeds_summary, write_train_run
 from tli.runs import mark_complete, prepare_run_dir, provenance
 from tli.scan import run_scan
 from tli.threads import configure_threads
@@ -69,14 +70,6 @@ def run(
     Returns:
         The top-level ``results.json`` content.
     """
-    from tli.report import (
-        run_report,
-        write_evaluate_run,
-        write_scan_run,
-        write_seeds_summary,
-        write_train_run,
-    )
-
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError(
             "tli run is one process: launch `torchrun --nproc_per_node N -m tli train ...` for data-parallel "

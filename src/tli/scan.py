@@ -24,8 +24,10 @@ from tli.config import ScanConfig
 from tli.embed import EmbedConfig, EmbeddingCache, bos_record, drop_unembeddable_pairs, embed_lexicon
 from tli.errors import ConfigError, DataError
 from tli.lexicon import Lexicon, lexicon_record, resolve_lexicon, split_for_study
-from tli.metrics import PairIndex, chance_p_at_1, layer_metrics
+from tli.metrics import PairIndex, artifact_layers, chance_p_at_1, layer_metrics
 from tli.models import LoadedModel, load_model
+from tli.report import write_scan_run
+from tli.runs import prepare_run_dir
 from tli.stream import StreamedModel, embed_lexicon_streamed, open_streamed
 from tli.threads import configure_threads
 
@@ -41,10 +43,6 @@ CRITERIA = {
 }
 """Selection criterion → the per-layer figure it maximises (ties broken by MRR, then centred gap)."""
 
-ARTIFACT_MISMATCHED = 0.5
-"""A layer is an artefact layer when two random words already have a mean cosine ≥ 0.5 …"""
-ARTIFACT_RELATIVE_GAP = 0.05
-"""… and translations add less than 5 % to it: ``gap < 0.05 · matched_mean``."""
 SMALL_LEXICON = 30
 """Below this many pairs, chance-level retrieval and the statistics are too noisy to read; say so."""
 
@@ -125,21 +123,6 @@ def select_layer(
         return (*(v if v == v else float("-inf") for v in values), -row["layer"])  # NaN ranks last
 
     return int(max(candidates, key=score)["layer"])
-
-
-def artifact_layers(layers: list[dict[str, float]]) -> list[int]:
-    """Layers where the raw statistic looks high for any pair of words and does not separate translations.
-
-    Relative rule: ``mismatched_mean ≥ 0.5`` (two random words already look alike) and
-    ``gap < 0.05 · matched_mean`` (translations add under 5 % to that). A fixed cosine threshold misses
-    layers whose cosines sit at 0.91–0.95 with a gap of 0.002 (seen on Gemma-3).
-    """
-    return [
-        int(row["layer"])
-        for row in layers
-        if row["mismatched_mean"] >= ARTIFACT_MISMATCHED
-        and row["gap"] < ARTIFACT_RELATIVE_GAP * row["matched_mean"]
-    ]
 
 
 def resolve_model(
@@ -249,9 +232,6 @@ def scan(
         >>> result = tli.scan(lexicon="pairs.csv", pooling="mean-no-special", out="runs/scan")
         >>> result.selected_layer
     """
-    from tli.report import write_scan_run
-    from tli.runs import prepare_run_dir
-
     lexicon_path = str(lexicon) if isinstance(lexicon, (str, Path)) else None
     given = isinstance(model, (LoadedModel, StreamedModel))
     config = ScanConfig(model=None if given else model, **{"lexicon": lexicon_path, **options})
@@ -271,4 +251,4 @@ def scan(
     return result
 
 
-__all__ = ["CRITERIA", "ScanConfig", "ScanResult", "artifact_layers", "run_scan", "scan", "select_layer"]
+__all__ = ["CRITERIA", "ScanConfig", "ScanResult", "run_scan", "scan", "select_layer"]

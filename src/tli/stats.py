@@ -35,6 +35,7 @@ import numpy as np
 from scipy import stats as sps
 
 from tli.errors import ConfigError
+from tli.io import JsonLinesError, numbered_json_lines
 from tli.limits import MAX_TABLE_BYTES, MAX_WORD_CHARS, json_too_deep, nesting_message, too_big, too_long
 
 __all__ = [
@@ -786,15 +787,10 @@ def _json_error(path: Path, where: str, what: str) -> ConfigError:
 def _rows_json(path: Path, text: str, lines: bool) -> tuple[list[str], list[tuple[str, dict]]]:
     rows: list[tuple[str, Any]] = []
     if lines:
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            if json_too_deep(line) is not None:
-                raise _json_error(path, f"line {number}", nesting_message())
-            try:
-                rows.append((f"line {number}", json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise _json_error(path, f"line {number}", f"not valid JSON ({exc.msg})") from exc
+        try:
+            rows = [(f"line {number}", row) for number, row in numbered_json_lines(path, text)]
+        except JsonLinesError as exc:
+            raise _json_error(path, f"line {exc.line}", exc.problem) from exc
     else:
         if (deep := json_too_deep(text)) is not None:
             raise _json_error(path, f"line {deep}", nesting_message())

@@ -48,11 +48,12 @@ from tli.embed import (
     pad_batch,
 )
 from tli.errors import ConfigError, DataError, LexiconError, TrainingError
-from tli.io import atomic_write_json, atomic_write_text, replace_dir_atomically
+from tli.io import atomic_write_json, atomic_write_text, read_json_lines, replace_dir_atomically
 from tli.lexicon import Lexicon, Pair, lexicon_record, split_for_study
 from tli.losses import LOSSES, valid_negative_mask
 from tli.models import LoadedModel, base_causal_lm, load_model, resolve_device
 from tli.progress import Progress
+from tli.report import write_train_run
 from tli.runs import COMPLETE, check_writable, holding_run_dir, is_complete, mark_complete, provenance
 from tli.threads import configure_threads
 
@@ -282,12 +283,8 @@ class MetricsLog:
         # On resume, drop lines from the interrupted (un-checkpointed) part of the run.
         kept = []
         if path.exists() and keep_until_step > 0:
-            kept = [
-                line
-                for line in path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= keep_until_step
-            ]
-        atomic_write_text(path, "".join(line + "\n" for line in kept))
+            kept = [record for record in read_json_lines(path) if record.get("step", 0) <= keep_until_step]
+        atomic_write_text(path, "".join(json.dumps(record) + "\n" for record in kept))
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -719,7 +716,6 @@ def _train_seeds(
     progress: bool | None,
 ) -> TrainResult | list[TrainResult]:
     """:func:`train` once ``out`` is locked: the split, one model load, then each seed in turn."""
-    from tli.report import write_train_run
 
     resume = config.resume
     seeds = config.seed_list()
