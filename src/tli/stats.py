@@ -27,6 +27,7 @@ import io
 import json
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -49,6 +50,7 @@ __all__ = [
     "PairedStats",
     "adjust_pvalues",
     "between_groups",
+    "bootstrap_ci",
     "bootstrap_ci_mean",
     "cohens_d_paired",
     "equivalence_tost",
@@ -224,31 +226,90 @@ def _cluster_means(x: np.ndarray, coded: tuple[np.ndarray, int] | None) -> np.nd
     return np.bincount(codes, weights=x, minlength=g) / np.bincount(codes, minlength=g)
 
 
-def _bootstrap_means(x: np.ndarray, coded, n_boot: int, gen: np.random.Generator) -> np.ndarray:
-    """``(n_boot,)`` bootstrap means of ``x``: items, or whole clusters, drawn with replacement.
+def bootstrap_distribution(
+    statistic: Callable[..., Any],
+    n: int,
+    *,
+    n_resamples: int,
+    rng: np.random.Generator | int | None,
+    vectorized: bool = False,
+) -> np.ndarray:
+    """``(n_resamples,)`` bootstrap values ``s_b = statistic(I_b)`` of a statistic over ``n`` units.
+
+    ``I_b`` are index vectors of length ``n`` drawn uniformly with replacement from ``0..n-1`` by
+    :func:`scipy.stats.bootstrap`, in batches of at most ``_BOOT_CHUNK`` indices (memory). A ``Generator``
+    passed as ``rng`` is used as is, so consecutive calls continue one random stream. One unit: every
+    resample is that unit.
+
+    Args:
+        statistic: maps an index array ``(n,)`` to a float; with ``vectorized``, an array ``(..., n)`` to
+            ``(...)`` along ``axis`` (a keyword argument, the last axis).
+        n: number of units (items, clusters, examples), ``>= 1``.
+        n_resamples: bootstrap resamples ``B >= 1``.
+        rng: a numpy ``Generator`` or a seed (explicit: the values are reproducible).
+    """
+    if n < 1:
+        raise ConfigError("a bootstrap needs at least 1 value, got 0")
+    if n == 1:
+        return np.full(n_resamples, float(statistic(np.zeros(1, dtype=np.int64))))
+    result = sps.bootstrap(
+        (np.arange(n),),
+        statistic,
+        vectorized=vectorized,
+        n_resamples=n_resamples,
+        batch=max(1, _BOOT_CHUNK // n),
+        method="percentile",
+        rng=np.random.default_rng(rng),
+    )
+    return np.asarray(result.bootstrap_distribution, dtype=float)
+
+
+def bootstrap_ci(
+    statistic: Callable[..., Any],
+    n: int,
+    *,
+    n_resamples: int,
+    rng: np.random.Generator | int | None,
+    confidence: float = 0.95,
+    vectorized: bool = False,
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of a statistic over ``n`` units (items, clusters, examples).
+
+    The ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles of the bootstrap values
+    ``s_b = statistic(I_b)`` (:func:`bootstrap_distribution`). ``statistic`` recomputes the whole figure on
+    the resampled units (for a corpus score: the score of the resampled corpus, not a mean of example scores).
+
+    Args: as :func:`bootstrap_distribution`, and ``confidence``, the two-sided level in ``(0, 1)``.
+    """
+    values = bootstrap_distribution(statistic, n, n_resamples=n_resamples, rng=rng, vectorized=vectorized)
+    return _percentile_ci(values, confidence)
+
+
+def _mean_of_resample(x: np.ndarray, coded) -> Callable[..., np.ndarray]:
+    """The vectorised statistic of :func:`bootstrap_ci_mean`: the mean over the items a resample draws.
 
     With clusters, a resample draws ``G`` cluster indices ``g_1..g_G`` and its statistic is the mean
     over every item of the drawn clusters: ``sum_k S[g_k] / sum_k N[g_k]`` (``S`` cluster sums,
-    ``N`` cluster sizes). Chunked so that at most ``_BOOT_CHUNK`` indices are held at once.
+    ``N`` cluster sizes).
     """
-    means = np.empty(n_boot)
     if coded is None:
-        n = x.size
-        rows = max(1, _BOOT_CHUNK // n)
-        for start in range(0, n_boot, rows):
-            stop = min(n_boot, start + rows)
-            idx = gen.integers(0, n, size=(stop - start, n))  # (rows, n)
-            means[start:stop] = x[idx].mean(axis=1)
-        return means
+        return lambda idx, axis=-1: x[idx].mean(axis=axis)
     codes, g = coded
     sums = np.bincount(codes, weights=x, minlength=g)  # (G,)
     sizes = np.bincount(codes, minlength=g).astype(float)  # (G,)
-    rows = max(1, _BOOT_CHUNK // g)
-    for start in range(0, n_boot, rows):
-        stop = min(n_boot, start + rows)
-        idx = gen.integers(0, g, size=(stop - start, g))  # (rows, G)
-        means[start:stop] = sums[idx].sum(axis=1) / sizes[idx].sum(axis=1)
-    return means
+    return lambda idx, axis=-1: sums[idx].sum(axis=axis) / sizes[idx].sum(axis=axis)
+
+
+def _bootstrap_means(x: np.ndarray, coded, n_boot: int, rng) -> np.ndarray:
+    """``(n_boot,)`` bootstrap means of ``x``: items, or whole clusters, drawn with replacement
+    (:func:`bootstrap_distribution` of :func:`_mean_of_resample`)."""
+    units = x.size if coded is None else coded[1]
+    statistic = _mean_of_resample(x, coded)
+    return bootstrap_distribution(statistic, units, n_resamples=n_boot, rng=rng, vectorized=True)
+
+
+def _bootstrap_mean_ci(x: np.ndarray, coded, n_boot: int, rng, confidence: float) -> tuple[float, float]:
+    return _percentile_ci(_bootstrap_means(x, coded, n_boot, np.random.default_rng(rng)), confidence)
 
 
 def _percentile_ci(values: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -296,8 +357,7 @@ def bootstrap_ci_mean(
         raise ConfigError("bootstrap_ci_mean needs at least 1 value, got 0")
     n_boot = _check_resampling(n_boot, confidence)
     coded = _cluster_codes(clusters, arr.size)
-    means = _bootstrap_means(arr, coded, n_boot, np.random.default_rng(rng))
-    return _percentile_ci(means, confidence)
+    return _bootstrap_mean_ci(arr, coded, n_boot, rng, confidence)
 
 
 def cohens_d_paired(pre, post) -> float:
@@ -388,7 +448,7 @@ def paired_stats(
             cluster_d = _cluster_means(d, coded)  # (G,)
             n_clusters = coded[1]
             p_cluster = float(sps.ttest_1samp(cluster_d, 0.0).pvalue) if n_clusters >= 2 else math.nan
-    low, high = _percentile_ci(_bootstrap_means(d, coded, n_boot, np.random.default_rng(rng)), confidence)
+    low, high = _bootstrap_mean_ci(d, coded, n_boot, rng, confidence)
     p_ttest = float(tt.pvalue)
     return PairedStats(
         n=int(a.size),
