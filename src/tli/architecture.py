@@ -16,6 +16,9 @@ from typing import Any
 from tli.errors import ConfigError
 
 GIB = 2**30
+QUANTIZATIONS = ("none", "nf4", "int8")
+"""How the weights are stored once loaded: as in the checkpoint (``none``), or quantised by bitsandbytes to
+4-bit NF4 (:func:`nf4_weight_bytes`) or 8 bits (1 byte per parameter)."""
 NF4_BLOCK = 64
 """bitsandbytes' NF4 block: one absmax constant per 64 weights."""
 DQ_BLOCK = 256

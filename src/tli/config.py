@@ -27,13 +27,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tli.architecture import QUANTIZATIONS
 from tli.errors import ConfigError
 from tli.placement import DEVICE_MAP_STRATEGIES, parse_max_memory
 from tli.pooling import DEFAULT_POOLING, RECIPE_FIELDS, PoolingRecipe, recipe_problems
 
 DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16")
-QUANTIZATIONS = ("none", "nf4", "int8")
-CRITERIA = ("centered_gap", "gap", "cosine", "p_at_1", "csls", "mrr")
+CRITERIA = {
+    "centered_gap": "centered_gap",
+    "gap": "gap",
+    "cosine": "matched_mean",
+    "p_at_1": "p_at_1",
+    "csls": "csls_p_at_1",
+    "mrr": "mrr",
+}
+"""``--select-by`` criterion → the per-layer figure of the scan it maximises (ties broken by MRR, then centred
+gap; :func:`tli.scan.select_layer`)."""
 LOSS_NAMES = ("triplet", "infonce")
 CORRECTIONS = ("holm", "bh", "none")
 DEFAULT_CONTROL_FRACTION = 63 / 686

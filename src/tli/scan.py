@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from tli.config import ScanConfig
+from tli.config import CRITERIA, ScanConfig
 from tli.embed import EmbedConfig, EmbeddingCache, bos_record, drop_unembeddable_pairs, embed_lexicon
 from tli.errors import ConfigError, DataError
 from tli.lexicon import Lexicon, lexicon_record, resolve_lexicon, split_for_study
@@ -33,15 +33,6 @@ from tli.threads import configure_threads
 
 log = logging.getLogger(__name__)
 
-CRITERIA = {
-    "centered_gap": "centered_gap",
-    "gap": "gap",
-    "cosine": "matched_mean",
-    "p_at_1": "p_at_1",
-    "csls": "csls_p_at_1",
-    "mrr": "mrr",
-}
-"""Selection criterion → the per-layer figure it maximises (ties broken by MRR, then centred gap)."""
 
 SMALL_LEXICON = 30
 """Below this many pairs, chance-level retrieval and the statistics are too noisy to read; say so."""
