@@ -56,6 +56,7 @@ from tli.progress import Progress
 from tli.report import write_train_run
 from tli.runs import COMPLETE, check_writable, holding_run_dir, is_complete, mark_complete, provenance
 from tli.threads import configure_threads
+from tli.tracking import tensorboard_writer
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +94,46 @@ class TrainResult:
 # Pieces
 
 
+def build_lora(
+    model: Any,
+    layers: list[int] | None,
+    rank: int,
+    alpha: float,
+    dropout: float,
+    target_modules: list[str] | tuple[str, ...],
+    *,
+    label: str = "--target-modules",
+) -> Any:
+    """Wrap a causal LM with LoRA adapters on ``target_modules`` of the blocks ``layers`` (None = every block).
+
+    Each adapted linear computes ``h ↦ W₀h + (α/r)·B A h`` with ``A`` (r×in) random and ``B`` (out×r) zero at
+    the start; only ``A`` and ``B`` are trained. The one LoRA recipe of TLI training and of the task
+    fine-tuning strategies.
+
+    Raises:
+        ConfigError: a target module the model does not have (the message starts with ``label``).
+    """
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(
+        r=rank,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=list(target_modules),
+        layers_to_transform=layers,
+        layers_pattern="layers" if layers is not None else None,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    try:
+        return get_peft_model(model, lora)
+    except ValueError as exc:
+        raise ConfigError(f"{label} {target_modules}: {exc}".splitlines()[0]) from exc
+
+
 def add_lora(lm: Any, config: TrainConfig, num_layers: int) -> Any:
-    """Wrap a causal LM with LoRA adapters on ``config.target_modules`` of the trainable blocks."""
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    """TLI's LoRA (:func:`build_lora`) on ``config.target_modules`` of the trainable blocks."""
+    from peft import prepare_model_for_kbit_training
 
     layers = config.trainable_layers()
     if not layers or max(layers) >= num_layers or min(layers) < 0:
@@ -104,28 +142,26 @@ def add_lora(lm: Any, config: TrainConfig, num_layers: int) -> Any:
         # QLoRA: freeze the quantised base and keep inputs' grads flowing (tli already loaded the
         # non-quantised parameters in fp32, so nothing is upcast in place here).
         lm = prepare_model_for_kbit_training(lm, use_gradient_checkpointing=False)
-    lora = LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=list(config.target_modules),
-        layers_to_transform=layers,
-        layers_pattern="layers",
-        bias="none",
-        task_type="CAUSAL_LM",
+    return build_lora(
+        lm, layers, config.lora_r, config.lora_alpha, config.lora_dropout, config.target_modules
     )
-    try:
-        return get_peft_model(lm, lora)
-    except ValueError as exc:
-        raise ConfigError(f"--target-modules {config.target_modules}: {exc}".splitlines()[0]) from exc
+
+
+EPOCH_SEED_STRIDE = 1_000_003
+"""A prime: epoch ``e`` of seed ``s`` shuffles with ``s·1000003 + e``, distinct for every epoch below it."""
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    """``0..n-1`` shuffled by ``random.Random(seed·1000003 + epoch)``: the order depends only on (seed, epoch),
+    so a resumed run sees exactly the examples an uninterrupted run would (TLI training and task fine-tuning)."""
+    order = list(range(n))
+    random.Random(seed * EPOCH_SEED_STRIDE + epoch).shuffle(order)
+    return order
 
 
 def epoch_batches(n_pairs: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """Shuffled pair indices for one epoch; the order depends only on (seed, epoch), so a resumed run
-    sees exactly the batches an uninterrupted run would."""
-    order = list(range(n_pairs))
-    random.Random(seed * 1_000_003 + epoch).shuffle(order)
-    return chunk(order, batch_size)
+    """One epoch's batches of pair indices, in :func:`epoch_order`."""
+    return chunk(epoch_order(n_pairs, seed, epoch), batch_size)
 
 
 def chunk(order: list[int], batch_size: int) -> list[list[int]]:
@@ -285,12 +321,8 @@ class MetricsLog:
         if path.exists() and keep_until_step > 0:
             kept = [record for record in read_json_lines(path) if record.get("step", 0) <= keep_until_step]
         atomic_write_text(path, "".join(json.dumps(record) + "\n" for record in kept))
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(path.parent / "tensorboard"))
-        except ImportError:  # tensorboard not installed: the JSONL log is complete on its own
-            pass
+        # Without TensorBoard installed, no writer: the JSONL log is complete on its own.
+        self.writer = tensorboard_writer(path.parent / "tensorboard", required=False)
 
     def log(self, record: dict[str, Any]) -> None:
         if not self.enabled:
