@@ -316,14 +316,6 @@ HANDLERS: dict[str, Callable[[Any], int]] = {
 }
 
 
-def register(name: str, config_class: type, handler: Callable[[Any], int], summary: str) -> None:
-    """Add a command (its options come from ``config_class``)."""
-    from tli.config import register_command
-
-    register_command(name, config_class)
-    HANDLERS[name], SUMMARIES[name] = handler, summary
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser: ``tli [--debug] COMMAND [options]`` (each command parses its own options)."""
     listing = "\n".join(f"  {name:<18} {SUMMARIES[name]}" for name in HANDLERS)

@@ -799,12 +799,7 @@ COMMANDS: dict[str, type] = {
     "compare": CompareConfig,
     "verify": VerifyConfig,
 }
-"""Commands whose options come from a config class (the CLI registers more as they are added)."""
-
-
-def register_command(name: str, config_class: type) -> None:
-    """Make ``config_class`` the options of ``tli <name>`` (CLI flags and YAML keys)."""
-    COMMANDS[name] = config_class
+"""Every command's options class (CLI flags and YAML keys)."""
 
 
 _BOOL_METAVAR = "BOOL"
@@ -974,11 +969,6 @@ def options_for(command: str, options: dict[str, Any]) -> dict[str, Any]:
             "tli %s: --config %s: not used by this command: %s", command, path, ", ".join(ignored)
         )
     return used
-
-
-def config_dict(config: Any) -> dict[str, Any]:
-    """A config as a plain dict for ``results.json``."""
-    return dataclasses.asdict(config)
 
 
 __all__ = [
