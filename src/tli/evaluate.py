@@ -552,6 +552,25 @@ def aggregate(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+SHARED_BY_SEEDS = ("target_layer", "final_layer", "layer_roles", "statistics", "pooling", "model", "lexicon")
+"""What every seed of one evaluation shares (same base model, lexicon and recipe): taken from the first."""
+
+
+def seed_summary(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """The evaluation over seeds (``tli evaluate`` with several adapters, ``tli run --seeds``): the figures
+    and claims over seeds (:func:`aggregate`), each seed's own, what the seeds share, the groups left out
+    and every seed's warnings (once each)."""
+    first = per_seed[0]
+    return {
+        "seeds": [r["seed"] for r in per_seed],
+        **aggregate(per_seed),
+        "per_seed": [{k: r[k] for k in ("seed", "evaluation", "claims", "adapter")} for r in per_seed],
+        **{key: first[key] for key in SHARED_BY_SEEDS},
+        "skipped_groups": first["skipped_groups"],
+        "warnings": list(dict.fromkeys(w for r in per_seed for w in r.get("warnings", []))),
+    }
+
+
 def aggregate_bli(per_seed: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """BLI figures over seeds, per layer and system: each figure's mean over seeds and its sd (``<key>_sd``,
     ``ddof=1``); each interval ``[min of the seeds' lows, max of their highs]`` (the envelope of the per-seed
@@ -658,20 +677,7 @@ def evaluate(
         per_seed.append(results)
     if len(per_seed) == 1:
         return per_seed[0]
-    summary = {
-        "seeds": [r["seed"] for r in per_seed],
-        **aggregate(per_seed),
-        "per_seed": [{k: r[k] for k in ("seed", "evaluation", "claims", "adapter")} for r in per_seed],
-        "target_layer": per_seed[0]["target_layer"],
-        "final_layer": per_seed[0]["final_layer"],
-        "layer_roles": per_seed[0]["layer_roles"],
-        "statistics": per_seed[0]["statistics"],
-        "pooling": per_seed[0]["pooling"],
-        "model": per_seed[0]["model"],
-        "lexicon": per_seed[0]["lexicon"],
-        "warnings": list(dict.fromkeys(w for r in per_seed for w in r.get("warnings", []))),
-        **provenance("evaluate", asdict(config), config.seed),
-    }
+    summary = {**seed_summary(per_seed), **provenance("evaluate", asdict(config), config.seed)}
     if out is not None:
         write_seeds_summary(Path(out), summary)
     return summary

@@ -25,7 +25,7 @@ import torch
 from tli.adapter import read_adapter_meta
 from tli.config import EvaluateConfig, RunConfig
 from tli.errors import ConfigError
-from tli.evaluate import aggregate, groups_for, run_evaluation
+from tli.evaluate import groups_for, run_evaluation, seed_summary
 from tli.io import atomic_write_json, atomic_write_text
 from tli.lexicon import Lexicon, lexicon_record, split_for_study
 from tli.models import load_model, set_compute_dtype
@@ -179,21 +179,7 @@ def run(
 
     # 4. The whole story, over seeds.
     with stage("report over seeds" if len(seeds) > 1 else "report", enabled=progress):
-        combined = aggregate(per_seed)
-        evaluation_summary = {
-            "seeds": seeds,
-            **combined,
-            "per_seed": [{k: r[k] for k in ("seed", "evaluation", "claims", "adapter")} for r in per_seed],
-            "target_layer": layer,
-            "final_layer": per_seed[0]["final_layer"],
-            "layer_roles": per_seed[0]["layer_roles"],
-            "statistics": per_seed[0]["statistics"],
-            "pooling": per_seed[0]["pooling"],
-            "model": per_seed[0]["model"],
-            "lexicon": per_seed[0]["lexicon"],
-            "skipped_groups": per_seed[0]["skipped_groups"],
-            "warnings": list(dict.fromkeys(w for r in per_seed for w in r.get("warnings", []))),
-        }
+        evaluation_summary = seed_summary(per_seed)
         if len(seeds) > 1:
             write_seeds_summary(out / "evaluate", {**evaluation_summary, **provenance("evaluate", {}, None)})
         results = {
@@ -214,9 +200,9 @@ def run(
             },
             "train": [asdict(r) for r in trained_runs],
             "train_config": asdict(config.train_config(layer, seeds[0])),
-            "evaluation": combined["evaluation"],
-            "claims": combined["claims"],
-            "bli": combined["bli"],
+            "evaluation": evaluation_summary["evaluation"],
+            "claims": evaluation_summary["claims"],
+            "bli": evaluation_summary["bli"],
             "per_seed": evaluation_summary["per_seed"],
             "statistics": per_seed[0]["statistics"],
             "pooling": per_seed[0]["pooling"],
