@@ -32,10 +32,12 @@ import torch
 
 from tli.embed import EmbedConfig, center_and_normalise, embed_all_layers
 from tli.errors import ConfigError, DataError
-from tli.io import atomic_write_bytes, atomic_write_text
-from tli.lexicon import Lexicon
+from tli.io import atomic_write_bytes, atomic_write_text, sha256_file
+from tli.lexicon import Lexicon, read_lexicon
+from tli.limits import MAX_TABLE_BYTES, MAX_WORD_CHARS, too_big, too_long
 from tli.metrics import CSLS_K, PairIndex
 from tli.models import LoadedModel
+from tli.stats import bootstrap_ci_mean
 
 METHODS = ("cosine", "csls")
 WORD_BOUNDARY_MARKERS = ("Ġ", "▁")
@@ -73,7 +75,6 @@ def read_word_list(path: str | os.PathLike) -> list[str]:
         raise VocabularyError(f"{path}: no such word-list file — check the --vocabulary path")
     if path.is_dir():
         raise VocabularyError(f"{path}: is a directory — give a text file with one word per line")
-    from tli.limits import MAX_TABLE_BYTES, MAX_WORD_CHARS, too_big, too_long
 
     if problem := too_big(path.stat().st_size, MAX_TABLE_BYTES):
         raise VocabularyError(f"{path}: the file {problem} — give one word per line")
@@ -187,8 +188,6 @@ def resolve_vocabulary(
         words = tokenizer_vocabulary(tokenizer)
         return words, {"source": TOKENIZER_VOCABULARY, "marker": word_boundary_marker(tokenizer)}
     if isinstance(vocabulary, (str, os.PathLike)):
-        from tli.io import sha256_file
-
         return read_word_list(vocabulary), {"source": str(vocabulary), "file_sha256": sha256_file(vocabulary)}
     return list(dict.fromkeys(vocabulary)), {"source": "list"}
 
@@ -462,8 +461,6 @@ def mrr_with_ci(
 ) -> Estimate:
     """MRR ``= mean_i 1 / rank_i`` with a percentile bootstrap interval over queries
     (:func:`tli.stats.bootstrap_ci_mean`)."""
-    from tli.stats import bootstrap_ci_mean
-
     reciprocal = 1.0 / _as_ranks(ranks)
     low, high = bootstrap_ci_mean(reciprocal, n_boot=n_boot, confidence=confidence, rng=rng)
     return Estimate(float(reciprocal.mean()), low, high)
@@ -778,8 +775,6 @@ def bli_evaluate(
         and ``queries`` (per query: gold, rank and top-1 word for each report).
     """
     if isinstance(test_lexicon, (str, os.PathLike)):
-        from tli.lexicon import read_lexicon
-
         test_lexicon = read_lexicon(test_lexicon)
     train, test, dropped = train_test_split(lexicon, test_lexicon)
     vocab_words, vocab_record = resolve_vocabulary(vocabulary, loaded.tokenizer)

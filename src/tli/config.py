@@ -28,9 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from tli.architecture import QUANTIZATIONS
-from tli.errors import ConfigError
+from tli.errors import ConfigError, TliError
+from tli.limits import read_yaml
 from tli.placement import DEVICE_MAP_STRATEGIES, parse_max_memory
 from tli.pooling import DEFAULT_POOLING, RECIPE_FIELDS, PoolingRecipe, recipe_problems
+from tli.runs import read_scan_choice
 
 DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16")
 CRITERIA = {
@@ -490,11 +492,7 @@ class TrainConfig(TrainRunOptions):
 
     def _take_from_scan(self, problems: Problems) -> None:
         """The scan's selected layer and recipe where these options keep their defaults; a note where not."""
-        from tli.errors import TliError
-
         try:
-            from tli.runs import read_scan_choice
-
             scan = read_scan_choice(self.from_scan)
         except TliError as exc:
             problems.items.append(str(exc))
@@ -933,8 +931,6 @@ def load_options_file(spec: str) -> dict[str, Any]:
     Raises:
         ConfigError: no such file, invalid YAML (with its line), not a mapping, or a key no command knows.
     """
-    from tli.limits import read_yaml
-
     path = Path(spec)
     if not path.is_file():
         path = shipped_configs().get(spec, path)

@@ -42,8 +42,10 @@ from typing import Any
 import torch
 
 from tli.errors import ConfigError, DataError
+from tli.metrics import PairIndex, centre
 from tli.models import backbone, input_device
 from tli.pooling import PoolingRecipe
+from tli.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -377,8 +379,6 @@ def embed_all_layers(
     Returns:
         ``(layers, len(words), hidden)`` float32 on CPU, in the order of ``words``.
     """
-    from tli.progress import Progress
-
     config = config or EmbedConfig()
     if not words:
         raise DataError("nothing to embed: the word list is empty")
@@ -401,8 +401,6 @@ def center_and_normalise(embeddings: torch.Tensor) -> torch.Tensor:
     Args:
         embeddings: ``(layers, words, hidden)`` embeddings of one language.
     """
-    from tli.metrics import centre
-
     return centre(embeddings)
 
 
@@ -457,8 +455,6 @@ def embed_lexicon(
         ``(src, tgt, index)``: ``(layers, n_src, H)``, ``(layers, n_tgt, H)`` and the
         :class:`~tli.metrics.PairIndex`.
     """
-    from tli.metrics import PairIndex
-
     sources, targets, index = PairIndex.from_lexicon(lexicon)
     model, tokenizer = loaded.model, loaded.tokenizer
     prefix = f"{stage}: " if stage else ""

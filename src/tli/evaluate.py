@@ -36,7 +36,14 @@ import numpy as np
 import torch
 
 from tli import group_claims
-from tli.adapter import load_adapted_for, read_adapter_meta, read_recorded_split, regroup_as_trained
+from tli.adapter import (
+    attach_to,
+    load_adapted_for,
+    read_adapter_meta,
+    read_recorded_split,
+    regroup_as_trained,
+)
+from tli.bli import control_retrieval, embed_layers, resolve_vocabulary
 from tli.claims import Claim, across_seeds, judge
 from tli.config import EvaluateConfig
 from tli.embed import EmbedConfig, EmbeddingCache, bos_record, drop_unembeddable_pairs, embed_lexicon
@@ -47,6 +54,7 @@ from tli.models import LoadedModel, base_causal_lm
 from tli.progress import stage
 from tli.report import write_evaluate_run, write_seeds_summary
 from tli.runs import prepare_run_dir, provenance, require_complete
+from tli.scan import per_layer_metrics
 from tli.stats import mcnemar_exact, paired_randomisation, paired_stats
 from tli.threads import configure_threads
 
@@ -298,8 +306,6 @@ def layer_curves(
     side: Side, index: PairIndex, *, progress: bool | None = False, desc: str = ""
 ) -> list[dict]:
     """Scan figures at every layer for one model state (see :func:`tli.scan.per_layer_metrics`)."""
-    from tli.scan import per_layer_metrics
-
     return per_layer_metrics(side.src, side.tgt, index, progress=progress, desc=desc or "per-layer figures")
 
 
@@ -460,8 +466,6 @@ def bli_figures(
 ) -> list[dict[str, Any]]:
     """Retrieval of the unseen control words at each reported layer (:func:`tli.bli.control_retrieval`):
     base, adapted and the Procrustes baseline, over the lexicon's targets or ``config.vocabulary``."""
-    from tli.bli import control_retrieval, embed_layers, resolve_vocabulary
-
     if (groups == "control").sum() < 1 or (groups == "trained").sum() < 2:
         return []
     layers = [layer for _, layer in roles]
@@ -687,8 +691,6 @@ def _adapted(
     path: Path, meta: dict[str, Any], config: EvaluateConfig, previous: LoadedModel | None
 ) -> LoadedModel:
     """The base model with this adapter: reuse a loaded base (same fingerprint) when one is at hand."""
-    from tli.adapter import attach_to
-
     if previous is not None and previous.fingerprint.get("sha256") == meta["base_model"]["fingerprint"].get(
         "sha256"
     ):

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from tli.errors import ConfigError, yaml_problem
+
 MAX_NESTING = 64
 """JSON / YAML nesting depth. tli's own files nest 6 levels at most (SQuAD JSON: data → paragraphs → qas →
 answers); Python's JSON and YAML parsers recurse once per level and stop near 1,000 with a RecursionError."""
@@ -168,8 +170,6 @@ def read_yaml(path: Any, label: str) -> Any:
     from pathlib import Path
 
     import yaml
-
-    from tli.errors import ConfigError, yaml_problem
 
     try:
         if problem := too_big(Path(path).stat().st_size, MAX_CONFIG_BYTES):

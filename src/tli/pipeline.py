@@ -35,6 +35,7 @@ from tli.report import run_report, write_evaluate_run, write_scan_run, write_see
 from tli.runs import mark_complete, prepare_run_dir, provenance
 from tli.scan import run_scan
 from tli.threads import configure_threads
+from tli.tracking import make_tracker
 from tli.train import clear_training, run_training
 
 
@@ -232,8 +233,6 @@ def run(
 def track_run(config: RunConfig, out: Path, results: dict[str, Any]) -> None:
     """Log the run to MLflow or TensorBoard: its config, each claim's effect and adjusted p, the files."""
     import math
-
-    from tli.tracking import make_tracker
 
     name = f"tli-run-{Path(out).name}"
     tracker = make_tracker(config.track, out, name, asdict(config), config.tracking_uri)

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from tli.errors import ConfigError, DataError
+from tli.io import atomic_write_json
 from tli.pooling import RECIPE_FIELDS
+from tli.threads import threads_record
 
 COMPLETE = "complete"
 """The marker file written last into a finished run directory."""
@@ -131,8 +133,6 @@ def provenance(command: str, config: dict[str, Any], seed: int | None) -> dict[s
     machine and device."""
     import torch
 
-    from tli.threads import threads_record
-
     return {
         "command": command,
         "argv": sys.argv,
@@ -154,8 +154,6 @@ def provenance(command: str, config: dict[str, Any], seed: int | None) -> dict[s
 
 def mark_complete(out: str | os.PathLike, what: str) -> Path:
     """Write the ``complete`` marker (last, after every other file of the run)."""
-    from tli.io import atomic_write_json
-
     return atomic_write_json(
         Path(out) / COMPLETE, {"complete": what, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     )

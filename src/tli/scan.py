@@ -26,6 +26,7 @@ from tli.errors import ConfigError, DataError
 from tli.lexicon import Lexicon, lexicon_record, resolve_lexicon, split_for_study
 from tli.metrics import PairIndex, artifact_layers, chance_p_at_1, layer_metrics
 from tli.models import LoadedModel, load_model
+from tli.progress import Progress
 from tli.report import write_scan_run
 from tli.runs import prepare_run_dir
 from tli.stream import StreamedModel, embed_lexicon_streamed, open_streamed
@@ -83,8 +84,6 @@ def per_layer_metrics(
     desc: str = "scan: per-layer figures",
 ) -> list[dict]:
     """:func:`tli.metrics.layer_metrics` at every layer, with the layer index first."""
-    from tli.progress import Progress
-
     rows = []
     with Progress(len(src), desc, unit="layer", enabled=progress) as bar:
         for layer in range(len(src)):

@@ -33,11 +33,27 @@ from tli.embed import (
     EmbedConfig,
     EmbeddingCache,
     _length_sorted_batches,
+    center_and_normalise,
     encode_words,
     pad_batch,
     pool_tokens,
 )
 from tli.errors import ConfigError, DataError, ModelLoadError
+from tli.io import sha256_text
+from tli.metrics import PairIndex
+from tli.models import (
+    DEFAULT_MODEL,
+    _classify,
+    backbone,
+    default_gguf_path,
+    ensure_pad_token,
+    fingerprint_dir,
+    gguf_to_cached_dir,
+    gguf_weights_note,
+    resolve_device,
+    resolve_dtype,
+)
+from tli.progress import Progress
 
 FAMILIES = {
     "llama": "full",
@@ -145,16 +161,6 @@ def check_family(config: Any, name: str) -> str:
 def _local_directory(spec: str | None) -> tuple[Path, str, str, dict[str, Any], str]:
     """``(directory, name, source, fingerprint, weights note)`` of a model spec (local dir, GGUF or hub
     id)."""
-    from tli.io import sha256_text
-    from tli.models import (
-        DEFAULT_MODEL,
-        _classify,
-        default_gguf_path,
-        fingerprint_dir,
-        gguf_to_cached_dir,
-        gguf_weights_note,
-    )
-
     spec = str(spec) if spec is not None else DEFAULT_MODEL
     kind = _classify(spec)
     if kind in ("default", "gguf"):
@@ -209,8 +215,6 @@ def open_streamed(
         ConfigError: a family the streaming scan does not know, a bad dtype or device.
     """
     from transformers import AutoConfig, AutoTokenizer
-
-    from tli.models import ensure_pad_token, resolve_device, resolve_dtype
 
     start = time.perf_counter()
     directory, name, source, fingerprint, weights = _local_directory(model)
@@ -291,8 +295,6 @@ def _skeleton(streamed: StreamedModel):
     from accelerate import init_empty_weights
     from transformers import AutoModelForCausalLM
 
-    from tli.models import backbone
-
     with init_empty_weights():
         lm = AutoModelForCausalLM.from_config(streamed.config, dtype=streamed.dtype)
     return backbone(lm)
@@ -337,8 +339,6 @@ def embed_streamed(
         ``(layers, len(words), hidden)`` float32 on CPU, in the order of ``words``.
     """
     from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
-
-    from tli.progress import Progress
 
     config = config or EmbedConfig()
     if not words:
@@ -411,9 +411,6 @@ def embed_lexicon_streamed(
         ``(src, tgt, index)``: ``(layers, n_src, H)``, ``(layers, n_tgt, H)`` and the
         :class:`~tli.metrics.PairIndex`.
     """
-    from tli.embed import center_and_normalise
-    from tli.metrics import PairIndex
-
     sources, targets, index = PairIndex.from_lexicon(lexicon)
     strings = list(dict.fromkeys([*sources, *targets]))
     missing = [s for s in strings if cache is None or s not in cache]

@@ -51,6 +51,7 @@ from tli.errors import ConfigError, DataError, LexiconError, TrainingError
 from tli.io import atomic_write_json, atomic_write_text, read_json_lines, replace_dir_atomically
 from tli.lexicon import Lexicon, Pair, lexicon_record, split_for_study
 from tli.losses import LOSSES, valid_negative_mask
+from tli.metrics import PairIndex, mean_reciprocal_rank, retrieval_ranks
 from tli.models import LoadedModel, base_causal_lm, load_model, resolve_device
 from tli.progress import Progress
 from tli.report import write_train_run
@@ -417,8 +418,6 @@ def validate(encoder, batcher: _Batcher, validation: Lexicon, loss_fn, config: T
     """Validation loss (same loss, fixed batches, dropout off) and MRR of each validation source's
     translation among all validation targets at the target layer (every process scores the whole validation
     set: under FSDP each forward needs them all)."""
-    from tli.metrics import PairIndex, mean_reciprocal_rank, retrieval_ranks
-
     was_training = encoder.training
     encoder.eval()
     pairs = list(validation)
