@@ -4,6 +4,10 @@ Each command's options are generated from its config class in :mod:`tli.config` 
 every option); a handler here only calls the API and prints a summary. Errors the user can fix are printed
 as one line (``tli: error: …``) with exit status 2; ``--debug`` shows the traceback instead. Progress and
 warnings go to stderr through ``logging``; results go to stdout and files.
+
+In-function imports: each handler imports the stage it runs (``tli.scan``, ``tli.train``, ``tli.evaluate``,
+``tli.pipeline``, ``tli.stats``, ``tli.compare``, …) when it runs, because those load torch, transformers or
+scipy; ``tli --help`` and option errors stay fast and load none of them.
 """
 
 from __future__ import annotations
@@ -18,6 +22,11 @@ from typing import Any
 
 from tli.config import COMMANDS, parse_command
 from tli.errors import ConfigError, TliError
+from tli.io import atomic_write_json
+from tli.limits import shorten
+from tli.plan import format_plan, plan
+from tli.runs import default_run_dir, mark_complete, prepare_run_dir, provenance
+from tli.threads import configure_threads
 
 log = logging.getLogger("tli")
 
@@ -42,8 +51,6 @@ def _options(config: Any, *drop: str) -> dict[str, Any]:
 
 
 def _out(config: Any, command: str) -> Path:
-    from tli.runs import default_run_dir
-
     return Path(config.out) if config.out else default_run_dir(command)
 
 
@@ -164,10 +171,8 @@ def cmd_stats(config) -> int:
 
 def cmd_probe(config) -> int:
     from tli.adapter import load_adapted_for, read_adapter_meta
-    from tli.errors import ConfigError
     from tli.lexicon import resolve_lexicon
     from tli.probe import probe, probe_summary, write_probe_run
-    from tli.runs import prepare_run_dir
 
     if not config.adapter:
         raise ConfigError(
@@ -189,7 +194,6 @@ def cmd_export_embeddings(config) -> int:
     from tli.embed import EmbedConfig, embed_strings
     from tli.lexicon import resolve_lexicon
     from tli.models import load_model
-    from tli.runs import prepare_run_dir
 
     out = prepare_run_dir(_out(config, "export"), overwrite=config.overwrite)
     if config.words:
@@ -224,8 +228,6 @@ def cmd_export_embeddings(config) -> int:
 def _write_export_record(out: Path, config, loaded, embed_config, written: dict[str, list[str]]) -> None:
     """``results.json`` of an export: the pooling recipe, model, files and provenance (then ``complete``)."""
     from tli.embed import bos_record
-    from tli.io import atomic_write_json
-    from tli.runs import mark_complete, provenance
 
     record = {
         "layers": list(config.layer),
@@ -248,8 +250,6 @@ def cmd_merge(config) -> int:
 
 def cmd_plan(config) -> int:
     import json
-
-    from tli.plan import format_plan, plan
 
     result = plan(
         config.model,
@@ -387,8 +387,6 @@ def _quiet_libraries() -> None:
 def one_line(message: str) -> str:
     """An error message on one line whatever it quotes (a file's text can hold line breaks), cut to
     :data:`tli.limits.MAX_MESSAGE_CHARS` characters (a message can quote a huge value)."""
-    from tli.limits import shorten
-
     return shorten(message.strip().replace("\r", "\\r").replace("\n", "\\n"))
 
 
@@ -401,8 +399,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not namespace.debug:
             _quiet_libraries()
         if hasattr(config, "threads"):  # torch's thread pool sized to this process's CPUs (or --threads)
-            from tli.threads import configure_threads
-
             configure_threads(config.threads)
         return HANDLERS[namespace.command](config)
     except TliError as exc:
