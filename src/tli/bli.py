@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.linalg import orthogonal_procrustes
+from scipy.stats import binomtest, hypergeom
 
 from tli.embed import EmbedConfig, center_and_normalise, embed_all_layers
 from tli.errors import ConfigError, DataError
@@ -402,8 +404,6 @@ def precision_at_k_with_ci(ranks: Any, k: int, confidence: float = 0.95) -> Esti
         ranks: ``(n,)`` integer ranks ≥ 1.
         k: cut-off ≥ 1.
     """
-    from scipy.stats import binomtest
-
     arr, k = _as_ranks(ranks), _check_k(k)
     _check_confidence(confidence)
     hits = int((arr <= k).sum())
@@ -436,8 +436,6 @@ def chance_mrr(n_gold_per_query: Any, n_candidates: int) -> float:
     C(n, r − 1)`` (no gold among the first ``r − 1``; the hypergeometric ``pmf(0)``), so ``chance =
     mean_i Σ_r P(R_i = r) / r``. With ``g = 1`` it is ``H_n / n`` (``H_n`` the harmonic number).
     """
-    from scipy.stats import hypergeom
-
     golds, n = _check_golds(n_gold_per_query, n_candidates), int(n_candidates)
     by_g = {}
     for g in set(golds.tolist()):
@@ -580,8 +578,6 @@ def fit_procrustes(src: torch.Tensor, tgt: torch.Tensor, *, center: bool = False
         src: ``(n_pairs, H)`` source embeddings.
         tgt: ``(n_pairs, H)`` target embeddings.
     """
-    from scipy.linalg import orthogonal_procrustes
-
     if src.shape != tgt.shape or src.ndim != 2 or len(src) == 0:
         raise ValueError(f"src {tuple(src.shape)} and tgt {tuple(tgt.shape)} must both be (n_pairs ≥ 1, H)")
     src_mean = _unit(src).mean(dim=0) if center else None

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -81,8 +82,6 @@ def replace_dir_atomically(target: str | os.PathLike, write: Callable[[Path], No
     one. The previous ``target`` is renamed aside before the new one takes its place and deleted after, so
     a crash between the two renames leaves both complete directories on disk.
     """
-    import shutil
-
     target = Path(target)
     remove_stale_siblings(target)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
@@ -99,8 +98,6 @@ def replace_dir_atomically(target: str | os.PathLike, write: Callable[[Path], No
 
 def remove_stale_siblings(target: Path) -> list[Path]:
     """Delete the temporary siblings of ``target`` that killed processes left (their process id is gone)."""
-    import shutil
-
     removed = []
     for sibling in target.parent.glob(f".{target.name}.*-*"):
         kind, _, pid = sibling.name[len(target.name) + 2 :].partition("-")

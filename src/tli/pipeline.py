@@ -14,6 +14,7 @@ evaluation; control pairs stay unseen until evaluation.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import asdict
@@ -232,8 +233,6 @@ def run(
 
 def track_run(config: RunConfig, out: Path, results: dict[str, Any]) -> None:
     """Log the run to MLflow or TensorBoard: its config, each claim's effect and adjusted p, the files."""
-    import math
-
     name = f"tli-run-{Path(out).name}"
     tracker = make_tracker(config.track, out, name, asdict(config), config.tracking_uri)
     metrics = {"target_layer": float(results["target_layer"])}

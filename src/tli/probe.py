@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from peft import PeftModel
 
 from tli.config import CHAT_TEMPLATE_MODES, DEFAULT_PROBE_PROMPT, ProbeConfig
 from tli.errors import ConfigError
@@ -202,8 +203,6 @@ def probe(loaded: LoadedModel, lexicon: Lexicon, config: ProbeConfig | None = No
         TliError: ``loaded.model`` carries no PEFT adapter.
         ConfigError: ``use_chat_template="yes"`` without a chat template.
     """
-    from peft import PeftModel
-
     config = config or ProbeConfig()
     if not isinstance(loaded.model, PeftModel):
         hint = "it compares the base model's answers with the adapted model's"

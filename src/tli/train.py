@@ -34,6 +34,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training, set_peft_model_state_dict
+from safetensors.torch import load_file
+from transformers import get_linear_schedule_with_warmup
 
 from tli.adapter import ADAPTER_META, write_adapter_files
 from tli.config import TrainConfig
@@ -114,8 +117,6 @@ def build_lora(
     Raises:
         ConfigError: a target module the model does not have (the message starts with ``label``).
     """
-    from peft import LoraConfig, get_peft_model
-
     lora = LoraConfig(
         r=rank,
         lora_alpha=alpha,
@@ -134,8 +135,6 @@ def build_lora(
 
 def add_lora(lm: Any, config: TrainConfig, num_layers: int) -> Any:
     """TLI's LoRA (:func:`build_lora`) on ``config.target_modules`` of the trainable blocks."""
-    from peft import prepare_model_for_kbit_training
-
     layers = config.trainable_layers()
     if not layers or max(layers) >= num_layers or min(layers) < 0:
         raise ConfigError(f"--lora-layers {layers}: blocks run 0..{num_layers - 1}")
@@ -287,9 +286,6 @@ def latest_checkpoint(checkpoints: Path) -> Path | None:
 
 def load_adapter_weights(model, directory: Path) -> None:
     """Put the adapter weights saved in ``directory`` into ``model`` (a PeftModel)."""
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
     set_peft_model_state_dict(model, load_file(str(directory / "adapter_model.safetensors")))
 
 
@@ -465,8 +461,6 @@ def run_training(
         control: the unseen control pairs, recorded in the adapter so evaluation judges the same split.
         split_record: how the trained/control split was made (recorded with the adapter).
     """
-    from transformers import get_linear_schedule_with_warmup
-
     usable, skipped = drop_unembeddable_pairs(
         trained, loaded.tokenizer, EmbedConfig.from_recipe(config.recipe())
     )

@@ -23,11 +23,14 @@ Differences are listed one per line; none means the run verifies.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from safetensors import safe_open
 
 from tli.adapter import ADAPTER_META, load_adapted
 from tli.claims import Claim, judge
@@ -308,8 +311,6 @@ def rendered_report(directory: Path, record: dict[str, Any]) -> str | None:
 
 def scan_result_of(record: dict[str, Any]):
     """The :class:`tli.scan.ScanResult` a scan's ``results.json`` holds."""
-    import dataclasses
-
     return ScanResult(**{f.name: record[f.name] for f in dataclasses.fields(ScanResult) if f.name in record})
 
 
@@ -416,8 +417,6 @@ def check_adapter(adapter: Path, report: Verification) -> None:
 
 def check_peft_files(adapter: Path, report: Verification) -> None:
     """``adapter_config.json`` parses and every tensor of ``adapter_model.safetensors`` can be read."""
-    from safetensors import safe_open
-
     try:
         config = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
         with safe_open(str(adapter / "adapter_model.safetensors"), framework="pt") as weights:
