@@ -5,6 +5,9 @@
 ``sum(p.numel())`` of transformers' Llama, Qwen2, Mistral and Gemma models, and :func:`nf4_tensor_bytes`
 equals the storage bitsandbytes allocates for an NF4 tensor (tests/test_plan.py). Units: bytes; ``GIB`` is
 2**30 bytes.
+
+In-function import: ``transformers`` (its config defaults, in :func:`architecture_from_config`), so
+:mod:`tli.config` and ``tli --help`` load no transformers.
 """
 
 from __future__ import annotations

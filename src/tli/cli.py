@@ -7,15 +7,21 @@ warnings go to stderr through ``logging``; results go to stdout and files.
 
 In-function imports: each handler imports the stage it runs (``tli.scan``, ``tli.train``, ``tli.evaluate``,
 ``tli.pipeline``, ``tli.stats``, ``tli.compare``, …) when it runs, because those load torch, transformers or
-scipy; ``tli --help`` and option errors stay fast and load none of them.
+scipy, and the libraries' loggers (``transformers``, ``huggingface_hub``) are quieted the same way;
+``tli --help`` and option errors stay fast and load none of them.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
+import json
 import logging
+import os
 import sys
+import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -55,8 +61,6 @@ def _out(config: Any, command: str) -> Path:
 
 
 def _is_main_process() -> bool:
-    import os
-
     return int(os.environ.get("RANK", "0")) == 0
 
 
@@ -145,8 +149,6 @@ def cmd_run(config) -> int:
 
 
 def cmd_stats(config) -> int:
-    import json
-
     from tli.group_claims import format_stats_report, stats_report
     from tli.stats import DEFAULT_CLUSTER, DEFAULT_GROUP
 
@@ -249,8 +251,6 @@ def cmd_merge(config) -> int:
 
 
 def cmd_plan(config) -> int:
-    import json
-
     result = plan(
         config.model,
         **{k: v for k, v in _options(config, "model", "json").items() if k != "lora_targets"},
@@ -261,9 +261,6 @@ def cmd_plan(config) -> int:
 
 
 def cmd_compare(config) -> int:
-    import json
-    import time
-
     from tli.compare import compare, dry_run, format_dry_run, parse_experiment
 
     experiment = parse_experiment(config.experiment, check_device=not config.dry_run)
@@ -292,8 +289,6 @@ def cmd_compare(config) -> int:
 
 
 def cmd_verify(config) -> int:
-    import json
-
     from tli.verify import format_verification, verify
 
     report = verify(config.run, load_model=config.load_model)
@@ -342,8 +337,6 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, A
 
 
 def _version() -> str:
-    import importlib.metadata
-
     try:
         return importlib.metadata.version("tli")
     except importlib.metadata.PackageNotFoundError:
@@ -372,8 +365,6 @@ def configure_logging(debug: bool) -> None:
 
 def _quiet_libraries() -> None:
     """Keep transformers' and PEFT's informational chatter out of the way of tli's own output."""
-    import warnings
-
     from huggingface_hub.utils import logging as hub_logging
     from transformers.utils import logging as hf_logging
 

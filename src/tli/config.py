@@ -11,6 +11,8 @@ per-concern mixins (``ModelOptions``, ``EmbedOptions``, ``LexiconOptions``). The
 
 Every class validates *all* of its fields in ``__post_init__`` and raises one :class:`ConfigError` that
 lists every problem, before any model is loaded. This module imports nothing heavy, so ``tli --help`` is fast.
+
+In-function import: ``transformers``' ``HfArgumentParser``, only when a command line is parsed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import re
 import types
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -916,8 +919,6 @@ def parse_command(command: str, argv: list[str]) -> Any:
 
 def shipped_configs() -> dict[str, Path]:
     """Configs shipped with tli (``tli/configs/*.yaml``), by name."""
-    from importlib.resources import files
-
     return {
         p.name.removesuffix(".yaml"): Path(str(p))
         for p in files("tli.configs").iterdir()

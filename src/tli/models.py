@@ -19,6 +19,9 @@ Big models:
 - ``up_to_layer=L`` (or ``num_hidden_layers=L``) reads only the embeddings and blocks ``0..L-1`` from the
   (sharded) safetensors checkpoint — no later block and no ``lm_head``; the final norm becomes the identity,
   so the truncated model's ``hidden_states[i]`` equal the full model's for every ``i <= L``.
+
+In-function imports: ``bitsandbytes`` (only with ``--quantization nf4|int8``; its kernels are CUDA-first) and
+``gguf`` (only when a ``.gguf`` file is converted).
 """
 
 from __future__ import annotations

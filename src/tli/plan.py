@@ -11,6 +11,8 @@ Mistral and Gemma models; the saved-activation formula equals the bytes autograd
 ``torch.autograd.graph.saved_tensors_hooks``) in transformers 5 Llama / Mistral / Qwen2 blocks with SDPA
 attention, full and LoRA, fp32 and bf16; ``benchmarks/bench_plan.py`` compares whole estimates with the
 peak RSS of real steps on CPU.
+
+In-function import: ``transformers`` (reading a GGUF file's config), only for a ``.gguf`` model.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field, replace
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +63,6 @@ ALIASES = {
 
 def known_models() -> dict[str, Path]:
     """Shipped configs by name (``tli/data/model_configs``)."""
-    from importlib.resources import files
-
     root = files("tli") / "data" / "model_configs"
     return {name: Path(str(root / file)) for name, file in KNOWN_MODELS.items()}
 

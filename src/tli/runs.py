@@ -6,15 +6,22 @@ files are written atomically, ``results.json`` and then the ``complete`` marker 
 ``complete`` never looks finished, and every reader refuses it (:func:`require_complete`). While a command writes
 a directory it holds an advisory lock on it (:func:`lock_run_dir`): a second run on the same ``--out`` refuses,
 and a killed run leaves no stale lock (the kernel releases it with the process).
+
+In-function imports: ``torch`` (its version, for provenance) and ``fcntl`` (POSIX-only advisory lock), so
+:mod:`tli.config` can read a scan's choice without loading torch.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.metadata
+import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,8 +62,6 @@ def check_writable(path: str | os.PathLike, option: str = "--out") -> Path:
     A real write probe (a temporary file created and removed in the nearest existing directory) catches
     what permission bits do not: read-only or pseudo file systems (``/proc``), a full disk.
     """
-    import tempfile
-
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{option} {path} is a file, not a directory: choose another path")
@@ -103,8 +108,6 @@ def package_versions() -> dict[str, str | None]:
 
 def git_revision() -> str | None:
     """The commit of the tli source tree when it is a git checkout (``-dirty`` with uncommitted changes)."""
-    import subprocess
-
     root = Path(__file__).resolve().parents[2]
     if not (root / ".git").exists():
         return None
@@ -185,8 +188,6 @@ def lock_run_dir(out: str | os.PathLike, option: str = "--out") -> Path:
         ConfigError: another tli process is writing ``out`` now.
     """
     import fcntl
-    import hashlib
-    import tempfile
 
     out = Path(out)
     key = str(out.resolve())
@@ -245,8 +246,6 @@ def read_scan_choice(path: str | os.PathLike) -> dict[str, Any]:
     Raises:
         DataError: not a scan directory, an unfinished one, or a ``results.json`` without a selected layer.
     """
-    import json
-
     directory = Path(path)
     if (directory / "scan" / "results.json").is_file() and not (directory / "layers.csv").is_file():
         directory = directory / "scan"  # a tli run: its scan stage
