@@ -49,8 +49,8 @@ from tli.io import sha256_text
 from tli.metrics import PairIndex
 from tli.models import (
     DEFAULT_MODEL,
-    _classify,
     backbone,
+    classify_model,
     default_gguf_path,
     ensure_pad_token,
     fingerprint_dir,
@@ -166,7 +166,7 @@ def _local_directory(spec: str | None) -> tuple[Path, str, str, dict[str, Any], 
     """``(directory, name, source, fingerprint, weights note)`` of a model spec (local dir, GGUF or hub
     id)."""
     spec = str(spec) if spec is not None else DEFAULT_MODEL
-    kind = _classify(spec)
+    kind = classify_model(spec)
     if kind in ("default", "gguf"):
         gguf_path = default_gguf_path() if kind == "default" else Path(spec).expanduser().resolve()
         directory, digest = gguf_to_cached_dir(gguf_path)
