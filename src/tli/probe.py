@@ -5,6 +5,8 @@ decoded greedily by default and scored against every sense of the source word in
 (a sense appears in the answer as a whole word or phrase, see :func:`is_correct`) and strictly (the answer is
 exactly a sense, see :func:`is_exact`). The run directory gets ``probe.md`` (a Markdown table) and
 ``results.json`` (written last); both keep the raw answers.
+
+In-function import: ``peft`` (see :mod:`tli.train`), to check the model carries an adapter.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from peft import PeftModel
 
 from tli.config import CHAT_TEMPLATE_MODES, DEFAULT_PROBE_PROMPT, ProbeConfig
 from tli.errors import ConfigError
@@ -204,6 +205,8 @@ def probe(loaded: LoadedModel, lexicon: Lexicon, config: ProbeConfig | None = No
         ConfigError: ``use_chat_template="yes"`` without a chat template.
     """
     config = config or ProbeConfig()
+    from peft import PeftModel
+
     if not isinstance(loaded.model, PeftModel):
         hint = "it compares the base model's answers with the adapted model's"
         raise ConfigError(f"tli probe needs --adapter DIR (e.g. RUN/adapter from tli train): {hint}")

@@ -16,6 +16,10 @@ What tli does differently, and why:
 - Negatives never include a translation of the anchor anywhere in the lexicon (``bahari`` → sea / ocean).
 - A leak-free validation split of the trained pairs is scored after every epoch (loss and retrieval MRR at
   the target layer); with ``early_stopping_patience`` the best epoch's adapter is kept.
+
+In-function imports: ``peft`` and transformers' learning-rate schedule, only when training: importing either
+imports bitsandbytes, which reaches for the Hugging Face Hub and warns about its CPU kernels (an offline
+``tli train`` whose model cannot load would print more than its one error line).
 """
 
 from __future__ import annotations
@@ -34,9 +38,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training, set_peft_model_state_dict
 from safetensors.torch import load_file
-from transformers import get_linear_schedule_with_warmup
 
 from tli.adapter import ADAPTER_META, write_adapter_files
 from tli.config import TrainConfig
@@ -117,6 +119,8 @@ def build_lora(
     Raises:
         ConfigError: a target module the model does not have (the message starts with ``label``).
     """
+    from peft import LoraConfig, get_peft_model
+
     lora = LoraConfig(
         r=rank,
         lora_alpha=alpha,
@@ -141,6 +145,8 @@ def add_lora(lm: Any, config: TrainConfig, num_layers: int) -> Any:
     if config.quantization not in (None, "none"):
         # QLoRA: freeze the quantised base and keep inputs' grads flowing (tli already loaded the
         # non-quantised parameters in fp32, so nothing is upcast in place here).
+        from peft import prepare_model_for_kbit_training
+
         lm = prepare_model_for_kbit_training(lm, use_gradient_checkpointing=False)
     return build_lora(
         lm, layers, config.lora_r, config.lora_alpha, config.lora_dropout, config.target_modules
@@ -286,6 +292,8 @@ def latest_checkpoint(checkpoints: Path) -> Path | None:
 
 def load_adapter_weights(model, directory: Path) -> None:
     """Put the adapter weights saved in ``directory`` into ``model`` (a PeftModel)."""
+    from peft import set_peft_model_state_dict
+
     set_peft_model_state_dict(model, load_file(str(directory / "adapter_model.safetensors")))
 
 
@@ -461,6 +469,8 @@ def run_training(
         control: the unseen control pairs, recorded in the adapter so evaluation judges the same split.
         split_record: how the trained/control split was made (recorded with the adapter).
     """
+    from transformers import get_linear_schedule_with_warmup
+
     usable, skipped = drop_unembeddable_pairs(
         trained, loaded.tokenizer, EmbedConfig.from_recipe(config.recipe())
     )
