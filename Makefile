@@ -46,6 +46,7 @@ docs: install-docs
 lint: install-dev
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/ruff format --check src tests benchmarks scripts
+	PYTHONPATH=src $(BIN)/lint-imports --no-cache
 
 bench: install-dev
 	@echo "make bench runs every benchmark at full size (~40 min on 2 CPU cores); make bench-quick takes ~5 min"

@@ -267,8 +267,9 @@ def test_the_docs_command_table_lists_every_command_with_its_guide():
 
 
 def test_one_pooling_default_for_every_command():
-    from tli.config import DEFAULT_POOLING, ExportConfig
+    from tli.config import ExportConfig
     from tli.embed import EmbedConfig
+    from tli.pooling import DEFAULT_POOLING
     from tli.tasks.retrieval.base import RetrievalConfig
 
     assert DEFAULT_POOLING == "mean-no-special"
