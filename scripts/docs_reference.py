@@ -67,13 +67,13 @@ BIENCODER_CONDITIONS = "tli.retrieval.biencoder:CONDITIONS"
 SYNTHETIC_OPTIONS = "tli.retrieval.synthetic:SyntheticOptions"
 
 VOCABULARY = {
-    "pooling recipes (`--pooling`)": "tli.config:POOLINGS",
-    "start-token modes (`--add-bos`)": "tli.config:ADD_BOS",
+    "pooling recipes (`--pooling`)": "tli.pooling:POOLINGS",
+    "start-token modes (`--add-bos`)": "tli.pooling:ADD_BOS",
     "layer-choice criteria (`--select-by`)": "tli.config:CRITERIA",
     "TLI losses (`--loss`)": "tli.config:LOSS_NAMES",
     "multiple-testing corrections (`--correction`, experiment `correction`)": "tli.config:CORRECTIONS",
-    "quantisations (`--quantization`)": "tli.config:QUANTIZATIONS",
-    "device-map strategies (`--device-map`)": "tli.config:DEVICE_MAP_STRATEGIES",
+    "quantisations (`--quantization`)": "tli.architecture:QUANTIZATIONS",
+    "device-map strategies (`--device-map`)": "tli.placement:DEVICE_MAP_STRATEGIES",
     "strategies of `tli compare`": STRATEGIES,
     "tasks of `tli compare`": TASKS,
     "dense-retriever conditions": BIENCODER_CONDITIONS,
