@@ -28,16 +28,16 @@ from tli.config import EvaluateConfig, RunConfig
 from tli.errors import ConfigError
 from tli.evaluate import groups_for, run_evaluation, seed_summary
 from tli.io import atomic_write_json, atomic_write_text
-from tli.lexicon import Lexicon, lexicon_record, split_for_study
-from tli.models import load_model, set_compute_dtype
+from tli.lexicon import Lexicon, StudySplit, lexicon_record, split_for_study
+from tli.models import LoadedModel, load_model, set_compute_dtype
 from tli.placement import check_trainable_placement, placement_of
 from tli.progress import stage
 from tli.report import run_report, write_evaluate_run, write_scan_run, write_seeds_summary, write_train_run
 from tli.runs import mark_complete, prepare_run_dir, provenance
-from tli.scan import run_scan
+from tli.scan import ScanResult, run_scan
 from tli.threads import configure_threads
 from tli.tracking import make_tracker
-from tli.train import clear_training, run_training
+from tli.train import TrainResult, clear_training, run_training
 
 
 def training_compute_dtype(config: RunConfig, loaded) -> torch.dtype | None:
@@ -60,7 +60,7 @@ def run(
     progress: bool | None = None,
     **options: Any,
 ) -> dict[str, Any]:
-    """The whole TLI study on one model and lexicon.
+    """The whole TLI study on one model and lexicon: scan, then per seed train and evaluate, then the report.
 
     Args:
         model: model spec; None = embedded SmolLM2-135M-Instruct.
@@ -80,28 +80,12 @@ def run(
     lexicon_path = str(Path(lexicon).resolve()) if isinstance(lexicon, (str, Path)) else None
     config = RunConfig(model=model, lexicon=lexicon_path, out=str(out), **options)
     configure_threads(config.threads)
-    out = prepare_run_dir(out, overwrite=config.overwrite or config.resume)
-    if not config.resume and any((out / "train").glob("**/checkpoints")):
-        if not config.overwrite:
-            raise ConfigError(
-                f"--out {out} already holds an unfinished run: pass --resume to continue it, --overwrite to start "
-                "it again, or choose another --out"
-            )
-        clear_training(out / "train")
+    out = _prepare_out(out, config)
     seeds = config.seeds or [config.seed]
     study = split_for_study(
         lexicon, config.test_lexicon, control_fraction=config.control_fraction, split_seed=config.split_seed
     )
-    loaded = load_model(
-        model,
-        dtype=config.dtype,
-        device=config.device,
-        quantization=config.quantization or "none",
-        trust_remote_code=config.trust_remote_code,
-        **placement_of(config),
-    )
-    if getattr(loaded.model, "hf_device_map", None):  # a spread model: training needs every block resident
-        check_trainable_placement(loaded.model.hf_device_map)
+    loaded = _load_for_training(model, config)
     timing = {"load_seconds": loaded.load_seconds}
 
     # 1. Scan the trained pairs only (control pairs stay unseen until evaluation): where does the model
@@ -119,63 +103,12 @@ def run(
     timing.update(train_seconds=0.0, evaluate_seconds=0.0, report_seconds=0.0)
     for seed in seeds:
         where = _stage_dirs(out, seed, several=len(seeds) > 1)
-        train_config = config.train_config(layer, seed)
-        where("train").mkdir(parents=True, exist_ok=True)
-        if (dtype := training_compute_dtype(config, loaded)) is not None:
-            set_compute_dtype(loaded.model, dtype)
-        trained = run_training(
-            loaded,
-            study.trained,
-            train_config,
-            where("train"),
-            resume=config.resume,
-            progress=progress,
-            control=study.control,
-            split_record=study.record(),
-        )
-        set_compute_dtype(loaded.model, loaded.dtype)
+        trained = _train_seed(loaded, study, config, layer, seed, where("train"), progress)
         trained_runs.append(trained)
         timing["train_seconds"] += trained.timing["train_seconds"]
-        write_train_run(
-            where("train"),
-            {
-                **asdict(trained),
-                "model": loaded.describe(),
-                "lexicon": lexicon_record(study.trained),
-                "split": study.record(),
-                **provenance("train", asdict(train_config), seed),
-            },
-            train_config,
+        results = _evaluate_seed(
+            loaded, trained, config, layer, seed, where("evaluate"), base_cache, timing, progress
         )
-
-        meta = read_adapter_meta(trained.adapter)
-        eval_config = EvaluateConfig(
-            adapter=[trained.adapter],
-            batch_size=config.embed_batch_size,
-            n_boot=config.n_boot,
-            alpha=config.alpha,
-            correction=config.correction,
-            equivalence_margin=config.equivalence_margin,
-            seed=seed,
-        )
-        grouped, split = groups_for(trained.adapter, meta, None)
-        start = time.perf_counter()
-        results, embeddings = run_evaluation(
-            loaded, grouped, meta, eval_config, base_cache=base_cache, progress=progress
-        )
-        timing["evaluate_seconds"] += time.perf_counter() - start
-        results.update(provenance("evaluate", asdict(eval_config), seed))
-        results.update(
-            seed=seed,
-            split=split,
-            model=loaded.describe(),
-            lexicon=lexicon_record(grouped),
-            adapter={"path": trained.adapter, "trained_with": asdict(train_config)},
-        )
-        start = time.perf_counter()
-        with stage(f"report and plots (seed {seed})", enabled=progress):
-            write_evaluate_run(where("evaluate"), results, embeddings)
-        timing["report_seconds"] += time.perf_counter() - start
         per_seed.append(results)
         loaded.model = loaded.model.unload()  # the base model again, for the next seed
 
@@ -184,51 +117,184 @@ def run(
         evaluation_summary = seed_summary(per_seed)
         if len(seeds) > 1:
             write_seeds_summary(out / "evaluate", {**evaluation_summary, **provenance("evaluate", {}, None)})
-        results = {
-            "selected_layer": scan.selected_layer,
-            "criterion": scan.criterion,
-            "target_layer": layer,
-            "target_layer_given": config.target_layer is not None,
-            "final_layer": per_seed[0]["final_layer"],
-            "layer_roles": per_seed[0]["layer_roles"],
-            "seeds": seeds,
-            "scan": {
-                "layers": scan.layers,
-                "artifact_layers": scan.artifact_layers,
-                "published_choice": scan.published_choice,
-                "selectable_layers": scan.selectable_layers,
-                "best_overall": scan.best_overall,
-                "chance_p_at_1": scan.chance_p_at_1,
-            },
-            "train": [asdict(r) for r in trained_runs],
-            "train_config": asdict(config.train_config(layer, seeds[0])),
-            "evaluation": evaluation_summary["evaluation"],
-            "claims": evaluation_summary["claims"],
-            "bli": evaluation_summary["bli"],
-            "per_seed": evaluation_summary["per_seed"],
-            "statistics": per_seed[0]["statistics"],
-            "pooling": per_seed[0]["pooling"],
-            "model": loaded.describe(),
-            "lexicon": lexicon_record(study.lexicon)
-            | {"n_trained": len(study.trained), "n_control": len(study.control)},
-            "split": study.record(),
-            "skipped_groups": per_seed[0]["skipped_groups"],
-            "warnings": list(
-                dict.fromkeys(
-                    scan.warnings
-                    + [w for r in trained_runs for w in r.warnings]
-                    + [w for r in per_seed for w in r.get("warnings", [])]
-                )
-            ),
-            "timing": timing,
-            **provenance("run", asdict(config), seeds[0]),
-        }
+        results = run_results(
+            config, study, loaded, scan, layer, seeds, trained_runs, per_seed, evaluation_summary
+        )
+        results["timing"] = timing
+        results.update(provenance("run", asdict(config), seeds[0]))
         atomic_write_text(out / "report.md", run_report(results, scan))
         atomic_write_json(out / "results.json", results)
         mark_complete(out, "run")
     if config.track:
         track_run(config, out, results)
     return results
+
+
+def _prepare_out(out: str | Path, config: RunConfig) -> Path:
+    """The run directory, ready: an unfinished run there is continued (``--resume``), started again
+    (``--overwrite``: its training cleared) or refused."""
+    out = prepare_run_dir(out, overwrite=config.overwrite or config.resume)
+    if not config.resume and any((out / "train").glob("**/checkpoints")):
+        if not config.overwrite:
+            raise ConfigError(
+                f"--out {out} already holds an unfinished run: pass --resume to continue it, --overwrite to start "
+                "it again, or choose another --out"
+            )
+        clear_training(out / "train")
+    return out
+
+
+def _load_for_training(model: str | None, config: RunConfig) -> LoadedModel:
+    """The model, loaded once for every stage; a model spread over devices must keep every block resident."""
+    loaded = load_model(
+        model,
+        dtype=config.dtype,
+        device=config.device,
+        quantization=config.quantization or "none",
+        trust_remote_code=config.trust_remote_code,
+        **placement_of(config),
+    )
+    if getattr(loaded.model, "hf_device_map", None):  # a spread model: training needs every block resident
+        check_trainable_placement(loaded.model.hf_device_map)
+    return loaded
+
+
+def _train_seed(
+    loaded: LoadedModel,
+    study: StudySplit,
+    config: RunConfig,
+    layer: int,
+    seed: int,
+    where: Path,
+    progress: bool | None,
+) -> TrainResult:
+    """Train one seed's adapter at ``layer`` on the trained pairs and write its training run to ``where``
+    (``loaded.model`` then holds the adapter)."""
+    train_config = config.train_config(layer, seed)
+    where.mkdir(parents=True, exist_ok=True)
+    if (dtype := training_compute_dtype(config, loaded)) is not None:
+        set_compute_dtype(loaded.model, dtype)
+    trained = run_training(
+        loaded,
+        study.trained,
+        train_config,
+        where,
+        resume=config.resume,
+        progress=progress,
+        control=study.control,
+        split_record=study.record(),
+    )
+    set_compute_dtype(loaded.model, loaded.dtype)
+    write_train_run(
+        where,
+        {
+            **asdict(trained),
+            "model": loaded.describe(),
+            "lexicon": lexicon_record(study.trained),
+            "split": study.record(),
+            **provenance("train", asdict(train_config), seed),
+        },
+        train_config,
+    )
+    return trained
+
+
+def _evaluate_seed(
+    loaded: LoadedModel,
+    trained: TrainResult,
+    config: RunConfig,
+    layer: int,
+    seed: int,
+    where: Path,
+    base_cache: dict,
+    timing: dict[str, float],
+    progress: bool | None,
+) -> dict[str, Any]:
+    """Evaluate one seed's adapter (base vs adapted, trained vs control) and write its evaluation run to
+    ``where``; the evaluation and report seconds are added to ``timing``."""
+    train_config = config.train_config(layer, seed)
+    meta = read_adapter_meta(trained.adapter)
+    eval_config = EvaluateConfig(
+        adapter=[trained.adapter],
+        batch_size=config.embed_batch_size,
+        n_boot=config.n_boot,
+        alpha=config.alpha,
+        correction=config.correction,
+        equivalence_margin=config.equivalence_margin,
+        seed=seed,
+    )
+    grouped, split = groups_for(trained.adapter, meta, None)
+    start = time.perf_counter()
+    results, embeddings = run_evaluation(
+        loaded, grouped, meta, eval_config, base_cache=base_cache, progress=progress
+    )
+    timing["evaluate_seconds"] += time.perf_counter() - start
+    results.update(provenance("evaluate", asdict(eval_config), seed))
+    results.update(
+        seed=seed,
+        split=split,
+        model=loaded.describe(),
+        lexicon=lexicon_record(grouped),
+        adapter={"path": trained.adapter, "trained_with": asdict(train_config)},
+    )
+    start = time.perf_counter()
+    with stage(f"report and plots (seed {seed})", enabled=progress):
+        write_evaluate_run(where, results, embeddings)
+    timing["report_seconds"] += time.perf_counter() - start
+    return results
+
+
+def run_results(
+    config: RunConfig,
+    study: StudySplit,
+    loaded: LoadedModel,
+    scan: ScanResult,
+    layer: int,
+    seeds: list[int],
+    trained_runs: list[TrainResult],
+    per_seed: list[dict[str, Any]],
+    evaluation_summary: dict[str, Any],
+) -> dict[str, Any]:
+    """The top-level ``results.json`` of ``tli run`` (without ``timing`` and provenance, which the caller adds
+    last): the scan's choice, every seed's training, the evaluation over seeds and every warning once."""
+    first = per_seed[0]
+    return {
+        "selected_layer": scan.selected_layer,
+        "criterion": scan.criterion,
+        "target_layer": layer,
+        "target_layer_given": config.target_layer is not None,
+        "final_layer": first["final_layer"],
+        "layer_roles": first["layer_roles"],
+        "seeds": seeds,
+        "scan": {
+            "layers": scan.layers,
+            "artifact_layers": scan.artifact_layers,
+            "published_choice": scan.published_choice,
+            "selectable_layers": scan.selectable_layers,
+            "best_overall": scan.best_overall,
+            "chance_p_at_1": scan.chance_p_at_1,
+        },
+        "train": [asdict(r) for r in trained_runs],
+        "train_config": asdict(config.train_config(layer, seeds[0])),
+        "evaluation": evaluation_summary["evaluation"],
+        "claims": evaluation_summary["claims"],
+        "bli": evaluation_summary["bli"],
+        "per_seed": evaluation_summary["per_seed"],
+        "statistics": first["statistics"],
+        "pooling": first["pooling"],
+        "model": loaded.describe(),
+        "lexicon": lexicon_record(study.lexicon)
+        | {"n_trained": len(study.trained), "n_control": len(study.control)},
+        "split": study.record(),
+        "skipped_groups": first["skipped_groups"],
+        "warnings": list(
+            dict.fromkeys(
+                scan.warnings
+                + [w for r in trained_runs for w in r.warnings]
+                + [w for r in per_seed for w in r.get("warnings", [])]
+            )
+        ),
+    }
 
 
 def track_run(config: RunConfig, out: Path, results: dict[str, Any]) -> None:
