@@ -5,7 +5,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import EVALUATION_KEYS
+from conftest import EVALUATION_KEYS, assert_verdicts_follow_from_the_numbers
 
 from tli.cli import main
 
@@ -46,7 +46,8 @@ def test_cli_run_writes_the_whole_study(tiny_llama_dir, toy_lexicon_file, tmp_pa
         ("trained", "target"),
         ("trained", "final"),
     }
-    assert record["claims"] and all("verdict" in c and "claim" in c for c in record["claims"])
+    assert record["statistics"]["correction"] == "holm" and record["statistics"]["alpha"] == 0.05
+    assert_verdicts_follow_from_the_numbers(record["claims"], correction="holm", alpha=0.05)
     assert set(record["timing"]) >= {"load_seconds", "scan_seconds", "train_seconds", "evaluate_seconds"}
     for path in (
         "report.md",
@@ -104,8 +105,34 @@ def test_cli_train_then_probe(tiny_llama_dir, toy_lexicon_file, tmp_path, capsys
         ]
     )
     assert code == 0
-    assert (tmp_path / "p" / "probe.md").is_file()
-    assert json.loads((tmp_path / "p" / "results.json").read_text())["n"] == 3
+    record = json.loads((tmp_path / "p" / "results.json").read_text())
+    rows = record["probe"]
+    assert record["n"] == len(rows) == 3 and len({r["source"] for r in rows}) == 3
+    for key in ("base_correct", "adapted_correct", "base_exact", "adapted_exact"):
+        assert record[key] == sum(r[key] for r in rows), key
+    # probe.md states this run's figures: the decoding, one table row per probed word, the summary counts.
+    text = (tmp_path / "p" / "probe.md").read_text()
+    assert "- decoding: greedy, max 2 new tokens, seed 0\n" in text and "\n- 3 words; " in text
+    mark = {True: "✓", False: "✗"}
+
+    def cell(text):  # Markdown-escaped; an empty answer is shown as such
+        return text.replace("\\", "\\\\").replace("|", "\\|") if text else "_(empty)_"
+
+    table = [line for line in text.splitlines() if line.startswith("| ")][1:]  # after the header row
+    assert table == [
+        "| "
+        + " | ".join(
+            [cell(r["source"]), cell(r["target"]), cell(r["base"]), cell(r["adapted"])]
+            + [mark[r[k]] for k in ("base_correct", "adapted_correct", "base_exact", "adapted_exact")]
+        )
+        + " |"
+        for r in rows
+    ]
+    summary = (
+        f"base: {record['base_correct']}/3 correct ({record['base_exact']} exact), "
+        f"adapted: {record['adapted_correct']}/3 correct ({record['adapted_exact']} exact)"
+    )
+    assert text.rstrip().endswith(summary)
 
 
 def test_cli_train_bad_input(tiny_llama_dir, toy_lexicon_file, tmp_path, capsys):
