@@ -34,7 +34,10 @@ def test_training_lowers_loss_and_raises_target_layer_similarity(tiny_dir, toy_l
     adapted = load_model(tiny_dir, adapter=result.adapter)
     assert _matched_at(adapted, trained, 2) > before + 0.05
     record = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert record["timing"]["steps"] == result.timing["steps"] > 0
+    # batches of 4 per epoch (a lone last pair joins the previous batch), one optimiser step each, 4 epochs
+    n = result.n_train_pairs
+    batches = -(-n // 4) - (1 if n % 4 == 1 and n > 4 else 0)
+    assert record["timing"]["steps"] == result.timing["steps"] == 4 * batches
     assert {"load_seconds", "train_seconds", "steps"} <= set(record["timing"])
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert sum("loss" in json.loads(line) for line in lines) == result.timing["steps"]
@@ -264,7 +267,12 @@ def test_adapter_names_a_portable_base_and_records_its_split(tiny_llama_dir, toy
     meta = json.loads((tmp_path / "p" / "adapter" / "tli_adapter.json").read_text())
     assert meta["embed"]["bos_by"] in ("tli", "tokenizer") and meta["embed"]["bos_token"]
     split = json.loads((tmp_path / "p" / "adapter" / "tli_split.json").read_text())
-    assert {"trained", "validation", "control"} <= set(split) and split["record"]["audit"] is not None
+    assert {"trained", "validation", "control"} <= set(split)
+    audit = split["record"]["audit"]  # tli's seeded split: no control pair shares a word with a trained one
+    assert (audit["n_leaking"], audit["n_duplicates"], audit["leak_free"]) == (0, 0, True)
+    assert audit["leaks"] == {"source": 0, "target": 0, "word": 0}
+    assert audit["n_control"] == len(split["control"])
+    assert audit["n_trained"] == len(split["trained"]) + len(split["validation"] or [])
     assert result.n_train_pairs == len(split["trained"])
 
 
