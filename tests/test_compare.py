@@ -19,6 +19,7 @@ from tli.compare.questions import (
 )
 from tli.compare.significance import paired_difference
 from tli.errors import ConfigError
+from tli.models import load_model
 
 
 def _experiment(tmp_path, model, body: str, name="e.yaml"):
@@ -76,15 +77,18 @@ def finished(tiny_model_dirs, tmp_path_factory):
     return path, root / "out", compare(path, out=root / "out", progress=False)
 
 
-def test_cells_comparisons_and_claims_follow_the_interface(finished):
+def test_cells_comparisons_and_claims_follow_the_interface(finished, tiny_model_dirs):
     _, out, results = finished
     assert len(results["cells"]) == 3 * 3  # strategies × (xlsum sw, xnli sw, xnli en)
     assert all(c["status"] == "done" for c in results["cells"])
     xlsum = next(c for c in results["cells"] if c["task"] == "xlsum" and c["strategy"] == "lora")
     assert set(xlsum["metrics"]) == {"rouge1", "rouge2", "rougeL", "bleu", "chrf"}
-    assert xlsum["cost"]["trainable_parameters"] > 0 and xlsum["cost"]["tokens_seen"] > 0
+    # LoRA r = 16 on q_proj (128 → 128) and v_proj (128 → 64: one KV head of 64) of the 4 blocks: r·(in + out)
+    assert xlsum["cost"]["trainable_parameters"] == 4 * 16 * ((128 + 128) + (128 + 64))
+    assert xlsum["cost"]["tokens_seen"] > 0
     full = next(c for c in results["cells"] if c["strategy"] == "full")
-    assert full["cost"]["trainable_parameters"] > 10 * xlsum["cost"]["trainable_parameters"]
+    model = load_model(tiny_model_dirs["llama"]).model  # full fine-tuning trains every weight
+    assert full["cost"]["trainable_parameters"] == sum(p.numel() for p in model.parameters())
     keys = {
         "model",
         "task",
