@@ -170,6 +170,13 @@ def _tli_cache(monkeypatch, request):
         monkeypatch.setenv("TLI_CACHE_DIR", str(request.getfixturevalue("_isolated_cache")))
 
 
+def steps_by_hand(n_pairs: int, batch_size: int, epochs: int) -> int:
+    """Optimiser steps of a TLI training run: ⌈n / b⌉ batches an epoch, one fewer when a lone last pair joins
+    the previous batch (n mod b = 1, n > b), one step per batch."""
+    batches = -(-n_pairs // batch_size) - (1 if n_pairs % batch_size == 1 and n_pairs > batch_size else 0)
+    return epochs * batches
+
+
 def holm_by_hand(p: list[float]) -> list[float]:
     """Holm's step-down adjustment written out independently of tli.stats: with the m known p-values sorted
     ascending, ``p~_(i) = min(1, max_{j <= i} (m − j + 1) · p_(j))``; nan stays nan and is not counted."""

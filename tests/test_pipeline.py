@@ -5,7 +5,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import EVALUATION_KEYS, assert_verdicts_follow_from_the_numbers
+from conftest import EVALUATION_KEYS, assert_verdicts_follow_from_the_numbers, steps_by_hand
 
 from tli.cli import main
 
@@ -39,7 +39,15 @@ def test_cli_run_writes_the_whole_study(tiny_llama_dir, toy_lexicon_file, tmp_pa
     printed = capsys.readouterr().out
     assert "target layer" in printed and "TLI raises" in printed
     record = json.loads((out / "results.json").read_text())
-    assert record["target_layer"] == record["selected_layer"] >= 1
+    # the scan's default criterion: the best centred gap among the selectable (early) layers
+    low, high = record["scan"]["selectable_layers"]
+    early = [row for row in record["scan"]["layers"] if low <= row["layer"] <= high]
+    assert (low, high) == (1, 2) and record["criterion"] == "centered_gap"
+    assert (
+        record["target_layer"]
+        == record["selected_layer"]
+        == max(early, key=lambda r: r["centered_gap"])["layer"]
+    )
     assert record["final_layer"] == 4
     assert all(EVALUATION_KEYS <= set(e) for e in record["evaluation"])
     assert {(e["group"], e["layer_role"]) for e in record["evaluation"]} >= {
@@ -349,7 +357,7 @@ def test_run_can_log_to_mlflow(tiny_llama_dir, toy_lexicon_file, tmp_path):
 
     from tli.pipeline import run
 
-    run(
+    results = run(
         str(tiny_llama_dir),
         str(toy_lexicon_file),
         out=tmp_path / "r",
@@ -363,7 +371,8 @@ def test_run_can_log_to_mlflow(tiny_llama_dir, toy_lexicon_file, tmp_path):
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'r' / 'mlflow.db'}")
     (experiment,) = [e for e in client.search_experiments() if e.name.startswith("tli-run-")]
     (logged,) = client.search_runs([experiment.experiment_id])
-    assert logged.data.params["epochs"] == "1" and logged.data.metrics["target_layer"] >= 1
+    assert logged.data.params["epochs"] == "1"
+    assert logged.data.metrics["target_layer"] == results["target_layer"]
     assert any(k.endswith(".effect") for k in logged.data.metrics)
     assert {a.path for a in client.list_artifacts(logged.info.run_id)} >= {"report.md", "results.json"}
 
@@ -432,4 +441,5 @@ def test_an_unfinished_run_offers_resume_and_overwrite(tiny_llama_dir, toy_lexic
     stale.write_text("from the first run")
     results = run(str(tiny_llama_dir), str(toy_lexicon_file), out=out, overwrite=True, **options)
     assert not stale.exists() and (out / "complete").is_file()  # training started again from scratch
-    assert results["train"][0]["timing"]["steps"] > 0
+    trained = results["train"][0]
+    assert trained["timing"]["steps"] == steps_by_hand(trained["n_train_pairs"], batch_size=4, epochs=1)

@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from conftest import steps_by_hand
 
 from tli.embed import EmbedConfig, embed_all_layers, encode_words, forward_pooled, pad_batch, pooled_at_layer
 from tli.errors import ConfigError, ModelLoadError, TliError
@@ -34,10 +35,8 @@ def test_training_lowers_loss_and_raises_target_layer_similarity(tiny_dir, toy_l
     adapted = load_model(tiny_dir, adapter=result.adapter)
     assert _matched_at(adapted, trained, 2) > before + 0.05
     record = json.loads((tmp_path / "run" / "results.json").read_text())
-    # batches of 4 per epoch (a lone last pair joins the previous batch), one optimiser step each, 4 epochs
-    n = result.n_train_pairs
-    batches = -(-n // 4) - (1 if n % 4 == 1 and n > 4 else 0)
-    assert record["timing"]["steps"] == result.timing["steps"] == 4 * batches
+    steps = steps_by_hand(result.n_train_pairs, batch_size=4, epochs=4)
+    assert record["timing"]["steps"] == result.timing["steps"] == steps
     assert {"load_seconds", "train_seconds", "steps"} <= set(record["timing"])
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert sum("loss" in json.loads(line) for line in lines) == result.timing["steps"]
