@@ -264,7 +264,7 @@ def test_adapter_names_a_portable_base_and_records_its_split(tiny_llama_dir, toy
         tiny_llama_dir.resolve()
     )  # the user's model, no cache path
     meta = json.loads((tmp_path / "p" / "adapter" / "tli_adapter.json").read_text())
-    assert meta["embed"]["bos_by"] in ("tli", "tokenizer") and meta["embed"]["bos_token"]
+    assert (meta["embed"]["bos_by"], meta["embed"]["bos_token"]) == ("tokenizer", "<s>")  # Llama adds its <s>
     split = json.loads((tmp_path / "p" / "adapter" / "tli_split.json").read_text())
     assert {"trained", "validation", "control"} <= set(split)
     audit = split["record"]["audit"]  # tli's seeded split: no control pair shares a word with a trained one
