@@ -501,7 +501,15 @@ def test_seeds_that_disagree_give_an_across_seed_ci_that_covers_zero(tmp_path):
     row = _row(comparisons_across_seeds(per_seed), "lora-early", "full")
     assert row["n_seeds"] == 3 and row["ci95_low"] < 0 < row["ci95_high"]
     assert row["verdict"] == "inconclusive" and row["note"].startswith("seeds disagree")
-    assert row["interval"].startswith("across-seed 95 % CI") and row["tau2"] > 0
+    assert row["interval"].startswith("across-seed 95 % CI")
+    # DerSimonian–Laird by hand from the three seeds' differences y and standard errors s (w = 1/s²)
+    key = ("lora-early", "full", "accuracy", "difference")
+    seeds = [r for r in per_seed if (r["strategy"], r["reference"], r["metric"], r["kind"]) == key]
+    assert [r["seed"] for r in seeds] == [0, 1, 2]
+    y, w = np.array([r["difference"] for r in seeds]), np.array([1 / r["se"] ** 2 for r in seeds])
+    q = float(np.sum(w * (y - np.sum(w * y) / np.sum(w)) ** 2))
+    assert row["tau2"] == pytest.approx(max(0.0, (q - 2) / (w.sum() - np.sum(w**2) / w.sum())), rel=1e-9)
+    assert row["tau2"] > 0
 
 
 def test_mlflow_tracking_can_be_read_back(tiny_llama_dir, tmp_path):
