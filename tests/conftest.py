@@ -205,14 +205,15 @@ def _verdict_by_hand(claim: dict, p_adjusted: float, alpha: float) -> str:
     if claim["kind"] == "equivalence":
         if p_adjusted < alpha:
             return "supported"
-        low, high, margin = claim["ci90_low"], claim["ci90_high"], claim["margin"]
+        low, high, margin = claim.get("ci90_low"), claim.get("ci90_high"), claim.get("margin")
         if None in (low, high, margin):
             return "inconclusive"
         return "contradicted" if low > margin or high < -margin else "inconclusive"
     if claim["kind"] == "non-inferiority":
         if p_adjusted < alpha:
             return "supported"
-        return "contradicted" if claim["ci95_high"] < -claim["margin"] else "inconclusive"
+        margin = claim.get("margin")
+        return "contradicted" if margin is not None and claim["ci95_high"] < -margin else "inconclusive"
     if not p_adjusted < alpha:
         return "inconclusive"
     up, down = claim["ci95_low"] > 0, claim["ci95_high"] < 0

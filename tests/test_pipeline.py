@@ -250,9 +250,13 @@ def test_run_with_several_seeds_reports_mean_sd_and_claims_across_seeds(
         assert (out / "train" / f"seed-{seed}" / "adapter" / "adapter_config.json").is_file()
         assert (out / "evaluate" / f"seed-{seed}" / "pairs.csv").is_file()
     assert (out / "evaluate" / "results.json").is_file()
+    # each seed's verdicts follow from its own Holm-adjusted p-values, the across-seed ones from the combined p
+    for seed in results["per_seed"]:
+        assert_verdicts_follow_from_the_numbers(seed["claims"], correction="holm", alpha=0.05)
+    assert_verdicts_follow_from_the_numbers(results["claims"], correction="holm", alpha=0.05)
     for claim in results["claims"]:
-        assert claim["n_seeds"] == 2 and len(claim["verdicts"]) == 2
         per_seed = [next(c for c in s["claims"] if c["claim"] == claim["claim"]) for s in results["per_seed"]]
+        assert claim["n_seeds"] == 2 and claim["verdicts"] == [c["verdict"] for c in per_seed]
         effects = [c["effect"] for c in per_seed]
         assert claim["effects_per_seed"] == pytest.approx(effects)
         assert min(effects) - 1e-12 <= claim["effect"] <= max(effects) + 1e-12  # random-effects weighted mean
