@@ -123,7 +123,8 @@ def child(size: str, mode: str) -> dict:
 
 def estimate(size: str, mode: str) -> tuple[float, int]:
     """Peak bytes the planner predicts for the case on one device, and the parameter count."""
-    from tli.plan import GIB, plan
+    from tli.architecture import GIB
+    from tli.plan import plan
 
     with tempfile.TemporaryDirectory() as tmp:
         llama_config(size).save_pretrained(tmp)

@@ -1,5 +1,6 @@
 """A first `tli compare` experiment on one's own files: any file name, the XNLI table `datasets` exports, a dry
-run that reads everything the run reads, cells that record their settings, and README's example as written."""
+run that reads everything the run reads, cells that record their settings, and the getting-started example as
+written."""
 
 import json
 import re
@@ -12,7 +13,7 @@ from tli.cli import main
 from tli.compare import compare, parse_experiment
 from tli.tasks import SAMPLES_DIR, get_task
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+GETTING_STARTED = Path(__file__).resolve().parent.parent / "docs" / "getting-started.md"
 
 
 def _one_error_line(capsys) -> str:
@@ -226,19 +227,20 @@ def _real_finetune():
     return finetune
 
 
-# --- README's own-experiment section works as written ---------------------------------------------------------
+# --- The getting-started page's first experiment works as written -------------------------------------------
 
 
-def _readme_section() -> str:
-    text = README.read_text(encoding="utf-8")
-    start = text.index("### Your own experiment")
+def _getting_started_section() -> str:
+    text = GETTING_STARTED.read_text(encoding="utf-8")
+    start = text.index("## Your first experiment")
     return text[start : text.index("\n## ", start)]
 
 
-def test_the_readme_experiment_works_as_written(tiny_llama_dir, tmp_path, monkeypatch, capsys):
-    """The README's commands make the data files; its YAML, exactly as printed, passes the dry run and (with the
-    tiny test model in place of the embedded one) runs, verifies, and recomputes what a changed limit changes."""
-    section = _readme_section()
+def test_the_getting_started_experiment_works_as_written(tiny_llama_dir, tmp_path, monkeypatch, capsys):
+    """The getting-started page's commands make the data files; its YAML, exactly as printed, passes the dry run
+    and (with the tiny test model in place of the embedded one) runs, verifies, and recomputes what a changed
+    limit changes."""
+    section = _getting_started_section()
     yaml_text = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
     shell = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
     assert 'cp "$S/xlsum/swahili_test.jsonl" data/habari_test.jsonl' in shell

@@ -255,18 +255,21 @@ def test_underscored_flags_still_parse():
     assert parse_command("verify", ["runs/x", "--no_load_model"]).load_model is False
 
 
-def test_readme_command_table_lists_every_command():
+def test_the_docs_command_table_lists_every_command_with_its_guide():
     from pathlib import Path
 
-    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    table = readme.split("## Commands", 1)[1].split("\n\n", 2)[1]
+    docs = Path(__file__).parents[1] / "docs"
+    home = (docs / "index.md").read_text(encoding="utf-8")
+    table = home.split("## Commands", 1)[1].split("\n\n", 2)[1]
     for command in COMMANDS:
-        assert f"| `tli {command}` |" in table, command
+        assert f"| [`tli {command}`](guides/{command}.md) |" in table, command
+        assert (docs / "guides" / f"{command}.md").is_file(), command
 
 
 def test_one_pooling_default_for_every_command():
-    from tli.config import DEFAULT_POOLING, ExportConfig
+    from tli.config import ExportConfig
     from tli.embed import EmbedConfig
+    from tli.pooling import DEFAULT_POOLING
     from tli.tasks.retrieval.base import RetrievalConfig
 
     assert DEFAULT_POOLING == "mean-no-special"

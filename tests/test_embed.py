@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from tli.embed import POOLINGS, EmbedConfig, embed_all_layers, encode_words
+from tli.embed import EmbedConfig, embed_all_layers, encode_words
 from tli.errors import ConfigError, TliError
 from tli.models import load_model
+from tli.pooling import POOLINGS
 
 WORDS = ["mbwa", "asante sana", "thank you very much", "dog", "xyzzy plugh qwv", "bahari", "sea"]
 

@@ -16,18 +16,16 @@ import sys
 import pytest
 import torch
 
+from tli.architecture import GIB, nf4_tensor_bytes, weight_bytes
 from tli.errors import ConfigError
 from tli.plan import (
-    GIB,
     KNOWN_MODELS,
     STRATEGIES,
     block_activation_bytes,
     format_plan,
     head_activation_bytes,
     load_architecture,
-    nf4_tensor_bytes,
     plan,
-    weight_bytes,
 )
 
 SMALL = dict(

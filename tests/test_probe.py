@@ -21,9 +21,9 @@ from tli.probe import (
     probe,
     probe_table,
     sample_sources,
-    words,
     write_probe_run,
 )
+from tli.words import folded_words as words
 
 FAST = dict(max_new_tokens=3, n_pairs=6)
 

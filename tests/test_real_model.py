@@ -5,7 +5,8 @@ import time
 import pytest
 from conftest import assert_verdicts_follow_from_the_numbers
 
-from tli.models import cache_dir, load_model
+from tli.io import cache_dir
+from tli.models import load_model
 from tli.scan import scan
 
 pytestmark = pytest.mark.slow

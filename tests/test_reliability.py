@@ -178,7 +178,7 @@ def test_the_weights_estimate_counts_every_parameter(tiny_llama_dir):
 def test_a_load_that_cannot_fit_warns_before_loading(tiny_llama_dir, monkeypatch, caplog):
     import tli.models
 
-    monkeypatch.setattr(tli.models, "available_memory_bytes", lambda device: 1000)
+    monkeypatch.setattr(tli.models.memory, "available_memory_bytes", lambda device: 1000)
     with caplog.at_level("WARNING", logger="tli.models"):
         tli.models.load_model(str(tiny_llama_dir))
     (message,) = [r.getMessage() for r in caplog.records if "needs about" in r.getMessage()]

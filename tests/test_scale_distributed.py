@@ -4,7 +4,7 @@ FSDP / DeepSpeed where the backend lacks them are one clear line; the shipped la
 The task fine-tuning loop every ``tli compare`` strategy shares (``full`` = every weight, ``lora``) runs under
 ``torchrun`` with 2 processes and once alone: the same losses and the same weights come out. (``tli train``
 under DDP is tested in test_distributed.py.) FSDP and DeepSpeed need CUDA GPUs through Accelerate; none was
-available, so those paths are untested here (see the README's "Scaling up").
+available, so those paths are untested here (see docs/scaling.md).
 """
 
 import json

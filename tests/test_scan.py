@@ -9,7 +9,8 @@ from tli.cli import main
 from tli.embed import DEFAULT_POOLING
 from tli.errors import TliError
 from tli.lexicon import read_lexicon
-from tli.scan import artifact_layers, scan, select_layer
+from tli.metrics import artifact_layers
+from tli.scan import scan, select_layer
 
 LAYER_KEYS = {
     "layer",

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from tli.errors import ConfigError, LexiconError, ModelLoadError
-from tli.io import atomic_write_json
+from tli.io import atomic_write_json, replace_dir_atomically
 from tli.lexicon import Lexicon, Pair, word_tokens
-from tli.models import DEFAULT_GGUF_FILE, LoadedModel, load_model
+from tli.models import DEFAULT_GGUF_FILE, LoadedModel, attach_adapter, load_model
 
 ADAPTER_META = "tli_adapter.json"
 ADAPTER_SPLIT = "tli_split.json"
@@ -206,8 +206,6 @@ def check_same_base(meta: dict[str, Any], loaded: LoadedModel, adapter: str) -> 
 
 def attach_to(loaded: LoadedModel, adapter: str | os.PathLike) -> LoadedModel:
     """Attach a checked tli adapter to an already loaded base model (unmerged)."""
-    from tli.models import attach_adapter
-
     check_same_base(read_adapter_meta(adapter), loaded, str(adapter))
     loaded.model, loaded.adapter = attach_adapter(loaded.model, adapter), str(adapter)
     return loaded
@@ -274,8 +272,6 @@ def merge_adapter(adapter: str | os.PathLike, out: str | os.PathLike, *, dtype: 
     Raises:
         ConfigError: ``out`` exists and is not empty.
     """
-    from tli.io import replace_dir_atomically
-
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"--out {out} is not empty: choose a new directory for the merged model")

@@ -29,13 +29,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.linalg import orthogonal_procrustes
+from scipy.stats import binomtest, hypergeom
 
 from tli.embed import EmbedConfig, center_and_normalise, embed_all_layers
 from tli.errors import ConfigError, DataError
-from tli.io import atomic_write_bytes, atomic_write_text
-from tli.lexicon import Lexicon
+from tli.io import atomic_write_bytes, atomic_write_text, sha256_file
+from tli.lexicon import Lexicon, read_lexicon
+from tli.limits import MAX_TABLE_BYTES, MAX_WORD_CHARS, too_big, too_long
 from tli.metrics import CSLS_K, PairIndex
 from tli.models import LoadedModel
+from tli.stats import bootstrap_ci_mean
 
 METHODS = ("cosine", "csls")
 WORD_BOUNDARY_MARKERS = ("Ġ", "▁")
@@ -73,7 +77,6 @@ def read_word_list(path: str | os.PathLike) -> list[str]:
         raise VocabularyError(f"{path}: no such word-list file — check the --vocabulary path")
     if path.is_dir():
         raise VocabularyError(f"{path}: is a directory — give a text file with one word per line")
-    from tli.limits import MAX_TABLE_BYTES, MAX_WORD_CHARS, too_big, too_long
 
     if problem := too_big(path.stat().st_size, MAX_TABLE_BYTES):
         raise VocabularyError(f"{path}: the file {problem} — give one word per line")
@@ -187,8 +190,6 @@ def resolve_vocabulary(
         words = tokenizer_vocabulary(tokenizer)
         return words, {"source": TOKENIZER_VOCABULARY, "marker": word_boundary_marker(tokenizer)}
     if isinstance(vocabulary, (str, os.PathLike)):
-        from tli.io import sha256_file
-
         return read_word_list(vocabulary), {"source": str(vocabulary), "file_sha256": sha256_file(vocabulary)}
     return list(dict.fromkeys(vocabulary)), {"source": "list"}
 
@@ -403,8 +404,6 @@ def precision_at_k_with_ci(ranks: Any, k: int, confidence: float = 0.95) -> Esti
         ranks: ``(n,)`` integer ranks ≥ 1.
         k: cut-off ≥ 1.
     """
-    from scipy.stats import binomtest
-
     arr, k = _as_ranks(ranks), _check_k(k)
     _check_confidence(confidence)
     hits = int((arr <= k).sum())
@@ -437,8 +436,6 @@ def chance_mrr(n_gold_per_query: Any, n_candidates: int) -> float:
     C(n, r − 1)`` (no gold among the first ``r − 1``; the hypergeometric ``pmf(0)``), so ``chance =
     mean_i Σ_r P(R_i = r) / r``. With ``g = 1`` it is ``H_n / n`` (``H_n`` the harmonic number).
     """
-    from scipy.stats import hypergeom
-
     golds, n = _check_golds(n_gold_per_query, n_candidates), int(n_candidates)
     by_g = {}
     for g in set(golds.tolist()):
@@ -462,8 +459,6 @@ def mrr_with_ci(
 ) -> Estimate:
     """MRR ``= mean_i 1 / rank_i`` with a percentile bootstrap interval over queries
     (:func:`tli.stats.bootstrap_ci_mean`)."""
-    from tli.stats import bootstrap_ci_mean
-
     reciprocal = 1.0 / _as_ranks(ranks)
     low, high = bootstrap_ci_mean(reciprocal, n_boot=n_boot, confidence=confidence, rng=rng)
     return Estimate(float(reciprocal.mean()), low, high)
@@ -583,8 +578,6 @@ def fit_procrustes(src: torch.Tensor, tgt: torch.Tensor, *, center: bool = False
         src: ``(n_pairs, H)`` source embeddings.
         tgt: ``(n_pairs, H)`` target embeddings.
     """
-    from scipy.linalg import orthogonal_procrustes
-
     if src.shape != tgt.shape or src.ndim != 2 or len(src) == 0:
         raise ValueError(f"src {tuple(src.shape)} and tgt {tuple(tgt.shape)} must both be (n_pairs ≥ 1, H)")
     src_mean = _unit(src).mean(dim=0) if center else None
@@ -778,8 +771,6 @@ def bli_evaluate(
         and ``queries`` (per query: gold, rank and top-1 word for each report).
     """
     if isinstance(test_lexicon, (str, os.PathLike)):
-        from tli.lexicon import read_lexicon
-
         test_lexicon = read_lexicon(test_lexicon)
     train, test, dropped = train_test_split(lexicon, test_lexicon)
     vocab_words, vocab_record = resolve_vocabulary(vocabulary, loaded.tokenizer)

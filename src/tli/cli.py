@@ -4,20 +4,35 @@ Each command's options are generated from its config class in :mod:`tli.config` 
 every option); a handler here only calls the API and prints a summary. Errors the user can fix are printed
 as one line (``tli: error: …``) with exit status 2; ``--debug`` shows the traceback instead. Progress and
 warnings go to stderr through ``logging``; results go to stdout and files.
+
+In-function imports: each handler imports the stage it runs (``tli.scan``, ``tli.train``, ``tli.evaluate``,
+``tli.pipeline``, ``tli.stats``, ``tli.compare``, …) when it runs, because those load torch, transformers or
+scipy, and the libraries' loggers (``transformers``, ``huggingface_hub``) are quieted the same way;
+``tli --help`` and option errors stay fast and load none of them.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
+import json
 import logging
+import os
 import sys
+import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from tli.config import COMMANDS, parse_command
 from tli.errors import ConfigError, TliError
+from tli.io import atomic_write_json
+from tli.limits import shorten
+from tli.plan import format_plan, plan
+from tli.runs import default_run_dir, mark_complete, prepare_run_dir, provenance
+from tli.threads import configure_threads
 
 log = logging.getLogger("tli")
 
@@ -42,14 +57,10 @@ def _options(config: Any, *drop: str) -> dict[str, Any]:
 
 
 def _out(config: Any, command: str) -> Path:
-    from tli.runs import default_run_dir
-
     return Path(config.out) if config.out else default_run_dir(command)
 
 
 def _is_main_process() -> bool:
-    import os
-
     return int(os.environ.get("RANK", "0")) == 0
 
 
@@ -138,8 +149,6 @@ def cmd_run(config) -> int:
 
 
 def cmd_stats(config) -> int:
-    import json
-
     from tli.group_claims import format_stats_report, stats_report
     from tli.stats import DEFAULT_CLUSTER, DEFAULT_GROUP
 
@@ -164,10 +173,8 @@ def cmd_stats(config) -> int:
 
 def cmd_probe(config) -> int:
     from tli.adapter import load_adapted_for, read_adapter_meta
-    from tli.errors import ConfigError
     from tli.lexicon import resolve_lexicon
     from tli.probe import probe, probe_summary, write_probe_run
-    from tli.runs import prepare_run_dir
 
     if not config.adapter:
         raise ConfigError(
@@ -186,10 +193,9 @@ def cmd_probe(config) -> int:
 
 def cmd_export_embeddings(config) -> int:
     from tli.bli import export_embeddings, read_word_list
-    from tli.embed import embed_strings
+    from tli.embed import EmbedConfig, embed_strings
     from tli.lexicon import resolve_lexicon
     from tli.models import load_model
-    from tli.runs import prepare_run_dir
 
     out = prepare_run_dir(_out(config, "export"), overwrite=config.overwrite)
     if config.words:
@@ -205,7 +211,7 @@ def cmd_export_embeddings(config) -> int:
         raise ConfigError(
             f"--layer {max(config.layer)} is beyond the model: hidden-state indices run 0..{loaded.num_layers}"
         )
-    embed_config = config.embed_config(config.batch_size)
+    embed_config = EmbedConfig.from_recipe(config.recipe(), config.batch_size)
     written: dict[str, list[str]] = {}
     for lang, words in languages.items():
         vectors = embed_strings(words, loaded.model, loaded.tokenizer, embed_config, desc=f"{lang} words")
@@ -224,8 +230,6 @@ def cmd_export_embeddings(config) -> int:
 def _write_export_record(out: Path, config, loaded, embed_config, written: dict[str, list[str]]) -> None:
     """``results.json`` of an export: the pooling recipe, model, files and provenance (then ``complete``)."""
     from tli.embed import bos_record
-    from tli.io import atomic_write_json
-    from tli.runs import mark_complete, provenance
 
     record = {
         "layers": list(config.layer),
@@ -247,10 +251,6 @@ def cmd_merge(config) -> int:
 
 
 def cmd_plan(config) -> int:
-    import json
-
-    from tli.plan import format_plan, plan
-
     result = plan(
         config.model,
         **{k: v for k, v in _options(config, "model", "json").items() if k != "lora_targets"},
@@ -261,9 +261,6 @@ def cmd_plan(config) -> int:
 
 
 def cmd_compare(config) -> int:
-    import json
-    import time
-
     from tli.compare import compare, dry_run, format_dry_run, parse_experiment
 
     experiment = parse_experiment(config.experiment, check_device=not config.dry_run)
@@ -292,8 +289,6 @@ def cmd_compare(config) -> int:
 
 
 def cmd_verify(config) -> int:
-    import json
-
     from tli.verify import format_verification, verify
 
     report = verify(config.run, load_model=config.load_model)
@@ -314,14 +309,6 @@ HANDLERS: dict[str, Callable[[Any], int]] = {
     "compare": cmd_compare,
     "verify": cmd_verify,
 }
-
-
-def register(name: str, config_class: type, handler: Callable[[Any], int], summary: str) -> None:
-    """Add a command (its options come from ``config_class``)."""
-    from tli.config import register_command
-
-    register_command(name, config_class)
-    HANDLERS[name], SUMMARIES[name] = handler, summary
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -350,8 +337,6 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, A
 
 
 def _version() -> str:
-    import importlib.metadata
-
     try:
         return importlib.metadata.version("tli")
     except importlib.metadata.PackageNotFoundError:
@@ -380,8 +365,6 @@ def configure_logging(debug: bool) -> None:
 
 def _quiet_libraries() -> None:
     """Keep transformers' and PEFT's informational chatter out of the way of tli's own output."""
-    import warnings
-
     from huggingface_hub.utils import logging as hub_logging
     from transformers.utils import logging as hf_logging
 
@@ -395,8 +378,6 @@ def _quiet_libraries() -> None:
 def one_line(message: str) -> str:
     """An error message on one line whatever it quotes (a file's text can hold line breaks), cut to
     :data:`tli.limits.MAX_MESSAGE_CHARS` characters (a message can quote a huge value)."""
-    from tli.limits import shorten
-
     return shorten(message.strip().replace("\r", "\\r").replace("\n", "\\n"))
 
 
@@ -409,8 +390,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not namespace.debug:
             _quiet_libraries()
         if hasattr(config, "threads"):  # torch's thread pool sized to this process's CPUs (or --threads)
-            from tli.threads import configure_threads
-
             configure_threads(config.threads)
         return HANDLERS[namespace.command](config)
     except TliError as exc:

@@ -11,6 +11,8 @@ per-concern mixins (``ModelOptions``, ``EmbedOptions``, ``LexiconOptions``). The
 
 Every class validates *all* of its fields in ``__post_init__`` and raises one :class:`ConfigError` that
 lists every problem, before any model is loaded. This module imports nothing heavy, so ``tli --help`` is fast.
+
+In-function import: ``transformers``' ``HfArgumentParser``, only when a command line is parsed.
 """
 
 from __future__ import annotations
@@ -24,47 +26,32 @@ import re
 import types
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from tli.errors import ConfigError
+from tli.architecture import QUANTIZATIONS
+from tli.errors import ConfigError, TliError
+from tli.limits import read_yaml
+from tli.placement import DEVICE_MAP_STRATEGIES, parse_max_memory
+from tli.pooling import DEFAULT_POOLING, RECIPE_FIELDS, PoolingRecipe, recipe_problems
+from tli.runs import read_scan_choice
 
-POOLINGS = ("mean", "mean-no-special", "last")
-DEFAULT_POOLING = "mean-no-special"
-"""The one pooling recipe every command uses by default (scan, train, run, evaluate's adapters, export, the TLI
-strategy and dense retrieval of ``tli compare``): special tokens and position 0 left out, as the published
-evaluation pooled. ``mean`` (the published pilot scan) pools the start token in, whose massive activations
-make any two words look alike (matched and mismatched cosine both 0.9999 on SmolLM2)."""
-ADD_BOS = ("auto", "always", "never")
 DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16")
-QUANTIZATIONS = ("none", "nf4", "int8")
-CRITERIA = ("centered_gap", "gap", "cosine", "p_at_1", "csls", "mrr")
+CRITERIA = {
+    "centered_gap": "centered_gap",
+    "gap": "gap",
+    "cosine": "matched_mean",
+    "p_at_1": "p_at_1",
+    "csls": "csls_p_at_1",
+    "mrr": "mrr",
+}
+"""``--select-by`` criterion → the per-layer figure of the scan it maximises (ties broken by MRR, then centred
+gap; :func:`tli.scan.select_layer`)."""
 LOSS_NAMES = ("triplet", "infonce")
 CORRECTIONS = ("holm", "bh", "none")
 DEFAULT_CONTROL_FRACTION = 63 / 686
 """The published proportion of unseen control pairs (63 of 686)."""
-DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
-"""Accelerate's device-map strategies (``--device-map``; a JSON file of ``{module: device}`` works too)."""
-_SIZE = re.compile(r"^\d+(\.\d+)?\s*([KMGT]i?B|B)?$", re.IGNORECASE)
-
-
-def parse_max_memory(text: str) -> dict[int | str, str]:
-    """``"0=70GiB,1=70GiB,cpu=200GiB"`` → ``{0: "70GiB", 1: "70GiB", "cpu": "200GiB"}`` (Accelerate's
-    ``max_memory``: GPUs by index, ``cpu``, ``mps``).
-
-    Raises:
-        ConfigError: an entry that is not ``DEVICE=SIZE``.
-    """
-    result: dict[int | str, str] = {}
-    for entry in (part.strip() for part in str(text).split(",")):
-        device, _, size = (x.strip() for x in entry.partition("="))
-        key: int | str = int(device) if device.isdigit() else device.lower()
-        if not size or not (isinstance(key, int) or key in ("cpu", "mps")) or not _SIZE.match(size):
-            raise ConfigError(
-                f"--max-memory {text!r}: {entry!r} is not DEVICE=SIZE (e.g. 0=70GiB,1=70GiB,cpu=200GiB)"
-            )
-        result[key] = size
-    return result
 
 
 def option(default: Any = dataclasses.MISSING, help: str = "", **metadata: Any) -> Any:
@@ -226,23 +213,11 @@ class EmbedOptions:
     bos_token: str | None = option(None, "prepend this token instead of the document separator")
 
     def _check_embed(self, problems: Problems) -> None:
-        problems.choice("pooling", self.pooling, POOLINGS)
-        problems.choice("add_bos", self.add_bos, ADD_BOS)
-        if self.template is not None:
-            problems.check("{word}" in self.template, f"--template {self.template!r} has no {{word}} slot")
+        problems.items.extend(recipe_problems(self.pooling, self.add_bos, self.template))
 
-    def embed_config(self, batch_size: int = 32):
-        """The :class:`tli.embed.EmbedConfig` of these options."""
-        from tli.embed import EmbedConfig
-
-        return EmbedConfig(
-            pooling=self.pooling,
-            center=self.center,
-            template=self.template,
-            add_bos=self.add_bos,
-            bos_token=self.bos_token,
-            batch_size=batch_size,
-        )
+    def recipe(self) -> PoolingRecipe:
+        """The :class:`~tli.pooling.PoolingRecipe` of these options (the fields of :data:`RECIPE_FIELDS`)."""
+        return PoolingRecipe(**{name: getattr(self, name) for name in RECIPE_FIELDS})
 
 
 @dataclass(kw_only=True)
@@ -465,9 +440,6 @@ def _same_model(a: str | None, b: str | None) -> bool:
 
 DEFAULT_TARGET_LAYER = 2
 """The published TLI target layer (``hidden_states[2]``)."""
-RECIPE_FIELDS = ("pooling", "center", "template", "add_bos", "bos_token")
-"""The options of :class:`EmbedOptions` that decide an embedding: a scan and the training it selects a layer for
-must agree on them."""
 
 
 @dataclass(kw_only=True)
@@ -523,11 +495,7 @@ class TrainConfig(TrainRunOptions):
 
     def _take_from_scan(self, problems: Problems) -> None:
         """The scan's selected layer and recipe where these options keep their defaults; a note where not."""
-        from tli.errors import TliError
-
         try:
-            from tli.runs import read_scan_choice
-
             scan = read_scan_choice(self.from_scan)
         except TliError as exc:
             problems.items.append(str(exc))
@@ -832,12 +800,7 @@ COMMANDS: dict[str, type] = {
     "compare": CompareConfig,
     "verify": VerifyConfig,
 }
-"""Commands whose options come from a config class (the CLI registers more as they are added)."""
-
-
-def register_command(name: str, config_class: type) -> None:
-    """Make ``config_class`` the options of ``tli <name>`` (CLI flags and YAML keys)."""
-    COMMANDS[name] = config_class
+"""Every command's options class (CLI flags and YAML keys)."""
 
 
 _BOOL_METAVAR = "BOOL"
@@ -956,8 +919,6 @@ def parse_command(command: str, argv: list[str]) -> Any:
 
 def shipped_configs() -> dict[str, Path]:
     """Configs shipped with tli (``tli/configs/*.yaml``), by name."""
-    from importlib.resources import files
-
     return {
         p.name.removesuffix(".yaml"): Path(str(p))
         for p in files("tli.configs").iterdir()
@@ -971,8 +932,6 @@ def load_options_file(spec: str) -> dict[str, Any]:
     Raises:
         ConfigError: no such file, invalid YAML (with its line), not a mapping, or a key no command knows.
     """
-    from tli.limits import read_yaml
-
     path = Path(spec)
     if not path.is_file():
         path = shipped_configs().get(spec, path)
@@ -1007,11 +966,6 @@ def options_for(command: str, options: dict[str, Any]) -> dict[str, Any]:
             "tli %s: --config %s: not used by this command: %s", command, path, ", ".join(ignored)
         )
     return used
-
-
-def config_dict(config: Any) -> dict[str, Any]:
-    """A config as a plain dict for ``results.json``."""
-    return dataclasses.asdict(config)
 
 
 __all__ = [

@@ -28,11 +28,14 @@ import contextlib
 import importlib.util
 import os
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
+from accelerate import Accelerator
+from accelerate.utils import DistributedType
 
 from tli.errors import ConfigError
 
@@ -198,8 +201,6 @@ def distributed_context(device: torch.device, *, grad_accum: int = 1) -> Distrib
     check_backend(kind, device)
     if _CONTEXT is not None:
         return _CONTEXT
-    from accelerate import Accelerator
-    from accelerate.utils import DistributedType
 
     accelerator = Accelerator(cpu=device.type == "cpu", gradient_accumulation_steps=grad_accum)
     kinds = {DistributedType.FSDP: "fsdp", DistributedType.DEEPSPEED: "deepspeed"}
@@ -224,8 +225,6 @@ def accelerate_config(name: str) -> Path:
     Raises:
         ConfigError: an unknown name (the shipped ones listed).
     """
-    from importlib.resources import files
-
     if name not in ACCELERATE_CONFIGS:
         raise ConfigError(
             f"no shipped accelerate config {name!r}: choose from {', '.join(ACCELERATE_CONFIGS)}"

@@ -11,7 +11,7 @@ Pooling recipes (``pooling=``):
 - ``mean``: mean over all attention-masked tokens, first/special tokens included — the published pilot
   scan's statistic. In decoders the first token is an attention sink with massive activations, so this pools in
   a vector shared by every word; cosines come out near 1 for *any* pair at most layers.
-- ``mean-no-special`` (the default of every command, :data:`tli.config.DEFAULT_POOLING`): mean over tokens
+- ``mean-no-special`` (the default of every command, :data:`tli.pooling.DEFAULT_POOLING`): mean over tokens
   that are neither special (BOS, EOS, …) nor at position 0 — the published evaluation's recipe.
 - ``last``: the hidden state of the last token (natural with a prompt template that ends right before the
   model would produce the answer).
@@ -41,63 +41,33 @@ from typing import Any
 
 import torch
 
-from tli.config import ADD_BOS, DEFAULT_POOLING, POOLINGS
 from tli.errors import ConfigError, DataError
+from tli.metrics import PairIndex, centre
 from tli.models import backbone, input_device
+from tli.pooling import PoolingRecipe
+from tli.progress import Progress
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class EmbedConfig:
-    """How a string becomes a vector (recorded in every result file)."""
+class EmbedConfig(PoolingRecipe):
+    """A :class:`~tli.pooling.PoolingRecipe` and how many words go through one forward pass."""
 
-    pooling: str = DEFAULT_POOLING
-    """``mean-no-special`` (default: the published evaluation's recipe) | ``mean`` (the published pilot scan's)
-    | ``last``."""
-    center: bool = False
-    """Subtract each language's mean embedding (per layer) before L2-normalising; removes the shared
-    direction that makes raw cosines of decoder states ≈ 1."""
-    template: str | None = None
-    """Prompt with a ``{word}`` slot, e.g. ``'This word: "{word}" means in one word: "'``;
-    None embeds the bare word."""
-    add_bos: str = "auto"
-    """``auto`` | ``always`` | ``never``: whether to start each sequence with the document separator
-    (``auto``: when the tokenizer adds no start token itself; ``always``: the same, but an error when there is
-    none)."""
-    bos_token: str | None = None
-    """The start token to prepend instead of the document separator (e.g. ``<|im_start|>``)."""
     batch_size: int = 32
     """Words per forward pass."""
 
     def __post_init__(self) -> None:
-        if self.pooling not in POOLINGS:
-            raise ConfigError(f"--pooling {self.pooling!r} is not one of {', '.join(POOLINGS)}")
-        if self.add_bos not in ADD_BOS:
-            raise ConfigError(f"--add-bos {self.add_bos!r} is not one of {', '.join(ADD_BOS)}")
-        if self.template is not None and "{word}" not in self.template:
-            raise ConfigError(
-                f"--template {self.template!r} has no {{word}} slot: write e.g. 'The word \"{{word}}\"'"
-            )
-        if self.batch_size < 1:
-            raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
+        problems = self.problems()
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            problems.append(f"--batch-size must be >= 1, got {self.batch_size}")
+        if problems:
+            raise ConfigError("; ".join(problems))
 
-    def describe(self) -> dict[str, Any]:
-        """The recipe as recorded in ``results.json``."""
-        excluded = {
-            "mean": "nothing (first/special tokens pooled in, as published)",
-            "mean-no-special": "special tokens and position 0",
-            "last": "all but the last token",
-        }[self.pooling]
-        return {
-            "pooling": self.pooling,
-            "excluded_tokens": excluded,
-            "center": self.center,
-            "template": self.template,
-            "add_bos": self.add_bos,
-            "bos_token_requested": self.bos_token,
-            "l2_normalised": True,
-        }
+    @classmethod
+    def from_recipe(cls, recipe: PoolingRecipe, batch_size: int = 32) -> EmbedConfig:
+        """The recipe of a command's options (:meth:`tli.config.EmbedOptions.recipe`) at ``batch_size``."""
+        return cls(**dataclasses.asdict(recipe.recipe()), batch_size=batch_size)
 
 
 @dataclass
@@ -409,8 +379,6 @@ def embed_all_layers(
     Returns:
         ``(layers, len(words), hidden)`` float32 on CPU, in the order of ``words``.
     """
-    from tli.progress import Progress
-
     config = config or EmbedConfig()
     if not words:
         raise DataError("nothing to embed: the word list is empty")
@@ -433,8 +401,6 @@ def center_and_normalise(embeddings: torch.Tensor) -> torch.Tensor:
     Args:
         embeddings: ``(layers, words, hidden)`` embeddings of one language.
     """
-    from tli.metrics import centre
-
     return centre(embeddings)
 
 
@@ -489,8 +455,6 @@ def embed_lexicon(
         ``(src, tgt, index)``: ``(layers, n_src, H)``, ``(layers, n_tgt, H)`` and the
         :class:`~tli.metrics.PairIndex`.
     """
-    from tli.metrics import PairIndex
-
     sources, targets, index = PairIndex.from_lexicon(lexicon)
     model, tokenizer = loaded.model, loaded.tokenizer
     prefix = f"{stage}: " if stage else ""

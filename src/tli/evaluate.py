@@ -36,7 +36,14 @@ import numpy as np
 import torch
 
 from tli import group_claims
-from tli.adapter import load_adapted_for, read_adapter_meta, read_recorded_split, regroup_as_trained
+from tli.adapter import (
+    attach_to,
+    load_adapted_for,
+    read_adapter_meta,
+    read_recorded_split,
+    regroup_as_trained,
+)
+from tli.bli import control_retrieval, embed_layers, resolve_vocabulary
 from tli.claims import Claim, across_seeds, judge
 from tli.config import EvaluateConfig
 from tli.embed import EmbedConfig, EmbeddingCache, bos_record, drop_unembeddable_pairs, embed_lexicon
@@ -45,7 +52,9 @@ from tli.lexicon import Lexicon, lexicon_record, resolve_lexicon
 from tli.metrics import PairIndex, centre, retrieval_ranks
 from tli.models import LoadedModel, base_causal_lm
 from tli.progress import stage
-from tli.runs import require_complete
+from tli.report import write_evaluate_run, write_seeds_summary
+from tli.runs import prepare_run_dir, provenance, require_complete
+from tli.scan import per_layer_metrics
 from tli.stats import mcnemar_exact, paired_randomisation, paired_stats
 from tli.threads import configure_threads
 
@@ -297,8 +306,6 @@ def layer_curves(
     side: Side, index: PairIndex, *, progress: bool | None = False, desc: str = ""
 ) -> list[dict]:
     """Scan figures at every layer for one model state (see :func:`tli.scan.per_layer_metrics`)."""
-    from tli.scan import per_layer_metrics
-
     return per_layer_metrics(side.src, side.tgt, index, progress=progress, desc=desc or "per-layer figures")
 
 
@@ -459,8 +466,6 @@ def bli_figures(
 ) -> list[dict[str, Any]]:
     """Retrieval of the unseen control words at each reported layer (:func:`tli.bli.control_retrieval`):
     base, adapted and the Procrustes baseline, over the lexicon's targets or ``config.vocabulary``."""
-    from tli.bli import control_retrieval, embed_layers, resolve_vocabulary
-
     if (groups == "control").sum() < 1 or (groups == "trained").sum() < 2:
         return []
     layers = [layer for _, layer in roles]
@@ -551,6 +556,25 @@ def aggregate(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+SHARED_BY_SEEDS = ("target_layer", "final_layer", "layer_roles", "statistics", "pooling", "model", "lexicon")
+"""What every seed of one evaluation shares (same base model, lexicon and recipe): taken from the first."""
+
+
+def seed_summary(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """The evaluation over seeds (``tli evaluate`` with several adapters, ``tli run --seeds``): the figures
+    and claims over seeds (:func:`aggregate`), each seed's own, what the seeds share, the groups left out
+    and every seed's warnings (once each)."""
+    first = per_seed[0]
+    return {
+        "seeds": [r["seed"] for r in per_seed],
+        **aggregate(per_seed),
+        "per_seed": [{k: r[k] for k in ("seed", "evaluation", "claims", "adapter")} for r in per_seed],
+        **{key: first[key] for key in SHARED_BY_SEEDS},
+        "skipped_groups": first["skipped_groups"],
+        "warnings": list(dict.fromkeys(w for r in per_seed for w in r.get("warnings", []))),
+    }
+
+
 def aggregate_bli(per_seed: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """BLI figures over seeds, per layer and system: each figure's mean over seeds and its sd (``<key>_sd``,
     ``ddof=1``); each interval ``[min of the seeds' lows, max of their highs]`` (the envelope of the per-seed
@@ -617,9 +641,6 @@ def evaluate(
         progress: progress bars on a terminal, log lines every 30 s otherwise (None); False = silent.
         **options: other :class:`~tli.config.EvaluateConfig` fields.
     """
-    from tli.report import write_evaluate_run, write_seeds_summary
-    from tli.runs import prepare_run_dir, provenance
-
     adapters = expand_adapters(adapter)
     config = EvaluateConfig(
         adapter=[str(a) for a in adapters], model=None if isinstance(model, LoadedModel) else model, **options
@@ -660,20 +681,7 @@ def evaluate(
         per_seed.append(results)
     if len(per_seed) == 1:
         return per_seed[0]
-    summary = {
-        "seeds": [r["seed"] for r in per_seed],
-        **aggregate(per_seed),
-        "per_seed": [{k: r[k] for k in ("seed", "evaluation", "claims", "adapter")} for r in per_seed],
-        "target_layer": per_seed[0]["target_layer"],
-        "final_layer": per_seed[0]["final_layer"],
-        "layer_roles": per_seed[0]["layer_roles"],
-        "statistics": per_seed[0]["statistics"],
-        "pooling": per_seed[0]["pooling"],
-        "model": per_seed[0]["model"],
-        "lexicon": per_seed[0]["lexicon"],
-        "warnings": list(dict.fromkeys(w for r in per_seed for w in r.get("warnings", []))),
-        **provenance("evaluate", asdict(config), config.seed),
-    }
+    summary = {**seed_summary(per_seed), **provenance("evaluate", asdict(config), config.seed)}
     if out is not None:
         write_seeds_summary(Path(out), summary)
     return summary
@@ -683,8 +691,6 @@ def _adapted(
     path: Path, meta: dict[str, Any], config: EvaluateConfig, previous: LoadedModel | None
 ) -> LoadedModel:
     """The base model with this adapter: reuse a loaded base (same fingerprint) when one is at hand."""
-    from tli.adapter import attach_to
-
     if previous is not None and previous.fingerprint.get("sha256") == meta["base_model"]["fingerprint"].get(
         "sha256"
     ):

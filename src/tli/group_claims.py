@@ -15,9 +15,17 @@ from typing import Any
 
 import numpy as np
 
-from tli.claims import Claim
+from tli.claims import Claim, judge
 from tli.errors import ConfigError
-from tli.stats import PairedStats, between_groups, equivalence_tost
+from tli.stats import (
+    PairedStats,
+    between_groups,
+    equivalence_tost,
+    format_p,
+    format_stats_table,
+    read_grouped,
+    stats_by_group,
+)
 
 MIN_MARGIN = 1e-6
 """A TOST margin below this (a gain of nearly nothing) leaves "as much as" undecided: nothing to be
@@ -185,9 +193,6 @@ def stats_report(
     then for every pair of groups (A, B) a difference (A gains more than B) and an equivalence (B gains as
     much as A, within ``±equivalence_margin · |gain of A|``), see :func:`between_group_claims`.
     """
-    from tli.claims import judge
-    from tli.stats import read_grouped, stats_by_group
-
     grouped, n_columns = read_grouped(path, pre=pre, post=post, group=group, cluster=cluster)
     groups = stats_by_group(grouped, n_columns, n_boot=n_boot, rng=seed, source=path)
     report = StatsReport(
@@ -281,8 +286,6 @@ def stats_report(
 
 def format_stats_report(report: StatsReport) -> str:
     """The per-group table (:func:`tli.stats.format_stats_table`), then the judged claims between groups."""
-    from tli.stats import format_p, format_stats_table
-
     lines = [format_stats_table(report.groups)]
     if not report.claims:
         return lines[0]

@@ -1,4 +1,4 @@
-"""Atomic file writes and fingerprints.
+"""Atomic file writes, fingerprints, JSON Lines reading and tli's cache directory.
 
 Every result file is written to a temporary file in the same directory and renamed into place, so an
 interrupted run never leaves a half-written file that looks complete.
@@ -11,10 +11,16 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+import platformdirs
+
+from tli.errors import DataError
+from tli.limits import json_too_deep, nesting_message
 
 
 def _umask() -> int:
@@ -76,8 +82,6 @@ def replace_dir_atomically(target: str | os.PathLike, write: Callable[[Path], No
     one. The previous ``target`` is renamed aside before the new one takes its place and deleted after, so
     a crash between the two renames leaves both complete directories on disk.
     """
-    import shutil
-
     target = Path(target)
     remove_stale_siblings(target)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
@@ -94,8 +98,6 @@ def replace_dir_atomically(target: str | os.PathLike, write: Callable[[Path], No
 
 def remove_stale_siblings(target: Path) -> list[Path]:
     """Delete the temporary siblings of ``target`` that killed processes left (their process id is gone)."""
-    import shutil
-
     removed = []
     for sibling in target.parent.glob(f".{target.name}.*-*"):
         kind, _, pid = sibling.name[len(target.name) + 2 :].partition("-")
@@ -127,6 +129,62 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
 def sha256_text(text: str) -> str:
     """SHA-256 hex digest of a UTF-8 string."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class JsonLinesError(DataError):
+    """A JSON Lines file that cannot be read: ``path``, the 1-based ``line`` (None for the whole file) and
+    the ``problem`` alone, so a caller can name the file its own way; ``str()`` is ``path:line: problem``."""
+
+    def __init__(self, path: str | os.PathLike, line: int | None, problem: str):
+        self.path, self.line, self.problem = Path(path), line, problem
+        super().__init__(f"{path}:{line}: {problem}" if line is not None else f"{path}: {problem}")
+
+
+def numbered_json_lines(path: str | os.PathLike, text: str | None = None) -> list[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for every non-blank line of a JSON Lines file (UTF-8, a BOM dropped).
+
+    Args:
+        text: the file's content when the caller has already read it (size limits of its own).
+
+    Raises:
+        JsonLinesError: an unreadable file, a line that is not valid JSON, nests too deep, or is not an object.
+    """
+    if text is None:
+        try:
+            text = Path(path).read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise JsonLinesError(path, None, f"cannot read it ({exc})") from exc
+    rows = []
+    for number, line in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):
+        if not line.strip():
+            continue
+        if json_too_deep(line) is not None:
+            raise JsonLinesError(path, number, nesting_message())
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise JsonLinesError(path, number, f"not valid JSON ({exc.msg})") from exc
+        if not isinstance(row, dict):
+            raise JsonLinesError(path, number, f"expected a row object, got {type(row).__name__}")
+        rows.append((number, row))
+    return rows
+
+
+def read_json_lines(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The objects of a JSON Lines file, one per non-blank line (see :func:`numbered_json_lines`).
+
+    Raises:
+        JsonLinesError: names the file and the line of the first problem.
+    """
+    return [row for _, row in numbered_json_lines(path)]
+
+
+def cache_dir() -> Path:
+    """Where converted models and retrieval indexes are cached: ``$TLI_CACHE_DIR`` or the platform's user
+    cache dir."""
+    if env := os.environ.get("TLI_CACHE_DIR"):
+        return Path(env)
+    return Path(platformdirs.user_cache_dir("tli"))
 
 
 def _finite(obj: Any) -> Any:

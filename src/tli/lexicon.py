@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from tli.errors import ConfigError, LexiconError
-from tli.io import atomic_write_text, sha256_text
+from tli.io import atomic_write_text, sha256_file, sha256_text
 from tli.limits import MAX_TABLE_BYTES, MAX_WORD_CHARS, json_too_deep, nesting_message, too_big, too_long
+from tli.words import words
 
 GROUPS = ("trained", "control")
 DEFAULT_CONTROL_FRACTION = 63 / 686
@@ -73,8 +74,6 @@ def word_tokens(text: str) -> list[str]:
     at the edges of a word are dropped. Everything else (spaces, hyphens, punctuation)
     separates words (``_`` joins them, as in ``\\w``): ``"Mother-in-law's"`` → ``["mother", "in", "law's"]``.
     """
-    from tli.words import words
-
     return words(text, normalization=None, underscore=True, split_unspaced_scripts=False)
 
 
@@ -939,8 +938,6 @@ def resolve_lexicon(lexicon: str | os.PathLike | Lexicon | None) -> Lexicon:
 
 def lexicon_record(lexicon: Lexicon) -> dict[str, Any]:
     """Lexicon provenance for ``results.json``: path, file SHA-256, content fingerprint, sizes, languages."""
-    from tli.io import sha256_file
-
     path = lexicon.path
     return {
         "path": str(path) if path else None,

@@ -18,9 +18,13 @@ real file holds; each says why it is set where it is.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
+
+from tli.errors import ConfigError, yaml_problem
 
 MAX_NESTING = 64
 """JSON / YAML nesting depth. tli's own files nest 6 levels at most (SQuAD JSON: data → paragraphs → qas →
@@ -91,8 +95,6 @@ def yaml_problem_line(text: str) -> tuple[int, str] | None:
     plus its contents, and each alias the size of the value its anchor names. YAML syntax errors are left to
     the loader, which names their line.
     """
-    import yaml
-
     anchors: dict[str, int] = {}
     stack: list[list[Any]] = [[None, 0]]  # [anchor, node count] of each open collection
     try:
@@ -165,11 +167,6 @@ def read_yaml(path: Any, label: str) -> Any:
         ConfigError: unreadable, too big, too deep or too large once expanded, or not valid YAML (one line
             naming ``label`` and the line).
     """
-    from pathlib import Path
-
-    import yaml
-
-    from tli.errors import ConfigError, yaml_problem
 
     try:
         if problem := too_big(Path(path).stat().st_size, MAX_CONFIG_BYTES):

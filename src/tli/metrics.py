@@ -14,6 +14,10 @@ from dataclasses import dataclass
 import torch
 
 CSLS_K = 10
+ARTIFACT_MISMATCHED = 0.5
+"""A layer is an artefact layer when two random words already have a mean cosine ≥ 0.5 …"""
+ARTIFACT_RELATIVE_GAP = 0.05
+"""… and translations add less than 5 % to it: ``gap < 0.05 · matched_mean``."""
 
 
 @dataclass(frozen=True)
@@ -172,3 +176,18 @@ def layer_metrics(src: torch.Tensor, tgt: torch.Tensor, pairs: PairIndex) -> dic
         "csls_p_at_1": precision_at_k(csls_ranks, 1),
         **centered_gap(src, tgt, pairs),
     }
+
+
+def artifact_layers(layers: list[dict[str, float]]) -> list[int]:
+    """Layers where the raw statistic looks high for any pair of words and does not separate translations.
+
+    Relative rule: ``mismatched_mean ≥ 0.5`` (two random words already look alike) and
+    ``gap < 0.05 · matched_mean`` (translations add under 5 % to that). A fixed cosine threshold misses
+    layers whose cosines sit at 0.91–0.95 with a gap of 0.002 (seen on Gemma-3).
+    """
+    return [
+        int(row["layer"])
+        for row in layers
+        if row["mismatched_mean"] >= ARTIFACT_MISMATCHED
+        and row["gap"] < ARTIFACT_RELATIVE_GAP * row["matched_mean"]
+    ]

@@ -14,6 +14,7 @@ evaluation; control pairs stay unseen until evaluation.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import asdict
@@ -25,14 +26,17 @@ import torch
 from tli.adapter import read_adapter_meta
 from tli.config import EvaluateConfig, RunConfig
 from tli.errors import ConfigError
-from tli.evaluate import aggregate, groups_for, run_evaluation
+from tli.evaluate import groups_for, run_evaluation, seed_summary
 from tli.io import atomic_write_json, atomic_write_text
 from tli.lexicon import Lexicon, lexicon_record, split_for_study
-from tli.models import check_trainable_placement, load_model, placement_of, set_compute_dtype
+from tli.models import load_model, set_compute_dtype
+from tli.placement import check_trainable_placement, placement_of
 from tli.progress import stage
+from tli.report import run_report, write_evaluate_run, write_scan_run, write_seeds_summary, write_train_run
 from tli.runs import mark_complete, prepare_run_dir, provenance
 from tli.scan import run_scan
 from tli.threads import configure_threads
+from tli.tracking import make_tracker
 from tli.train import clear_training, run_training
 
 
@@ -68,14 +72,6 @@ def run(
     Returns:
         The top-level ``results.json`` content.
     """
-    from tli.report import (
-        run_report,
-        write_evaluate_run,
-        write_scan_run,
-        write_seeds_summary,
-        write_train_run,
-    )
-
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError(
             "tli run is one process: launch `torchrun --nproc_per_node N -m tli train ...` for data-parallel "
@@ -185,21 +181,7 @@ def run(
 
     # 4. The whole story, over seeds.
     with stage("report over seeds" if len(seeds) > 1 else "report", enabled=progress):
-        combined = aggregate(per_seed)
-        evaluation_summary = {
-            "seeds": seeds,
-            **combined,
-            "per_seed": [{k: r[k] for k in ("seed", "evaluation", "claims", "adapter")} for r in per_seed],
-            "target_layer": layer,
-            "final_layer": per_seed[0]["final_layer"],
-            "layer_roles": per_seed[0]["layer_roles"],
-            "statistics": per_seed[0]["statistics"],
-            "pooling": per_seed[0]["pooling"],
-            "model": per_seed[0]["model"],
-            "lexicon": per_seed[0]["lexicon"],
-            "skipped_groups": per_seed[0]["skipped_groups"],
-            "warnings": list(dict.fromkeys(w for r in per_seed for w in r.get("warnings", []))),
-        }
+        evaluation_summary = seed_summary(per_seed)
         if len(seeds) > 1:
             write_seeds_summary(out / "evaluate", {**evaluation_summary, **provenance("evaluate", {}, None)})
         results = {
@@ -220,9 +202,9 @@ def run(
             },
             "train": [asdict(r) for r in trained_runs],
             "train_config": asdict(config.train_config(layer, seeds[0])),
-            "evaluation": combined["evaluation"],
-            "claims": combined["claims"],
-            "bli": combined["bli"],
+            "evaluation": evaluation_summary["evaluation"],
+            "claims": evaluation_summary["claims"],
+            "bli": evaluation_summary["bli"],
             "per_seed": evaluation_summary["per_seed"],
             "statistics": per_seed[0]["statistics"],
             "pooling": per_seed[0]["pooling"],
@@ -251,10 +233,6 @@ def run(
 
 def track_run(config: RunConfig, out: Path, results: dict[str, Any]) -> None:
     """Log the run to MLflow or TensorBoard: its config, each claim's effect and adjusted p, the files."""
-    import math
-
-    from tli.tracking import make_tracker
-
     name = f"tli-run-{Path(out).name}"
     tracker = make_tracker(config.track, out, name, asdict(config), config.tracking_uri)
     metrics = {"target_layer": float(results["target_layer"])}

@@ -4,6 +4,9 @@ Each ``plot_*`` function writes one figure atomically and returns its path. The 
 the matching ``*_figure`` function, so tests (and notebooks) can inspect what is drawn without a file:
 axes carry a ``gid`` naming their role (``cosine``, ``gap``, ``retrieval``, ``similarity``, ...), and so do
 the artists that matter (``artifact`` spans, the ``selected`` layer line, the ``chance`` line, ...).
+
+In-function imports: ``matplotlib`` and ``scikit-learn`` (PCA / t-SNE), heavy and needed only when a plot
+is drawn.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ decoded greedily by default and scored against every sense of the source word in
 (a sense appears in the answer as a whole word or phrase, see :func:`is_correct`) and strictly (the answer is
 exactly a sense, see :func:`is_exact`). The run directory gets ``probe.md`` (a Markdown table) and
 ``results.json`` (written last); both keep the raw answers.
+
+In-function import: ``peft`` (see :mod:`tli.train`), to check the model carries an adapter.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from tli.io import atomic_write_json, atomic_write_text
 from tli.lexicon import Lexicon
 from tli.models import LoadedModel, ensure_pad_token, input_device
 from tli.runs import mark_complete, provenance
+from tli.words import folded_words
 
 DEFAULT_PROMPT = DEFAULT_PROBE_PROMPT
 __all__ = ["CHAT_TEMPLATE_MODES", "DEFAULT_PROMPT", "ProbeConfig", "ProbeRow", "probe", "write_probe_run"]
@@ -129,25 +132,6 @@ def _normalise(text: str) -> str:
     return " ".join(text.split()).strip(_STRIP)
 
 
-def words(text: str) -> list[str]:
-    """The case-folded words of ``text``: maximal runs of Unicode letters, marks and digits (NFC).
-
-    Everything else (spaces, punctuation, quotes, apostrophes, hyphens) separates words, so ``"Dog's"`` gives
-    ``["dog", "s"]``. Marks count as letters so that words in scripts with vowel signs stay whole.
-    """
-    found: list[str] = []
-    current: list[str] = []
-    for char in unicodedata.normalize("NFC", text).casefold():
-        if unicodedata.category(char)[0] in "LMN":
-            current.append(char)
-        elif current:
-            found.append("".join(current))
-            current = []
-    if current:
-        found.append("".join(current))
-    return found
-
-
 def _starts(haystack: list[str], needle: list[str]) -> list[int]:
     """Indices where the word sequence ``needle`` occurs in ``haystack``."""
     k = len(needle)
@@ -177,13 +161,13 @@ def echo_mask(
 def is_correct(answer: str, targets: Iterable[str], *, source: str = "", prompt: str = "") -> bool:
     """Whether ``answer`` names one of ``targets`` somewhere in it (the lenient rule of ``tli probe``).
 
-    Rule: split the answer and each target into words with :func:`words` (case-insensitive, Unicode word
-    boundaries, punctuation and quotes ignored). The answer is correct when the word sequence of some target
-    occurs contiguously in the answer's words, none of them an echo of the question (:func:`echo_mask`: the
-    source word, or two or more consecutive words of ``prompt``). So ``"The Swahili word 'mbwa' means 'dog'
-    in English."`` names ``dog``; ``"dogs"`` does not; ``"Thank you very much!"`` names the phrase ``thank
-    you very much`` and ``"thank you"`` does not. When the source word is spelled like one of its senses (a
-    loanword) its echo cannot be told from the answer, so it is not masked.
+    Rule: split the answer and each target into words with :func:`tli.words.folded_words` (case-insensitive,
+    Unicode word boundaries, punctuation and quotes ignored). The answer is correct when the word sequence of some
+    target occurs contiguously in the answer's words, none of them an echo of the question (:func:`echo_mask`: the
+    source word, or two or more consecutive words of ``prompt``). So ``"The Swahili word 'mbwa' means 'dog' in
+    English."`` names ``dog``; ``"dogs"`` does not; ``"Thank you very much!"`` names the phrase ``thank you very
+    much`` and ``"thank you"`` does not. When the source word is spelled like one of its senses (a loanword) its
+    echo cannot be told from the answer, so it is not masked.
 
     The rule is lenient by design: ``"cat or dog"`` and ``"not a dog"`` count as naming ``dog``; read the raw
     answers, or the strict :func:`is_exact`, for those.
@@ -194,10 +178,10 @@ def is_correct(answer: str, targets: Iterable[str], *, source: str = "", prompt:
         source: The source word (its echo is ignored).
         prompt: The instruction the model was given, with the source filled in (its echo is ignored).
     """
-    senses = [w for w in map(words, targets) if w]
-    given = words(answer)
-    source_words = words(source)
-    masked = echo_mask(given, source_words, words(prompt), mask_source=source_words not in senses)
+    senses = [w for w in map(folded_words, targets) if w]
+    given = folded_words(answer)
+    source_words = folded_words(source)
+    masked = echo_mask(given, source_words, folded_words(prompt), mask_source=source_words not in senses)
     return any(
         not any(masked[start : start + len(sense)]) for sense in senses for start in _starts(given, sense)
     )
@@ -220,9 +204,9 @@ def probe(loaded: LoadedModel, lexicon: Lexicon, config: ProbeConfig | None = No
         TliError: ``loaded.model`` carries no PEFT adapter.
         ConfigError: ``use_chat_template="yes"`` without a chat template.
     """
+    config = config or ProbeConfig()
     from peft import PeftModel
 
-    config = config or ProbeConfig()
     if not isinstance(loaded.model, PeftModel):
         hint = "it compares the base model's answers with the adapted model's"
         raise ConfigError(f"tli probe needs --adapter DIR (e.g. RUN/adapter from tli train): {hint}")

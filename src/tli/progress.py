@@ -4,6 +4,8 @@ Output redirected to a file or a job log gets a line every ``LOG_EVERY_SECONDS``
 ``logging`` on stderr, so a 27-minute training run never looks dead; results stay on stdout and in files. The
 lines come from a heartbeat thread, so a single unit of work longer than the interval (one slow batch, a
 bootstrap) still gets its line on time. :func:`stage` does the same for work without countable units.
+
+In-function import: ``tqdm``, only when a bar is drawn on a terminal.
 """
 
 from __future__ import annotations

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from tli.claims import outcome
-from tli.io import atomic_write_csv, atomic_write_json, atomic_write_text
-from tli.plots import plot_layer_curves
+from tli.io import atomic_write_csv, atomic_write_json, atomic_write_text, read_json_lines
+from tli.metrics import ARTIFACT_MISMATCHED, ARTIFACT_RELATIVE_GAP, artifact_layers
+from tli.plots import plot_before_after, plot_layer_curves, plot_loss_curve, plot_projection
 from tli.runs import mark_complete, provenance
-from tli.scan import ARTIFACT_MISMATCHED, ARTIFACT_RELATIVE_GAP
 from tli.stats import format_p
 
 LAYER_FIELDS = [
@@ -183,18 +183,12 @@ def write_scan_run(out: Path, result, config) -> Path:
 
 
 def read_metrics(path: Path) -> list[dict]:
-    """Records of a ``metrics.jsonl`` log."""
-    import json
-
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """Records of a ``metrics.jsonl`` log ([] before the first step was logged)."""
+    return read_json_lines(path) if path.is_file() else []
 
 
 def write_train_run(out: Path, record: dict[str, Any], config=None) -> Path:
     """Loss curve (with validation points and the loss's tell-tale level) and ``results.json`` (last)."""
-    from tli.plots import plot_loss_curve
-
     records = read_metrics(out / "metrics.jsonl")
     steps = [r for r in records if "loss" in r]
     validation = [(r["step"], r["validation_loss"]) for r in records if "validation_loss" in r]
@@ -509,9 +503,6 @@ def projection_sample(lexicon, limit: int = 120) -> list[int]:
 
 def write_evaluate_plots(out: Path, results: dict[str, Any], embeddings) -> None:
     """Scatter, layer curves before/after and 2-D projections (PCA and t-SNE) at the target and final layers."""
-    from tli.plots import plot_before_after, plot_projection
-    from tli.scan import artifact_layers
-
     plot_before_after(results["per_pair"], out / "before_after.png")
     plot_layer_curves(
         results["layers_pre"],

@@ -4,6 +4,8 @@ Peak RSS is the kernel's high-water mark (``VmHWM`` in ``/proc/self/status``), r
 unit by writing ``5`` to ``/proc/self/clear_refs`` (Linux ≥ 4.0), so each cell of a comparison gets its own
 peak even though they run in one process. Where that is not possible the peak is the process's lifetime
 peak, and the record says so.
+
+In-function import: ``torch`` (its CUDA peak), so measuring a unit of work does not load it by itself.
 """
 
 from __future__ import annotations

@@ -6,21 +6,31 @@ files are written atomically, ``results.json`` and then the ``complete`` marker 
 ``complete`` never looks finished, and every reader refuses it (:func:`require_complete`). While a command writes
 a directory it holds an advisory lock on it (:func:`lock_run_dir`): a second run on the same ``--out`` refuses,
 and a killed run leaves no stale lock (the kernel releases it with the process).
+
+In-function imports: ``torch`` (its version, for provenance) and ``fcntl`` (POSIX-only advisory lock), so
+:mod:`tli.config` can read a scan's choice without loading torch.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.metadata
+import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from tli.errors import ConfigError, DataError
+from tli.io import atomic_write_json
+from tli.pooling import RECIPE_FIELDS
+from tli.threads import threads_record
 
 COMPLETE = "complete"
 """The marker file written last into a finished run directory."""
@@ -52,8 +62,6 @@ def check_writable(path: str | os.PathLike, option: str = "--out") -> Path:
     A real write probe (a temporary file created and removed in the nearest existing directory) catches
     what permission bits do not: read-only or pseudo file systems (``/proc``), a full disk.
     """
-    import tempfile
-
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{option} {path} is a file, not a directory: choose another path")
@@ -100,8 +108,6 @@ def package_versions() -> dict[str, str | None]:
 
 def git_revision() -> str | None:
     """The commit of the tli source tree when it is a git checkout (``-dirty`` with uncommitted changes)."""
-    import subprocess
-
     root = Path(__file__).resolve().parents[2]
     if not (root / ".git").exists():
         return None
@@ -130,8 +136,6 @@ def provenance(command: str, config: dict[str, Any], seed: int | None) -> dict[s
     machine and device."""
     import torch
 
-    from tli.threads import threads_record
-
     return {
         "command": command,
         "argv": sys.argv,
@@ -153,8 +157,6 @@ def provenance(command: str, config: dict[str, Any], seed: int | None) -> dict[s
 
 def mark_complete(out: str | os.PathLike, what: str) -> Path:
     """Write the ``complete`` marker (last, after every other file of the run)."""
-    from tli.io import atomic_write_json
-
     return atomic_write_json(
         Path(out) / COMPLETE, {"complete": what, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     )
@@ -186,8 +188,6 @@ def lock_run_dir(out: str | os.PathLike, option: str = "--out") -> Path:
         ConfigError: another tli process is writing ``out`` now.
     """
     import fcntl
-    import hashlib
-    import tempfile
 
     out = Path(out)
     key = str(out.resolve())
@@ -246,10 +246,6 @@ def read_scan_choice(path: str | os.PathLike) -> dict[str, Any]:
     Raises:
         DataError: not a scan directory, an unfinished one, or a ``results.json`` without a selected layer.
     """
-    import json
-
-    from tli.config import RECIPE_FIELDS
-
     directory = Path(path)
     if (directory / "scan" / "results.json").is_file() and not (directory / "layers.csv").is_file():
         directory = directory / "scan"  # a tli run: its scan stage

@@ -20,31 +20,21 @@ from typing import Any
 
 import torch
 
-from tli.config import ScanConfig
-from tli.embed import EmbeddingCache, bos_record, drop_unembeddable_pairs, embed_lexicon
+from tli.config import CRITERIA, ScanConfig
+from tli.embed import EmbedConfig, EmbeddingCache, bos_record, drop_unembeddable_pairs, embed_lexicon
 from tli.errors import ConfigError, DataError
 from tli.lexicon import Lexicon, lexicon_record, resolve_lexicon, split_for_study
-from tli.metrics import PairIndex, chance_p_at_1, layer_metrics
+from tli.metrics import PairIndex, artifact_layers, chance_p_at_1, layer_metrics
 from tli.models import LoadedModel, load_model
+from tli.progress import Progress
+from tli.report import write_scan_run
+from tli.runs import prepare_run_dir
 from tli.stream import StreamedModel, embed_lexicon_streamed, open_streamed
 from tli.threads import configure_threads
 
 log = logging.getLogger(__name__)
 
-CRITERIA = {
-    "centered_gap": "centered_gap",
-    "gap": "gap",
-    "cosine": "matched_mean",
-    "p_at_1": "p_at_1",
-    "csls": "csls_p_at_1",
-    "mrr": "mrr",
-}
-"""Selection criterion → the per-layer figure it maximises (ties broken by MRR, then centred gap)."""
 
-ARTIFACT_MISMATCHED = 0.5
-"""A layer is an artefact layer when two random words already have a mean cosine ≥ 0.5 …"""
-ARTIFACT_RELATIVE_GAP = 0.05
-"""… and translations add less than 5 % to it: ``gap < 0.05 · matched_mean``."""
 SMALL_LEXICON = 30
 """Below this many pairs, chance-level retrieval and the statistics are too noisy to read; say so."""
 
@@ -94,8 +84,6 @@ def per_layer_metrics(
     desc: str = "scan: per-layer figures",
 ) -> list[dict]:
     """:func:`tli.metrics.layer_metrics` at every layer, with the layer index first."""
-    from tli.progress import Progress
-
     rows = []
     with Progress(len(src), desc, unit="layer", enabled=progress) as bar:
         for layer in range(len(src)):
@@ -125,21 +113,6 @@ def select_layer(
         return (*(v if v == v else float("-inf") for v in values), -row["layer"])  # NaN ranks last
 
     return int(max(candidates, key=score)["layer"])
-
-
-def artifact_layers(layers: list[dict[str, float]]) -> list[int]:
-    """Layers where the raw statistic looks high for any pair of words and does not separate translations.
-
-    Relative rule: ``mismatched_mean ≥ 0.5`` (two random words already look alike) and
-    ``gap < 0.05 · matched_mean`` (translations add under 5 % to that). A fixed cosine threshold misses
-    layers whose cosines sit at 0.91–0.95 with a gap of 0.002 (seen on Gemma-3).
-    """
-    return [
-        int(row["layer"])
-        for row in layers
-        if row["mismatched_mean"] >= ARTIFACT_MISMATCHED
-        and row["gap"] < ARTIFACT_RELATIVE_GAP * row["matched_mean"]
-    ]
 
 
 def resolve_model(
@@ -178,7 +151,7 @@ def run_scan(
     Args:
         cache: strings already embedded by this model state with this recipe (filled as a side effect).
     """
-    embed_config = config.embed_config(config.batch_size)
+    embed_config = EmbedConfig.from_recipe(config.recipe(), config.batch_size)
     lexicon, skipped = drop_unembeddable_pairs(lexicon, loaded.tokenizer, embed_config)
     if len(lexicon) < 2:
         dropped = f" ({len(skipped)} more cannot be embedded)" if skipped else ""
@@ -186,6 +159,8 @@ def run_scan(
             f"{lexicon.path or 'the lexicon'}: {len(lexicon)} pair(s) to scan{dropped}: the mismatched control "
             "and retrieval need >= 2"
         )
+    # A layer range the model does not have is bad input: refuse it before minutes of embedding.
+    low, high = config.layer_range(loaded.num_layers)
     start = time.perf_counter()
     if isinstance(loaded, StreamedModel):
         src, tgt, index = embed_lexicon_streamed(
@@ -196,7 +171,6 @@ def run_scan(
             lexicon, loaded, embed_config, cache=cache, progress=progress, stage="scan"
         )
     layers = per_layer_metrics(src, tgt, index, progress=progress)
-    low, high = config.layer_range(loaded.num_layers)
     chance = chance_p_at_1(index.gold())
     warnings = small_lexicon_warning(len(lexicon), chance, index.n_tgt)
     if skipped:
@@ -248,9 +222,6 @@ def scan(
         >>> result = tli.scan(lexicon="pairs.csv", pooling="mean-no-special", out="runs/scan")
         >>> result.selected_layer
     """
-    from tli.report import write_scan_run
-    from tli.runs import prepare_run_dir
-
     lexicon_path = str(lexicon) if isinstance(lexicon, (str, Path)) else None
     given = isinstance(model, (LoadedModel, StreamedModel))
     config = ScanConfig(model=None if given else model, **{"lexicon": lexicon_path, **options})
@@ -270,4 +241,4 @@ def scan(
     return result
 
 
-__all__ = ["CRITERIA", "ScanConfig", "ScanResult", "artifact_layers", "run_scan", "scan", "select_layer"]
+__all__ = ["CRITERIA", "ScanConfig", "ScanResult", "run_scan", "scan", "select_layer"]

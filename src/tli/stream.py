@@ -28,16 +28,38 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import init_empty_weights
+from accelerate.utils import set_module_tensor_to_device
+from huggingface_hub import snapshot_download
+from safetensors import safe_open
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
 
 from tli.embed import (
     EmbedConfig,
     EmbeddingCache,
     _length_sorted_batches,
+    center_and_normalise,
     encode_words,
     pad_batch,
     pool_tokens,
 )
 from tli.errors import ConfigError, DataError, ModelLoadError
+from tli.io import sha256_text
+from tli.metrics import PairIndex
+from tli.models import (
+    DEFAULT_MODEL,
+    backbone,
+    classify_model,
+    default_gguf_path,
+    ensure_pad_token,
+    fingerprint_dir,
+    gguf_to_cached_dir,
+    gguf_weights_note,
+    resolve_device,
+    resolve_dtype,
+)
+from tli.progress import Progress
 
 FAMILIES = {
     "llama": "full",
@@ -104,8 +126,6 @@ def weight_files(directory: Path) -> dict[str, str]:
     Raises:
         ModelLoadError: no safetensors weights (``.bin`` checkpoints cannot be read tensor by tensor).
     """
-    from safetensors import safe_open
-
     index = directory / "model.safetensors.index.json"
     if index.is_file():
         return dict(json.loads(index.read_text(encoding="utf-8"))["weight_map"])
@@ -145,18 +165,8 @@ def check_family(config: Any, name: str) -> str:
 def _local_directory(spec: str | None) -> tuple[Path, str, str, dict[str, Any], str]:
     """``(directory, name, source, fingerprint, weights note)`` of a model spec (local dir, GGUF or hub
     id)."""
-    from tli.io import sha256_text
-    from tli.models import (
-        DEFAULT_MODEL,
-        _classify,
-        default_gguf_path,
-        fingerprint_dir,
-        gguf_to_cached_dir,
-        gguf_weights_note,
-    )
-
     spec = str(spec) if spec is not None else DEFAULT_MODEL
-    kind = _classify(spec)
+    kind = classify_model(spec)
     if kind in ("default", "gguf"):
         gguf_path = default_gguf_path() if kind == "default" else Path(spec).expanduser().resolve()
         directory, digest = gguf_to_cached_dir(gguf_path)
@@ -172,8 +182,6 @@ def _local_directory(spec: str | None) -> tuple[Path, str, str, dict[str, Any], 
         directory = Path(spec).expanduser().resolve()
         return directory, str(directory), "local", fingerprint_dir(directory), "as stored"
     try:
-        from huggingface_hub import snapshot_download
-
         directory = Path(
             snapshot_download(
                 spec, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken"]
@@ -208,10 +216,6 @@ def open_streamed(
         ModelLoadError: no such model, or no safetensors weights.
         ConfigError: a family the streaming scan does not know, a bad dtype or device.
     """
-    from transformers import AutoConfig, AutoTokenizer
-
-    from tli.models import ensure_pad_token, resolve_device, resolve_dtype
-
     start = time.perf_counter()
     directory, name, source, fingerprint, weights = _local_directory(model)
     torch_device = resolve_device(device)
@@ -244,8 +248,6 @@ def open_streamed(
 
 def read_tensors(streamed: StreamedModel, names: Sequence[str]) -> dict[str, torch.Tensor]:
     """The named tensors (full names), each shard opened once and closed again, so no file stays mapped."""
-    from safetensors import safe_open
-
     by_file: dict[str, list[str]] = {}
     for name in names:
         if name not in streamed.weight_files:
@@ -265,8 +267,6 @@ def materialise(module: torch.nn.Module, checkpoint_prefix: str, streamed: Strea
     """Give a module built with empty weights its parameters from the checkpoint (``checkpoint_prefix`` +
     name), in the compute dtype on the compute device; its buffers (built for real: Gemma's embedding scale,
     rotary frequencies) move along. Returns it, ready to run."""
-    from accelerate.utils import set_module_tensor_to_device
-
     names = list(module.state_dict())
     tensors = read_tensors(streamed, [checkpoint_prefix + name for name in names])
     for name in names:
@@ -280,19 +280,12 @@ def materialise(module: torch.nn.Module, checkpoint_prefix: str, streamed: Strea
 
 def release(module: torch.nn.Module) -> None:
     """Send a block's parameters back to the meta device (their memory is freed)."""
-    from accelerate.utils import set_module_tensor_to_device
-
     for name, _ in list(module.named_parameters()):
         set_module_tensor_to_device(module, name, "meta")  # the last reference: freed at once
 
 
 def _skeleton(streamed: StreamedModel):
     """The decoder stack with parameters on the meta device (no memory) and real buffers, from the config."""
-    from accelerate import init_empty_weights
-    from transformers import AutoModelForCausalLM
-
-    from tli.models import backbone
-
     with init_empty_weights():
         lm = AutoModelForCausalLM.from_config(streamed.config, dtype=streamed.dtype)
     return backbone(lm)
@@ -336,10 +329,6 @@ def embed_streamed(
     Returns:
         ``(layers, len(words), hidden)`` float32 on CPU, in the order of ``words``.
     """
-    from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
-
-    from tli.progress import Progress
-
     config = config or EmbedConfig()
     if not words:
         raise DataError("nothing to embed: the word list is empty")
@@ -411,9 +400,6 @@ def embed_lexicon_streamed(
         ``(src, tgt, index)``: ``(layers, n_src, H)``, ``(layers, n_tgt, H)`` and the
         :class:`~tli.metrics.PairIndex`.
     """
-    from tli.embed import center_and_normalise
-    from tli.metrics import PairIndex
-
     sources, targets, index = PairIndex.from_lexicon(lexicon)
     strings = list(dict.fromkeys([*sources, *targets]))
     missing = [s for s in strings if cache is None or s not in cache]

@@ -7,6 +7,8 @@ and spinning OpenMP threads burn CPU time waiting for descheduled ones. :func:`c
 to the allowance — the smallest of the machine's CPUs, the affinity mask and the quota — or to what the user
 asked for (``--threads N``, or ``OMP_NUM_THREADS`` in the environment), and :func:`threads_record` says what was
 chosen and why, for every ``results.json``.
+
+In-function import: ``torch`` (its thread pool), so :mod:`tli.runs` and ``tli --help`` do not load it.
 """
 
 from __future__ import annotations

@@ -3,7 +3,11 @@
 Both are optional dependencies (``pip install 'tli[tracking]'``); asking for one that is not installed is a
 one-line error. ``tli compare`` logs one MLflow run per cell (parameters, metrics, cost, the predictions
 file) under a parent run holding the report; ``tli run`` logs one run with its claims. TensorBoard gets the
-same scalars under ``OUT/tensorboard``.
+same scalars under ``OUT/tensorboard``; ``tli train`` writes its step metrics there too when TensorBoard is
+installed (:func:`tensorboard_writer`, the one place a TensorBoard writer is made).
+
+In-function imports: ``mlflow`` and ``torch.utils.tensorboard`` (the optional ``tracking`` extra), only when
+asked for.
 """
 
 from __future__ import annotations
@@ -23,6 +27,22 @@ def _flat(prefix: str, value: Any, out: dict[str, float]) -> None:
             _flat(f"{prefix}.{key}" if prefix else str(key), inner, out)
     elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         out[prefix] = float(value)
+
+
+def tensorboard_writer(directory: Path, *, required: bool) -> Any:
+    """A TensorBoard ``SummaryWriter`` logging to ``directory``; when TensorBoard is not installed, None
+    (``required=False``: the caller has a complete log of its own) or a one-line error (``required=True``).
+
+    Raises:
+        ConfigError: ``required`` and TensorBoard is not installed.
+    """
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:
+        if not required:
+            return None
+        raise ConfigError("--track tensorboard needs TensorBoard: pip install 'tli[tracking]'") from exc
+    return SummaryWriter(str(directory))
 
 
 class MLflowTracker:
@@ -73,11 +93,7 @@ class TensorBoardTracker:
     """Scalars in ``OUT/tensorboard`` (``tensorboard --logdir OUT/tensorboard``)."""
 
     def __init__(self, out: Path, name: str, params: dict[str, Any], uri: str | None = None) -> None:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError as exc:
-            raise ConfigError("--track tensorboard needs TensorBoard: pip install 'tli[tracking]'") from exc
-        self.writer = SummaryWriter(str(Path(out) / "tensorboard"))
+        self.writer = tensorboard_writer(Path(out) / "tensorboard", required=True)
         self.writer.add_text("experiment", "\n".join(f"{k}: {v}" for k, v in params.items()))
         self.step = 0
 

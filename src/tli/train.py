@@ -16,6 +16,10 @@ What tli does differently, and why:
 - Negatives never include a translation of the anchor anywhere in the lexicon (``bahari`` → sea / ocean).
 - A leak-free validation split of the trained pairs is scored after every epoch (loss and retrieval MRR at
   the target layer); with ``early_stopping_patience`` the best epoch's adapter is kept.
+
+In-function imports: ``peft`` and transformers' learning-rate schedule, only when training: importing either
+imports bitsandbytes, which reaches for the Hugging Face Hub and warns about its CPU kernels (an offline
+``tli train`` whose model cannot load would print more than its one error line).
 """
 
 from __future__ import annotations
@@ -34,19 +38,31 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
 from tli.adapter import ADAPTER_META, write_adapter_files
 from tli.config import TrainConfig
 from tli.distributed import DistributedContext, distributed_context, launched, shard
-from tli.embed import Encoded, LayerEncoder, bos_record, drop_unembeddable_pairs, encode_words, pad_batch
+from tli.embed import (
+    EmbedConfig,
+    Encoded,
+    LayerEncoder,
+    bos_record,
+    drop_unembeddable_pairs,
+    encode_words,
+    pad_batch,
+)
 from tli.errors import ConfigError, DataError, LexiconError, TrainingError
-from tli.io import atomic_write_json, atomic_write_text, replace_dir_atomically
+from tli.io import atomic_write_json, atomic_write_text, read_json_lines, replace_dir_atomically
 from tli.lexicon import Lexicon, Pair, lexicon_record, split_for_study
 from tli.losses import LOSSES, valid_negative_mask
+from tli.metrics import PairIndex, mean_reciprocal_rank, retrieval_ranks
 from tli.models import LoadedModel, base_causal_lm, load_model, resolve_device
 from tli.progress import Progress
+from tli.report import write_train_run
 from tli.runs import COMPLETE, check_writable, holding_run_dir, is_complete, mark_complete, provenance
 from tli.threads import configure_threads
+from tli.tracking import tensorboard_writer
 
 log = logging.getLogger(__name__)
 
@@ -84,39 +100,74 @@ class TrainResult:
 # Pieces
 
 
-def add_lora(lm: Any, config: TrainConfig, num_layers: int) -> Any:
-    """Wrap a causal LM with LoRA adapters on ``config.target_modules`` of the trainable blocks."""
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+def build_lora(
+    model: Any,
+    layers: list[int] | None,
+    rank: int,
+    alpha: float,
+    dropout: float,
+    target_modules: list[str] | tuple[str, ...],
+    *,
+    label: str = "--target-modules",
+) -> Any:
+    """Wrap a causal LM with LoRA adapters on ``target_modules`` of the blocks ``layers`` (None = every block).
 
+    Each adapted linear computes ``h ↦ W₀h + (α/r)·B A h`` with ``A`` (r×in) random and ``B`` (out×r) zero at
+    the start; only ``A`` and ``B`` are trained. The one LoRA recipe of TLI training and of the task
+    fine-tuning strategies.
+
+    Raises:
+        ConfigError: a target module the model does not have (the message starts with ``label``).
+    """
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(
+        r=rank,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=list(target_modules),
+        layers_to_transform=layers,
+        layers_pattern="layers" if layers is not None else None,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    try:
+        return get_peft_model(model, lora)
+    except ValueError as exc:
+        raise ConfigError(f"{label} {target_modules}: {exc}".splitlines()[0]) from exc
+
+
+def add_lora(lm: Any, config: TrainConfig, num_layers: int) -> Any:
+    """TLI's LoRA (:func:`build_lora`) on ``config.target_modules`` of the trainable blocks."""
     layers = config.trainable_layers()
     if not layers or max(layers) >= num_layers or min(layers) < 0:
         raise ConfigError(f"--lora-layers {layers}: blocks run 0..{num_layers - 1}")
     if config.quantization not in (None, "none"):
         # QLoRA: freeze the quantised base and keep inputs' grads flowing (tli already loaded the
         # non-quantised parameters in fp32, so nothing is upcast in place here).
+        from peft import prepare_model_for_kbit_training
+
         lm = prepare_model_for_kbit_training(lm, use_gradient_checkpointing=False)
-    lora = LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=list(config.target_modules),
-        layers_to_transform=layers,
-        layers_pattern="layers",
-        bias="none",
-        task_type="CAUSAL_LM",
+    return build_lora(
+        lm, layers, config.lora_r, config.lora_alpha, config.lora_dropout, config.target_modules
     )
-    try:
-        return get_peft_model(lm, lora)
-    except ValueError as exc:
-        raise ConfigError(f"--target-modules {config.target_modules}: {exc}".splitlines()[0]) from exc
+
+
+EPOCH_SEED_STRIDE = 1_000_003
+"""A prime: epoch ``e`` of seed ``s`` shuffles with ``s·1000003 + e``, distinct for every epoch below it."""
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    """``0..n-1`` shuffled by ``random.Random(seed·1000003 + epoch)``: the order depends only on (seed, epoch),
+    so a resumed run sees exactly the examples an uninterrupted run would (TLI training and task fine-tuning)."""
+    order = list(range(n))
+    random.Random(seed * EPOCH_SEED_STRIDE + epoch).shuffle(order)
+    return order
 
 
 def epoch_batches(n_pairs: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """Shuffled pair indices for one epoch; the order depends only on (seed, epoch), so a resumed run
-    sees exactly the batches an uninterrupted run would."""
-    order = list(range(n_pairs))
-    random.Random(seed * 1_000_003 + epoch).shuffle(order)
-    return chunk(order, batch_size)
+    """One epoch's batches of pair indices, in :func:`epoch_order`."""
+    return chunk(epoch_order(n_pairs, seed, epoch), batch_size)
 
 
 def chunk(order: list[int], batch_size: int) -> list[list[int]]:
@@ -242,7 +293,6 @@ def latest_checkpoint(checkpoints: Path) -> Path | None:
 def load_adapter_weights(model, directory: Path) -> None:
     """Put the adapter weights saved in ``directory`` into ``model`` (a PeftModel)."""
     from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
 
     set_peft_model_state_dict(model, load_file(str(directory / "adapter_model.safetensors")))
 
@@ -274,18 +324,10 @@ class MetricsLog:
         # On resume, drop lines from the interrupted (un-checkpointed) part of the run.
         kept = []
         if path.exists() and keep_until_step > 0:
-            kept = [
-                line
-                for line in path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= keep_until_step
-            ]
-        atomic_write_text(path, "".join(line + "\n" for line in kept))
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(path.parent / "tensorboard"))
-        except ImportError:  # tensorboard not installed: the JSONL log is complete on its own
-            pass
+            kept = [record for record in read_json_lines(path) if record.get("step", 0) <= keep_until_step]
+        atomic_write_text(path, "".join(json.dumps(record) + "\n" for record in kept))
+        # Without TensorBoard installed, no writer: the JSONL log is complete on its own.
+        self.writer = tensorboard_writer(path.parent / "tensorboard", required=False)
 
     def log(self, record: dict[str, Any]) -> None:
         if not self.enabled:
@@ -353,7 +395,7 @@ class _Batcher:
     """Pairs → padded model inputs for the target layer (every distinct string tokenized once)."""
 
     def __init__(self, loaded: LoadedModel, config: TrainConfig, *lexicons: Lexicon | None):
-        embed_config = config.embed_config()
+        embed_config = EmbedConfig.from_recipe(config.recipe())
         strings = list(dict.fromkeys(w for lex in lexicons if lex for p in lex for w in (p.source, p.target)))
         self.encoded: dict[str, Encoded] = dict(
             zip(strings, encode_words(strings, loaded.tokenizer, embed_config), strict=True)
@@ -380,8 +422,6 @@ def validate(encoder, batcher: _Batcher, validation: Lexicon, loss_fn, config: T
     """Validation loss (same loss, fixed batches, dropout off) and MRR of each validation source's
     translation among all validation targets at the target layer (every process scores the whole validation
     set: under FSDP each forward needs them all)."""
-    from tli.metrics import PairIndex, mean_reciprocal_rank, retrieval_ranks
-
     was_training = encoder.training
     encoder.eval()
     pairs = list(validation)
@@ -431,7 +471,9 @@ def run_training(
     """
     from transformers import get_linear_schedule_with_warmup
 
-    usable, skipped = drop_unembeddable_pairs(trained, loaded.tokenizer, config.embed_config())
+    usable, skipped = drop_unembeddable_pairs(
+        trained, loaded.tokenizer, EmbedConfig.from_recipe(config.recipe())
+    )
     if len(usable) < 2:
         raise DataError(f"{len(usable)} trained pair(s): a contrastive batch needs >= 2 pairs")
     # One process unless launched by torchrun / accelerate launch; FSDP on a CPU is refused here.
@@ -590,7 +632,7 @@ def run_training(
         warnings.append(warning)
     adapter_dir = out / "adapter"
     if context.is_main:
-        embed_config = config.embed_config()
+        embed_config = EmbedConfig.from_recipe(config.recipe())
         split = {
             "trained": list(train_part),
             "validation": list(validation or []),
@@ -709,7 +751,6 @@ def _train_seeds(
     progress: bool | None,
 ) -> TrainResult | list[TrainResult]:
     """:func:`train` once ``out`` is locked: the split, one model load, then each seed in turn."""
-    from tli.report import write_train_run
 
     resume = config.resume
     seeds = config.seed_list()

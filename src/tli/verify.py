@@ -23,15 +23,29 @@ Differences are listed one per line; none means the run verifies.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tli.adapter import ADAPTER_META
+from safetensors import safe_open
+
+from tli.adapter import ADAPTER_META, load_adapted
+from tli.claims import Claim, judge
+from tli.compare import analyse, parse_experiment
+from tli.compare.cells import Cell, read_rows
+from tli.compare.report import compare_report
 from tli.errors import DataError, TliError
+from tli.evaluate import aggregate
+from tli.io import sha256_file
+from tli.models import fingerprint_dir
+from tli.report import evaluation_report, run_report, scan_report, seeds_summary_report
 from tli.runs import require_complete
+from tli.scan import ScanResult
+from tli.stats import paired_stats
+from tli.tasks import get_task
 
 TOLERANCE = 1e-6
 """Relative tolerance of re-derived figures (CSV text round-trips floats to ~1e-16; statistics to 1e-12)."""
@@ -77,9 +91,6 @@ def _close(a: Any, b: Any) -> bool:
 
 def check_fingerprints(record: dict[str, Any], report: Verification) -> None:
     """The model's files and the lexicon file hash as recorded."""
-    from tli.io import sha256_file
-    from tli.models import fingerprint_dir
-
     model = record.get("model") or {}
     fingerprint = model.get("fingerprint") or {}
     name = model.get("name")
@@ -129,9 +140,6 @@ ENTRY_FIGURES = (
 
 def check_statistics(directory: Path, record: dict[str, Any], report: Verification) -> None:
     """Re-derive every evaluation entry from ``pairs.csv`` and every claim's adjusted p and verdict."""
-    from tli.claims import Claim, judge
-    from tli.stats import paired_stats
-
     pairs_file = directory / "pairs.csv"
     if not pairs_file.is_file():
         report.differences.append(f"{pairs_file} is missing: the per-pair figures cannot be re-derived")
@@ -261,8 +269,6 @@ def check_across_seeds(directory: Path, record: dict[str, Any], report: Verifica
     """A summary over seeds (``tli run``, ``tli evaluate`` of several adapters): its ``evaluation`` and ``claims``
     re-derived from the per-seed results by the function that made them (:func:`tli.evaluate.aggregate`), and
     its ``per_seed`` copies equal to the per-seed files."""
-    from tli.evaluate import aggregate
-
     per_seed = record.get("per_seed")
     if not per_seed or "evaluation" not in record:
         return
@@ -290,37 +296,25 @@ def rendered_report(directory: Path, record: dict[str, Any]) -> str | None:
     """The ``report.md`` the run's writer makes from this ``results.json`` (None for runs without one)."""
     command = record.get("command")
     if command == "compare":
-        from tli.compare.report import compare_report
-
         return compare_report(record)
     if command == "scan":
         return scan_report_of(record)
     if command == "run":
-        from tli.report import run_report
-
         scan_file = directory / "scan" / "results.json"
         if not scan_file.is_file():
             return None
         return run_report(record, scan_result_of(json.loads(scan_file.read_text(encoding="utf-8"))))
     if command == "evaluate" and "evaluation" in record:
-        from tli.report import evaluation_report, seeds_summary_report
-
         return seeds_summary_report(record) if "per_seed" in record else evaluation_report(record)
     return None
 
 
 def scan_result_of(record: dict[str, Any]):
     """The :class:`tli.scan.ScanResult` a scan's ``results.json`` holds."""
-    import dataclasses
-
-    from tli.scan import ScanResult
-
     return ScanResult(**{f.name: record[f.name] for f in dataclasses.fields(ScanResult) if f.name in record})
 
 
 def scan_report_of(record: dict[str, Any]) -> str:
-    from tli.report import scan_report
-
     return scan_report(scan_result_of(record))
 
 
@@ -373,10 +367,6 @@ def check_comparison(directory: Path, record: dict[str, Any], report: Verificati
     ``corpus_score``), then every comparison, its summary over seeds and the claims re-derived from the
     prediction files by :func:`tli.compare.analyse` — the function the run itself called, so verification
     follows the statistics whatever they become."""
-    from tli.compare import analyse, parse_experiment
-    from tli.compare.cells import Cell, read_rows
-    from tli.tasks import get_task
-
     name = directory / "results.json"
     try:
         experiment = parse_experiment(directory / "experiment.yaml", check_device=False, check_files=False)
@@ -417,8 +407,6 @@ def check_comparison(directory: Path, record: dict[str, Any], report: Verificati
 
 def check_adapter(adapter: Path, report: Verification) -> None:
     """A TLI adapter loads on its recorded base model (fingerprint-checked)."""
-    from tli.adapter import load_adapted
-
     try:
         load_adapted(adapter)
     except TliError as exc:
@@ -429,8 +417,6 @@ def check_adapter(adapter: Path, report: Verification) -> None:
 
 def check_peft_files(adapter: Path, report: Verification) -> None:
     """``adapter_config.json`` parses and every tensor of ``adapter_model.safetensors`` can be read."""
-    from safetensors import safe_open
-
     try:
         config = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
         with safe_open(str(adapter / "adapter_model.safetensors"), framework="pt") as weights:

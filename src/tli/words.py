@@ -13,7 +13,8 @@ become overlapping bigrams of *grapheme clusters* (a base letter with its marks:
 ``['ภา', 'าษ', 'ษา', 'าไ', 'ไท', 'ทย']``), as Lucene's CJK analyzer does for Han.
 
 Normalisation: NFKC by default (compatibility forms folded, as Lucene's ICU folding does), NFC where
-output must stay close to the input (ROUGE). Lower case by default.
+output must stay close to the input (ROUGE). Lower case by default; case-folded where words are matched
+whatever their case (:func:`folded_words`, ``tli probe``).
 """
 
 from __future__ import annotations
@@ -37,10 +38,12 @@ _UNSPACED = regex.compile(rf"[{_UNSPACED_SCRIPTS}][{_UNSPACED_SCRIPTS}\p{{M}}]*"
 _GRAPHEME = regex.compile(r"\X")
 
 
-def _prepare(text: str, normalization: str | None, lower: bool) -> str:
+def _prepare(text: str, normalization: str | None, lower: bool, casefold: bool = False) -> str:
     if normalization:
         text = unicodedata.normalize(normalization, text)
     text = text.replace("’", "'")
+    if casefold:
+        return text.casefold()
     return text.lower() if lower else text
 
 
@@ -75,11 +78,14 @@ def words(
     apostrophes: bool = True,
     underscore: bool = False,
     split_unspaced_scripts: bool = True,
+    casefold: bool = False,
 ) -> list[str]:
     """The word tokens of ``text`` (see the module docstring).
 
     Args:
         lower: lower-case first.
+        casefold: case-fold first instead (``STRASSE`` and ``straße`` give the same word), for matching
+            words whatever their case.
         normalization: Unicode normal form applied first (``NFKC``, ``NFC``) or None.
         apostrophes: keep apostrophes inside words (``ng'ombe`` is one word); False splits there.
         underscore: ``_`` joins words (``t3_1`` is one word), as in Python's ``\\w`` and Unicode word
@@ -87,7 +93,7 @@ def words(
         split_unspaced_scripts: runs of Thai, Lao, Khmer, Myanmar, Han, kana and Hangul become grapheme
             bigrams; False keeps them as one token per run.
     """
-    text = _prepare(text, normalization, lower)
+    text = _prepare(text, normalization, lower, casefold)
     found = _PATTERNS[apostrophes, underscore].findall(text)
     if not split_unspaced_scripts:
         return found
@@ -95,6 +101,12 @@ def words(
     for word in found:
         tokens += split_unspaced(word) if _UNSPACED.search(word) else [word]
     return tokens
+
+
+def folded_words(text: str) -> list[str]:
+    """The case-folded words of ``text`` (NFC), apostrophes separating and no bigrams: ``"The 'Dog's'"`` →
+    ``["the", "dog", "s"]``. What ``tli probe`` matches an answer's words against the prompt's with."""
+    return words(text, casefold=True, normalization="NFC", apostrophes=False, split_unspaced_scripts=False)
 
 
 def word_spans(text: str) -> list[tuple[int, int]]:

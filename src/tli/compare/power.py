@@ -62,7 +62,7 @@ ASSUMED_SD = {
 }
 """Per-example standard deviation ``σ_d`` of the paired differences between two strategies, per metric (the
 standard error of a difference of means is ``σ_d/√n``; for corpus metrics, ``σ_d`` is the equivalent: the
-bootstrap standard error times ``√n``). Defaults stated in README ("Statistics"): rounded up from the shipped
+bootstrap standard error times ``√n``). Defaults stated in docs/concepts/statistics.md: rounded up from the shipped
 demos' prediction files (SmolLM2-135M, 2026-11-24) — ROUGE-L differences between fine-tuned strategies
 0.05–0.12; reciprocal-rank differences between retrieval systems 0.2–0.35 — so that the MDEs err large."""
 STATED_EFFECT = {

@@ -58,7 +58,7 @@ EXPLORATORY = "exploratory"
 NONINFERIORITY_METRIC = {"xnli": "accuracy"}
 """Tasks where each strategy is also tested for non-inferiority to the zero-shot base ("preserves")."""
 DEFAULT_MARGIN = 0.01
-"""Default non-inferiority margin: 1 accuracy point (see README, "Statistics")."""
+"""Default non-inferiority margin: 1 accuracy point (why: docs/concepts/statistics.md, "Non-inferiority")."""
 ZERO_SHOT = "none"
 ONE_SEED_INTERVAL = "95 % paired-bootstrap CI over examples (one seed)"
 

@@ -197,7 +197,7 @@ def cache_root(option: bool | str | None) -> Path | None:
     if option is False or option is None:
         return None
     if option is True:
-        from tli.models import cache_dir
+        from tli.io import cache_dir
 
         return cache_dir() / "retrieval"
     return Path(str(option)).expanduser()

@@ -22,8 +22,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tli.config import DEFAULT_POOLING
 from tli.errors import ConfigError
+from tli.pooling import DEFAULT_POOLING
 from tli.retrieval.data import RetrievalData
 from tli.retrieval.metrics import METRICS, per_query
 from tli.retrieval.rank import Ranking
@@ -91,7 +91,7 @@ class RetrievalConfig:
     task_name: ClassVar[str] = "retrieval"
 
     def __post_init__(self) -> None:
-        from tli.config import ADD_BOS, POOLINGS
+        from tli.pooling import ADD_BOS, POOLINGS
         from tli.retrieval.encode import check_template
         from tli.retrieval.search import BACKENDS
 
