@@ -6,10 +6,10 @@ import json
 import pytest
 
 from tli.cli import main
-from tli.embed import DEFAULT_POOLING
 from tli.errors import TliError
 from tli.lexicon import read_lexicon
 from tli.metrics import artifact_layers
+from tli.pooling import DEFAULT_POOLING
 from tli.scan import scan, select_layer
 
 LAYER_KEYS = {
