@@ -170,6 +170,13 @@ def _tli_cache(monkeypatch, request):
         monkeypatch.setenv("TLI_CACHE_DIR", str(request.getfixturevalue("_isolated_cache")))
 
 
+def steps_by_hand(n_pairs: int, batch_size: int, epochs: int) -> int:
+    """Optimiser steps of a TLI training run: ⌈n / b⌉ batches an epoch, one fewer when a lone last pair joins
+    the previous batch (n mod b = 1, n > b), one step per batch."""
+    batches = -(-n_pairs // batch_size) - (1 if n_pairs % batch_size == 1 and n_pairs > batch_size else 0)
+    return epochs * batches
+
+
 def holm_by_hand(p: list[float]) -> list[float]:
     """Holm's step-down adjustment written out independently of tli.stats: with the m known p-values sorted
     ascending, ``p~_(i) = min(1, max_{j <= i} (m − j + 1) · p_(j))``; nan stays nan and is not counted."""
@@ -198,14 +205,15 @@ def _verdict_by_hand(claim: dict, p_adjusted: float, alpha: float) -> str:
     if claim["kind"] == "equivalence":
         if p_adjusted < alpha:
             return "supported"
-        low, high, margin = claim["ci90_low"], claim["ci90_high"], claim["margin"]
+        low, high, margin = claim.get("ci90_low"), claim.get("ci90_high"), claim.get("margin")
         if None in (low, high, margin):
             return "inconclusive"
         return "contradicted" if low > margin or high < -margin else "inconclusive"
     if claim["kind"] == "non-inferiority":
         if p_adjusted < alpha:
             return "supported"
-        return "contradicted" if claim["ci95_high"] < -claim["margin"] else "inconclusive"
+        margin = claim.get("margin")
+        return "contradicted" if margin is not None and claim["ci95_high"] < -margin else "inconclusive"
     if not p_adjusted < alpha:
         return "inconclusive"
     up, down = claim["ci95_low"] > 0, claim["ci95_high"] < 0

@@ -109,7 +109,9 @@ def test_seed_variance_dominates_the_across_seed_ci_is_the_t_interval_over_seeds
     ci = t.confidence_interval(0.95)
     assert (row["ci95_low"], row["ci95_high"]) == pytest.approx((ci.low, ci.high), rel=1e-9)
     assert row["p"] == pytest.approx(t.pvalue, rel=1e-9)
-    assert row["ci95_low"] < 0 < row["ci95_high"] and row["tau2"] > 0
+    assert row["ci95_low"] < 0 < row["ci95_high"]
+    # DerSimonian–Laird with equal weights w = 1/σ²: Q = w (k − 1) s², τ² = (Q − (k − 1)) / ((k − 1) w) = s² − σ²
+    assert row["tau2"] == pytest.approx(np.var(effects, ddof=1) - 0.01**2, rel=1e-9)
     assert row["verdict"] == "inconclusive" and not row["holds_across_seeds"]
     assert row["interval"].startswith("across-seed 95 % CI")
     assert outcome(row) == "seeds disagree (2/3 supported, 1/3 contradicted)"  # never "no measurable change"

@@ -19,6 +19,7 @@ from tli.compare.questions import (
 )
 from tli.compare.significance import paired_difference
 from tli.errors import ConfigError
+from tli.models import load_model
 
 
 def _experiment(tmp_path, model, body: str, name="e.yaml"):
@@ -76,15 +77,18 @@ def finished(tiny_model_dirs, tmp_path_factory):
     return path, root / "out", compare(path, out=root / "out", progress=False)
 
 
-def test_cells_comparisons_and_claims_follow_the_interface(finished):
+def test_cells_comparisons_and_claims_follow_the_interface(finished, tiny_model_dirs):
     _, out, results = finished
     assert len(results["cells"]) == 3 * 3  # strategies × (xlsum sw, xnli sw, xnli en)
     assert all(c["status"] == "done" for c in results["cells"])
     xlsum = next(c for c in results["cells"] if c["task"] == "xlsum" and c["strategy"] == "lora")
     assert set(xlsum["metrics"]) == {"rouge1", "rouge2", "rougeL", "bleu", "chrf"}
-    assert xlsum["cost"]["trainable_parameters"] > 0 and xlsum["cost"]["tokens_seen"] > 0
+    # LoRA r = 16 on q_proj (128 → 128) and v_proj (128 → 64: one KV head of 64) of the 4 blocks: r·(in + out)
+    assert xlsum["cost"]["trainable_parameters"] == 4 * 16 * ((128 + 128) + (128 + 64))
+    assert xlsum["cost"]["tokens_seen"] > 0
     full = next(c for c in results["cells"] if c["strategy"] == "full")
-    assert full["cost"]["trainable_parameters"] > 10 * xlsum["cost"]["trainable_parameters"]
+    model = load_model(tiny_model_dirs["llama"]).model  # full fine-tuning trains every weight
+    assert full["cost"]["trainable_parameters"] == sum(p.numel() for p in model.parameters())
     keys = {
         "model",
         "task",
@@ -497,7 +501,15 @@ def test_seeds_that_disagree_give_an_across_seed_ci_that_covers_zero(tmp_path):
     row = _row(comparisons_across_seeds(per_seed), "lora-early", "full")
     assert row["n_seeds"] == 3 and row["ci95_low"] < 0 < row["ci95_high"]
     assert row["verdict"] == "inconclusive" and row["note"].startswith("seeds disagree")
-    assert row["interval"].startswith("across-seed 95 % CI") and row["tau2"] > 0
+    assert row["interval"].startswith("across-seed 95 % CI")
+    # DerSimonian–Laird by hand from the three seeds' differences y and standard errors s (w = 1/s²)
+    key = ("lora-early", "full", "accuracy", "difference")
+    seeds = [r for r in per_seed if (r["strategy"], r["reference"], r["metric"], r["kind"]) == key]
+    assert [r["seed"] for r in seeds] == [0, 1, 2]
+    y, w = np.array([r["difference"] for r in seeds]), np.array([1 / r["se"] ** 2 for r in seeds])
+    q = float(np.sum(w * (y - np.sum(w * y) / np.sum(w)) ** 2))
+    assert row["tau2"] == pytest.approx(max(0.0, (q - 2) / (w.sum() - np.sum(w**2) / w.sum())), rel=1e-9)
+    assert row["tau2"] > 0
 
 
 def test_mlflow_tracking_can_be_read_back(tiny_llama_dir, tmp_path):

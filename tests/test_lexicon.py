@@ -309,14 +309,21 @@ def test_shipped_lexicon():
     path = default_lexicon_path()
     assert path.name == "lexicon_sw_en.json" and path.is_file()
     lexicon = default_lexicon()
-    assert len(lexicon) >= 700
+    raw = json.loads(path.read_text(encoding="utf-8"))["pairs"]  # the file read with nothing but json
+    assert len(lexicon) == len(raw) == 1593
+    assert [(p.source, p.target, p.group) for p in lexicon] == [
+        (r["source"], r["target"], r["group"]) for r in raw
+    ]
     assert (lexicon.source_lang, lexicon.target_lang) == ("sw", "en")
     assert lexicon.has_split()
     trained, control = lexicon.trained_and_control()
     assert not set(trained.sources) & set(control.sources)
     assert len(control) == round(63 / 686 * len(lexicon)) == 146
     senses = Counter(lexicon.sources)
-    assert sum(n > 1 for n in senses.values()) >= 40
+    assert (len(senses), sum(n > 1 for n in senses.values())) == (
+        1124,
+        404,
+    )  # source words; with several senses
     assert all(p.source == p.source.lower() and p.target == p.target.lower() for p in lexicon)
     assert not any(p.target.startswith("to ") for p in lexicon if p.source.startswith("ku"))
 

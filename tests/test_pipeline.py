@@ -5,7 +5,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import EVALUATION_KEYS
+from conftest import EVALUATION_KEYS, assert_verdicts_follow_from_the_numbers, steps_by_hand
 
 from tli.cli import main
 
@@ -39,14 +39,23 @@ def test_cli_run_writes_the_whole_study(tiny_llama_dir, toy_lexicon_file, tmp_pa
     printed = capsys.readouterr().out
     assert "target layer" in printed and "TLI raises" in printed
     record = json.loads((out / "results.json").read_text())
-    assert record["target_layer"] == record["selected_layer"] >= 1
+    # the scan's default criterion: the best centred gap among the selectable (early) layers
+    low, high = record["scan"]["selectable_layers"]
+    early = [row for row in record["scan"]["layers"] if low <= row["layer"] <= high]
+    assert (low, high) == (1, 2) and record["criterion"] == "centered_gap"
+    assert (
+        record["target_layer"]
+        == record["selected_layer"]
+        == max(early, key=lambda r: r["centered_gap"])["layer"]
+    )
     assert record["final_layer"] == 4
     assert all(EVALUATION_KEYS <= set(e) for e in record["evaluation"])
     assert {(e["group"], e["layer_role"]) for e in record["evaluation"]} >= {
         ("trained", "target"),
         ("trained", "final"),
     }
-    assert record["claims"] and all("verdict" in c and "claim" in c for c in record["claims"])
+    assert record["statistics"]["correction"] == "holm" and record["statistics"]["alpha"] == 0.05
+    assert_verdicts_follow_from_the_numbers(record["claims"], correction="holm", alpha=0.05)
     assert set(record["timing"]) >= {"load_seconds", "scan_seconds", "train_seconds", "evaluate_seconds"}
     for path in (
         "report.md",
@@ -104,8 +113,34 @@ def test_cli_train_then_probe(tiny_llama_dir, toy_lexicon_file, tmp_path, capsys
         ]
     )
     assert code == 0
-    assert (tmp_path / "p" / "probe.md").is_file()
-    assert json.loads((tmp_path / "p" / "results.json").read_text())["n"] == 3
+    record = json.loads((tmp_path / "p" / "results.json").read_text())
+    rows = record["probe"]
+    assert record["n"] == len(rows) == 3 and len({r["source"] for r in rows}) == 3
+    for key in ("base_correct", "adapted_correct", "base_exact", "adapted_exact"):
+        assert record[key] == sum(r[key] for r in rows), key
+    # probe.md states this run's figures: the decoding, one table row per probed word, the summary counts.
+    text = (tmp_path / "p" / "probe.md").read_text()
+    assert "- decoding: greedy, max 2 new tokens, seed 0\n" in text and "\n- 3 words; " in text
+    mark = {True: "✓", False: "✗"}
+
+    def cell(text):  # Markdown-escaped; an empty answer is shown as such
+        return text.replace("\\", "\\\\").replace("|", "\\|") if text else "_(empty)_"
+
+    table = [line for line in text.splitlines() if line.startswith("| ")][1:]  # after the header row
+    assert table == [
+        "| "
+        + " | ".join(
+            [cell(r["source"]), cell(r["target"]), cell(r["base"]), cell(r["adapted"])]
+            + [mark[r[k]] for k in ("base_correct", "adapted_correct", "base_exact", "adapted_exact")]
+        )
+        + " |"
+        for r in rows
+    ]
+    summary = (
+        f"base: {record['base_correct']}/3 correct ({record['base_exact']} exact), "
+        f"adapted: {record['adapted_correct']}/3 correct ({record['adapted_exact']} exact)"
+    )
+    assert text.rstrip().endswith(summary)
 
 
 def test_cli_train_bad_input(tiny_llama_dir, toy_lexicon_file, tmp_path, capsys):
@@ -215,9 +250,13 @@ def test_run_with_several_seeds_reports_mean_sd_and_claims_across_seeds(
         assert (out / "train" / f"seed-{seed}" / "adapter" / "adapter_config.json").is_file()
         assert (out / "evaluate" / f"seed-{seed}" / "pairs.csv").is_file()
     assert (out / "evaluate" / "results.json").is_file()
+    # each seed's verdicts follow from its own Holm-adjusted p-values, the across-seed ones from the combined p
+    for seed in results["per_seed"]:
+        assert_verdicts_follow_from_the_numbers(seed["claims"], correction="holm", alpha=0.05)
+    assert_verdicts_follow_from_the_numbers(results["claims"], correction="holm", alpha=0.05)
     for claim in results["claims"]:
-        assert claim["n_seeds"] == 2 and len(claim["verdicts"]) == 2
         per_seed = [next(c for c in s["claims"] if c["claim"] == claim["claim"]) for s in results["per_seed"]]
+        assert claim["n_seeds"] == 2 and claim["verdicts"] == [c["verdict"] for c in per_seed]
         effects = [c["effect"] for c in per_seed]
         assert claim["effects_per_seed"] == pytest.approx(effects)
         assert min(effects) - 1e-12 <= claim["effect"] <= max(effects) + 1e-12  # random-effects weighted mean
@@ -322,7 +361,7 @@ def test_run_can_log_to_mlflow(tiny_llama_dir, toy_lexicon_file, tmp_path):
 
     from tli.pipeline import run
 
-    run(
+    results = run(
         str(tiny_llama_dir),
         str(toy_lexicon_file),
         out=tmp_path / "r",
@@ -336,7 +375,8 @@ def test_run_can_log_to_mlflow(tiny_llama_dir, toy_lexicon_file, tmp_path):
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'r' / 'mlflow.db'}")
     (experiment,) = [e for e in client.search_experiments() if e.name.startswith("tli-run-")]
     (logged,) = client.search_runs([experiment.experiment_id])
-    assert logged.data.params["epochs"] == "1" and logged.data.metrics["target_layer"] >= 1
+    assert logged.data.params["epochs"] == "1"
+    assert logged.data.metrics["target_layer"] == results["target_layer"]
     assert any(k.endswith(".effect") for k in logged.data.metrics)
     assert {a.path for a in client.list_artifacts(logged.info.run_id)} >= {"report.md", "results.json"}
 
@@ -405,4 +445,5 @@ def test_an_unfinished_run_offers_resume_and_overwrite(tiny_llama_dir, toy_lexic
     stale.write_text("from the first run")
     results = run(str(tiny_llama_dir), str(toy_lexicon_file), out=out, overwrite=True, **options)
     assert not stale.exists() and (out / "complete").is_file()  # training started again from scratch
-    assert results["train"][0]["timing"]["steps"] > 0
+    trained = results["train"][0]
+    assert trained["timing"]["steps"] == steps_by_hand(trained["n_train_pairs"], batch_size=4, epochs=1)

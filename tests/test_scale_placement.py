@@ -113,7 +113,10 @@ def test_evaluate_spread_over_cpu_and_disk_gives_the_single_device_figures(adapt
         "mrr_post",
         "p_at_1_post",
     )
-    assert len(spread["evaluation"]) == len(single["evaluation"]) > 0
+    assert len(spread["evaluation"]) == len(single["evaluation"]) == 4  # 2 groups × (target, final layer)
+    assert {(e["group"], e["layer_role"]) for e in single["evaluation"]} == {
+        (group, role) for group in ("trained", "control") for role in ("target", "final")
+    }
     for a, b in zip(spread["evaluation"], single["evaluation"], strict=True):
         assert (a["group"], a["layer"]) == (b["group"], b["layer"])
         for key in keys:

@@ -86,7 +86,16 @@ def test_scan_writes_complete_run_directory(tiny_dir, toy_lexicon_file, tmp_path
     assert all(LAYER_KEYS <= set(row) for row in record["layers"])
     assert record["selected_layer"] == result.selected_layer
     assert record["criterion"] == "centered_gap" and record["selectable_layers"] == [1, 2]
-    assert record["pooling"]["bos_by"] in ("tli", "tokenizer") and record["pooling"]["bos_token"]
+    # Llama's tokenizer puts <s> first itself; Qwen2's adds none, so tli prepends its <|endoftext|> (id 0)
+    bos = {"llama": ("tokenizer", "<s>"), "qwen2": ("tli", "<|endoftext|>")}[tiny_dir.name]
+    assert (
+        record["pooling"]["bos_by"],
+        record["pooling"]["bos_token"],
+        record["pooling"]["bos_token_id"],
+    ) == (
+        *bos,
+        0,
+    )
     # 22 source words, 24 distinct targets; bahari and kiti have two translations each: (2·2 + 20·1) / 24 / 22
     assert record["chance_p_at_1"] == pytest.approx((2 * 2 / 24 + 20 / 24) / 22)
     assert record["pooling"]["pooling"] == DEFAULT_POOLING == "mean-no-special"

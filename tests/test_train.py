@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from conftest import steps_by_hand
 
 from tli.embed import EmbedConfig, embed_all_layers, encode_words, forward_pooled, pad_batch, pooled_at_layer
 from tli.errors import ConfigError, ModelLoadError, TliError
@@ -34,7 +35,8 @@ def test_training_lowers_loss_and_raises_target_layer_similarity(tiny_dir, toy_l
     adapted = load_model(tiny_dir, adapter=result.adapter)
     assert _matched_at(adapted, trained, 2) > before + 0.05
     record = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert record["timing"]["steps"] == result.timing["steps"] > 0
+    steps = steps_by_hand(result.n_train_pairs, batch_size=4, epochs=4)
+    assert record["timing"]["steps"] == result.timing["steps"] == steps
     assert {"load_seconds", "train_seconds", "steps"} <= set(record["timing"])
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert sum("loss" in json.loads(line) for line in lines) == result.timing["steps"]
@@ -262,9 +264,14 @@ def test_adapter_names_a_portable_base_and_records_its_split(tiny_llama_dir, toy
         tiny_llama_dir.resolve()
     )  # the user's model, no cache path
     meta = json.loads((tmp_path / "p" / "adapter" / "tli_adapter.json").read_text())
-    assert meta["embed"]["bos_by"] in ("tli", "tokenizer") and meta["embed"]["bos_token"]
+    assert (meta["embed"]["bos_by"], meta["embed"]["bos_token"]) == ("tokenizer", "<s>")  # Llama adds its <s>
     split = json.loads((tmp_path / "p" / "adapter" / "tli_split.json").read_text())
-    assert {"trained", "validation", "control"} <= set(split) and split["record"]["audit"] is not None
+    assert {"trained", "validation", "control"} <= set(split)
+    audit = split["record"]["audit"]  # tli's seeded split: no control pair shares a word with a trained one
+    assert (audit["n_leaking"], audit["n_duplicates"], audit["leak_free"]) == (0, 0, True)
+    assert audit["leaks"] == {"source": 0, "target": 0, "word": 0}
+    assert audit["n_control"] == len(split["control"])
+    assert audit["n_trained"] == len(split["trained"]) + len(split["validation"] or [])
     assert result.n_train_pairs == len(split["trained"])
 
 
