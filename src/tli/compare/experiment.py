@@ -11,7 +11,7 @@ YAML schema (every key but ``models``, ``strategies`` and ``tasks`` optional)::
     train: {task: xlsum, language: sw}  # what strategies fine-tune on (default: the first trainable task);
                                       # with `path`, a task the experiment does not evaluate
     retrieval: {systems: [dense, bm25, fusion], dense_retriever: {...}}   # retrieval tasks only, see
-                                      # tli.compare.retrieval_plan
+                                      # tli.compare.retrieval_settings
     budget: {steps: 20, batch_size: 4, lr: 2.0e-4, warmup_steps: 2}
     strategy_options: {target_layer: 2, lora_r: 16}   # shared defaults of every strategy
     reference: none                   # every strategy is compared with this one
@@ -125,7 +125,7 @@ class Experiment:
     source: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
     retrieval: Any = None
-    """The ``retrieval:`` block (:class:`tli.compare.retrieval_plan.RetrievalPlan`); None without retrieval
+    """The ``retrieval:`` block (:class:`tli.compare.retrieval_settings.RetrievalSettings`); None without retrieval
     tasks."""
     train_task_config: Any = None
     """Config of the train task when the experiment does not evaluate it (``train.path``)."""
@@ -446,7 +446,7 @@ def parse_experiment(spec: str | Path, *, check_device: bool = True, check_files
         raw=raw,
         train_task_config=train_task_config,
     )
-    from tli.compare.retrieval_plan import parse_retrieval
+    from tli.compare.retrieval_settings import parse_retrieval
 
     experiment.retrieval = parse_retrieval(
         raw.get("retrieval"), tasks, [s.name for s in strategies], path, read_data=check_files

@@ -369,7 +369,7 @@ def _plan(results: dict[str, Any]):
 
     record = results["experiment"].get("retrieval") or {}
     dense = record.get("dense_retriever") or {}
-    from tli.compare.retrieval_plan import FusionSpec
+    from tli.compare.retrieval_settings import FusionSpec
 
     return SimpleNamespace(
         systems=tuple(record.get("systems", ())),

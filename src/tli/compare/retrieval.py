@@ -30,7 +30,7 @@ from typing import Any
 
 from tli.compare.cells import Cell, cell_dir, failed_cell, fingerprint, slug, unit_dir
 from tli.compare.experiment import task_settings
-from tli.compare.retrieval_plan import RetrievalPlan, load_ref, pairs_of
+from tli.compare.retrieval_settings import RetrievalSettings, load_ref, pairs_of
 from tli.errors import TliError
 from tli.io import atomic_write_json, atomic_write_text
 
@@ -108,7 +108,7 @@ class RetrievalRunner:
     def __init__(self, runner: Any) -> None:
         self.runner = runner
         self.experiment = runner.experiment
-        self.plan: RetrievalPlan = self.experiment.retrieval
+        self.plan: RetrievalSettings = self.experiment.retrieval
         self.out: Path = runner.out
         self._synthetic: list[dict[str, Any]] | None = None
 
@@ -543,9 +543,9 @@ class RetrievalRunner:
         return cells
 
 
-def system_order(plan: RetrievalPlan | None, strategies: list[str], present: set[str]) -> list[str]:
+def system_order(plan: RetrievalSettings | None, strategies: list[str], present: set[str]) -> list[str]:
     """Systems in report order: BM25, the strategies' dense systems, the conditions, then fusions."""
-    from tli.compare.retrieval_plan import plan_system_names
+    from tli.compare.retrieval_settings import plan_system_names
 
     ordered = plan_system_names(plan, strategies) if plan is not None else []
     return [s for s in ordered if s in present] + sorted(present - set(ordered))

@@ -102,8 +102,8 @@ class DenseRetrieverSpec:
 
 
 @dataclass(kw_only=True)
-class RetrievalPlan:
-    """The parsed ``retrieval:`` block."""
+class RetrievalSettings:
+    """The parsed ``retrieval:`` block: which systems rank the retrieval tasks, and how."""
 
     systems: tuple[str, ...] = SYSTEMS
     reference: str = "bm25"
@@ -156,7 +156,7 @@ def _data_ref(value: Any, what: str, path: Path, tasks: dict[str, Any]) -> DataR
 
 def parse_retrieval(
     raw: Any, tasks: dict[str, Any], strategies: list[str], path: Path, *, read_data: bool = True
-) -> RetrievalPlan | None:
+) -> RetrievalSettings | None:
     """The ``retrieval:`` block (None when the experiment has no retrieval task).
 
     ``read_data`` reads every data reference and checks that a local encoder exists (``False``: the settings
@@ -192,7 +192,7 @@ def parse_retrieval(
     test = str(values.get("test", "auto"))
     if test not in TESTS:
         raise ConfigError(f"{path}: retrieval.test {test!r} is not one of {', '.join(TESTS)}")
-    plan = RetrievalPlan(
+    plan = RetrievalSettings(
         systems=systems,
         test=test,
         reference=str(values.get("reference", "bm25" if "bm25" in systems else "")),
@@ -291,7 +291,7 @@ def _encoder_path(value: str, path: Path) -> str:
     return _resolve_data_path(str(value), path)
 
 
-def plan_system_names(plan: RetrievalPlan, strategies: list[str]) -> list[str]:
+def plan_system_names(plan: RetrievalSettings, strategies: list[str]) -> list[str]:
     """Every system name the plan can produce (for validation and report ordering)."""
     names = ["bm25"] if "bm25" in plan.systems else []
     dense = [f"dense:{s}" for s in strategies] if "dense" in plan.systems else []
