@@ -165,14 +165,14 @@ def test_comparisons_equal_the_paired_test_on_the_prediction_files(finished):
 
 
 def test_rerunning_skips_finished_cells(finished, monkeypatch):
-    import tli.compare.cells as cells_module
+    import tli.compare.runner as runner_module
 
     path, out, results = finished
 
     def no_training(*_args, **_kwargs):
         raise AssertionError("a finished cell was trained again")
 
-    monkeypatch.setattr(cells_module, "finetune", no_training)
+    monkeypatch.setattr(runner_module, "finetune", no_training)
     again = compare(path, out=out, progress=False)
     assert [c["metrics"] for c in again["cells"]] == [c["metrics"] for c in results["cells"]]
 
@@ -197,16 +197,16 @@ def test_a_finished_comparison_is_complete_and_verifies(finished, tmp_path):
 
 
 def test_a_failed_strategy_loses_nothing_else(tiny_llama_dir, tmp_path, monkeypatch, capsys):
-    import tli.compare.cells as cells_module
+    import tli.compare.runner as runner_module
 
-    original = cells_module.finetune
+    original = runner_module.finetune
 
     def failing_for_full(model, *args, **kwargs):
         if kwargs.get("desc", "").startswith("full"):
             raise RuntimeError("out of memory (simulated)")
         return original(model, *args, **kwargs)
 
-    monkeypatch.setattr(cells_module, "finetune", failing_for_full)
+    monkeypatch.setattr(runner_module, "finetune", failing_for_full)
     path = _experiment(tmp_path, tiny_llama_dir, TWO_STRATEGIES)
     code = main(["compare", str(path), "--out", str(tmp_path / "o")])
     assert code == 1 and "cell(s) failed" in capsys.readouterr().err
@@ -370,7 +370,7 @@ _LABELS = ("entailment", "neutral", "contradiction")
 
 def _xnli_cell(tmp_path, strategy, seed, correct, model="m", language="sw"):
     """A finished XNLI cell whose prediction file has the given per-example correctness."""
-    from tli.compare.cells import Cell
+    from tli.compare.runner import Cell
 
     path = tmp_path / f"{model}-{strategy}-{seed}-{language}.jsonl"
     rows = []

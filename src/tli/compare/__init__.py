@@ -5,7 +5,7 @@
 
 Output (``OUT/``): ``results.json`` (``cells``, ``comparisons``, ``claims`` and provenance), ``report.md``,
 ``score_vs_cost.png``, ``experiment.yaml`` (the experiment as run) and ``runs/`` (one resumable directory per
-training unit and cell, see :mod:`tli.compare.cells`).
+training unit and cell, see :mod:`tli.compare.runner`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from tli.compare.cells import Cell, Runner
 from tli.compare.experiment import Experiment, parse_experiment, shipped_experiments
 from tli.compare.power import power_report
 from tli.compare.questions import (
@@ -25,6 +24,7 @@ from tli.compare.questions import (
     families,
     question_answers,
 )
+from tli.compare.runner import Cell, Runner
 from tli.errors import TliError
 
 log = logging.getLogger(__name__)

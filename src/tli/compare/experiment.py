@@ -144,7 +144,7 @@ class Experiment:
 
     def cells(self) -> list[tuple[Any, str, str, str, Any]]:
         """Every (model, strategy or system, task, language, seed) the experiment scores."""
-        from tli.compare.retrieval import experiment_system_cells
+        from tli.compare.retrieval_runner import experiment_system_cells
 
         return [
             (model, spec.name, task, language, seed)

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from tli.claims import Claim, judge, judge_summaries, summarise_seeds
-from tli.compare.cells import Cell, read_rows
+from tli.compare.runner import Cell, read_rows
 from tli.compare.significance import (
     PairedDifference,
     align,

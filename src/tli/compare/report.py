@@ -354,7 +354,7 @@ def families_section(results: dict[str, Any]) -> list[str]:
 
 def _systems(results: dict[str, Any]) -> list[str]:
     """Retrieval systems in report order (BM25, dense strategies, conditions, fusions)."""
-    from tli.compare.retrieval import system_order
+    from tli.compare.retrieval_runner import system_order
 
     present = {c["system"] for c in results["cells"] if c.get("system")}
     if not present:

@@ -3,7 +3,7 @@
 Each retrieval cell has a ``system`` naming what ranked:
 
 - ``dense:<strategy>``: the strategy's LLM, pooled hidden states (scored by the task, in
-  :meth:`tli.compare.cells.Runner.score`);
+  :meth:`tli.compare.runner.Runner.score`);
 - ``bm25``: the lexical baseline, one cell per (task, language) (``model``, ``strategy`` and ``seed`` null);
 - ``fusion:bm25+<dense system>``: reciprocal rank fusion of BM25 with a dense system, beside that cell;
 - ``dense:<condition>``: a sentence-transformers bi-encoder per (encoder, condition, seed): ``zero-shot``
@@ -28,9 +28,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from tli.compare.cells import Cell, cell_dir, failed_cell, fingerprint, slug, unit_dir
 from tli.compare.experiment import task_settings
 from tli.compare.retrieval_settings import RetrievalSettings, load_ref, pairs_of
+from tli.compare.runner import Cell, cell_dir, failed_cell, fingerprint, slug, unit_dir
 from tli.errors import TliError
 from tli.io import atomic_write_json, atomic_write_text
 

@@ -9,7 +9,7 @@ Layout under ``OUT/runs/<model>/<strategy>/seed-<k>/``::
     <task>-<language>/run.trec, qrels.trec  retrieval cells: the TREC run and qrels behind every figure
 
 Retrieval tasks add cells that are not a strategy's LLM (BM25, fusion, trained dense retrievers): see
-:mod:`tli.compare.retrieval`.
+:mod:`tli.compare.retrieval_runner`.
 
 Rerunning an experiment skips complete cells and reloads a trained adapter instead of training again — when they
 were made with the same settings: each cell records the parts of the experiment that made it (``settings`` and
@@ -331,7 +331,7 @@ class Runner:
             return self.failed(model, strategy, seed, task, language, exc)
         settings = self.experiment.cell_settings(model, strategy, seed, task, language)
         if is_retrieval(task):
-            from tli.compare.retrieval import write_retrieval_cell
+            from tli.compare.retrieval_runner import write_retrieval_cell
 
             return write_retrieval_cell(
                 where,
@@ -383,7 +383,7 @@ class Runner:
                 for seed in self.experiment.seeds:
                     cells.extend(self.run_unit(model, spec, seed))
         if self.experiment.retrieval is not None:
-            from tli.compare.retrieval import RetrievalRunner
+            from tli.compare.retrieval_runner import RetrievalRunner
 
             cells.extend(RetrievalRunner(self).run(cells))
         if self.recomputed.items:
