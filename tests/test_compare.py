@@ -9,14 +9,9 @@ from scipy import stats as sps
 
 from tli.cli import main
 from tli.compare import compare, dry_run, parse_experiment
-from tli.compare.questions import (
-    QUESTIONS,
-    answer_questions,
-    compare_cells,
-    comparison_pairs,
-    comparisons_across_seeds,
-    overall_answer,
-)
+from tli.compare.comparisons import compare_cells, comparisons_across_seeds
+from tli.compare.hypotheses import comparison_pairs
+from tli.compare.questions import QUESTIONS, answer_questions, overall_answer
 from tli.compare.significance import paired_difference
 from tli.errors import ConfigError
 
@@ -370,7 +365,7 @@ _LABELS = ("entailment", "neutral", "contradiction")
 
 def _xnli_cell(tmp_path, strategy, seed, correct, model="m", language="sw"):
     """A finished XNLI cell whose prediction file has the given per-example correctness."""
-    from tli.compare.runner import Cell
+    from tli.compare.schema import Cell
 
     path = tmp_path / f"{model}-{strategy}-{seed}-{language}.jsonl"
     rows = []

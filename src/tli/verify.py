@@ -374,7 +374,8 @@ def check_comparison(directory: Path, record: dict[str, Any], report: Verificati
     prediction files by :func:`tli.compare.analyse` — the function the run itself called, so verification
     follows the statistics whatever they become."""
     from tli.compare import analyse, parse_experiment
-    from tli.compare.runner import Cell, read_rows
+    from tli.compare.cell_store import read_rows
+    from tli.compare.schema import Cell
     from tli.tasks import get_task
 
     name = directory / "results.json"

@@ -9,8 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from tli.compare.power import format_power
 from tli.compare.questions import PRIMARY_METRIC
+from tli.compare.schema import FusionSpec, system_names
 from tli.io import atomic_write_bytes
+from tli.retrieval.metrics import METRICS
 from tli.stats import format_p
 
 
@@ -346,36 +349,24 @@ def families_section(results: dict[str, Any]) -> list[str]:
             "",
         ]
     if results.get("power"):
-        from tli.compare.power import format_power
-
         lines += [format_power(results["power"]), ""]
     return lines
 
 
 def _systems(results: dict[str, Any]) -> list[str]:
-    """Retrieval systems in report order (BM25, dense strategies, conditions, fusions)."""
-    from tli.compare.retrieval_runner import system_order
-
+    """Retrieval systems in report order (BM25, dense strategies, conditions, fusions), then any other."""
     present = {c["system"] for c in results["cells"] if c.get("system")}
     if not present:
         return []
-    plan = _plan(results)
-    return system_order(plan, results["experiment"]["strategies"], present)
-
-
-def _plan(results: dict[str, Any]):
-    """The retrieval plan's system list as a light object (system_order needs systems and conditions)."""
-    from types import SimpleNamespace
-
     record = results["experiment"].get("retrieval") or {}
     dense = record.get("dense_retriever") or {}
-    from tli.compare.retrieval_settings import FusionSpec
-
-    return SimpleNamespace(
-        systems=tuple(record.get("systems", ())),
-        conditions=tuple(dense.get("conditions", ())),
-        fusion=FusionSpec(**(record.get("fusion") or {})),
+    ordered = system_names(
+        tuple(record.get("systems", ())),
+        tuple(dense.get("conditions", ())),
+        FusionSpec(**(record.get("fusion") or {})),
+        results["experiment"]["strategies"],
     )
+    return [s for s in ordered if s in present] + sorted(present - set(ordered))
 
 
 def _columns(cells: list[dict[str, Any]], models: list[str]) -> list[str]:
@@ -390,9 +381,6 @@ def _columns(cells: list[dict[str, Any]], models: list[str]) -> list[str]:
 def retrieval_tables(cells: list[dict[str, Any]], models: list[str], systems: list[str]) -> list[str]:
     """Per (task, language) and model: systems as rows, every retrieval metric as a column (mean over seeds;
     ± sd over seeds when several), the primary metric with its 95 % CI. BM25 (no model) is in every table."""
-    from tli.compare.questions import PRIMARY_METRIC
-    from tli.retrieval.metrics import METRICS
-
     done = [c for c in cells if c["status"] == "done" and c.get("system")]
     lines: list[str] = []
     for task, language in sorted({(c["task"], c["language"]) for c in done}):

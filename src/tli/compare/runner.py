@@ -1,156 +1,43 @@
-"""Running the cells of an experiment: train each (model, strategy, seed) once, score it on every task.
+"""Running an experiment: strategy cells, then retrieval cells, then the comparisons.
 
-Layout under ``OUT/runs/<model>/<strategy>/seed-<k>/``::
+:func:`run_experiment` sequences a run: every (model, strategy, seed) unit is trained once and scored on every
+task (:class:`Runner`), then the retrieval systems that are not a strategy's LLM — BM25, fusion, trained dense
+retrievers — are run (:mod:`tli.compare.retrieval_runner`), then every comparison is derived from the cells'
+prediction files (:func:`analyse`) and the report written.
 
-    train.json                  cost of preparing and fine-tuning (written when training is complete)
-    adapter/                    what the fine-tuning changed (LoRA family; full weights only when asked)
-    <task>-<language>/cell.json  one cell's scores and cost (written last: a cell with it is complete)
-    <task>-<language>/predictions.jsonl  the per-example rows {"id", "prediction", "reference", scores...}
-    <task>-<language>/run.trec, qrels.trec  retrieval cells: the TREC run and qrels behind every figure
-
-Retrieval tasks add cells that are not a strategy's LLM (BM25, fusion, trained dense retrievers): see
-:mod:`tli.compare.retrieval_runner`.
-
-Rerunning an experiment skips complete cells and reloads a trained adapter instead of training again — when they
-were made with the same settings: each cell records the parts of the experiment that made it (``settings`` and
-their SHA-256 ``fingerprint``; :meth:`Experiment.cell_settings`), and a unit its training settings in
-``train.json``. A cell or unit whose settings changed since is recomputed, and the run says which and what
-changed (``budget.steps 2 → 3``); the others are reused. A failed unit is recorded (``status: failed`` with the
-message) and the other units go on.
+Where cells live on disk and when a finished one is reused: :mod:`tli.compare.cell_store`. A failed unit is
+recorded (``status: failed`` with the message) and the other units go on.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import traceback
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tli.compare.experiment import Experiment, StrategySpec
+import yaml
+
+from tli.compare.cell_store import Recomputed, cell_dir, failed_cell, fingerprint, slug, unit_dir, write_cell
+from tli.compare.comparisons import compare_cells, comparisons_across_seeds
+from tli.compare.power import power_report
+from tli.compare.questions import answer_questions, families, question_answers
+from tli.compare.report import compare_report, plot_layer_curves, plot_score_vs_cost
+from tli.compare.retrieval_runner import RetrievalRunner
+from tli.compare.schema import Cell, Experiment, StrategySpec
 from tli.errors import TliError
-from tli.io import atomic_write_json, atomic_write_text
+from tli.io import atomic_write_json, atomic_write_text, replace_dir_atomically
+from tli.models import load_model
 from tli.resources import Measured
-from tli.strategies import STRATEGIES, get_strategy
+from tli.runs import COMPLETE, mark_complete, provenance
+from tli.strategies import get_strategy
 from tli.strategies.finetune import finetune
 from tli.tasks import get_task, is_retrieval
+from tli.tasks.retrieval.mrtydi import PUBLISHED_MRR100
+from tli.tracking import make_tracker
 
 log = logging.getLogger(__name__)
-
-
-def slug(name: str) -> str:
-    """A directory name for a model spec (``default``, a path's last part, a hub id with ``__``)."""
-    text = Path(name).name if Path(name).exists() else name.replace("/", "__")
-    return re.sub(r"[^\w.+-]", "_", text) or "model"
-
-
-@dataclass
-class Cell:
-    """One (model, strategy, task, language, seed) result, as ``results.json`` lists it."""
-
-    model: str | None
-    """The model (null for BM25, which has none)."""
-    strategy: str | None
-    """The fine-tuning strategy (null for BM25 and trained dense retrievers)."""
-    task: str
-    language: str
-    seed: int | None
-    """The seed (null for systems without randomness: BM25, zero-shot dense retrievers)."""
-    status: str = "pending"
-    """``done`` or ``failed``."""
-    n: int = 0
-    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
-    cost: dict[str, Any] = field(default_factory=dict)
-    predictions: str | None = None
-    """Path of the per-example rows (jsonl)."""
-    error: str | None = None
-    system: str | None = None
-    """Retrieval cells: what ranked (``bm25``, ``dense:<strategy or condition>``, ``fusion:<a>+<b>``)."""
-    run: str | None = None
-    """Retrieval cells: path of the TREC run file."""
-    qrels: str | None = None
-    """Retrieval cells: path of the TREC qrels file the run was scored against."""
-    details: dict[str, Any] = field(default_factory=dict)
-    """Retrieval cells: how the run was made (recipe, layer, per-layer curve, passages not scored)."""
-    fingerprint: str | None = None
-    """SHA-256 of ``settings``: a rerun reuses the cell only when its settings are the same."""
-    settings: dict[str, Any] = field(default_factory=dict)
-    """The parts of the experiment that made this cell (:meth:`Experiment.cell_settings`)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def fingerprint(settings: dict[str, Any]) -> str:
-    """SHA-256 of the settings as canonical JSON (sorted keys)."""
-    from tli.io import sha256_text
-
-    return sha256_text(json.dumps(settings, sort_keys=True, ensure_ascii=False, default=str))
-
-
-def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out.update(_flat(item, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    return {prefix: value}
-
-
-def describe_changes(old: dict[str, Any] | None, new: dict[str, Any], limit: int = 4) -> str:
-    """``budget.steps 2 → 3, task_options.limit 9 → 12``: what differs between two settings."""
-    if not old:
-        return "made without recorded settings (an earlier tli)"
-    before, after = _flat(old), _flat(new)
-    keys = [k for k in dict.fromkeys([*before, *after]) if before.get(k, "—") != after.get(k, "—")]
-    shown = [f"{k} {before.get(k, '—')!s:.40} → {after.get(k, '—')!s:.40}" for k in keys[:limit]]
-    more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
-    return ", ".join(shown) + more if shown else "settings differ"
-
-
-class Recomputed:
-    """The finished cells and trained units a rerun recomputes because their settings changed, said once each."""
-
-    def __init__(self) -> None:
-        self.items: list[str] = []
-
-    def note(self, what: str, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
-        line = f"{what}: {describe_changes(old, new)}"
-        self.items.append(line)
-        log.warning("warning: recomputing %s (made with other settings)", line)
-
-    def reusable(self, where: Path, settings: dict[str, Any], what: str) -> Cell | None:
-        """The complete cell at ``where`` if it was made with ``settings``; otherwise None (a stale one noted)."""
-        cell = read_cell(where)
-        if cell is None or cell.status != "done":
-            return None
-        if cell.fingerprint == fingerprint(settings):
-            return cell
-        self.note(what, cell.settings, settings)
-        return None
-
-
-def unit_dir(out: Path, model: str, strategy: str, seed: int) -> Path:
-    return out / "runs" / slug(model) / strategy / f"seed-{seed}"
-
-
-def cell_dir(unit: Path, task: str, language: str) -> Path:
-    return unit / f"{task}-{language}"
-
-
-def read_cell(path: Path) -> Cell | None:
-    """A complete cell from disk, or None."""
-    record = path / "cell.json"
-    if not record.is_file():
-        return None
-    return Cell(**json.loads(record.read_text(encoding="utf-8")))
-
-
-def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    """The per-example rows of a cell."""
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 class Runner:
@@ -213,26 +100,15 @@ class Runner:
     def check_unit(self, unit: Path, model: str, strategy: str, seed: int) -> None:
         """A unit trained with other settings is trained again: its adapter and training files are removed
         (its cells, made with the old unit, are recomputed as their settings differ too)."""
-        import shutil
-
-        saved = unit / "train.json"
-        if not saved.is_file():
-            return
-        record = json.loads(saved.read_text(encoding="utf-8"))
-        settings = self.experiment.unit_settings(model, strategy, seed)
-        if record.get("fingerprint") == fingerprint(settings):
-            return
-        self.recomputed.note(
-            f"{slug(model)}/{strategy}/seed-{seed} (training)", record.get("settings"), settings
+        self.recomputed.check_unit(
+            unit,
+            self.experiment.unit_settings(model, strategy, seed),
+            f"{slug(model)}/{strategy}/seed-{seed}",
+            stale=("adapter", "tli-adapter-training"),
         )
-        for stale in ("adapter", "tli-adapter-training"):
-            shutil.rmtree(unit / stale, ignore_errors=True)
-        saved.unlink()
 
     def prepare(self, model: str, spec: StrategySpec, seed: int, unit: Path):
         """The model of this unit: trained now, or reloaded from a complete earlier training."""
-        from tli.models import load_model
-
         strategy = get_strategy(spec.name, spec.options)
         saved = unit / "train.json"
         with Measured() as measured:
@@ -246,62 +122,62 @@ class Runner:
                 max_memory=self.experiment.max_memory,
                 offload_folder=self.experiment.offload_folder,
             )
-            reload = saved.is_file() and (unit / "adapter").exists()
-            if reload:
+            if saved.is_file() and (unit / "adapter").exists():
                 model_obj = strategy.load(loaded, unit / "adapter")
-                cost = json.loads(saved.read_text(encoding="utf-8"))["cost"]
-            else:
-                model_obj = strategy.prepare(loaded, seed=seed, workdir=unit, progress=self.progress)
-                trainable = strategy.trained_parameters(model_obj)
-                stats = {"steps": 0, "tokens_seen": 0, "losses": []}
-                if strategy.trains_on_task:
-                    stats = finetune(
-                        model_obj,
-                        self.features(model, loaded.tokenizer),
-                        self.experiment.budget,
-                        seed=seed,
-                        pad_id=loaded.tokenizer.pad_token_id,
-                        device=loaded.device,
-                        progress=self.progress,
-                        desc=f"{spec.name} (seed {seed})",
-                    )
-        if not reload:
-            cost = {
-                "trainable_parameters": int(trainable),
-                "train_seconds": measured.seconds - loaded.load_seconds,
-                "load_seconds": loaded.load_seconds,
-                "peak_memory_mb": measured.peak_cuda_mb or measured.peak_rss_mb,
-                "peak_memory_kind": "cuda"
-                if measured.peak_cuda_mb
-                else f"process RSS ({measured.rss_peak_scope})",
-                "tokens_seen": stats["tokens_seen"] + strategy.extra_tokens(),
-                "steps": stats["steps"],
-                "loss_first": stats.get("loss_first"),
-                "loss_last": stats.get("loss_last"),
-                "strategy": strategy.notes,
-            }
-            self.save(strategy, model_obj, unit)
-            unit.mkdir(parents=True, exist_ok=True)
-            settings = self.experiment.unit_settings(model, spec.name, seed)
-            atomic_write_json(
-                saved,
-                {
-                    "model": model,
-                    "strategy": spec.name,
-                    "seed": seed,
-                    "cost": cost,
-                    "losses": stats["losses"],
-                    "settings": settings,
-                    "fingerprint": fingerprint(settings),
-                },
-            )
+                model_obj.eval()
+                return loaded, model_obj, json.loads(saved.read_text(encoding="utf-8"))["cost"]
+            model_obj = strategy.prepare(loaded, seed=seed, workdir=unit, progress=self.progress)
+            trainable = strategy.trained_parameters(model_obj)
+            stats = self.fine_tune(strategy, model_obj, loaded, model, seed)
+        cost = {
+            "trainable_parameters": int(trainable),
+            "train_seconds": measured.seconds - loaded.load_seconds,
+            "load_seconds": loaded.load_seconds,
+            "peak_memory_mb": measured.peak_cuda_mb or measured.peak_rss_mb,
+            "peak_memory_kind": "cuda"
+            if measured.peak_cuda_mb
+            else f"process RSS ({measured.rss_peak_scope})",
+            "tokens_seen": stats["tokens_seen"] + strategy.extra_tokens(),
+            "steps": stats["steps"],
+            "loss_first": stats.get("loss_first"),
+            "loss_last": stats.get("loss_last"),
+            "strategy": strategy.notes,
+        }
+        self.save(strategy, model_obj, unit)
+        unit.mkdir(parents=True, exist_ok=True)
+        settings = self.experiment.unit_settings(model, spec.name, seed)
+        atomic_write_json(
+            saved,
+            {
+                "model": model,
+                "strategy": spec.name,
+                "seed": seed,
+                "cost": cost,
+                "losses": stats["losses"],
+                "settings": settings,
+                "fingerprint": fingerprint(settings),
+            },
+        )
         model_obj.eval()
         return loaded, model_obj, cost
 
+    def fine_tune(self, strategy, model_obj, loaded, model: str, seed: int) -> dict[str, Any]:
+        """Fine-tune on the experiment's task data (a strategy that does not: no steps)."""
+        if not strategy.trains_on_task:
+            return {"steps": 0, "tokens_seen": 0, "losses": []}
+        return finetune(
+            model_obj,
+            self.features(model, loaded.tokenizer),
+            self.experiment.budget,
+            seed=seed,
+            pad_id=loaded.tokenizer.pad_token_id,
+            device=loaded.device,
+            progress=self.progress,
+            desc=f"{strategy.name} (seed {seed})",
+        )
+
     def save(self, strategy, model_obj, unit: Path) -> None:
         """Keep what training changed, so a rerun reloads it (full weights only with save_full_weights)."""
-        from tli.io import replace_dir_atomically
-
         if strategy.name == "full" and not self.experiment.save_full_weights:
             return
         unit.mkdir(parents=True, exist_ok=True)
@@ -329,44 +205,19 @@ class Runner:
                 )
         except (TliError, RuntimeError, ValueError, OSError) as exc:
             return self.failed(model, strategy, seed, task, language, exc)
-        settings = self.experiment.cell_settings(model, strategy, seed, task, language)
-        if is_retrieval(task):
-            from tli.compare.retrieval_runner import write_retrieval_cell
-
-            return write_retrieval_cell(
-                where,
-                result,
-                model=model,
-                strategy=strategy,
-                seed=seed,
-                system=f"dense:{strategy}",
-                cost={**cost, "evaluate_seconds": measured.seconds},
-                tracker=self.tracker,
-                settings=settings,
-            )
-        where.mkdir(parents=True, exist_ok=True)
-        predictions = where / "predictions.jsonl"
-        atomic_write_text(
-            predictions, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in result.predictions)
-        )
-        cell = Cell(
-            model=model,
-            strategy=strategy,
+        return write_cell(
+            where,
+            result,
             task=task,
             language=language,
+            model=model,
+            strategy=strategy,
             seed=seed,
-            status="done",
-            n=result.n,
-            metrics={name: score.to_dict() for name, score in result.metrics.items()},
+            system=f"dense:{strategy}" if is_retrieval(task) else None,
             cost={**cost, "evaluate_seconds": measured.seconds},
-            predictions=str(predictions),
-            fingerprint=fingerprint(settings),
-            settings=settings,
+            tracker=self.tracker,
+            settings=self.experiment.cell_settings(model, strategy, seed, task, language),
         )
-        atomic_write_json(where / "cell.json", cell.to_dict())
-        if self.tracker is not None:
-            self.tracker.log_cell(cell)
-        return cell
 
     def failed(
         self, model: str, strategy: str, seed: int, task: str, language: str, exc: BaseException
@@ -383,8 +234,6 @@ class Runner:
                 for seed in self.experiment.seeds:
                     cells.extend(self.run_unit(model, spec, seed))
         if self.experiment.retrieval is not None:
-            from tli.compare.retrieval_runner import RetrievalRunner
-
             cells.extend(RetrievalRunner(self).run(cells))
         if self.recomputed.items:
             log.warning(
@@ -395,30 +244,93 @@ class Runner:
         return cells
 
 
-def failed_cell(
-    model: str | None,
-    strategy: str | None,
-    seed: int | None,
-    task: str,
-    language: str,
-    system: str | None,
-    exc: BaseException,
-) -> Cell:
-    """A cell that could not be scored: ``status: failed`` with the error's first line (logged as a warning)."""
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    where = f"{model} / {system or strategy} / seed {seed} / {task} ({language})"
-    log.warning("warning: %s failed: %s", where, message)
-    return Cell(
-        model=model,
-        strategy=strategy,
-        task=task,
-        language=language,
-        seed=seed,
-        status="failed",
-        error=message,
-        system=system,
+def run_experiment(
+    experiment: Experiment, out: Path, track: str | None, tracking_uri: str | None, progress: bool | None
+) -> dict[str, Any]:
+    """Run an experiment into a locked ``out``: its strategy cells, then its retrieval cells, then its
+    comparisons; write ``results.json`` and the report, and mark the run complete."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / COMPLETE).unlink(missing_ok=True)  # cells may be added: complete again only at the end
+    record = experiment.to_dict()
+    atomic_write_text(
+        out / "experiment.yaml", yaml.safe_dump(experiment.raw, sort_keys=False, allow_unicode=True)
     )
+    tracker = make_tracker(
+        track, out, experiment.name, {k: v for k, v in record.items() if k != "tasks"}, tracking_uri
+    )
+    try:
+        cells = Runner(experiment, out, progress=progress, tracker=tracker).run()
+        results = {
+            "experiment": record,
+            "cells": [c.to_dict() for c in cells],
+            **analyse(experiment, cells),
+            **provenance("compare", record, experiment.seeds[0]),
+        }
+        if experiment.retrieval is not None:
+            results["retrieval"] = retrieval_summary(experiment, out)
+            plot_layer_curves(results["cells"], out / "retrieval_layers.png")
+        plot_score_vs_cost(results["cells"], out / "score_vs_cost.png")
+        atomic_write_text(out / "report.md", compare_report(results))
+        atomic_write_json(out / "results.json", results)
+        mark_complete(out, "comparison")
+        if tracker is not None:
+            done = [c for c in cells if c.status == "done"]
+            tracker.log_results({"cells_done": float(len(done))}, [out / "report.md", out / "results.json"])
+    finally:
+        if tracker is not None:
+            tracker.close()
+    return results
 
 
-def trains(strategy: str) -> bool:
-    return STRATEGIES[strategy].trains_on_task
+def analyse(experiment: Experiment, cells: list[Cell]) -> dict[str, Any]:
+    """Every statistic of a comparison derived from its cells' prediction files: the paired comparisons per seed
+    (``comparisons_per_seed``), their summary over seeds (``comparisons``) and the research questions' claims.
+
+    The one entry point of the statistics: ``tli compare`` writes what it returns, and ``tli verify`` calls it
+    again on a finished run's cells to re-derive every figure of its ``results.json`` and report.
+    """
+    strategies = [spec.name for spec in experiment.strategies]
+    per_seed = compare_cells(
+        cells,
+        strategies,
+        experiment.reference,
+        n_resamples=experiment.n_resamples,
+        correction=experiment.correction,
+        alpha=experiment.alpha,
+        task_configs=experiment.tasks,
+        retrieval=experiment.retrieval,
+        seeds=experiment.seeds,
+        margin=experiment.noninferiority_margin,
+        models=experiment.models,
+    )
+    combined = comparisons_across_seeds(per_seed, correction=experiment.correction, alpha=experiment.alpha)
+    tasks = list(experiment.tasks)
+    return {
+        "comparisons": combined,
+        "comparisons_per_seed": per_seed,
+        "claims": answer_questions(combined, strategies, tasks, experiment.models),
+        "answers": question_answers(combined, strategies, tasks, experiment.models),
+        "families": families(combined, correction=experiment.correction, alpha=experiment.alpha),
+        "power": power_report(experiment),
+    }
+
+
+def retrieval_summary(experiment: Experiment, out: Path) -> dict[str, Any]:
+    """What the report says about retrieval beyond the cells: synthetic data, published baselines."""
+    summary: dict[str, Any] = {"plan": experiment.retrieval.describe(), "published_mrr100": {}}
+    meta = out / "synthetic" / "synthetic.meta.json"
+    if meta.is_file():
+        record = json.loads(meta.read_text(encoding="utf-8"))
+        summary["synthetic"] = {
+            "file": str(out / "synthetic" / "synthetic.jsonl"),
+            "kept": record.get("kept"),
+            "counts": record.get("counts"),
+            "generator": record.get("generator"),
+        }
+    if "mrtydi" in experiment.tasks:
+        summary["published_mrr100"] = {
+            lang: PUBLISHED_MRR100[lang]
+            for lang in experiment.tasks["mrtydi"].languages
+            if lang in PUBLISHED_MRR100
+        }
+    return summary

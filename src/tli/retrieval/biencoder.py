@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from tli.errors import ConfigError, ModelLoadError
+from tli.resources import Measured
 
 log = logging.getLogger(__name__)
 
@@ -322,6 +323,61 @@ def train_biencoder(
         trainable_parameters=trainable_parameters(model),
         tokens_seen=int(round(per_example * options.batch_size * int(output.global_step))),
     )
+
+
+def load_biencoder(directory: str | Path, options: BiEncoderOptions, *, device: str) -> Any:
+    """A bi-encoder trained and saved earlier (``model.save(directory)``), built as :func:`fit_biencoder`
+    builds one."""
+    return build_biencoder(
+        str(directory), pooling=options.pooling, max_seq_length=options.max_seq_length, device=device
+    )
+
+
+def fit_biencoder(
+    location: str,
+    options: BiEncoderOptions,
+    pairs: Sequence[TrainingPair] | None,
+    *,
+    seed: int | None,
+    output_dir: Path,
+    device: str,
+    progress: bool | None = None,
+    desc: str = "dense retriever",
+) -> tuple[Any, TrainStats | None, dict[str, Any]]:
+    """Build the bi-encoder from ``location`` and train it on ``pairs`` (``None``: no training, zero-shot).
+
+    Returns:
+        The model, its :class:`TrainStats` (None untrained) and its cost: ``trainable_parameters``,
+        ``train_seconds``, ``peak_memory_mb`` and ``peak_memory_kind`` (CUDA, else the process RSS),
+        ``tokens_seen``, ``steps``, ``loss_first``, ``loss_last``, ``examples``, ``encoder_parameters``.
+    """
+    with Measured() as measured:
+        model = build_biencoder(
+            location,
+            pooling=options.pooling,
+            max_seq_length=options.max_seq_length,
+            device=device,
+            layers=options.encoder_layers,
+        )
+        stats = None
+        if pairs is not None:
+            stats = train_biencoder(
+                model, pairs, options, seed=int(seed), output_dir=output_dir, progress=progress, desc=desc
+            )
+    record = stats.to_dict() if stats else {}
+    cost = {
+        "trainable_parameters": stats.trainable_parameters if stats else 0,
+        "train_seconds": stats.train_seconds if stats else 0.0,
+        "peak_memory_mb": measured.peak_cuda_mb or measured.peak_rss_mb,
+        "peak_memory_kind": "cuda" if measured.peak_cuda_mb else f"process RSS ({measured.rss_peak_scope})",
+        "tokens_seen": stats.tokens_seen if stats else 0,
+        "steps": stats.steps if stats else 0,
+        "loss_first": record.get("loss_first"),
+        "loss_last": record.get("loss_last"),
+        "examples": stats.examples if stats else 0,
+        "encoder_parameters": trainable_parameters(model),
+    }
+    return model, stats, cost
 
 
 def _step_progress_class():
