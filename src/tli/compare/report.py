@@ -13,7 +13,7 @@ from tli.compare.power import format_power
 from tli.compare.questions import PRIMARY_METRIC
 from tli.compare.schema import FusionSpec, system_names
 from tli.io import atomic_write_bytes
-from tli.retrieval.metrics import METRICS
+from tli.retrieval.ranking_metrics import METRICS
 from tli.stats import format_p
 
 

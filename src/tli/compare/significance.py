@@ -242,7 +242,7 @@ def mean_test(d, *, binary: bool, n_resamples: int, rng: np.random.Generator, te
 
 
 def _ranx_t_test(d: np.ndarray) -> float:
-    from tli.retrieval.metrics import paired_t_test
+    from tli.retrieval.ranking_metrics import paired_t_test
 
     return paired_t_test(d, np.zeros_like(d))
 

@@ -4,7 +4,7 @@ Modules (each imported on use; ``import tli.retrieval`` loads nothing heavy):
 
 - :mod:`~tli.retrieval.data`: corpus, queries and qrels of one evaluation (:class:`RetrievalData`);
 - :mod:`~tli.retrieval.trec`: TREC run and qrels files in and out (tie-free runs, checked inputs);
-- :mod:`~tli.retrieval.metrics`: Recall@k, MRR@k, nDCG@10 from ranx, and ranx's paired t-test;
+- :mod:`~tli.retrieval.ranking_metrics`: Recall@k, MRR@k, nDCG@10 from ranx, and ranx's paired t-test;
 - :mod:`~tli.retrieval.search`: exact top-k by inner product in bounded memory (FAISS when asked);
 - :mod:`~tli.retrieval.encode`: LLM encoders (pooled hidden states, every layer in one pass) and the on-disk
   embedding cache keyed by model state, recipe and data;
@@ -32,9 +32,9 @@ _API = {
     "read_run": "tli.retrieval.trec",
     "write_qrels": "tli.retrieval.trec",
     "write_run": "tli.retrieval.trec",
-    "METRICS": "tli.retrieval.metrics",
-    "per_query": "tli.retrieval.metrics",
-    "mean_scores": "tli.retrieval.metrics",
+    "METRICS": "tli.retrieval.ranking_metrics",
+    "per_query": "tli.retrieval.ranking_metrics",
+    "mean_scores": "tli.retrieval.ranking_metrics",
     "exact_top_k": "tli.retrieval.search",
     "search": "tli.retrieval.search",
     "BM25Index": "tli.retrieval.bm25",

@@ -16,7 +16,7 @@ import numpy as np
 from tli.errors import ConfigError
 from tli.retrieval.data import RetrievalData
 from tli.retrieval.encode import Encoder, encode_texts
-from tli.retrieval.metrics import CURVE_METRIC, mean_scores
+from tli.retrieval.ranking_metrics import CURVE_METRIC, mean_scores
 from tli.retrieval.search import search
 from tli.retrieval.trec import Run, run_from_ranking
 

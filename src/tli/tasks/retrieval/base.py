@@ -25,8 +25,8 @@ import numpy as np
 from tli.config import DEFAULT_POOLING
 from tli.errors import ConfigError
 from tli.retrieval.data import RetrievalData
-from tli.retrieval.metrics import METRICS, per_query
 from tli.retrieval.rank import Ranking
+from tli.retrieval.ranking_metrics import METRICS, per_query
 from tli.tasks.base import MetricScore, Task, TaskResult, bootstrap_ci, check_int, check_languages
 from tli.tasks.sources import normalise_split
 
