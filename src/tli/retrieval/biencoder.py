@@ -143,7 +143,7 @@ def build_biencoder(
     Raises:
         ModelLoadError: the directory cannot be loaded.
     """
-    from tli.retrieval.deps import sentence_transformers_parts
+    from tli.retrieval.libraries import sentence_transformers_parts
 
     models, _, _ = sentence_transformers_parts()
     import transformers
@@ -252,7 +252,7 @@ def train_biencoder(
     """
     from datasets import Dataset
 
-    from tli.retrieval.deps import sentence_transformers_parts
+    from tli.retrieval.libraries import sentence_transformers_parts
 
     _, losses, training_args = sentence_transformers_parts()
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments

@@ -53,7 +53,7 @@ def stopwords(language: str) -> frozenset[str]:
     name = _STOPWORD_LISTS.get(language)
     if name is None:
         return frozenset()
-    from tli.retrieval.deps import need
+    from tli.retrieval.libraries import need
 
     lists = need("bm25s.stopwords")
 
@@ -90,7 +90,7 @@ class BM25Index:
     empty_documents: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        from tli.retrieval.deps import need
+        from tli.retrieval.libraries import need
 
         bm25s = need("bm25s")
 

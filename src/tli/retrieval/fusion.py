@@ -33,7 +33,7 @@ def rrf(runs: Sequence[Mapping[str, Mapping[str, float]]], *, k: int = RRF_K, de
     Raises:
         ConfigError: fewer than two runs, or ``k`` / ``depth`` below 1.
     """
-    from tli.retrieval.deps import need
+    from tli.retrieval.libraries import need
 
     ranx = need("ranx")
     RanxRun, fuse = ranx.Run, ranx.fuse

@@ -35,7 +35,7 @@ def per_query(
 
     Queries of ``run`` absent from ``qrels`` are ignored; queries of ``qrels`` absent from ``run`` score 0.
     """
-    from tli.retrieval.deps import need
+    from tli.retrieval.libraries import need
 
     ranx = need("ranx")
     Qrels, Run, evaluate = ranx.Qrels, ranx.Run, ranx.evaluate
@@ -67,7 +67,7 @@ def paired_t_test(a: Sequence[float], b: Sequence[float]) -> float:
     ``t = mean(d) / (sd(d) / sqrt(n))`` with ``d = a − b``, ``n − 1`` degrees of freedom; 1.0 when the two
     systems score every query alike (no variance to test).
     """
-    from tli.retrieval.deps import need
+    from tli.retrieval.libraries import need
 
     paired_student_t_test = need("ranx.statistical_tests").paired_student_t_test
 
