@@ -38,9 +38,9 @@ from tli.resources import Measured
 from tli.retrieval.biencoder import SentenceEncoder, TrainingPair, fit_biencoder, load_biencoder
 from tli.retrieval.encode import model_state_fingerprint
 from tli.retrieval.rank import Ranking, bm25_ranking, dense_ranking, fused_ranking
-from tli.retrieval.synthetic import SourcePassage, SourceQuery, generate_synthetic
 from tli.retrieval.trec import read_run
 from tli.tasks.retrieval.base import score_ranking
+from tli.tasks.retrieval.synthetic import SourcePassage, SourceQuery, generate_synthetic
 
 
 def read_trec_run(path: str | Path) -> dict[str, dict[str, float]]:

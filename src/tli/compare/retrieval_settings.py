@@ -48,8 +48,8 @@ from tli.compare.schema import (
 from tli.errors import ConfigError
 from tli.retrieval.biencoder import CONDITIONS, BiEncoderOptions
 from tli.retrieval.data import RetrievalData
-from tli.retrieval.synthetic import SyntheticOptions
 from tli.tasks import TASKS, get_task, is_retrieval
+from tli.tasks.retrieval.synthetic import SyntheticOptions
 
 RETRIEVAL_KEYS = ("systems", "reference", "test", "bm25", "fusion", "dense_retriever")
 

@@ -1,4 +1,4 @@
-"""Retrieval in tli: dense search with any model tli loads, BM25, fusion, TREC files, trained retrievers.
+"""The retrieval engine: dense search with any model tli loads, BM25, fusion, TREC files, trained retrievers.
 
 Modules (each imported on use; ``import tli.retrieval`` loads nothing heavy):
 
@@ -13,10 +13,12 @@ Modules (each imported on use; ``import tli.retrieval`` loads nothing heavy):
 - :mod:`~tli.retrieval.rank`: the systems (dense, BM25, fusion) as runs with details;
 - :mod:`~tli.retrieval.biencoder`: sentence-transformers bi-encoders trained with the multiple-negatives
   ranking loss (in-batch and BM25-mined hard negatives);
-- :mod:`~tli.retrieval.synthetic`: synthetic target-language pairs (doc2query, translation, lexicon
-  code-switching) with provenance, de-duplication and filters.
+- :mod:`~tli.retrieval.libraries`: the optional retrieval libraries (ranx, bm25s, sentence-transformers),
+  imported on first use with a one-line error when missing.
 
-The tasks that use them (``xquad``, ``tydi``, ``mrtydi``) are in :mod:`tli.tasks.retrieval`.
+The split with :mod:`tli.tasks.retrieval`: this package is the *engine* and knows no dataset; the tasks that
+use it (``xquad``, ``tydi``, ``mrtydi``: loaders, languages, what is scored) and the synthetic data set are
+*data and scoring*, in :mod:`tli.tasks.retrieval`. Imports go one way: tasks → engine, never back.
 """
 
 from __future__ import annotations
@@ -49,8 +51,6 @@ _API = {
     "build_biencoder": "tli.retrieval.biencoder",
     "train_biencoder": "tli.retrieval.biencoder",
     "SentenceEncoder": "tli.retrieval.biencoder",
-    "SyntheticOptions": "tli.retrieval.synthetic",
-    "generate_synthetic": "tli.retrieval.synthetic",
 }
 __all__ = sorted(_API)
 
