@@ -35,9 +35,9 @@ from tli.errors import TliError
 from tli.io import atomic_write_json, replace_dir_atomically
 from tli.models import DEFAULT_MODEL, default_gguf_path, gguf_to_cached_dir, load_model, resolve_device
 from tli.resources import Measured
+from tli.retrieval import rank  # called as rank.X, so tests can replace a system
 from tli.retrieval.biencoder import SentenceEncoder, TrainingPair, fit_biencoder, load_biencoder
 from tli.retrieval.encode import model_state_fingerprint
-from tli.retrieval.rank import Ranking, bm25_ranking, dense_ranking, fused_ranking
 from tli.retrieval.trec import read_run
 from tli.tasks.retrieval.base import score_ranking
 from tli.tasks.retrieval.synthetic import SourcePassage, SourceQuery, generate_synthetic
@@ -95,7 +95,7 @@ class RetrievalRunner:
         try:
             data = self.runner.examples(task, language)
             with Measured() as measured:
-                ranking = bm25_ranking(
+                ranking = rank.bm25_ranking(
                     data,
                     k1=self.settings.bm25.k1,
                     b=self.settings.bm25.b,
@@ -163,8 +163,8 @@ class RetrievalRunner:
         config = self.config(dense.task)
         try:
             data = self.runner.examples(dense.task, dense.language)
-            parts = [Ranking(read_trec_run(bm25.run)), Ranking(read_trec_run(dense.run))]
-            ranking = fused_ranking(
+            parts = [rank.Ranking(read_trec_run(bm25.run)), rank.Ranking(read_trec_run(dense.run))]
+            ranking = rank.fused_ranking(
                 parts, ["bm25", dense.system], k=self.settings.fusion.k, depth=config.depth
             )
             result = score_ranking(
@@ -328,7 +328,7 @@ class RetrievalRunner:
                 model, self.settings.dense_retriever.options, model_state_fingerprint(model)
             )
             with Measured() as measured:
-                ranking, _ = dense_ranking(
+                ranking, _ = rank.dense_ranking(
                     encoder_obj,
                     data,
                     layer=0,

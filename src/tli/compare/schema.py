@@ -24,7 +24,7 @@ from typing import Any
 from tli.errors import ConfigError
 from tli.strategies import STRATEGIES, StrategyOptions
 from tli.strategies.finetune import Budget
-from tli.tasks import is_retrieval
+from tli.tasks import SAMPLES_DIR, is_retrieval
 
 SYSTEMS = ("dense", "bm25", "fusion")
 """Retrieval systems: ``dense`` (each strategy's LLM), ``bm25``, ``fusion`` (BM25 + each dense system)."""
@@ -63,8 +63,6 @@ def resolve_data_path(value: str, experiment_file: Path) -> str:
     """A data path as the run reads it: relative to the experiment file; ``samples:NAME`` names tli's samples;
     an absolute path or a hub id (``csebuetnlp/xlsum``, when no such local folder exists) as written."""
     if value.startswith("samples:"):
-        from tli.tasks import SAMPLES_DIR
-
         return str(SAMPLES_DIR / value.removeprefix("samples:").strip("/"))
     candidate = Path(value).expanduser()
     if (

@@ -54,6 +54,7 @@ import numpy as np
 from scipy import stats as sps
 
 from tli.errors import ConfigError
+from tli.retrieval.ranking_metrics import paired_t_test
 from tli.stats import mcnemar_exact, noninferiority_paired
 
 EXACT_MAX = 20
@@ -242,8 +243,6 @@ def mean_test(d, *, binary: bool, n_resamples: int, rng: np.random.Generator, te
 
 
 def _ranx_t_test(d: np.ndarray) -> float:
-    from tli.retrieval.ranking_metrics import paired_t_test
-
     return paired_t_test(d, np.zeros_like(d))
 
 

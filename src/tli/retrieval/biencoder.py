@@ -30,7 +30,10 @@ from typing import Any
 import numpy as np
 
 from tli.errors import ConfigError, ModelLoadError
+from tli.progress import Progress
 from tli.resources import Measured
+from tli.retrieval.bm25 import BM25Index
+from tli.retrieval.libraries import sentence_transformers_parts
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +146,6 @@ def build_biencoder(
     Raises:
         ModelLoadError: the directory cannot be loaded.
     """
-    from tli.retrieval.libraries import sentence_transformers_parts
-
     models, _, _ = sentence_transformers_parts()
     import transformers
     from sentence_transformers import SentenceTransformer
@@ -187,8 +188,6 @@ def mine_hard_negatives(pairs: Sequence[TrainingPair], n: int) -> list[TrainingP
     """
     if n == 0:
         return list(pairs)
-    from tli.retrieval.bm25 import BM25Index
-
     out = list(pairs)
     for language in sorted({p.language for p in pairs}):
         members = [i for i, p in enumerate(pairs) if p.language == language]
@@ -252,8 +251,6 @@ def train_biencoder(
     """
     from datasets import Dataset
 
-    from tli.retrieval.libraries import sentence_transformers_parts
-
     _, losses, training_args = sentence_transformers_parts()
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
@@ -304,8 +301,6 @@ def train_biencoder(
     loss = MultipleNegativesRankingLoss(model, scale=options.scale)
     trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_dict(columns), loss=loss)
     trainer.remove_callback(PrinterCallback)  # losses go to train.json, not stdout
-    from tli.progress import Progress
-
     start = time.perf_counter()
     with Progress(options.steps, desc, enabled=False if progress is False else (progress or None)) as bar:
         trainer.add_callback(_StepProgress(bar))

@@ -14,8 +14,10 @@ from typing import Any
 import numpy as np
 
 from tli.errors import ConfigError
+from tli.retrieval.bm25 import BM25Index
 from tli.retrieval.data import RetrievalData
 from tli.retrieval.encode import Encoder, encode_texts
+from tli.retrieval.fusion import rrf
 from tli.retrieval.ranking_metrics import CURVE_METRIC, mean_scores
 from tli.retrieval.search import search
 from tli.retrieval.trec import Run, run_from_ranking
@@ -145,8 +147,6 @@ def bm25_ranking(
     Queries are analysed with the same analyzer (the passage language's): for cross-lingual sets BM25 only
     matches words the two languages share (names, numbers), which is the point of showing it.
     """
-    from tli.retrieval.bm25 import BM25Index
-
     start = time.perf_counter()
     positions = data.corpus.scorable()
     index = BM25Index(
@@ -171,8 +171,6 @@ def bm25_ranking(
 
 def fused_ranking(rankings: list[Ranking], names: list[str], *, k: int = 60, depth: int = 100) -> Ranking:
     """Reciprocal rank fusion (:func:`tli.retrieval.fusion.rrf`) of ``rankings``."""
-    from tli.retrieval.fusion import rrf
-
     start = time.perf_counter()
     run = rrf([r.run for r in rankings], k=k, depth=depth)
     return Ranking(

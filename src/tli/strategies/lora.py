@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from tli.errors import ConfigError
+from tli.models import base_causal_lm
 from tli.strategies.base import Strategy, StrategyOptions
 
 
@@ -33,8 +34,6 @@ def add_task_lora(model: Any, options: StrategyOptions, layers: list[int] | None
 
 
 def num_blocks(loaded) -> int:
-    from tli.models import base_causal_lm
-
     return int(base_causal_lm(loaded.model).config.num_hidden_layers)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tli.models import set_compute_dtype
 from tli.strategies.lora import Lora, add_task_lora
 
 
@@ -19,8 +20,6 @@ class QLora(Lora):
     def prepare(self, loaded, *, seed: int, workdir: Path, progress: bool | None = None) -> Any:
         import torch
         from peft import prepare_model_for_kbit_training
-
-        from tli.models import set_compute_dtype
 
         torch.manual_seed(seed)
         model = prepare_model_for_kbit_training(loaded.model, use_gradient_checkpointing=False)
