@@ -495,6 +495,19 @@ def retrieval_section(results: dict[str, Any]) -> list[str]:
         "(a trained bi-encoder), `fusion:bm25+<system>` (reciprocal rank fusion, ranx).",
         "",
     ]
+    summary = results.get("retrieval") or {}
+    return (
+        lines
+        + _layer_curve_tables(cells)
+        + _unscored_passages(cells)
+        + _published_baselines(summary)
+        + _synthetic_pairs(summary)
+    )
+
+
+def _layer_curve_tables(cells: list[dict[str, Any]]) -> list[str]:
+    """MRR@10 per layer of each (task, language), the layer each cell ranks with marked."""
+    lines: list[str] = []
     curves = layer_curves(cells)
     for (task, language), by_label in sorted(curves.items()):
         layers = sorted({k for curve in by_label.values() for k in curve})
@@ -517,6 +530,11 @@ def retrieval_section(results: dict[str, Any]) -> list[str]:
         lines.append("")
     if curves:
         lines += ["![MRR@10 per layer](retrieval_layers.png)", ""]
+    return lines
+
+
+def _unscored_passages(cells: list[dict[str, Any]]) -> list[str]:
+    """Per (task, language): the passages no system can score, and each system's own unscored ones."""
     unscored = sorted(
         {
             (
@@ -528,7 +546,7 @@ def retrieval_section(results: dict[str, Any]) -> list[str]:
             for c in cells
         }
     )
-    lines += [
+    lines = [
         "| task | queries × passages | passages no system can score (empty text) | system-specific |",
         "|---|---|---|---|",
     ]
@@ -550,7 +568,11 @@ def retrieval_section(results: dict[str, Any]) -> list[str]:
         )
         lines.append(f"| {task} ({language}) | {queries} × {total} | {empty} | {'; '.join(extra)} |")
     lines.append("")
-    summary = results.get("retrieval") or {}
+    return lines
+
+
+def _published_baselines(summary: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
     for language, figures in (summary.get("published_mrr100") or {}).items():
         lines += [
             f"Published Mr. TyDi ({language}) test MRR@100 (full test set, Zhang et al. 2021): BM25 "
@@ -558,21 +580,24 @@ def retrieval_section(results: dict[str, Any]) -> list[str]:
             "real test set, not on a sample.",
             "",
         ]
+    return lines
+
+
+def _synthetic_pairs(summary: dict[str, Any]) -> list[str]:
     synthetic = summary.get("synthetic")
-    if synthetic:
-        lines += [
-            f"Synthetic training pairs: {synthetic['kept']} kept in `{synthetic['file']}` (with provenance; "
-            "rejected candidates and reasons beside it).",
-            "",
-            "| method | generated | kept | rejected (reason: count) |",
-            "|---|---|---|---|",
-        ]
-        for method, counts in (synthetic.get("counts") or {}).items():
-            reasons = (
-                ", ".join(f"{k}: {v}" for k, v in counts.items() if k not in ("generated", "kept")) or "—"
-            )
-            lines.append(f"| {method} | {counts.get('generated', 0)} | {counts.get('kept', 0)} | {reasons} |")
-        lines.append("")
+    if not synthetic:
+        return []
+    lines = [
+        f"Synthetic training pairs: {synthetic['kept']} kept in `{synthetic['file']}` (with provenance; "
+        "rejected candidates and reasons beside it).",
+        "",
+        "| method | generated | kept | rejected (reason: count) |",
+        "|---|---|---|---|",
+    ]
+    for method, counts in (synthetic.get("counts") or {}).items():
+        reasons = ", ".join(f"{k}: {v}" for k, v in counts.items() if k not in ("generated", "kept")) or "—"
+        lines.append(f"| {method} | {counts.get('generated', 0)} | {counts.get('kept', 0)} | {reasons} |")
+    lines.append("")
     return lines
 
 
