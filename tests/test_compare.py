@@ -482,3 +482,57 @@ def test_mlflow_tracking_can_be_read_back(tiny_llama_dir, tmp_path):
     cell = next(r for r in runs if r.data.params.get("strategy") == "none")
     assert cell.data.params["task"] == "xnli" and math.isfinite(cell.data.metrics["accuracy.score"])
     assert any(a.path == "predictions.jsonl" for a in client.list_artifacts(cell.info.run_id))
+
+
+def test_an_experiment_file_reports_every_problem_in_one_error(tmp_path):
+    """Like the command configs, an experiment YAML lists every problem at once, each naming its key."""
+    path = _experiment(
+        tmp_path,
+        "default",
+        """strategies: [none, lora]
+tasks:
+  xnli: {path: "samples:xnli/xnli.test.tsv", languages: [sw]}
+bogus: 1
+correction: bonferroni
+alpha: 2
+n_resamples: 10
+budget: {steps: 0}
+reference: full
+""",
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_experiment(path, check_device=False, check_files=False)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and message.count(str(path)) == 1
+    for problem in (
+        "unknown key(s) bogus",
+        "correction 'bonferroni' is not one of holm, bh, none",
+        "alpha must be in (0, 1), got 2.0",
+        "n_resamples must be >= 99, got 10",
+        "budget steps must be >= 1, got 0",
+        "reference 'full' is not one of the experiment's strategies",
+    ):
+        assert problem in message, problem
+    assert "\n" not in message
+
+
+def test_a_retrieval_block_reports_every_problem_in_one_error(tmp_path):
+    path = _experiment(
+        tmp_path,
+        "default",
+        """strategies: [none]
+tasks:
+  xquad: {languages: [sw-en]}
+retrieval: {systems: [fusion, dense], test: z-test, bm25: {k1: -1}, fusion: {k: 0}}
+""",
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_experiment(path, check_device=False, check_files=False)
+    message = str(caught.value)
+    for problem in (
+        "fusion fuses BM25 with each dense system; add bm25",
+        "retrieval.test 'z-test' is not one of auto, randomisation, t-test",
+        "retrieval.bm25 needs k1 >= 0 and 0 <= b <= 1",
+        "retrieval.fusion.k must be >= 1, got 0",
+    ):
+        assert problem in message, problem

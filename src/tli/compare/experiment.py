@@ -224,7 +224,8 @@ def parse_experiment(spec: str | Path, *, check_device: bool = True, check_files
     raw, path = read_experiment_file(spec)
     problems = Problems(path)
     _check_top_level(raw, problems)
-    problems.raise_if_any()  # the blocks below need models, strategies and tasks
+    if not {"models", "strategies", "tasks"} <= set(raw):
+        problems.raise_if_any()  # the blocks below need them
     experiment = _parse_blocks(raw, path, problems, check_files)
     problems.raise_if_any()
     assert experiment is not None
