@@ -1,31 +1,29 @@
 """Reading the ``retrieval:`` block of an experiment into :class:`~tli.compare.schema.RetrievalSettings`.
 
-YAML (every key optional; the block applies to every retrieval task of the experiment)::
+An example (every key optional; the block applies to every retrieval task of the experiment; each key is
+documented on its field in :mod:`tli.compare.schema`, ``dense_retriever``'s options on
+:class:`tli.retrieval.biencoder.BiEncoderOptions` and ``synthetic``'s on
+:class:`tli.tasks.retrieval.synthetic.SyntheticOptions`)::
 
     retrieval:
-      systems: [dense, bm25, fusion]     # dense: each strategy's LLM; fusion: bm25 + each dense system
-      reference: bm25                    # every retrieval system is compared with this one
-      test: auto                         # auto (default: exact / analytic test by rule, see
-                                         # tli.compare.significance) | randomisation | t-test (ranx's)
+      systems: [dense, bm25, fusion]
+      reference: bm25
+      test: auto
       bm25: {k1: 0.9, b: 0.4}
-      fusion: {k: 60, systems: [dense:none]}   # RRF constant; dense systems fused with BM25 (default all)
-      dense_retriever:                   # trained bi-encoders (sentence-transformers, MNRL)
-        encoder: model                   # each experiment model with pooling, or a local encoder directory
+      fusion: {k: 60, systems: [dense:none]}
+      dense_retriever:
+        encoder: model
         pooling: mean
         conditions: [zero-shot, direct-transfer, synthetic, mix]
         steps: 100
-        batch_size: 16
-        lr: 2.0e-5
-        hard_negatives: 1                # BM25-mined per pair
-        english: {task: tydi, language: en, split: train}            # English (query, passage) pairs
+        hard_negatives: 1
+        english: {task: tydi, language: en, split: train}
         synthetic:
-          passages: {task: tydi, language: sw, split: train}         # target-language passages (doc2query)
+          passages: {task: tydi, language: sw, split: train}
           methods: [doc2query, translate, code-switch]
-          generator: model
 
-A data reference (``english``, ``synthetic.passages``) names a retrieval task, its language and split, and
-optionally a ``path`` (default: the experiment's path for that task, else tli's samples) and a ``limit``. Its
-queries and relevant passages become (query, passage) pairs.
+A data reference (``english``, ``synthetic.passages``, :class:`~tli.compare.schema.DataRef`) names a retrieval
+task, its language and split; its queries and relevant passages become (query, passage) pairs.
 """
 
 from __future__ import annotations
