@@ -478,14 +478,6 @@ class Cell:
         """What is compared: the retrieval system, else the strategy."""
         return self.system or self.strategy
 
-    @property
-    def done(self) -> bool:
-        return self.status == "done"
-
-    def score(self, metric: str) -> float:
-        """The cell's score on ``metric``."""
-        return self.metrics[metric]["score"]
-
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
