@@ -12,6 +12,7 @@ from tli.compare import compare, dry_run, parse_experiment
 from tli.compare.comparisons import compare_cells, comparisons_across_seeds
 from tli.compare.hypotheses import comparison_pairs
 from tli.compare.questions import QUESTIONS, answer_questions, overall_answer
+from tli.compare.results import Comparison
 from tli.compare.significance import paired_difference
 from tli.errors import ConfigError
 
@@ -317,23 +318,30 @@ def test_questions_map_to_comparisons_or_say_why_not():
     pairs = comparison_pairs(["none", "lora", "lora-early", "full"], "none")
     assert ("lora-early", "full") in pairs and ("lora", "full") in pairs and ("full", "none") in pairs
     comparisons = [
-        {
-            "model": "m",
-            "task": "xnli",
-            "language": "sw",
-            "metric": "accuracy",
-            "strategy": "lora-early",
-            "reference": "full",
-            "kind": "difference",
-            "family": "nli-preserved",
-            "claim": "lora-early scores higher accuracy than full",
-            "verdict": "supported",
-            "n": 30,
-            "difference": 0.1,
-            "ci95_low": 0.05,
-            "ci95_high": 0.15,
-            "p_adjusted": 0.01,
-        },
+        Comparison(
+            model="m",
+            task="xnli",
+            language="sw",
+            metric="accuracy",
+            strategy="lora-early",
+            reference="full",
+            kind="difference",
+            family="nli-preserved",
+            n_seeds=1,
+            seeds=[0],
+            n=30,
+            score=0.6,
+            reference_score=0.5,
+            p_floor=0.0,
+            p_floor_per_seed=0.0,
+            n_resamples=200,
+            claim="lora-early scores higher accuracy than full",
+            verdict="supported",
+            difference=0.1,
+            ci95_low=0.05,
+            ci95_high=0.15,
+            p_adjusted=0.01,
+        ),
     ]
     claims = answer_questions(comparisons, ["none", "lora-early", "full"], ["xnli"], ["m"])
     nli = [c for c in claims if c["key"] == "nli-preserved"]
@@ -398,7 +406,7 @@ def _xnli_cell(tmp_path, strategy, seed, correct, model="m", language="sw"):
 
 def _run(cells, strategies, seeds=(0,), n_resamples=200):
     per_seed = compare_cells(cells, strategies, "none", n_resamples=n_resamples, seeds=list(seeds))
-    return comparisons_across_seeds(per_seed)
+    return [c.to_dict() for c in comparisons_across_seeds(per_seed)]
 
 
 def _row(rows, a, b, kind="difference", metric="accuracy"):
@@ -461,10 +469,10 @@ def test_seeds_that_disagree_give_an_across_seed_ci_that_covers_zero(tmp_path):
             _xnli_cell(tmp_path, "full", seed, rng.random(400) < full),
         ]
     per_seed = compare_cells(cells, ["none", "lora-early", "full"], "none", n_resamples=200, seeds=[0, 1, 2])
-    verdicts = [r["verdict"] for r in per_seed if (r["strategy"], r["reference"], r["metric"], r["kind"]) == (
+    verdicts = [r.verdict for r in per_seed if (r.strategy, r.reference, r.metric, r.kind) == (
         "lora-early", "full", "accuracy", "difference")]  # fmt: skip
     assert verdicts == ["supported", "contradicted", "supported"]  # each seed alone is decisive
-    row = _row(comparisons_across_seeds(per_seed), "lora-early", "full")
+    row = _row([c.to_dict() for c in comparisons_across_seeds(per_seed)], "lora-early", "full")
     assert row["n_seeds"] == 3 and row["ci95_low"] < 0 < row["ci95_high"]
     assert row["verdict"] == "inconclusive" and row["note"].startswith("seeds disagree")
     assert row["interval"].startswith("across-seed 95 % CI") and row["tau2"] > 0

@@ -18,6 +18,7 @@ from tli.claims import Claim, judge, judge_summaries, summarise_seeds
 from tli.compare.cell_store import read_rows
 from tli.compare.hypotheses import Hypothesis, plan_hypotheses
 from tli.compare.questions import DEFAULT_MARGIN
+from tli.compare.results import ONE_SEED_INTERVAL, Comparison, SeedComparison
 from tli.compare.schema import Cell
 from tli.compare.significance import (
     PairedDifference,
@@ -27,8 +28,6 @@ from tli.compare.significance import (
     paired_noninferiority,
 )
 from tli.tasks import get_task, is_retrieval
-
-ONE_SEED_INTERVAL = "95 % paired-bootstrap CI over examples (one seed)"
 
 
 def seed_groups(cells: list[Cell], seed: int) -> dict[tuple[str, str, str], dict[str, Cell]]:
@@ -106,8 +105,8 @@ def _differences(rows_a: list, rows_b: list, field: str) -> list[dict[str, Any]]
 
 
 def _row(
-    h: Hypothesis, result: PairedDifference, seed: int, margin: float, extra: dict
-) -> tuple[dict, Claim]:
+    h: Hypothesis, result: PairedDifference, seed: int, margin: float, retrieval: dict[str, Any]
+) -> tuple[SeedComparison, Claim]:
     kind = "non-inferiority" if h.kind == "non-inferiority" else "difference"
     claim = Claim(
         claim=h.text(margin),
@@ -123,32 +122,32 @@ def _row(
         se=result.se,
         interval=ONE_SEED_INTERVAL,
     )
-    row = {
-        "model": h.model,
-        "task": h.task,
-        "language": h.language,
-        "metric": h.metric,
-        "strategy": h.strategy,
-        "reference": h.reference,
-        "seed": seed,
-        "kind": h.kind,
-        "family": h.family,
-        "test": result.test,
-        "difference": result.difference,
-        "ci95_low": result.ci95_low,
-        "ci95_high": result.ci95_high,
-        "interval": ONE_SEED_INTERVAL,
-        "p_value": result.p_value,
-        "p_floor": result.p_floor,
-        "n_resamples": result.n_resamples,
-        "se": result.se,
-        "n": result.n,
-        "score": result.score_a,
-        "reference_score": result.score_b,
-        **({"margin": result.margin} if result.margin is not None else {}),
-        **({"other_model": h.other_model} if h.other_model else {}),
-        **extra,
-    }
+    row = SeedComparison(
+        model=h.model,
+        task=h.task,
+        language=h.language,
+        metric=h.metric,
+        strategy=h.strategy,
+        reference=h.reference,
+        seed=seed,
+        kind=h.kind,
+        family=h.family,
+        test=result.test,
+        difference=result.difference,
+        ci95_low=result.ci95_low,
+        ci95_high=result.ci95_high,
+        interval=ONE_SEED_INTERVAL,
+        p_value=result.p_value,
+        p_floor=result.p_floor,
+        n_resamples=result.n_resamples,
+        se=result.se,
+        n=result.n,
+        score=result.score_a,
+        reference_score=result.score_b,
+        margin=result.margin,
+        other_model=h.other_model,
+        **retrieval,
+    )
     return row, claim
 
 
@@ -166,23 +165,20 @@ def compare_cells(
     seeds: list[int] | None = None,
     margin: float = DEFAULT_MARGIN,
     models: list[str] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[SeedComparison]:
     """Every hypothesis of the run tested on every seed, judged per seed within its family.
 
     Monte Carlo tests get :func:`~tli.compare.significance.family_resamples` resamples for their family
     (at least ``n_resamples``); bootstrap CIs use ``n_resamples``.
 
     Returns:
-        One row per hypothesis and seed: ``model, task, language, metric, strategy, reference, seed, kind,
-        family, test, difference, ci95_low, ci95_high, interval, p_value, p_floor, n_resamples, se,
-        p_adjusted, verdict, n, score, reference_score, claim`` (``margin`` for non-inferiority,
-        ``other_model`` for interactions; retrieval rows name systems in ``strategy`` and ``reference`` and add
-        ``system``, ``p_randomisation``, ``seed_independent``).
+        One :class:`SeedComparison` per hypothesis and seed (retrieval rows name systems in ``strategy`` and
+        ``reference``).
     """
     task_configs = task_configs or {}
     seeds = seeds or sorted({c.seed for c in cells if c.seed is not None}) or [0]
     rows = _Rows()
-    out: list[dict[str, Any]] = []
+    out: list[SeedComparison] = []
     for cell_seed in seeds:
         groups = seed_groups(cells, cell_seed)
         hypotheses = plan_hypotheses(
@@ -196,7 +192,7 @@ def compare_cells(
         sizes = defaultdict(int)
         for h in hypotheses:
             sizes[h.family] += 1
-        judged: dict[str, list[tuple[dict, Claim]]] = defaultdict(list)
+        judged: dict[str, list[tuple[SeedComparison, Claim]]] = defaultdict(list)
         for h in hypotheses:
             group = groups[(h.model, h.task, h.language)]
             other = groups.get((h.other_model, h.task, h.language)) if h.other_model else None
@@ -212,21 +208,20 @@ def compare_cells(
                 retrieval=retrieval,
                 margin=margin,
             )
-            extra: dict[str, Any] = {}
+            retrieval_fields: dict[str, Any] = {}
             if is_retrieval(h.task) and h.kind != "interaction":
                 cell_a, cell_b = group[h.strategy], group[h.reference]
-                extra = {
+                retrieval_fields = {
                     "system": True,
                     "p_randomisation": result.p_randomisation,
                     "seed_independent": cell_a.seed is None and cell_b.seed is None,
                 }
-            judged[h.family].append(_row(h, result, cell_seed, margin, extra))
+            judged[h.family].append(_row(h, result, cell_seed, margin, retrieval_fields))
         for items in judged.values():
             judge([claim for _, claim in items], correction=correction, alpha=alpha)
             for row, claim in items:
-                out.append(
-                    row | {"p_adjusted": claim.p_adjusted, "verdict": claim.verdict, "claim": claim.claim}
-                )
+                row.p_adjusted, row.verdict, row.claim = claim.p_adjusted, claim.verdict, claim.claim
+                out.append(row)
     return out
 
 
@@ -234,82 +229,93 @@ def compare_cells(
 # Across seeds
 # --------------------------------------------------------------------------------------------------
 
-_KEY = ("model", "task", "language", "metric", "strategy", "reference", "kind", "other_model")
+
+def _hypothesis_key(row: SeedComparison) -> tuple:
+    return (
+        row.model,
+        row.task,
+        row.language,
+        row.metric,
+        row.strategy,
+        row.reference,
+        row.kind,
+        row.other_model,
+    )
+
+
+def _seed_claim(v: SeedComparison) -> dict[str, Any]:
+    """A per-seed result as :func:`tli.claims.summarise_seeds` reads it."""
+    return {
+        "claim": v.claim,
+        "kind": "non-inferiority" if v.kind == "non-inferiority" else "difference",
+        "metric": v.metric,
+        "test": v.test,
+        "effect": v.difference,
+        "ci95_low": v.ci95_low,
+        "ci95_high": v.ci95_high,
+        "p": v.p_value,
+        "n": v.n,
+        "se": v.se,
+        "margin": v.margin,
+        "expect": "increase",
+        "verdict": v.verdict,
+        "p_adjusted": v.p_adjusted,
+        "interval": v.interval,
+        "note": "",
+    }
 
 
 def comparisons_across_seeds(
-    rows: list[dict[str, Any]], *, correction: str = "holm", alpha: float = 0.05
-) -> list[dict[str, Any]]:
-    """One row per hypothesis: the per-seed results combined by :func:`tli.claims.summarise_seeds`
-    (random effects over seeds; one seed: that seed's test), judged again within each family.
+    rows: list[SeedComparison], *, correction: str = "holm", alpha: float = 0.05
+) -> list[Comparison]:
+    """One :class:`Comparison` per hypothesis: the per-seed results combined by
+    :func:`tli.claims.summarise_seeds` (random effects over seeds; one seed: that seed's test), judged again
+    within each family.
 
     A comparison whose two systems have no seed (BM25 against a zero-shot retriever) is one result repeated in
     every seed: it is counted once, not as independent replications.
     """
-    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple, list[SeedComparison]] = defaultdict(list)
     for row in rows:
-        groups[tuple(row.get(k) for k in _KEY)].append(row)
+        groups[_hypothesis_key(row)].append(row)
     summaries, combined = [], []
     for versions in groups.values():
-        versions = sorted(versions, key=lambda v: v["seed"])
-        if versions[0].get("seed_independent"):
+        versions = sorted(versions, key=lambda v: v.seed)
+        if versions[0].seed_independent:
             versions = versions[:1]
-        claims = [
-            {
-                "claim": v["claim"],
-                "kind": "non-inferiority" if v["kind"] == "non-inferiority" else "difference",
-                "metric": v["metric"],
-                "test": v["test"],
-                "effect": v["difference"],
-                "ci95_low": v["ci95_low"],
-                "ci95_high": v["ci95_high"],
-                "p": v["p_value"],
-                "n": v["n"],
-                "se": v["se"],
-                "margin": v.get("margin"),
-                "expect": "increase",
-                "verdict": v["verdict"],
-                "p_adjusted": v["p_adjusted"],
-                "interval": v["interval"],
-                "note": "",
-            }
-            for v in versions
-        ]
-        summary = summarise_seeds(claims, alpha=alpha)
-        summaries.append(summary)
+        summaries.append(summarise_seeds([_seed_claim(v) for v in versions], alpha=alpha))
         first = versions[0]
-        several = len(versions) > 1
         combined.append(
-            {k: first.get(k) for k in _KEY if first.get(k) is not None}
-            | {
-                "family": first["family"],
-                "n_seeds": len(versions),
-                "seeds": [v["seed"] for v in versions],
-                "n": first["n"],
-                "score": float(np.mean([v["score"] for v in versions])),
-                "reference_score": float(np.mean([v["reference_score"] for v in versions])),
-                "p_floor": 0.0 if several else first["p_floor"],
-                "p_floor_per_seed": max(v["p_floor"] for v in versions),
-                "n_resamples": first["n_resamples"],
-                **{k: first[k] for k in ("margin", "system") if k in first},
-            }
+            Comparison(
+                model=first.model,
+                task=first.task,
+                language=first.language,
+                metric=first.metric,
+                strategy=first.strategy,
+                reference=first.reference,
+                kind=first.kind,
+                other_model=first.other_model,
+                family=first.family,
+                n_seeds=len(versions),
+                seeds=[v.seed for v in versions],
+                n=first.n,
+                score=float(np.mean([v.score for v in versions])),
+                reference_score=float(np.mean([v.reference_score for v in versions])),
+                p_floor=0.0 if len(versions) > 1 else first.p_floor,
+                p_floor_per_seed=max(v.p_floor for v in versions),
+                n_resamples=first.n_resamples,
+                margin=first.margin,
+                system=first.system,
+            )
         )
-    judge_summaries(summaries, correction=correction, alpha=alpha, families=[c["family"] for c in combined])
+    judge_summaries(summaries, correction=correction, alpha=alpha, families=[c.family for c in combined])
     for row, summary in zip(combined, summaries, strict=True):
-        row.update(
-            difference=summary["effect"],
-            difference_sd=summary.get("effect_sd", 0.0),
-            ci95_low=summary["ci95_low"],
-            ci95_high=summary["ci95_high"],
-            interval=summary.get("interval", ONE_SEED_INTERVAL),
-            p_value=summary["p"],
-            p_adjusted=summary["p_adjusted"],
-            verdict=summary["verdict"],
-            verdicts=summary.get("verdicts", []),
-            test=summary["test"],
-            se=summary.get("se"),
-            tau2=summary.get("tau2"),
-            note=summary.get("note", ""),
-            claim=summary["claim"],
-        )
+        row.difference = summary["effect"]
+        row.difference_sd = summary.get("effect_sd", 0.0)
+        row.ci95_low, row.ci95_high = summary["ci95_low"], summary["ci95_high"]
+        row.interval = summary.get("interval", ONE_SEED_INTERVAL)
+        row.p_value, row.p_adjusted = summary["p"], summary["p_adjusted"]
+        row.verdict, row.verdicts = summary["verdict"], summary.get("verdicts", [])
+        row.test, row.se, row.tau2 = summary["test"], summary.get("se"), summary.get("tau2")
+        row.note, row.claim = summary.get("note", ""), summary["claim"]
     return combined

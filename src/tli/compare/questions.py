@@ -26,6 +26,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from tli.compare.results import Comparison
 from tli.retrieval.biencoder import CONDITIONS
 
 PRIMARY_METRIC = {
@@ -136,7 +137,7 @@ def question_of(key: str) -> Question | None:
 # --------------------------------------------------------------------------------------------------
 
 
-def families(comparisons: list[dict[str, Any]], *, correction: str, alpha: float) -> list[dict[str, Any]]:
+def families(comparisons: list[Comparison], *, correction: str, alpha: float) -> list[dict[str, Any]]:
     """Each family of the run: its size, tests, correction and **floor** — the smallest adjusted p any of its
     hypotheses could reach on these examples whatever the data (``m · min(p_floor)`` under Holm or BH, the
     smallest ``p_floor`` without correction; with several seeds the across-seed t test has none, and
@@ -145,13 +146,13 @@ def families(comparisons: list[dict[str, Any]], *, correction: str, alpha: float
     out = []
     names = [q.key for q in QUESTIONS] + [EXPLORATORY]
     for name in names:
-        rows = [c for c in comparisons if c["family"] == name]
+        rows = [c for c in comparisons if c.family == name]
         if not rows:
             continue
         m = len(rows)
-        floor = min(r["p_floor"] for r in rows)
+        floor = min(r.p_floor for r in rows)
         smallest = floor if correction == "none" else min(1.0, m * floor)
-        seed_floor = min(r.get("p_floor_per_seed", r["p_floor"]) for r in rows)
+        seed_floor = min(r.p_floor_per_seed for r in rows)
         question = question_of(name)
         out.append(
             {
@@ -160,9 +161,9 @@ def families(comparisons: list[dict[str, Any]], *, correction: str, alpha: float
                 "hypotheses": m,
                 "correction": correction,
                 "alpha": alpha,
-                "tests": sorted({r["test"] for r in rows}),
-                "metrics": sorted({r["metric"] for r in rows}),
-                "n_resamples": max(r["n_resamples"] for r in rows),
+                "tests": sorted({r.test for r in rows}),
+                "metrics": sorted({r.metric for r in rows}),
+                "n_resamples": max(r.n_resamples for r in rows),
                 "smallest_adjusted_p": smallest,
                 "smallest_adjusted_p_per_seed": seed_floor
                 if correction == "none"
@@ -192,12 +193,12 @@ def overall_answer(verdicts: list[str]) -> str:
 
 
 def answer_questions(
-    comparisons: list[dict[str, Any]], strategies: list[str], tasks: list[str], models: list[str]
+    comparisons: list[Comparison], strategies: list[str], tasks: list[str], models: list[str]
 ) -> list[dict[str, Any]]:
     """The research questions with the claims of their families (or why they are not measured here)."""
     claims = []
     for question in QUESTIONS:
-        relevant = [c for c in comparisons if c.get("family") == question.key]
+        relevant = [c for c in comparisons if c.family == question.key]
         if not relevant:
             claims.append(
                 {
@@ -215,15 +216,15 @@ def answer_questions(
                 {
                     "question": question.text,
                     "key": question.key,
-                    "claim": c["claim"],
-                    "kind": c.get("kind", "difference"),
-                    "verdict": c["verdict"],
-                    "n": c["n"],
-                    "difference": c["difference"],
-                    "ci95_low": c["ci95_low"],
-                    "ci95_high": c["ci95_high"],
-                    "p_adjusted": c["p_adjusted"],
-                    "n_seeds": c.get("n_seeds", 1),
+                    "claim": c.claim,
+                    "kind": c.kind,
+                    "verdict": c.verdict,
+                    "n": c.n,
+                    "difference": c.difference,
+                    "ci95_low": c.ci95_low,
+                    "ci95_high": c.ci95_high,
+                    "p_adjusted": c.p_adjusted,
+                    "n_seeds": c.n_seeds,
                     "family": question.key,
                 }
             )
@@ -231,14 +232,14 @@ def answer_questions(
 
 
 def question_answers(
-    comparisons: list[dict[str, Any]], strategies: list[str], tasks: list[str], models: list[str]
+    comparisons: list[Comparison], strategies: list[str], tasks: list[str], models: list[str]
 ) -> list[dict[str, Any]]:
     """One overall answer per research question (:func:`overall_answer` over its family's claims), with the
     counts behind it and, for questions that ask, whether it holds in every model."""
     out = []
     for question in QUESTIONS:
-        rows = [c for c in comparisons if c.get("family") == question.key]
-        verdicts = [r["verdict"] for r in rows]
+        rows = [c for c in comparisons if c.family == question.key]
+        verdicts = [r.verdict for r in rows]
         answer = {
             "key": question.key,
             "question": question.text,
@@ -257,29 +258,25 @@ def question_answers(
     return out
 
 
-def _across_models(question: Question, rows: list[dict[str, Any]], comparisons: list[dict[str, Any]]) -> str:
+def _across_models(question: Question, rows: list[Comparison], comparisons: list[Comparison]) -> str:
     """Does the answer hold in every model? Shown only by a claim supported in every model (an intersection–
     union test: every per-model claim is already corrected in the family); the interaction rows say whether
     the effect's size differs between models."""
-    models = sorted({r["model"] for r in rows})
+    models = sorted({r.model for r in rows})
     if len(models) < 2:
         return "one model: not tested across models"
     by_claim: dict[tuple, dict[str, str]] = defaultdict(dict)
     for r in rows:
-        by_claim[(r["strategy"], r["reference"], r["task"], r["language"], r.get("kind"))][r["model"]] = r[
-            "verdict"
-        ]
+        by_claim[(r.strategy, r.reference, r.task, r.language, r.kind)][r.model] = r.verdict
     held = [
         f"{a} vs {b} on {task} ({language})"
         for (a, b, task, language, _), verdicts in by_claim.items()
         if len(verdicts) == len(models) and set(verdicts.values()) == {"supported"}
     ]
     interactions = [
-        c
-        for c in comparisons
-        if c.get("kind") == "interaction" and (c["strategy"], c["reference"]) in question.pairs
+        c for c in comparisons if c.kind == "interaction" and (c.strategy, c.reference) in question.pairs
     ]
-    differing = [c for c in interactions if c["verdict"] != "inconclusive"]
+    differing = [c for c in interactions if c.verdict != "inconclusive"]
     text = (
         f"supported in every model ({len(models)}) for: {'; '.join(held)}"
         if held

@@ -306,8 +306,8 @@ def analyse(experiment: Experiment, cells: list[Cell]) -> dict[str, Any]:
     combined = comparisons_across_seeds(per_seed, correction=experiment.correction, alpha=experiment.alpha)
     tasks = list(experiment.tasks)
     return {
-        "comparisons": combined,
-        "comparisons_per_seed": per_seed,
+        "comparisons": [c.to_dict() for c in combined],
+        "comparisons_per_seed": [c.to_dict() for c in per_seed],
         "claims": answer_questions(combined, strategies, tasks, experiment.models),
         "answers": question_answers(combined, strategies, tasks, experiment.models),
         "families": families(combined, correction=experiment.correction, alpha=experiment.alpha),
