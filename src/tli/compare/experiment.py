@@ -23,6 +23,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from tli.adapter import read_adapter_meta
 from tli.compare.retrieval_settings import parse_retrieval
 from tli.compare.schema import (
@@ -192,7 +194,6 @@ def check_strategy_files(strategies: list[StrategySpec], path: Path) -> None:
 
 def check_devices(experiment: Experiment, path: Path) -> None:
     """A strategy that asks for CUDA on a machine without it stops here, before anything runs."""
-    import torch
 
     for spec in experiment.strategies:
         device = spec.device or experiment.device

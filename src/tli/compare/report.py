@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -193,7 +194,6 @@ def plot_score_vs_cost(
     cells: list[dict[str, Any]], path: Path, *, x: str = "trainable_parameters"
 ) -> Path | None:
     """Each strategy's primary score (with its 95 % CI) against its cost, one panel per (task, language)."""
-    import io
 
     import matplotlib
 
@@ -449,7 +449,6 @@ def layer_curves(cells: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str,
 
 def plot_layer_curves(cells: list[dict[str, Any]], path: Path) -> Path | None:
     """MRR@10 per layer of every dense strategy cell, one panel per (task, language)."""
-    import io
 
     import matplotlib
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from tli.errors import ConfigError, ModelLoadError
 from tli.progress import Progress
@@ -269,7 +270,6 @@ def train_biencoder(
     n_negatives = min((len(p.negatives) for p in pairs), default=0) if options.hard_negatives else 0
     for j in range(n_negatives):  # every row needs the same columns; pairs with fewer negatives cap them
         columns[f"negative_{j + 1}"] = [options.passage_prefix + p.negatives[j] for p in pairs]
-    import torch
 
     device = str(model.device)
     args = SentenceTransformerTrainingArguments(

@@ -17,6 +17,8 @@ cell, another experiment) reuses it, and search reads one chunk at a time (bound
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import logging
 import os
@@ -146,7 +148,6 @@ def model_state_fingerprint(model: Any, base: dict[str, Any] | None = None) -> s
 
 
 def sha256_bytes(data: bytes) -> str:
-    import hashlib
 
     return hashlib.sha256(data).hexdigest()
 
@@ -251,7 +252,6 @@ class EmbeddingStore:
                 self.folder / "meta.json",
                 {"format": CACHE_FORMAT, "n": self.n, "chunk_size": self.chunk_size, **self.key},
             )
-        import io
 
         buffer = io.BytesIO()
         np.save(buffer, array)

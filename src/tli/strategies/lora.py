@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from tli.errors import ConfigError
 from tli.models import base_causal_lm
 from tli.strategies.base import Strategy, StrategyOptions
@@ -46,7 +48,6 @@ class Lora(Strategy):
         return None
 
     def prepare(self, loaded, *, seed: int, workdir: Path, progress: bool | None = None) -> Any:
-        import torch
 
         torch.manual_seed(seed)
         layers = self.layers(num_blocks(loaded))

@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from tli.models import set_compute_dtype
 from tli.strategies.lora import Lora, add_task_lora
 
@@ -18,7 +20,6 @@ class QLora(Lora):
     quantization = "nf4"
 
     def prepare(self, loaded, *, seed: int, workdir: Path, progress: bool | None = None) -> Any:
-        import torch
         from peft import prepare_model_for_kbit_training
 
         torch.manual_seed(seed)

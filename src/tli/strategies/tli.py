@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from tli.config import TrainConfig
 from tli.lexicon import split_for_study
 from tli.models import attach_adapter
@@ -72,7 +74,6 @@ class TLIPlusLora(Strategy):
     description = "a TLI adapter merged into the base, then task LoRA on every block"
 
     def prepare(self, loaded, *, seed: int, workdir: Path, progress: bool | None = None) -> Any:
-        import torch
 
         adapter = tli_adapter_for(self, loaded, seed, workdir, progress)
         if getattr(loaded.model, "peft_config", None) is None:
