@@ -231,6 +231,18 @@ def _mean_tokens(model: Any, texts: Sequence[str], limit: int) -> float:
     return float(np.mean(lengths))
 
 
+def _training_columns(pairs: Sequence[TrainingPair], options: BiEncoderOptions) -> dict[str, list[str]]:
+    """The trainer's columns: ``anchor`` (queries), ``positive`` and ``negative_<j>`` (passages), prefixed."""
+    columns: dict[str, list[str]] = {
+        "anchor": [options.query_prefix + p.query for p in pairs],
+        "positive": [options.passage_prefix + p.passage for p in pairs],
+    }
+    n_negatives = min((len(p.negatives) for p in pairs), default=0) if options.hard_negatives else 0
+    for j in range(n_negatives):  # every row needs the same columns; pairs with fewer negatives cap them
+        columns[f"negative_{j + 1}"] = [options.passage_prefix + p.negatives[j] for p in pairs]
+    return columns
+
+
 def train_biencoder(
     model: Any,
     pairs: Sequence[TrainingPair],
@@ -263,13 +275,7 @@ def train_biencoder(
     if not pairs:
         raise ConfigError("dense-retriever training has no (query, passage) pairs")
     pairs = mine_hard_negatives(pairs, options.hard_negatives)
-    columns: dict[str, list[str]] = {
-        "anchor": [options.query_prefix + p.query for p in pairs],
-        "positive": [options.passage_prefix + p.passage for p in pairs],
-    }
-    n_negatives = min((len(p.negatives) for p in pairs), default=0) if options.hard_negatives else 0
-    for j in range(n_negatives):  # every row needs the same columns; pairs with fewer negatives cap them
-        columns[f"negative_{j + 1}"] = [options.passage_prefix + p.negatives[j] for p in pairs]
+    columns = _training_columns(pairs, options)
 
     device = str(model.device)
     args = SentenceTransformerTrainingArguments(

@@ -78,25 +78,9 @@ def dense_ranking(
             raise ConfigError(f"layer {wanted} is not among the encoded layers {list(encoder.layers)}")
     start = time.perf_counter()
     positions = data.corpus.scorable()
-    passages = [data.corpus.document(i, with_title=with_title) for i in positions]
     doc_ids = [data.corpus.ids[i] for i in positions]
-    queries = encode_texts(
-        encoder,
-        data.query_texts,
-        "query",
-        cache=cache,
-        chunk_size=chunk_size,
-        progress=progress,
-        desc=f"{data.task} {data.language} queries",
-    )
-    corpus = encode_texts(
-        encoder,
-        passages,
-        "passage",
-        cache=cache,
-        chunk_size=chunk_size,
-        progress=progress,
-        desc=f"{data.task} {data.language} passages",
+    queries, corpus = _encode_queries_and_passages(
+        encoder, data, positions, with_title=with_title, cache=cache, chunk_size=chunk_size, progress=progress
     )
     encode_seconds = time.perf_counter() - start
 
@@ -132,6 +116,39 @@ def dense_ranking(
         "truncated": dict(getattr(encoder, "truncated", {})),
     }
     return Ranking(run, details), curve
+
+
+def _encode_queries_and_passages(
+    encoder: Encoder,
+    data: RetrievalData,
+    positions: list[int],
+    *,
+    with_title: bool,
+    cache: bool | str | None,
+    chunk_size: int,
+    progress: bool | None,
+):
+    """The queries' and the scorable passages' vectors at every layer of the encoder (cached)."""
+    passages = [data.corpus.document(i, with_title=with_title) for i in positions]
+    queries = encode_texts(
+        encoder,
+        data.query_texts,
+        "query",
+        cache=cache,
+        chunk_size=chunk_size,
+        progress=progress,
+        desc=f"{data.task} {data.language} queries",
+    )
+    corpus = encode_texts(
+        encoder,
+        passages,
+        "passage",
+        cache=cache,
+        chunk_size=chunk_size,
+        progress=progress,
+        desc=f"{data.task} {data.language} passages",
+    )
+    return queries, corpus
 
 
 def bm25_ranking(

@@ -279,23 +279,9 @@ def generate_synthetic(
     """
     out_dir = Path(out_dir)
     generator = _generator_record(loaded, options)
-    fingerprint = sha256_text(
-        json.dumps(
-            {
-                "options": options.to_dict(),
-                "generator": generator,
-                "passages": [[p.id, p.text] for p in passages],
-                "english": [asdict(q) for q in english],
-            },
-            ensure_ascii=False,
-            sort_keys=True,
-        )
-    )
-    meta_path = out_dir / "synthetic.meta.json"
-    if meta_path.is_file() and (out_dir / "synthetic.jsonl").is_file():
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("fingerprint") == fingerprint:
-            return SyntheticSet(read_synthetic(out_dir / "synthetic.jsonl"), [], meta["counts"], meta)
+    fingerprint = _inputs_fingerprint(options, generator, passages, english)
+    if (earlier := _earlier_generation(out_dir, fingerprint)) is not None:
+        return earlier
     if "doc2query" in options.methods and not passages:
         raise ConfigError("synthetic doc2query needs target-language passages (synthetic.passages)")
     if {"translate", "code-switch"} & set(options.methods) and not english:
@@ -334,8 +320,40 @@ def generate_synthetic(
     }
     write_jsonl(out_dir / "synthetic.jsonl", rows)
     write_jsonl(out_dir / "synthetic.rejected.jsonl", rejected)
-    atomic_write_json(meta_path, meta)
+    atomic_write_json(out_dir / "synthetic.meta.json", meta)
     return SyntheticSet(rows, rejected, counts, meta)
+
+
+def _inputs_fingerprint(
+    options: SyntheticOptions,
+    generator: dict[str, Any],
+    passages: Sequence[SourcePassage],
+    english: Sequence[SourceQuery],
+) -> str:
+    """SHA-256 of everything a generation depends on: options, generator weights, passages and queries."""
+    return sha256_text(
+        json.dumps(
+            {
+                "options": options.to_dict(),
+                "generator": generator,
+                "passages": [[p.id, p.text] for p in passages],
+                "english": [asdict(q) for q in english],
+            },
+            ensure_ascii=False,
+            sort_keys=True,
+        )
+    )
+
+
+def _earlier_generation(out_dir: Path, fingerprint: str) -> SyntheticSet | None:
+    """The complete generation in ``out_dir`` made from the same inputs, read back; else None."""
+    meta_path = out_dir / "synthetic.meta.json"
+    if not (meta_path.is_file() and (out_dir / "synthetic.jsonl").is_file()):
+        return None
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if meta.get("fingerprint") != fingerprint:
+        return None
+    return SyntheticSet(read_synthetic(out_dir / "synthetic.jsonl"), [], meta["counts"], meta)
 
 
 def _generator_record(loaded: Any, options: SyntheticOptions) -> dict[str, Any]:
