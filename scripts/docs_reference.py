@@ -45,26 +45,26 @@ COMMAND_CONFIGS = "tli.config:COMMANDS"
 SHIPPED_CONFIGS = "tli.config:shipped_configs"
 """Shipped ``--config`` files by name."""
 
-EXPERIMENT_SCHEMA = "tli.compare.experiment:Experiment"
-"""The parsed experiment (top-level keys). Moving to ``tli.compare.schema``."""
+EXPERIMENT_SCHEMA = "tli.compare.schema:Experiment"
+"""The parsed experiment (top-level keys)."""
 EXPERIMENT_TOP_KEYS = "tli.compare.experiment:TOP_KEYS"
 """The top-level keys an experiment file may have."""
 EXPERIMENT_LOADER = "tli.compare.experiment:parse_experiment"
 """``parse_experiment(path)``: reads and validates an experiment file (used by tests/test_docs.py)."""
 SHIPPED_EXPERIMENTS = "tli.compare.experiment:shipped_experiments"
-TRAIN_DATA = "tli.compare.experiment:TrainData"
+TRAIN_DATA = "tli.compare.schema:TrainData"
 BUDGET = "tli.strategies.finetune:Budget"
 STRATEGY_OPTIONS = "tli.strategies:StrategyOptions"
 STRATEGIES = "tli.strategies:STRATEGIES"
 TASKS = "tli.tasks:TASKS"
 """Task name → task object; ``task.config_class`` is the dataclass of ``tasks: {<name>: …}``."""
-RETRIEVAL_PLAN = "tli.compare.retrieval_plan:RetrievalPlan"
-BM25_SPEC = "tli.compare.retrieval_plan:BM25Spec"
-FUSION_SPEC = "tli.compare.retrieval_plan:FusionSpec"
-DATA_REF = "tli.compare.retrieval_plan:DataRef"
+RETRIEVAL_PLAN = "tli.compare.schema:RetrievalSettings"
+BM25_SPEC = "tli.compare.schema:BM25Spec"
+FUSION_SPEC = "tli.compare.schema:FusionSpec"
+DATA_REF = "tli.compare.schema:DataRef"
 BIENCODER_OPTIONS = "tli.retrieval.biencoder:BiEncoderOptions"
 BIENCODER_CONDITIONS = "tli.retrieval.biencoder:CONDITIONS"
-SYNTHETIC_OPTIONS = "tli.retrieval.synthetic:SyntheticOptions"
+SYNTHETIC_OPTIONS = "tli.tasks.retrieval.synthetic:SyntheticOptions"
 
 VOCABULARY = {
     "pooling recipes (`--pooling`)": "tli.pooling:POOLINGS",
@@ -77,7 +77,7 @@ VOCABULARY = {
     "strategies of `tli compare`": STRATEGIES,
     "tasks of `tli compare`": TASKS,
     "dense-retriever conditions": BIENCODER_CONDITIONS,
-    "retrieval systems": "tli.compare.retrieval_plan:SYSTEMS",
+    "retrieval systems": "tli.compare.schema:SYSTEMS",
     "tests behind a comparison's `p_value` (key: the name `test` holds in results.json)": (
         "tli.compare.significance:TESTS"
     ),
@@ -95,6 +95,7 @@ API_MODULES = {
     "tli.seeds": ["random_effects", "SeedCombination"],
     "tli.compare.significance": None,
     "tli.compare.power": None,
+    "tli.compare.comparisons": ["compare_cells", "comparisons_across_seeds"],
     "tli.compare.questions": [
         "QUESTIONS",
         "PRIMARY_METRIC",
@@ -102,7 +103,6 @@ API_MODULES = {
         "NONINFERIORITY_METRIC",
         "DEFAULT_MARGIN",
         "family_of",
-        "comparisons_across_seeds",
         "families",
         "overall_answer",
     ],

@@ -9,14 +9,10 @@ from scipy import stats as sps
 
 from tli.cli import main
 from tli.compare import compare, dry_run, parse_experiment
-from tli.compare.questions import (
-    QUESTIONS,
-    answer_questions,
-    compare_cells,
-    comparison_pairs,
-    comparisons_across_seeds,
-    overall_answer,
-)
+from tli.compare.comparisons import compare_cells, comparisons_across_seeds
+from tli.compare.hypotheses import comparison_pairs
+from tli.compare.questions import QUESTIONS, answer_questions, overall_answer
+from tli.compare.results import Comparison
 from tli.compare.significance import paired_difference
 from tli.errors import ConfigError
 from tli.models import load_model
@@ -169,14 +165,14 @@ def test_comparisons_equal_the_paired_test_on_the_prediction_files(finished):
 
 
 def test_rerunning_skips_finished_cells(finished, monkeypatch):
-    import tli.compare.cells as cells_module
+    import tli.compare.runner as runner_module
 
     path, out, results = finished
 
     def no_training(*_args, **_kwargs):
         raise AssertionError("a finished cell was trained again")
 
-    monkeypatch.setattr(cells_module, "finetune", no_training)
+    monkeypatch.setattr(runner_module, "finetune", no_training)
     again = compare(path, out=out, progress=False)
     assert [c["metrics"] for c in again["cells"]] == [c["metrics"] for c in results["cells"]]
 
@@ -201,16 +197,16 @@ def test_a_finished_comparison_is_complete_and_verifies(finished, tmp_path):
 
 
 def test_a_failed_strategy_loses_nothing_else(tiny_llama_dir, tmp_path, monkeypatch, capsys):
-    import tli.compare.cells as cells_module
+    import tli.compare.runner as runner_module
 
-    original = cells_module.finetune
+    original = runner_module.finetune
 
     def failing_for_full(model, *args, **kwargs):
         if kwargs.get("desc", "").startswith("full"):
             raise RuntimeError("out of memory (simulated)")
         return original(model, *args, **kwargs)
 
-    monkeypatch.setattr(cells_module, "finetune", failing_for_full)
+    monkeypatch.setattr(runner_module, "finetune", failing_for_full)
     path = _experiment(tmp_path, tiny_llama_dir, TWO_STRATEGIES)
     code = main(["compare", str(path), "--out", str(tmp_path / "o")])
     assert code == 1 and "cell(s) failed" in capsys.readouterr().err
@@ -351,23 +347,30 @@ def test_questions_map_to_comparisons_or_say_why_not():
     pairs = comparison_pairs(["none", "lora", "lora-early", "full"], "none")
     assert ("lora-early", "full") in pairs and ("lora", "full") in pairs and ("full", "none") in pairs
     comparisons = [
-        {
-            "model": "m",
-            "task": "xnli",
-            "language": "sw",
-            "metric": "accuracy",
-            "strategy": "lora-early",
-            "reference": "full",
-            "kind": "difference",
-            "family": "nli-preserved",
-            "claim": "lora-early scores higher accuracy than full",
-            "verdict": "supported",
-            "n": 30,
-            "difference": 0.1,
-            "ci95_low": 0.05,
-            "ci95_high": 0.15,
-            "p_adjusted": 0.01,
-        },
+        Comparison(
+            model="m",
+            task="xnli",
+            language="sw",
+            metric="accuracy",
+            strategy="lora-early",
+            reference="full",
+            kind="difference",
+            family="nli-preserved",
+            n_seeds=1,
+            seeds=[0],
+            n=30,
+            score=0.6,
+            reference_score=0.5,
+            p_floor=0.0,
+            p_floor_per_seed=0.0,
+            n_resamples=200,
+            claim="lora-early scores higher accuracy than full",
+            verdict="supported",
+            difference=0.1,
+            ci95_low=0.05,
+            ci95_high=0.15,
+            p_adjusted=0.01,
+        ),
     ]
     claims = answer_questions(comparisons, ["none", "lora-early", "full"], ["xnli"], ["m"])
     nli = [c for c in claims if c["key"] == "nli-preserved"]
@@ -399,7 +402,7 @@ _LABELS = ("entailment", "neutral", "contradiction")
 
 def _xnli_cell(tmp_path, strategy, seed, correct, model="m", language="sw"):
     """A finished XNLI cell whose prediction file has the given per-example correctness."""
-    from tli.compare.cells import Cell
+    from tli.compare.schema import Cell
 
     path = tmp_path / f"{model}-{strategy}-{seed}-{language}.jsonl"
     rows = []
@@ -432,7 +435,7 @@ def _xnli_cell(tmp_path, strategy, seed, correct, model="m", language="sw"):
 
 def _run(cells, strategies, seeds=(0,), n_resamples=200):
     per_seed = compare_cells(cells, strategies, "none", n_resamples=n_resamples, seeds=list(seeds))
-    return comparisons_across_seeds(per_seed)
+    return [c.to_dict() for c in comparisons_across_seeds(per_seed)]
 
 
 def _row(rows, a, b, kind="difference", metric="accuracy"):
@@ -495,10 +498,10 @@ def test_seeds_that_disagree_give_an_across_seed_ci_that_covers_zero(tmp_path):
             _xnli_cell(tmp_path, "full", seed, rng.random(400) < full),
         ]
     per_seed = compare_cells(cells, ["none", "lora-early", "full"], "none", n_resamples=200, seeds=[0, 1, 2])
-    verdicts = [r["verdict"] for r in per_seed if (r["strategy"], r["reference"], r["metric"], r["kind"]) == (
+    verdicts = [r.verdict for r in per_seed if (r.strategy, r.reference, r.metric, r.kind) == (
         "lora-early", "full", "accuracy", "difference")]  # fmt: skip
     assert verdicts == ["supported", "contradicted", "supported"]  # each seed alone is decisive
-    row = _row(comparisons_across_seeds(per_seed), "lora-early", "full")
+    row = _row([c.to_dict() for c in comparisons_across_seeds(per_seed)], "lora-early", "full")
     assert row["n_seeds"] == 3 and row["ci95_low"] < 0 < row["ci95_high"]
     assert row["verdict"] == "inconclusive" and row["note"].startswith("seeds disagree")
     assert row["interval"].startswith("across-seed 95 % CI")
@@ -524,3 +527,57 @@ def test_mlflow_tracking_can_be_read_back(tiny_llama_dir, tmp_path):
     cell = next(r for r in runs if r.data.params.get("strategy") == "none")
     assert cell.data.params["task"] == "xnli" and math.isfinite(cell.data.metrics["accuracy.score"])
     assert any(a.path == "predictions.jsonl" for a in client.list_artifacts(cell.info.run_id))
+
+
+def test_an_experiment_file_reports_every_problem_in_one_error(tmp_path):
+    """Like the command configs, an experiment YAML lists every problem at once, each naming its key."""
+    path = _experiment(
+        tmp_path,
+        "default",
+        """strategies: [none, lora]
+tasks:
+  xnli: {path: "samples:xnli/xnli.test.tsv", languages: [sw]}
+bogus: 1
+correction: bonferroni
+alpha: 2
+n_resamples: 10
+budget: {steps: 0}
+reference: full
+""",
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_experiment(path, check_device=False, check_files=False)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and message.count(str(path)) == 1
+    for problem in (
+        "unknown key(s) bogus",
+        "correction 'bonferroni' is not one of holm, bh, none",
+        "alpha must be in (0, 1), got 2.0",
+        "n_resamples must be >= 99, got 10",
+        "budget steps must be >= 1, got 0",
+        "reference 'full' is not one of the experiment's strategies",
+    ):
+        assert problem in message, problem
+    assert "\n" not in message
+
+
+def test_a_retrieval_block_reports_every_problem_in_one_error(tmp_path):
+    path = _experiment(
+        tmp_path,
+        "default",
+        """strategies: [none]
+tasks:
+  xquad: {languages: [sw-en]}
+retrieval: {systems: [fusion, dense], test: z-test, bm25: {k1: -1}, fusion: {k: 0}}
+""",
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_experiment(path, check_device=False, check_files=False)
+    message = str(caught.value)
+    for problem in (
+        "fusion fuses BM25 with each dense system; add bm25",
+        "retrieval.test 'z-test' is not one of auto, randomisation, t-test",
+        "retrieval.bm25 needs k1 >= 0 and 0 <= b <= 1",
+        "retrieval.fusion.k must be >= 1, got 0",
+    ):
+        assert problem in message, problem

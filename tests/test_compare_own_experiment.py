@@ -161,7 +161,7 @@ n_resamples: 99
 def test_a_changed_experiment_recomputes_exactly_the_cells_it_changes(
     tiny_llama_dir, tmp_path, monkeypatch, caplog
 ):
-    import tli.compare.cells as cells_module
+    import tli.compare.runner as runner_module
 
     shutil.copy(SAMPLES_DIR / "xlsum" / "swahili_test.jsonl", tmp_path / "articles.jsonl")
     shutil.copy(SAMPLES_DIR / "xlsum" / "swahili_train.jsonl", tmp_path / "train.jsonl")
@@ -179,7 +179,7 @@ def test_a_changed_experiment_recomputes_exactly_the_cells_it_changes(
     )
 
     scored: list[tuple[str, str]] = []
-    original_score = cells_module.Runner.score
+    original_score = runner_module.Runner.score
 
     def counting_score(self, loaded, model_obj, model, strategy, seed, task, language, cost, unit):
         scored.append((strategy, task))
@@ -188,8 +188,8 @@ def test_a_changed_experiment_recomputes_exactly_the_cells_it_changes(
     def no_training(*_args, **_kwargs):
         raise AssertionError("an adapter trained with the same settings was trained again")
 
-    monkeypatch.setattr(cells_module.Runner, "score", counting_score)
-    monkeypatch.setattr(cells_module, "finetune", no_training)
+    monkeypatch.setattr(runner_module.Runner, "score", counting_score)
+    monkeypatch.setattr(runner_module, "finetune", no_training)
 
     # unchanged: nothing is recomputed
     again = compare(path, out=out, progress=False)
@@ -209,7 +209,7 @@ def test_a_changed_experiment_recomputes_exactly_the_cells_it_changes(
     assert {c["n"] for c in changed["cells"] if c["task"] == "xnli"} == {6}
 
     # the budget: lora is trained again and its cells recomputed; the zero-shot base keeps its cells
-    monkeypatch.setattr(cells_module, "finetune", _real_finetune())
+    monkeypatch.setattr(runner_module, "finetune", _real_finetune())
     scored.clear()
     path.write_text(path.read_text().replace("steps: 2", "steps: 3"))
     caplog.clear()

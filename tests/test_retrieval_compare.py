@@ -6,7 +6,7 @@ import pytest
 
 from tli.cli import main
 from tli.compare import compare, dry_run, parse_experiment
-from tli.retrieval.metrics import METRICS, mean_scores
+from tli.retrieval.ranking_metrics import METRICS, mean_scores
 from tli.retrieval.trec import read_qrels, read_run
 
 

@@ -12,7 +12,7 @@ from tli.retrieval.encode import (
     encode_texts,
     model_state_fingerprint,
 )
-from tli.retrieval.metrics import mean_scores
+from tli.retrieval.ranking_metrics import mean_scores
 from tli.tasks import get_task
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from tli.retrieval.metrics import METRICS, mean_scores, paired_t_test, per_query
+from tli.retrieval.ranking_metrics import METRICS, mean_scores, paired_t_test, per_query
 from tli.retrieval.trec import read_qrels, read_run, write_qrels, write_run
 
 QRELS = {

@@ -53,7 +53,7 @@ def test_bad_runs_name_file_and_line(tmp_path, text, message):
 def test_an_empty_run_is_refused_unless_allowed_and_then_scores_zero(tmp_path):
     """A user's empty run file is a mistake; a system of tli's that retrieved nothing (BM25 across languages
     with no shared word) writes one legitimately, and every metric of it is 0."""
-    from tli.retrieval.metrics import METRICS, mean_scores
+    from tli.retrieval.ranking_metrics import METRICS, mean_scores
 
     path = tmp_path / "run.trec"
     path.write_text("")

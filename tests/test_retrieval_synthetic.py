@@ -9,7 +9,7 @@ import pytest
 from tli.errors import ConfigError
 from tli.lexicon import Lexicon, Pair
 from tli.models import load_model
-from tli.retrieval.synthetic import (
+from tli.tasks.retrieval.synthetic import (
     SourcePassage,
     SourceQuery,
     SyntheticOptions,
@@ -94,7 +94,7 @@ def test_generated_pairs_parse_carry_provenance_and_are_filtered(tiny_llama_dir,
     # the duplicated English query ("Where does the dog sleep?") gives one code-switched pair, not two
     assert meta["counts"]["code-switch"]["duplicate"] == 1
     # a second call with the same inputs reads the files back instead of generating again
-    from tli.retrieval import synthetic
+    from tli.tasks.retrieval import synthetic
 
     def no_generation(*args, **kwargs):
         raise AssertionError("generated again")
@@ -105,8 +105,8 @@ def test_generated_pairs_parse_carry_provenance_and_are_filtered(tiny_llama_dir,
 
 
 def test_the_bm25_filter_keeps_questions_that_point_back_to_their_passage(tmp_path, monkeypatch):
-    from tli.retrieval import synthetic
     from tli.tasks import generation
+    from tli.tasks.retrieval import synthetic
 
     questions = ["Mbwa hulinda nyumba?", "Jua huchomoza lini?", "Jua huchomoza asubuhi?"]
     monkeypatch.setattr(synthetic, "_generate", lambda *args, **kwargs: list(questions))

@@ -124,7 +124,7 @@ def test_corpus_bleu_randomisation_and_bootstrap_rescore_the_swapped_corpus():
     """Sufficient statistics give exactly sacrebleu's corpus BLEU of any swapped or resampled corpus."""
     import sacrebleu
 
-    from tli.tasks.text_metrics import CorpusStatistic
+    from tli.tasks.overlap_metrics import CorpusStatistic
 
     refs = [f"the cat sat on mat number {i} today" for i in range(30)]
     a = [f"the cat sat on the mat {i} today" for i in range(30)]

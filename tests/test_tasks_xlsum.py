@@ -14,7 +14,7 @@ from rouge_score import rouge_scorer as rs
 from tli.errors import ConfigError
 from tli.tasks import TASKS, TaskDataError, XLSumConfig, bootstrap_ci, get_task, samples_dir
 from tli.tasks.generation import first_paragraph, truncate_tokens
-from tli.tasks.text_metrics import CorpusStatistic, corpus_bleu, rouge_f1, unicode_words
+from tli.tasks.overlap_metrics import CorpusStatistic, corpus_bleu, rouge_f1, unicode_words
 from tli.tasks.xlsum import DEFAULT_PROMPT, SummaryExample, language_code, xlsum_name
 
 TASK = get_task("xlsum")

@@ -40,8 +40,8 @@ def test_thai_bigrams_are_grapheme_clusters():
 def test_bm25_lexicon_rouge_and_synthetic_share_it():
     from tli.lexicon import word_tokens
     from tli.retrieval.bm25 import BM25Index, analyzer
-    from tli.retrieval.synthetic import normalise_query
-    from tli.tasks.text_metrics import unicode_words
+    from tli.tasks.overlap_metrics import unicode_words
+    from tli.tasks.retrieval.synthetic import normalise_query
 
     assert analyzer("hi")("हिन्दी भाषा") == ["हिन्दी", "भाषा"]
     assert analyzer("sw")("Ng’ombe wangu") == ["ng'ombe", "wangu"]

@@ -35,8 +35,9 @@ from safetensors import safe_open
 from tli.adapter import ADAPTER_META, load_adapted
 from tli.claims import Claim, judge
 from tli.compare import analyse, parse_experiment
-from tli.compare.cells import Cell, read_rows
+from tli.compare.cell_store import read_rows
 from tli.compare.report import compare_report
+from tli.compare.schema import Cell
 from tli.errors import DataError, TliError
 from tli.evaluate import aggregate
 from tli.io import sha256_file

@@ -35,7 +35,8 @@ import numpy as np
 from scipy import integrate, optimize
 from scipy import stats as sps
 
-from tli.compare.questions import EXPLORATORY, QUESTIONS, plan_hypotheses, question_of
+from tli.compare.hypotheses import plan_hypotheses
+from tli.compare.questions import DEFAULT_MARGIN, EXPLORATORY, QUESTIONS, question_of
 from tli.compare.significance import EXACT_MAX, T_TEST_MIN, TESTS, family_resamples, smallest_p
 from tli.tasks import get_task, is_retrieval
 
@@ -201,8 +202,6 @@ def planned_test(metric: str, task: str, n: int | None, statistic: bool) -> str:
 
 def power_report(experiment: Any, *, margin: float | None = None) -> dict[str, Any]:
     """Every family of ``experiment`` with its floor, MDEs and required ``n`` (see the module docstring)."""
-    from tli.compare.questions import DEFAULT_MARGIN
-
     margin = getattr(experiment, "noninferiority_margin", None) or margin or DEFAULT_MARGIN
     strategies = [spec.name for spec in experiment.strategies]
     hypotheses = plan_hypotheses(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -9,8 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from tli.compare.power import format_power
 from tli.compare.questions import PRIMARY_METRIC
+from tli.compare.schema import FusionSpec, system_names
 from tli.io import atomic_write_bytes
+from tli.retrieval.ranking_metrics import METRICS
 from tli.stats import format_p
 
 
@@ -190,7 +194,6 @@ def plot_score_vs_cost(
     cells: list[dict[str, Any]], path: Path, *, x: str = "trainable_parameters"
 ) -> Path | None:
     """Each strategy's primary score (with its 95 % CI) against its cost, one panel per (task, language)."""
-    import io
 
     import matplotlib
 
@@ -346,36 +349,24 @@ def families_section(results: dict[str, Any]) -> list[str]:
             "",
         ]
     if results.get("power"):
-        from tli.compare.power import format_power
-
         lines += [format_power(results["power"]), ""]
     return lines
 
 
 def _systems(results: dict[str, Any]) -> list[str]:
-    """Retrieval systems in report order (BM25, dense strategies, conditions, fusions)."""
-    from tli.compare.retrieval import system_order
-
+    """Retrieval systems in report order (BM25, dense strategies, conditions, fusions), then any other."""
     present = {c["system"] for c in results["cells"] if c.get("system")}
     if not present:
         return []
-    plan = _plan(results)
-    return system_order(plan, results["experiment"]["strategies"], present)
-
-
-def _plan(results: dict[str, Any]):
-    """The retrieval plan's system list as a light object (system_order needs systems and conditions)."""
-    from types import SimpleNamespace
-
     record = results["experiment"].get("retrieval") or {}
     dense = record.get("dense_retriever") or {}
-    from tli.compare.retrieval_plan import FusionSpec
-
-    return SimpleNamespace(
-        systems=tuple(record.get("systems", ())),
-        conditions=tuple(dense.get("conditions", ())),
-        fusion=FusionSpec(**(record.get("fusion") or {})),
+    ordered = system_names(
+        tuple(record.get("systems", ())),
+        tuple(dense.get("conditions", ())),
+        FusionSpec(**(record.get("fusion") or {})),
+        results["experiment"]["strategies"],
     )
+    return [s for s in ordered if s in present] + sorted(present - set(ordered))
 
 
 def _columns(cells: list[dict[str, Any]], models: list[str]) -> list[str]:
@@ -390,9 +381,6 @@ def _columns(cells: list[dict[str, Any]], models: list[str]) -> list[str]:
 def retrieval_tables(cells: list[dict[str, Any]], models: list[str], systems: list[str]) -> list[str]:
     """Per (task, language) and model: systems as rows, every retrieval metric as a column (mean over seeds;
     ± sd over seeds when several), the primary metric with its 95 % CI. BM25 (no model) is in every table."""
-    from tli.compare.questions import PRIMARY_METRIC
-    from tli.retrieval.metrics import METRICS
-
     done = [c for c in cells if c["status"] == "done" and c.get("system")]
     lines: list[str] = []
     for task, language in sorted({(c["task"], c["language"]) for c in done}):
@@ -461,7 +449,6 @@ def layer_curves(cells: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str,
 
 def plot_layer_curves(cells: list[dict[str, Any]], path: Path) -> Path | None:
     """MRR@10 per layer of every dense strategy cell, one panel per (task, language)."""
-    import io
 
     import matplotlib
 
@@ -507,6 +494,19 @@ def retrieval_section(results: dict[str, Any]) -> list[str]:
         "(a trained bi-encoder), `fusion:bm25+<system>` (reciprocal rank fusion, ranx).",
         "",
     ]
+    summary = results.get("retrieval") or {}
+    return (
+        lines
+        + _layer_curve_tables(cells)
+        + _unscored_passages(cells)
+        + _published_baselines(summary)
+        + _synthetic_pairs(summary)
+    )
+
+
+def _layer_curve_tables(cells: list[dict[str, Any]]) -> list[str]:
+    """MRR@10 per layer of each (task, language), the layer each cell ranks with marked."""
+    lines: list[str] = []
     curves = layer_curves(cells)
     for (task, language), by_label in sorted(curves.items()):
         layers = sorted({k for curve in by_label.values() for k in curve})
@@ -529,6 +529,11 @@ def retrieval_section(results: dict[str, Any]) -> list[str]:
         lines.append("")
     if curves:
         lines += ["![MRR@10 per layer](retrieval_layers.png)", ""]
+    return lines
+
+
+def _unscored_passages(cells: list[dict[str, Any]]) -> list[str]:
+    """Per (task, language): the passages no system can score, and each system's own unscored ones."""
     unscored = sorted(
         {
             (
@@ -540,7 +545,7 @@ def retrieval_section(results: dict[str, Any]) -> list[str]:
             for c in cells
         }
     )
-    lines += [
+    lines = [
         "| task | queries × passages | passages no system can score (empty text) | system-specific |",
         "|---|---|---|---|",
     ]
@@ -562,7 +567,11 @@ def retrieval_section(results: dict[str, Any]) -> list[str]:
         )
         lines.append(f"| {task} ({language}) | {queries} × {total} | {empty} | {'; '.join(extra)} |")
     lines.append("")
-    summary = results.get("retrieval") or {}
+    return lines
+
+
+def _published_baselines(summary: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
     for language, figures in (summary.get("published_mrr100") or {}).items():
         lines += [
             f"Published Mr. TyDi ({language}) test MRR@100 (full test set, Zhang et al. 2021): BM25 "
@@ -570,21 +579,24 @@ def retrieval_section(results: dict[str, Any]) -> list[str]:
             "real test set, not on a sample.",
             "",
         ]
+    return lines
+
+
+def _synthetic_pairs(summary: dict[str, Any]) -> list[str]:
     synthetic = summary.get("synthetic")
-    if synthetic:
-        lines += [
-            f"Synthetic training pairs: {synthetic['kept']} kept in `{synthetic['file']}` (with provenance; "
-            "rejected candidates and reasons beside it).",
-            "",
-            "| method | generated | kept | rejected (reason: count) |",
-            "|---|---|---|---|",
-        ]
-        for method, counts in (synthetic.get("counts") or {}).items():
-            reasons = (
-                ", ".join(f"{k}: {v}" for k, v in counts.items() if k not in ("generated", "kept")) or "—"
-            )
-            lines.append(f"| {method} | {counts.get('generated', 0)} | {counts.get('kept', 0)} | {reasons} |")
-        lines.append("")
+    if not synthetic:
+        return []
+    lines = [
+        f"Synthetic training pairs: {synthetic['kept']} kept in `{synthetic['file']}` (with provenance; "
+        "rejected candidates and reasons beside it).",
+        "",
+        "| method | generated | kept | rejected (reason: count) |",
+        "|---|---|---|---|",
+    ]
+    for method, counts in (synthetic.get("counts") or {}).items():
+        reasons = ", ".join(f"{k}: {v}" for k, v in counts.items() if k not in ("generated", "kept")) or "—"
+        lines.append(f"| {method} | {counts.get('generated', 0)} | {counts.get('kept', 0)} | {reasons} |")
+    lines.append("")
     return lines
 
 

@@ -54,6 +54,7 @@ import numpy as np
 from scipy import stats as sps
 
 from tli.errors import ConfigError
+from tli.retrieval.ranking_metrics import paired_t_test
 from tli.stats import mcnemar_exact, noninferiority_paired
 
 EXACT_MAX = 20
@@ -242,8 +243,6 @@ def mean_test(d, *, binary: bool, n_resamples: int, rng: np.random.Generator, te
 
 
 def _ranx_t_test(d: np.ndarray) -> float:
-    from tli.retrieval.metrics import paired_t_test
-
     return paired_t_test(d, np.zeros_like(d))
 
 
@@ -347,43 +346,62 @@ def paired_difference(
     gen = np.random.default_rng(rng)
     n_boot = n_resamples if n_boot is None else n_boot
     if mean_of is not None:
-        x, y = _values(a, mean_of), _values(b, mean_of)
-        d = x - y
-        key = test if test != "auto" else choose_test(d, binary=_is_binary(x, y))
-        if not d.any():
-            return _tie(n, float(x.mean()), float(y.mean()), key)
-        p, key, floor, used = mean_test(
-            d, binary=_is_binary(x, y), n_resamples=n_resamples, rng=gen, test=key
-        )
-        p_random = (
-            p if key in ("sign-flip", "randomisation") else randomisation_cross_check(d, n_resamples, gen)
-        )
-        low, high = _bootstrap_mean(d, n_boot, confidence, gen)
-        return PairedDifference(
-            n=n,
-            score_a=float(x.mean()),
-            score_b=float(y.mean()),
-            difference=float(d.mean()),
-            ci95_low=low,
-            ci95_high=high,
-            p_randomisation=float(p_random),
-            p_value=float(p),
-            test=TESTS[key],
-            se=float(d.std(ddof=1) / math.sqrt(n)),
-            n_resamples=used,
-            p_floor=floor,
-        )
+        return _mean_difference(a, b, mean_of, test, n_resamples, n_boot, confidence, gen)
     if corpus_statistics is None:
         return _generic_corpus(a, b, corpus_score, n_resamples, n_boot, confidence, gen)
+    return _statistics_difference(a, b, corpus_statistics, n_resamples, n_boot, confidence, gen)
+
+
+def _mean_difference(
+    a: list, b: list, mean_of: str, test: str, n_resamples: int, n_boot: int, confidence: float, gen
+) -> PairedDifference:
+    """:func:`paired_difference` of a mean metric: the test :func:`mean_test` picks (or ``test``), a
+    randomisation cross-check, and a bootstrap CI of the mean difference (``gen`` drawn in that order)."""
+    n = len(a)
+    x, y = _values(a, mean_of), _values(b, mean_of)
+    d = x - y
+    key = test if test != "auto" else choose_test(d, binary=_is_binary(x, y))
+    if not d.any():
+        return _tie(n, float(x.mean()), float(y.mean()), key)
+    p, key, floor, used = mean_test(d, binary=_is_binary(x, y), n_resamples=n_resamples, rng=gen, test=key)
+    p_random = p if key in ("sign-flip", "randomisation") else randomisation_cross_check(d, n_resamples, gen)
+    low, high = _bootstrap_mean(d, n_boot, confidence, gen)
+    return PairedDifference(
+        n=n,
+        score_a=float(x.mean()),
+        score_b=float(y.mean()),
+        difference=float(d.mean()),
+        ci95_low=low,
+        ci95_high=high,
+        p_randomisation=float(p_random),
+        p_value=float(p),
+        test=TESTS[key],
+        se=float(d.std(ddof=1) / math.sqrt(n)),
+        n_resamples=used,
+        p_floor=floor,
+    )
+
+
+def _statistics_difference(
+    a: list,
+    b: list,
+    corpus_statistics: Callable[[list], CorpusStatistics],
+    n_resamples: int,
+    n_boot: int,
+    confidence: float,
+    gen,
+) -> PairedDifference:
+    """:func:`paired_difference` of a corpus metric with sufficient statistics: the swap randomisation test
+    and a bootstrap CI, both on summed statistics (exact and fast)."""
     stat_a, stat_b = corpus_statistics(a), corpus_statistics(b)
     score_a, score_b = stat_a.score_sum(stat_a.stats.sum(axis=0)), stat_b.score_sum(stat_b.stats.sum(axis=0))
     if np.array_equal(stat_a.stats, stat_b.stats):
-        return _tie(n, score_a, score_b, "randomisation")
+        return _tie(len(a), score_a, score_b, "randomisation")
     p, observed = swap_randomisation(stat_a, stat_b, n_resamples, gen)
     boot = _bootstrap_corpus(stat_a, stat_b, n_boot, gen)
     low, high = np.quantile(boot, [(1 - confidence) / 2, (1 + confidence) / 2])
     return PairedDifference(
-        n=n,
+        n=len(a),
         score_a=float(score_a),
         score_b=float(score_b),
         difference=float(observed),

@@ -1,10 +1,10 @@
-"""Retrieval in tli: dense search with any model tli loads, BM25, fusion, TREC files, trained retrievers.
+"""The retrieval engine: dense search with any model tli loads, BM25, fusion, TREC files, trained retrievers.
 
 Modules (each imported on use; ``import tli.retrieval`` loads nothing heavy):
 
 - :mod:`~tli.retrieval.data`: corpus, queries and qrels of one evaluation (:class:`RetrievalData`);
 - :mod:`~tli.retrieval.trec`: TREC run and qrels files in and out (tie-free runs, checked inputs);
-- :mod:`~tli.retrieval.metrics`: Recall@k, MRR@k, nDCG@10 from ranx, and ranx's paired t-test;
+- :mod:`~tli.retrieval.ranking_metrics`: Recall@k, MRR@k, nDCG@10 from ranx, and ranx's paired t-test;
 - :mod:`~tli.retrieval.search`: exact top-k by inner product in bounded memory (FAISS when asked);
 - :mod:`~tli.retrieval.encode`: LLM encoders (pooled hidden states, every layer in one pass) and the on-disk
   embedding cache keyed by model state, recipe and data;
@@ -13,10 +13,12 @@ Modules (each imported on use; ``import tli.retrieval`` loads nothing heavy):
 - :mod:`~tli.retrieval.rank`: the systems (dense, BM25, fusion) as runs with details;
 - :mod:`~tli.retrieval.biencoder`: sentence-transformers bi-encoders trained with the multiple-negatives
   ranking loss (in-batch and BM25-mined hard negatives);
-- :mod:`~tli.retrieval.synthetic`: synthetic target-language pairs (doc2query, translation, lexicon
-  code-switching) with provenance, de-duplication and filters.
+- :mod:`~tli.retrieval.libraries`: the optional retrieval libraries (ranx, bm25s, sentence-transformers),
+  imported on first use with a one-line error when missing.
 
-The tasks that use them (``xquad``, ``tydi``, ``mrtydi``) are in :mod:`tli.tasks.retrieval`.
+The split with :mod:`tli.tasks.retrieval`: this package is the *engine* and knows no dataset; the tasks that
+use it (``xquad``, ``tydi``, ``mrtydi``: loaders, languages, what is scored) and the synthetic data set are
+*data and scoring*, in :mod:`tli.tasks.retrieval`. Imports go one way: tasks → engine, never back.
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ _API = {
     "read_run": "tli.retrieval.trec",
     "write_qrels": "tli.retrieval.trec",
     "write_run": "tli.retrieval.trec",
-    "METRICS": "tli.retrieval.metrics",
-    "per_query": "tli.retrieval.metrics",
-    "mean_scores": "tli.retrieval.metrics",
+    "METRICS": "tli.retrieval.ranking_metrics",
+    "per_query": "tli.retrieval.ranking_metrics",
+    "mean_scores": "tli.retrieval.ranking_metrics",
     "exact_top_k": "tli.retrieval.search",
     "search": "tli.retrieval.search",
     "BM25Index": "tli.retrieval.bm25",
@@ -49,8 +51,6 @@ _API = {
     "build_biencoder": "tli.retrieval.biencoder",
     "train_biencoder": "tli.retrieval.biencoder",
     "SentenceEncoder": "tli.retrieval.biencoder",
-    "SyntheticOptions": "tli.retrieval.synthetic",
-    "generate_synthetic": "tli.retrieval.synthetic",
 }
 __all__ = sorted(_API)
 

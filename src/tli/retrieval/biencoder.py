@@ -28,8 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from tli.errors import ConfigError, ModelLoadError
+from tli.progress import Progress
+from tli.resources import Measured
+from tli.retrieval.bm25 import BM25Index
+from tli.retrieval.libraries import sentence_transformers_parts
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +147,6 @@ def build_biencoder(
     Raises:
         ModelLoadError: the directory cannot be loaded.
     """
-    from tli.retrieval.deps import sentence_transformers_parts
-
     models, _, _ = sentence_transformers_parts()
     import transformers
     from sentence_transformers import SentenceTransformer
@@ -186,8 +189,6 @@ def mine_hard_negatives(pairs: Sequence[TrainingPair], n: int) -> list[TrainingP
     """
     if n == 0:
         return list(pairs)
-    from tli.retrieval.bm25 import BM25Index
-
     out = list(pairs)
     for language in sorted({p.language for p in pairs}):
         members = [i for i, p in enumerate(pairs) if p.language == language]
@@ -230,6 +231,18 @@ def _mean_tokens(model: Any, texts: Sequence[str], limit: int) -> float:
     return float(np.mean(lengths))
 
 
+def _training_columns(pairs: Sequence[TrainingPair], options: BiEncoderOptions) -> dict[str, list[str]]:
+    """The trainer's columns: ``anchor`` (queries), ``positive`` and ``negative_<j>`` (passages), prefixed."""
+    columns: dict[str, list[str]] = {
+        "anchor": [options.query_prefix + p.query for p in pairs],
+        "positive": [options.passage_prefix + p.passage for p in pairs],
+    }
+    n_negatives = min((len(p.negatives) for p in pairs), default=0) if options.hard_negatives else 0
+    for j in range(n_negatives):  # every row needs the same columns; pairs with fewer negatives cap them
+        columns[f"negative_{j + 1}"] = [options.passage_prefix + p.negatives[j] for p in pairs]
+    return columns
+
+
 def train_biencoder(
     model: Any,
     pairs: Sequence[TrainingPair],
@@ -251,8 +264,6 @@ def train_biencoder(
     """
     from datasets import Dataset
 
-    from tli.retrieval.deps import sentence_transformers_parts
-
     _, losses, training_args = sentence_transformers_parts()
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
@@ -264,14 +275,7 @@ def train_biencoder(
     if not pairs:
         raise ConfigError("dense-retriever training has no (query, passage) pairs")
     pairs = mine_hard_negatives(pairs, options.hard_negatives)
-    columns: dict[str, list[str]] = {
-        "anchor": [options.query_prefix + p.query for p in pairs],
-        "positive": [options.passage_prefix + p.passage for p in pairs],
-    }
-    n_negatives = min((len(p.negatives) for p in pairs), default=0) if options.hard_negatives else 0
-    for j in range(n_negatives):  # every row needs the same columns; pairs with fewer negatives cap them
-        columns[f"negative_{j + 1}"] = [options.passage_prefix + p.negatives[j] for p in pairs]
-    import torch
+    columns = _training_columns(pairs, options)
 
     device = str(model.device)
     args = SentenceTransformerTrainingArguments(
@@ -303,8 +307,6 @@ def train_biencoder(
     loss = MultipleNegativesRankingLoss(model, scale=options.scale)
     trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_dict(columns), loss=loss)
     trainer.remove_callback(PrinterCallback)  # losses go to train.json, not stdout
-    from tli.progress import Progress
-
     start = time.perf_counter()
     with Progress(options.steps, desc, enabled=False if progress is False else (progress or None)) as bar:
         trainer.add_callback(_StepProgress(bar))
@@ -322,6 +324,61 @@ def train_biencoder(
         trainable_parameters=trainable_parameters(model),
         tokens_seen=int(round(per_example * options.batch_size * int(output.global_step))),
     )
+
+
+def load_biencoder(directory: str | Path, options: BiEncoderOptions, *, device: str) -> Any:
+    """A bi-encoder trained and saved earlier (``model.save(directory)``), built as :func:`fit_biencoder`
+    builds one."""
+    return build_biencoder(
+        str(directory), pooling=options.pooling, max_seq_length=options.max_seq_length, device=device
+    )
+
+
+def fit_biencoder(
+    location: str,
+    options: BiEncoderOptions,
+    pairs: Sequence[TrainingPair] | None,
+    *,
+    seed: int | None,
+    output_dir: Path,
+    device: str,
+    progress: bool | None = None,
+    desc: str = "dense retriever",
+) -> tuple[Any, TrainStats | None, dict[str, Any]]:
+    """Build the bi-encoder from ``location`` and train it on ``pairs`` (``None``: no training, zero-shot).
+
+    Returns:
+        The model, its :class:`TrainStats` (None untrained) and its cost: ``trainable_parameters``,
+        ``train_seconds``, ``peak_memory_mb`` and ``peak_memory_kind`` (CUDA, else the process RSS),
+        ``tokens_seen``, ``steps``, ``loss_first``, ``loss_last``, ``examples``, ``encoder_parameters``.
+    """
+    with Measured() as measured:
+        model = build_biencoder(
+            location,
+            pooling=options.pooling,
+            max_seq_length=options.max_seq_length,
+            device=device,
+            layers=options.encoder_layers,
+        )
+        stats = None
+        if pairs is not None:
+            stats = train_biencoder(
+                model, pairs, options, seed=int(seed), output_dir=output_dir, progress=progress, desc=desc
+            )
+    record = stats.to_dict() if stats else {}
+    cost = {
+        "trainable_parameters": stats.trainable_parameters if stats else 0,
+        "train_seconds": stats.train_seconds if stats else 0.0,
+        "peak_memory_mb": measured.peak_cuda_mb or measured.peak_rss_mb,
+        "peak_memory_kind": "cuda" if measured.peak_cuda_mb else f"process RSS ({measured.rss_peak_scope})",
+        "tokens_seen": stats.tokens_seen if stats else 0,
+        "steps": stats.steps if stats else 0,
+        "loss_first": record.get("loss_first"),
+        "loss_last": record.get("loss_last"),
+        "examples": stats.examples if stats else 0,
+        "encoder_parameters": trainable_parameters(model),
+    }
+    return model, stats, cost
 
 
 def _step_progress_class():

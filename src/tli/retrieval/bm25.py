@@ -28,7 +28,9 @@ import numpy as np
 import torch
 
 from tli.errors import ConfigError
+from tli.retrieval.libraries import need
 from tli.retrieval.search import TopK, merge_top_k, top_k_block
+from tli.words import words
 
 _STOPWORD_LISTS = {
     "en": "STOPWORDS_EN",
@@ -53,8 +55,6 @@ def stopwords(language: str) -> frozenset[str]:
     name = _STOPWORD_LISTS.get(language)
     if name is None:
         return frozenset()
-    from tli.retrieval.deps import need
-
     lists = need("bm25s.stopwords")
 
     return frozenset(getattr(lists, name))
@@ -63,8 +63,6 @@ def stopwords(language: str) -> frozenset[str]:
 def analyzer(language: str, *, remove_stopwords: bool = True) -> Callable[[str], list[str]]:
     """Text → tokens for ``language``: :func:`tli.words.words` (NFKC, lower case, words with their combining
     marks and inner apostrophes, grapheme bigrams for scripts without spaces), minus the language's stopwords."""
-    from tli.words import words
-
     stop = stopwords(language) if remove_stopwords else frozenset()
 
     def analyse(text: str) -> list[str]:
@@ -90,8 +88,6 @@ class BM25Index:
     empty_documents: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        from tli.retrieval.deps import need
-
         bm25s = need("bm25s")
 
         if self.k1 < 0 or not 0 <= self.b <= 1:

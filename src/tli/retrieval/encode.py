@@ -17,6 +17,8 @@ cell, another experiment) reuses it, and search reads one chunk at a time (bound
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import logging
 import os
@@ -29,8 +31,10 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from tli.embed import EmbedConfig, embed_all_layers
 from tli.errors import ConfigError, DataError
-from tli.io import atomic_write_bytes, atomic_write_json, sha256_text
+from tli.io import atomic_write_bytes, atomic_write_json, cache_dir, sha256_text
+from tli.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +147,6 @@ def model_state_fingerprint(model: Any, base: dict[str, Any] | None = None) -> s
 
 
 def sha256_bytes(data: bytes) -> str:
-    import hashlib
 
     return hashlib.sha256(data).hexdigest()
 
@@ -168,8 +171,6 @@ class LLMEncoder:
         return {"encoder": "llm", "model": self.model_fingerprint, "recipe": self.recipe.to_dict()}
 
     def encode(self, texts: Sequence[str], role: str, *, progress: bool | None = None) -> np.ndarray:
-        from tli.embed import EmbedConfig, embed_all_layers
-
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, got {role!r}")
         limit = self.recipe.max_query_tokens if role == "query" else self.recipe.max_passage_tokens
@@ -197,8 +198,6 @@ def cache_root(option: bool | str | None) -> Path | None:
     if option is False or option is None:
         return None
     if option is True:
-        from tli.io import cache_dir
-
         return cache_dir() / "retrieval"
     return Path(str(option)).expanduser()
 
@@ -252,7 +251,6 @@ class EmbeddingStore:
                 self.folder / "meta.json",
                 {"format": CACHE_FORMAT, "n": self.n, "chunk_size": self.chunk_size, **self.key},
             )
-        import io
 
         buffer = io.BytesIO()
         np.save(buffer, array)
@@ -324,8 +322,6 @@ def encode_texts(
     Raises:
         ConfigError: ``chunk_size`` below 1.
     """
-    from tli.progress import Progress
-
     if chunk_size < 1:
         raise ConfigError(f"encode chunk_size must be >= 1, got {chunk_size}")
     key = {

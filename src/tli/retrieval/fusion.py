@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from tli.errors import ConfigError
+from tli.retrieval.libraries import need
 from tli.retrieval.trec import Run, untie
 
 RRF_K = 60
@@ -33,8 +34,6 @@ def rrf(runs: Sequence[Mapping[str, Mapping[str, float]]], *, k: int = RRF_K, de
     Raises:
         ConfigError: fewer than two runs, or ``k`` / ``depth`` below 1.
     """
-    from tli.retrieval.deps import need
-
     ranx = need("ranx")
     RanxRun, fuse = ranx.Run, ranx.fuse
 

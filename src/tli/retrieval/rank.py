@@ -14,9 +14,11 @@ from typing import Any
 import numpy as np
 
 from tli.errors import ConfigError
+from tli.retrieval.bm25 import BM25Index
 from tli.retrieval.data import RetrievalData
 from tli.retrieval.encode import Encoder, encode_texts
-from tli.retrieval.metrics import CURVE_METRIC, mean_scores
+from tli.retrieval.fusion import rrf
+from tli.retrieval.ranking_metrics import CURVE_METRIC, mean_scores
 from tli.retrieval.search import search
 from tli.retrieval.trec import Run, run_from_ranking
 
@@ -76,25 +78,9 @@ def dense_ranking(
             raise ConfigError(f"layer {wanted} is not among the encoded layers {list(encoder.layers)}")
     start = time.perf_counter()
     positions = data.corpus.scorable()
-    passages = [data.corpus.document(i, with_title=with_title) for i in positions]
     doc_ids = [data.corpus.ids[i] for i in positions]
-    queries = encode_texts(
-        encoder,
-        data.query_texts,
-        "query",
-        cache=cache,
-        chunk_size=chunk_size,
-        progress=progress,
-        desc=f"{data.task} {data.language} queries",
-    )
-    corpus = encode_texts(
-        encoder,
-        passages,
-        "passage",
-        cache=cache,
-        chunk_size=chunk_size,
-        progress=progress,
-        desc=f"{data.task} {data.language} passages",
+    queries, corpus = _encode_queries_and_passages(
+        encoder, data, positions, with_title=with_title, cache=cache, chunk_size=chunk_size, progress=progress
     )
     encode_seconds = time.perf_counter() - start
 
@@ -132,6 +118,39 @@ def dense_ranking(
     return Ranking(run, details), curve
 
 
+def _encode_queries_and_passages(
+    encoder: Encoder,
+    data: RetrievalData,
+    positions: list[int],
+    *,
+    with_title: bool,
+    cache: bool | str | None,
+    chunk_size: int,
+    progress: bool | None,
+):
+    """The queries' and the scorable passages' vectors at every layer of the encoder (cached)."""
+    passages = [data.corpus.document(i, with_title=with_title) for i in positions]
+    queries = encode_texts(
+        encoder,
+        data.query_texts,
+        "query",
+        cache=cache,
+        chunk_size=chunk_size,
+        progress=progress,
+        desc=f"{data.task} {data.language} queries",
+    )
+    corpus = encode_texts(
+        encoder,
+        passages,
+        "passage",
+        cache=cache,
+        chunk_size=chunk_size,
+        progress=progress,
+        desc=f"{data.task} {data.language} passages",
+    )
+    return queries, corpus
+
+
 def bm25_ranking(
     data: RetrievalData,
     *,
@@ -145,8 +164,6 @@ def bm25_ranking(
     Queries are analysed with the same analyzer (the passage language's): for cross-lingual sets BM25 only
     matches words the two languages share (names, numbers), which is the point of showing it.
     """
-    from tli.retrieval.bm25 import BM25Index
-
     start = time.perf_counter()
     positions = data.corpus.scorable()
     index = BM25Index(
@@ -171,8 +188,6 @@ def bm25_ranking(
 
 def fused_ranking(rankings: list[Ranking], names: list[str], *, k: int = 60, depth: int = 100) -> Ranking:
     """Reciprocal rank fusion (:func:`tli.retrieval.fusion.rrf`) of ``rankings``."""
-    from tli.retrieval.fusion import rrf
-
     start = time.perf_counter()
     run = rrf([r.run for r in rankings], k=k, depth=depth)
     return Ranking(

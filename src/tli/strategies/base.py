@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from tli.distributed import current_context
 from tli.errors import ConfigError
 
 
@@ -97,8 +98,6 @@ class Strategy:
         After sharded training (FSDP, ZeRO-3) every process must call this: the shards are gathered into one
         state dict and the main process writes it.
         """
-        from tli.distributed import current_context
-
         context = current_context()
         state = context.full_state_dict(model)
         if state is None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from tli.errors import ConfigError
+from tli.models import base_causal_lm
 from tli.strategies.base import Strategy, StrategyOptions
 
 
@@ -33,8 +36,6 @@ def add_task_lora(model: Any, options: StrategyOptions, layers: list[int] | None
 
 
 def num_blocks(loaded) -> int:
-    from tli.models import base_causal_lm
-
     return int(base_causal_lm(loaded.model).config.num_hidden_layers)
 
 
@@ -47,7 +48,6 @@ class Lora(Strategy):
         return None
 
     def prepare(self, loaded, *, seed: int, workdir: Path, progress: bool | None = None) -> Any:
-        import torch
 
         torch.manual_seed(seed)
         layers = self.layers(num_blocks(loaded))

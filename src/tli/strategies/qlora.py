@@ -8,6 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from tli.models import set_compute_dtype
 from tli.strategies.lora import Lora, add_task_lora
 
 
@@ -17,10 +20,7 @@ class QLora(Lora):
     quantization = "nf4"
 
     def prepare(self, loaded, *, seed: int, workdir: Path, progress: bool | None = None) -> Any:
-        import torch
         from peft import prepare_model_for_kbit_training
-
-        from tli.models import set_compute_dtype
 
         torch.manual_seed(seed)
         model = prepare_model_for_kbit_training(loaded.model, use_gradient_checkpointing=False)

@@ -6,8 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from tli.config import TrainConfig
+from tli.lexicon import split_for_study
+from tli.models import attach_adapter
 from tli.strategies.base import Strategy
 from tli.strategies.lora import add_task_lora
+from tli.train import run_training
 
 
 def tli_adapter_for(strategy: Strategy, loaded, seed: int, workdir: Path, progress: bool | None) -> str:
@@ -16,10 +22,6 @@ def tli_adapter_for(strategy: Strategy, loaded, seed: int, workdir: Path, progre
     if options.tli_adapter:
         strategy.notes["tli_adapter"] = options.tli_adapter
         return options.tli_adapter
-    from tli.config import TrainConfig
-    from tli.lexicon import split_for_study
-    from tli.train import run_training
-
     study = split_for_study(options.lexicon)
     config = TrainConfig(
         target_layer=options.target_layer,
@@ -61,8 +63,6 @@ class TLI(Strategy):
     def prepare(self, loaded, *, seed: int, workdir: Path, progress: bool | None = None) -> Any:
         adapter = tli_adapter_for(self, loaded, seed, workdir, progress)
         if getattr(loaded.model, "peft_config", None) is None:  # trained just now: loaded.model holds it
-            from tli.models import attach_adapter
-
             loaded.model = attach_adapter(loaded.model, adapter)
         for param in loaded.model.parameters():
             param.requires_grad_(False)
@@ -74,12 +74,9 @@ class TLIPlusLora(Strategy):
     description = "a TLI adapter merged into the base, then task LoRA on every block"
 
     def prepare(self, loaded, *, seed: int, workdir: Path, progress: bool | None = None) -> Any:
-        import torch
 
         adapter = tli_adapter_for(self, loaded, seed, workdir, progress)
         if getattr(loaded.model, "peft_config", None) is None:
-            from tli.models import attach_adapter
-
             loaded.model = attach_adapter(loaded.model, adapter)
         base = loaded.model.merge_and_unload()  # the TLI weights become part of the base
         torch.manual_seed(seed)

@@ -112,11 +112,6 @@ def bootstrap_ci(
     return float(low), float(high)
 
 
-def select_rows(rows: Sequence[Mapping[str, Any]], indices: np.ndarray) -> list[Mapping[str, Any]]:
-    """``[rows[i] for i in indices]``: a resample of prediction rows."""
-    return [rows[int(i)] for i in indices]
-
-
 class Task(ABC):
     """A downstream task: data loading, optional fine-tuning features, evaluation and corpus scores.
 

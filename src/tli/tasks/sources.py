@@ -15,6 +15,7 @@ Every reading error is one line naming the file, the line and the field.
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import os
@@ -135,7 +136,6 @@ def read_lines(path: Path) -> list[str]:
     Raises:
         TaskDataError: the file cannot be read or decoded.
     """
-    import gzip
 
     try:
         if path.suffix == ".gz":

@@ -16,7 +16,7 @@ to ``max_input_tokens`` tokens first. The tokenizer's chat template wraps it whe
 Fine-tuning features: prompt tokens + summary tokens + EOS, labels −100 on the prompt, so the loss is on the
 summary only. Evaluation: greedy generation, first paragraph of the output, then ROUGE-1/2/L F1 (Unicode
 tokenizer, no stemming; 0-1), corpus BLEU and chrF (sacrebleu's 0-100 scale; see
-:mod:`tli.tasks.text_metrics`), each with a 95 % bootstrap CI over examples.
+:mod:`tli.tasks.overlap_metrics`), each with a 95 % bootstrap CI over examples.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from tli.errors import ConfigError
-from tli.tasks import generation, text_metrics
+from tli.tasks import generation, overlap_metrics
 from tli.tasks.base import (
     IGNORE_INDEX,
     MetricScore,
@@ -112,7 +112,7 @@ class XLSumConfig:
     """Generation limit in tokens (room for one sentence; only the first paragraph is kept)."""
     batch_size: int = 8
     """Prompts generated together (left padded)."""
-    bleu_tokenize: str = text_metrics.DEFAULT_BLEU_TOKENIZE
+    bleu_tokenize: str = overlap_metrics.DEFAULT_BLEU_TOKENIZE
     """sacrebleu BLEU tokenizer: ``13a`` (default, space-delimited scripts), ``zh``, ``char``, ``intl``,
     ``ja-mecab`` / ``ko-mecab`` (need their extras), ``flores200`` (downloads its model; online only), ..."""
     bootstrap_samples: int = 1000
@@ -389,13 +389,13 @@ class XLSumTask(Task):
         references = [row["reference"] for row in rows]
         scores = {}
         for metric in self.metrics:
-            if metric in text_metrics.ROUGE_TYPES:
+            if metric in overlap_metrics.ROUGE_TYPES:
                 values = np.array([row[metric] for row in rows], dtype=float)  # (n,)
 
                 def statistic(idx: np.ndarray, values: np.ndarray = values) -> float:
                     return float(values[idx].mean())
             else:
-                statistic = text_metrics.CorpusStatistic(
+                statistic = overlap_metrics.CorpusStatistic(
                     metric, predictions, references, config.bleu_tokenize
                 )
             low, high = bootstrap_ci(
@@ -403,20 +403,20 @@ class XLSumTask(Task):
             )
             signature = (
                 None
-                if metric in text_metrics.ROUGE_TYPES
-                else text_metrics.signature(metric, config.bleu_tokenize)
+                if metric in overlap_metrics.ROUGE_TYPES
+                else overlap_metrics.signature(metric, config.bleu_tokenize)
             )
             scores[metric] = MetricScore(self.corpus_score(metric, rows, config), low, high, signature)
         return scores
 
     def corpus_statistics(
         self, metric: str, rows: Sequence[Mapping[str, Any]], config: XLSumConfig | None = None
-    ) -> text_metrics.CorpusStatistic:
+    ) -> overlap_metrics.CorpusStatistic:
         """BLEU / chrF of the rows as sacrebleu's per-example n-gram statistics (:class:`CorpusStatistic`)."""
         if metric not in self.statistic_metrics:
             return super().corpus_statistics(metric, rows, config)
-        tokenize = config.bleu_tokenize if config is not None else text_metrics.DEFAULT_BLEU_TOKENIZE
-        return text_metrics.CorpusStatistic(
+        tokenize = config.bleu_tokenize if config is not None else overlap_metrics.DEFAULT_BLEU_TOKENIZE
+        return overlap_metrics.CorpusStatistic(
             metric, [row["prediction"] for row in rows], [row["reference"] for row in rows], tokenize
         )
 
@@ -436,14 +436,14 @@ class XLSumTask(Task):
         self._check_metric(metric)
         if not rows:
             raise ConfigError(f"{self.name}: corpus_score needs at least one row")
-        if metric in text_metrics.ROUGE_TYPES:
+        if metric in overlap_metrics.ROUGE_TYPES:
             return float(np.mean([row[metric] for row in rows]))
         predictions = [row["prediction"] for row in rows]
         references = [row["reference"] for row in rows]
         if metric == "bleu":
-            tokenize = config.bleu_tokenize if config is not None else text_metrics.DEFAULT_BLEU_TOKENIZE
-            return text_metrics.corpus_bleu(predictions, references, tokenize)
-        return text_metrics.corpus_chrf(predictions, references)
+            tokenize = config.bleu_tokenize if config is not None else overlap_metrics.DEFAULT_BLEU_TOKENIZE
+            return overlap_metrics.corpus_bleu(predictions, references, tokenize)
+        return overlap_metrics.corpus_chrf(predictions, references)
 
 
 def score_rows(
@@ -452,15 +452,15 @@ def score_rows(
     """Prediction rows: ``id, prediction, reference, rouge1, rouge2, rougeL, bleu, chrf`` (per-example scores;
     ``bleu`` / ``chrf`` are sacrebleu sentence scores, for inspection)."""
     references = [example.summary for example in examples]
-    rouge = text_metrics.rouge_f1(predictions, references)
-    bleu = text_metrics.sentence_bleu(predictions, references, bleu_tokenize)
-    chrf = text_metrics.sentence_chrf(predictions, references)
+    rouge = overlap_metrics.rouge_f1(predictions, references)
+    bleu = overlap_metrics.sentence_bleu(predictions, references, bleu_tokenize)
+    chrf = overlap_metrics.sentence_chrf(predictions, references)
     return [
         {
             "id": example.id,
             "prediction": prediction,
             "reference": reference,
-            **{name: rouge[name][i] for name in text_metrics.ROUGE_TYPES},
+            **{name: rouge[name][i] for name in overlap_metrics.ROUGE_TYPES},
             "bleu": bleu[i],
             "chrf": chrf[i],
         }

@@ -6,8 +6,13 @@
   jsonl with positive and negative passages; ``languages: [sw]``).
 
 What they share (options, dense evaluation with a causal LM, ranx scores, :class:`RetrievalResult`) is in
-:mod:`tli.tasks.retrieval.base`; the retrieval machinery itself (search, cache, BM25, fusion, TREC files,
-bi-encoder training, synthetic data) is the :mod:`tli.retrieval` package.
+:mod:`tli.tasks.retrieval.base`; :mod:`tli.tasks.retrieval.synthetic` generates synthetic training pairs in
+a low-resource language (doc2query, translation, lexicon code-switching).
+
+The split with :mod:`tli.retrieval`: this package holds the *data and scoring* — datasets, their loaders and
+languages, what a retrieval task scores and how, the synthetic data set — and uses the engine;
+:mod:`tli.retrieval` is the *engine* — encoding, search, BM25, fusion, TREC files, ranking metrics,
+bi-encoder training — and knows no dataset. Imports go one way: tasks → engine.
 """
 
 from __future__ import annotations

@@ -22,11 +22,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from tli.embed import EmbedConfig, bos_record
 from tli.errors import ConfigError
-from tli.pooling import DEFAULT_POOLING
+from tli.models import base_causal_lm, input_device
+from tli.pooling import ADD_BOS, DEFAULT_POOLING, POOLINGS
+from tli.retrieval import rank  # called as rank.X, so tests can replace a system
 from tli.retrieval.data import RetrievalData
-from tli.retrieval.metrics import METRICS, per_query
+from tli.retrieval.encode import DenseRecipe, LLMEncoder, check_template, model_state_fingerprint
 from tli.retrieval.rank import Ranking
+from tli.retrieval.ranking_metrics import METRICS, per_query
+from tli.retrieval.search import BACKENDS
 from tli.tasks.base import MetricScore, Task, TaskResult, bootstrap_ci, check_int, check_languages
 from tli.tasks.sources import normalise_split
 
@@ -91,10 +96,6 @@ class RetrievalConfig:
     task_name: ClassVar[str] = "retrieval"
 
     def __post_init__(self) -> None:
-        from tli.pooling import ADD_BOS, POOLINGS
-        from tli.retrieval.encode import check_template
-        from tli.retrieval.search import BACKENDS
-
         name = f"tasks.{self.task_name}"
         if self.path is not None and (not isinstance(self.path, (str, Path)) or not str(self.path).strip()):
             raise ConfigError(f"{name}.path must be a file or folder (or null), got {self.path!r}")
@@ -276,11 +277,6 @@ class RetrievalTask(Task):
         progress: bool | None = None,
     ) -> RetrievalResult:
         """Zero-shot dense retrieval with ``model``'s pooled hidden states (see the module docstring)."""
-        from tli.embed import EmbedConfig, bos_record
-        from tli.models import base_causal_lm, input_device
-        from tli.retrieval.encode import DenseRecipe, LLMEncoder, model_state_fingerprint
-        from tli.retrieval.rank import dense_ranking
-
         if not isinstance(examples, RetrievalData):
             raise ConfigError(f"{self.name}: evaluate needs the RetrievalData that load() returns")
         n_layers = int(base_causal_lm(model).config.num_hidden_layers)
@@ -300,7 +296,7 @@ class RetrievalTask(Task):
         name = getattr(base_causal_lm(model).config, "_name_or_path", "")
         encoder = LLMEncoder(model, tokenizer, recipe, model_state_fingerprint(model, {"name": name}))
         device = input_device(model)
-        ranking, values = dense_ranking(
+        ranking, values = rank.dense_ranking(
             encoder,
             examples,
             layer=layer,

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tli.limits import json_too_deep, nesting_message
-from tli.retrieval.data import merge_duplicate_passages
+from tli.retrieval.data import Corpus, Query, RetrievalData, merge_duplicate_passages
 from tli.tasks.base import TaskDataError
 from tli.tasks.sources import check_text_length
 
@@ -137,8 +137,6 @@ def squad_retrieval(
         TaskDataError: a question whose paragraph position does not exist in the passage file (the files
             are not parallel), or no question at all.
     """
-    from tli.retrieval.data import Corpus, Query, RetrievalData
-
     keys = sorted(passages.paragraphs)
     kept, representative = merge_duplicate_passages([passages.paragraphs[k] for k in keys])
     position = {k: i for i, k in enumerate(keys)}

@@ -39,6 +39,11 @@ from typing import Any
 
 from tli.errors import ConfigError, DataError
 from tli.io import atomic_write_json, atomic_write_text, sha256_text
+from tli.lexicon import resolve_lexicon
+from tli.retrieval.bm25 import BM25Index
+from tli.retrieval.encode import model_state_fingerprint
+from tli.tasks import generation
+from tli.words import word_spans, words
 
 METHODS = ("doc2query", "translate", "code-switch")
 DOC2QUERY_PROMPT = (
@@ -93,8 +98,6 @@ class SyntheticOptions:
     """Seed of code-switching (generation is greedy)."""
 
     def __post_init__(self) -> None:
-        from tli.tasks.generation import chat_template_mode
-
         self.methods = tuple([self.methods] if isinstance(self.methods, str) else self.methods)
         problems = [
             f"unknown method {m!r} (valid: {', '.join(METHODS)})" for m in self.methods if m not in METHODS
@@ -123,7 +126,7 @@ class SyntheticOptions:
         if not 0 <= self.round_trip_min_chrf <= 100:
             problems.append(f"round_trip_min_chrf must be in [0, 100], got {self.round_trip_min_chrf}")
         try:
-            self.chat_template = chat_template_mode("chat_template", self.chat_template)
+            self.chat_template = generation.chat_template_mode("chat_template", self.chat_template)
         except ConfigError as exc:
             problems.append(str(exc))
         if problems:
@@ -178,8 +181,6 @@ def normalise_query(text: str) -> str:
 
 def _words(text: str) -> list[str]:
     """Words of ``text`` as written (case and normal form kept; apostrophes as ``'``)."""
-    from tli.words import words
-
     return words(text, lower=False, normalization=None, underscore=True, split_unspaced_scripts=False)
 
 
@@ -202,8 +203,6 @@ def code_switch(
     Returns:
         The switched query and the replacements ``[{"english", "swahili"}]``.
     """
-    from tli.words import word_spans
-
     longest = max((len(k) for k in table), default=0)
     words = word_spans(query)
     out, replaced, cursor, i = [], [], 0, 0
@@ -230,11 +229,9 @@ def code_switch(
 def _generate(
     loaded: Any, prompts: list[str], options: SyntheticOptions, progress: bool | None, desc: str
 ) -> list[str]:
-    from tli.tasks.generation import generate_texts, render_prompt, uses_chat_template
-
-    chat = uses_chat_template(loaded.tokenizer, options.chat_template)
-    rendered = [render_prompt(loaded.tokenizer, p, chat) for p in prompts]
-    return generate_texts(
+    chat = generation.uses_chat_template(loaded.tokenizer, options.chat_template)
+    rendered = [generation.render_prompt(loaded.tokenizer, p, chat) for p in prompts]
+    return generation.generate_texts(
         loaded.model,
         loaded.tokenizer,
         rendered,
@@ -282,23 +279,9 @@ def generate_synthetic(
     """
     out_dir = Path(out_dir)
     generator = _generator_record(loaded, options)
-    fingerprint = sha256_text(
-        json.dumps(
-            {
-                "options": options.to_dict(),
-                "generator": generator,
-                "passages": [[p.id, p.text] for p in passages],
-                "english": [asdict(q) for q in english],
-            },
-            ensure_ascii=False,
-            sort_keys=True,
-        )
-    )
-    meta_path = out_dir / "synthetic.meta.json"
-    if meta_path.is_file() and (out_dir / "synthetic.jsonl").is_file():
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("fingerprint") == fingerprint:
-            return SyntheticSet(read_synthetic(out_dir / "synthetic.jsonl"), [], meta["counts"], meta)
+    fingerprint = _inputs_fingerprint(options, generator, passages, english)
+    if (earlier := _earlier_generation(out_dir, fingerprint)) is not None:
+        return earlier
     if "doc2query" in options.methods and not passages:
         raise ConfigError("synthetic doc2query needs target-language passages (synthetic.passages)")
     if {"translate", "code-switch"} & set(options.methods) and not english:
@@ -337,15 +320,45 @@ def generate_synthetic(
     }
     write_jsonl(out_dir / "synthetic.jsonl", rows)
     write_jsonl(out_dir / "synthetic.rejected.jsonl", rejected)
-    atomic_write_json(meta_path, meta)
+    atomic_write_json(out_dir / "synthetic.meta.json", meta)
     return SyntheticSet(rows, rejected, counts, meta)
+
+
+def _inputs_fingerprint(
+    options: SyntheticOptions,
+    generator: dict[str, Any],
+    passages: Sequence[SourcePassage],
+    english: Sequence[SourceQuery],
+) -> str:
+    """SHA-256 of everything a generation depends on: options, generator weights, passages and queries."""
+    return sha256_text(
+        json.dumps(
+            {
+                "options": options.to_dict(),
+                "generator": generator,
+                "passages": [[p.id, p.text] for p in passages],
+                "english": [asdict(q) for q in english],
+            },
+            ensure_ascii=False,
+            sort_keys=True,
+        )
+    )
+
+
+def _earlier_generation(out_dir: Path, fingerprint: str) -> SyntheticSet | None:
+    """The complete generation in ``out_dir`` made from the same inputs, read back; else None."""
+    meta_path = out_dir / "synthetic.meta.json"
+    if not (meta_path.is_file() and (out_dir / "synthetic.jsonl").is_file()):
+        return None
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if meta.get("fingerprint") != fingerprint:
+        return None
+    return SyntheticSet(read_synthetic(out_dir / "synthetic.jsonl"), [], meta["counts"], meta)
 
 
 def _generator_record(loaded: Any, options: SyntheticOptions) -> dict[str, Any]:
     if loaded is None:
         return {"model": None}
-    from tli.retrieval.encode import model_state_fingerprint
-
     return {
         "model": loaded.name,
         "fingerprint": model_state_fingerprint(loaded.model, loaded.fingerprint),
@@ -378,9 +391,9 @@ def _row(
 
 
 def _doc2query(loaded, passages, options, base, progress) -> list[dict[str, Any]]:
-    from tli.tasks.generation import truncate_tokens
-
-    texts = [truncate_tokens(loaded.tokenizer, p.text, options.max_passage_tokens) for p in passages]
+    texts = [
+        generation.truncate_tokens(loaded.tokenizer, p.text, options.max_passage_tokens) for p in passages
+    ]
     prompts = [_fill(options.doc2query_prompt, passage=t, language_name=options.language_name) for t in texts]
     outputs = _generate(loaded, prompts, options, progress, "doc2query")
     return [
@@ -427,8 +440,6 @@ def _translate(loaded, english, options, base, progress) -> list[dict[str, Any]]
 
 
 def _code_switch(english, options, base) -> list[dict[str, Any]]:
-    from tli.lexicon import resolve_lexicon
-
     lexicon = resolve_lexicon(options.lexicon)
     table = lexicon_map(lexicon)
     rng = random.Random(options.seed)
@@ -510,8 +521,6 @@ def _bm25_ranks(
     """Rank of each doc2query row's own passage among all source passages under BM25 (None: not retrieved)."""
     if not rows or not options.bm25_top_k:
         return {}
-    from tli.retrieval.bm25 import BM25Index
-
     index = BM25Index([p.text for p in passages], options.language)
     position = {p.id: i for i, p in enumerate(passages)}
     top, _ = index.search([r["query"] or " " for r in rows], min(len(passages), max(options.bm25_top_k, 10)))

@@ -23,6 +23,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from tli.words import words
+
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 DEFAULT_BLEU_TOKENIZE = "13a"
 
@@ -35,8 +37,6 @@ def unicode_words(text: str) -> list[str]:
     excludes, so it would split Hindi words into consonants. It is :func:`tli.words.words` with apostrophes as
     separators and no bigrams, so that ASCII text gets exactly rouge-score's default tokens.
     """
-    from tli.words import words
-
     return words(text, normalization="NFC", apostrophes=False, split_unspaced_scripts=False)
 
 

@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from tli.retrieval.libraries import need
+
 METRICS = ("recall@1", "recall@5", "recall@10", "recall@100", "mrr@10", "mrr@100", "ndcg@10")
 """The metrics of every retrieval cell, named as ranx (and ``results.json``) name them."""
 CURVE_METRIC = "mrr@10"
@@ -35,8 +37,6 @@ def per_query(
 
     Queries of ``run`` absent from ``qrels`` are ignored; queries of ``qrels`` absent from ``run`` score 0.
     """
-    from tli.retrieval.deps import need
-
     ranx = need("ranx")
     Qrels, Run, evaluate = ranx.Qrels, ranx.Run, ranx.evaluate
     kept = {q: {d: float(s) for d, s in docs.items()} for q, docs in run.items() if q in qrels and docs}
@@ -67,8 +67,6 @@ def paired_t_test(a: Sequence[float], b: Sequence[float]) -> float:
     ``t = mean(d) / (sd(d) / sqrt(n))`` with ``d = a − b``, ``n − 1`` degrees of freedom; 1.0 when the two
     systems score every query alike (no variance to test).
     """
-    from tli.retrieval.deps import need
-
     paired_student_t_test = need("ranx.statistical_tests").paired_student_t_test
 
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)

@@ -3,7 +3,7 @@
 Each retrieval cell has a ``system`` naming what ranked:
 
 - ``dense:<strategy>``: the strategy's LLM, pooled hidden states (scored by the task, in
-  :meth:`tli.compare.cells.Runner.score`);
+  :meth:`tli.compare.runner.Runner.score`);
 - ``bm25``: the lexical baseline, one cell per (task, language) (``model``, ``strategy`` and ``seed`` null);
 - ``fusion:bm25+<dense system>``: reciprocal rank fusion of BM25 with a dense system, beside that cell;
 - ``dense:<condition>``: a sentence-transformers bi-encoder per (encoder, condition, seed): ``zero-shot``
@@ -24,76 +24,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
-from tli.compare.cells import Cell, cell_dir, failed_cell, fingerprint, slug, unit_dir
-from tli.compare.experiment import task_settings
-from tli.compare.retrieval_plan import RetrievalPlan, load_ref, pairs_of
+from tli.compare.cell_store import cell_dir, failed_cell, fingerprint, slug, unit_dir, write_cell
+from tli.compare.retrieval_settings import load_ref, pairs_of
+from tli.compare.schema import Cell, RetrievalSettings, task_settings
 from tli.errors import TliError
-from tli.io import atomic_write_json, atomic_write_text
-
-log = logging.getLogger(__name__)
-
-# --------------------------------------------------------------------------------------------------
-# Writing a retrieval cell
-# --------------------------------------------------------------------------------------------------
-
-
-def write_retrieval_cell(
-    where: Path,
-    result: Any,
-    *,
-    model: str | None,
-    strategy: str | None,
-    seed: int | None,
-    system: str,
-    cost: dict[str, Any],
-    tracker: Any = None,
-    settings: dict[str, Any] | None = None,
-) -> Cell:
-    """Write a retrieval result's rows, TREC run and qrels, then ``cell.json`` (last); return the cell.
-
-    ``settings``: what made the cell (recorded with its fingerprint, so a rerun reuses it only unchanged).
-    """
-    from tli.retrieval.trec import write_qrels, write_run
-
-    where.mkdir(parents=True, exist_ok=True)
-    predictions = where / "predictions.jsonl"
-    atomic_write_text(
-        predictions, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result.predictions)
-    )
-    run = write_run(where / "run.trec", result.run, tag=system.replace(":", "_").replace("+", "_"))
-    qrels = write_qrels(where / "qrels.trec", result.qrels)
-    cell = Cell(
-        model=model,
-        strategy=strategy,
-        task=result.task,
-        language=result.language,
-        seed=seed,
-        status="done",
-        n=result.n,
-        metrics={name: score.to_dict() for name, score in result.metrics.items()},
-        cost=cost,
-        predictions=str(predictions),
-        system=system,
-        run=str(run),
-        qrels=str(qrels),
-        details=result.details,
-        fingerprint=fingerprint(settings or {}),
-        settings=settings or {},
-    )
-    atomic_write_json(where / "cell.json", cell.to_dict())
-    if tracker is not None:
-        tracker.log_cell(cell)
-    return cell
+from tli.io import atomic_write_json, replace_dir_atomically
+from tli.models import DEFAULT_MODEL, default_gguf_path, gguf_to_cached_dir, load_model, resolve_device
+from tli.resources import Measured
+from tli.retrieval import rank  # called as rank.X, so tests can replace a system
+from tli.retrieval.biencoder import SentenceEncoder, TrainingPair, fit_biencoder, load_biencoder
+from tli.retrieval.encode import model_state_fingerprint
+from tli.retrieval.trec import read_run
+from tli.tasks.retrieval.base import score_ranking
+from tli.tasks.retrieval.synthetic import SourcePassage, SourceQuery, generate_synthetic
 
 
 def read_trec_run(path: str | Path) -> dict[str, dict[str, float]]:
     """A run file a cell wrote (empty when the system retrieved nothing for any query)."""
-    from tli.retrieval.trec import read_run
-
     return read_run(path, allow_empty=True)
 
 
@@ -108,17 +59,13 @@ class RetrievalRunner:
     def __init__(self, runner: Any) -> None:
         self.runner = runner
         self.experiment = runner.experiment
-        self.plan: RetrievalPlan = self.experiment.retrieval
+        self.settings: RetrievalSettings = self.experiment.retrieval
         self.out: Path = runner.out
         self._synthetic: list[dict[str, Any]] | None = None
 
     @property
     def keys(self) -> list[tuple[str, str]]:
-        from tli.tasks import is_retrieval
-
-        return [
-            (t, lang) for t, c in self.experiment.tasks.items() if is_retrieval(t) for lang in c.languages
-        ]
+        return self.experiment.retrieval_task_languages()
 
     def config(self, task: str):
         return self.experiment.tasks[task]
@@ -129,15 +76,11 @@ class RetrievalRunner:
         return self.out / "runs" / "_bm25" / f"{task}-{language}"
 
     def bm25_cells(self) -> list[Cell]:
-        if "bm25" not in self.plan.systems:
+        if "bm25" not in self.settings.systems:
             return []
         return [self.bm25_cell(task, language) for task, language in self.keys]
 
     def bm25_cell(self, task: str, language: str) -> Cell:
-        from tli.resources import Measured
-        from tli.retrieval.rank import bm25_ranking
-        from tli.tasks.retrieval.base import score_ranking
-
         where = self.bm25_dir(task, language)
         config = self.config(task)
         settings = {
@@ -145,17 +88,17 @@ class RetrievalRunner:
             "task": task,
             "language": language,
             "task_options": task_settings(config),
-            "bm25": dataclasses.asdict(self.plan.bm25),
+            "bm25": dataclasses.asdict(self.settings.bm25),
         }
         if done := self.runner.recomputed.reusable(where, settings, f"bm25 {task}-{language}"):
             return done
         try:
             data = self.runner.examples(task, language)
             with Measured() as measured:
-                ranking = bm25_ranking(
+                ranking = rank.bm25_ranking(
                     data,
-                    k1=self.plan.bm25.k1,
-                    b=self.plan.bm25.b,
+                    k1=self.settings.bm25.k1,
+                    b=self.settings.bm25.b,
                     depth=config.depth,
                     with_title=config.with_title,
                 )
@@ -172,9 +115,11 @@ class RetrievalRunner:
             "tokens_seen": 0,
             "steps": 0,
         }
-        return write_retrieval_cell(
+        return write_cell(
             where,
             result,
+            task=task,
+            language=language,
             model=None,
             strategy=None,
             seed=None,
@@ -188,12 +133,9 @@ class RetrievalRunner:
 
     def fusion_cell(self, dense: Cell, bm25: Cell | None) -> Cell | None:
         """RRF of BM25 with a finished dense cell, written beside it (None when fusion is off)."""
-        from tli.retrieval.rank import Ranking, fused_ranking
-        from tli.tasks.retrieval.base import score_ranking
-
-        if "fusion" not in self.plan.systems or dense.status != "done" or not dense.run:
+        if "fusion" not in self.settings.systems or dense.status != "done" or not dense.run:
             return None
-        if not self.plan.fusion.fuses(dense.system):
+        if not self.settings.fusion.fuses(dense.system):
             return None
         system = f"fusion:bm25+{dense.system}"
         where = Path(dense.run).parent / "fusion-bm25"
@@ -201,7 +143,7 @@ class RetrievalRunner:
             "system": system,
             "dense": dense.fingerprint,
             "bm25": bm25.fingerprint if bm25 is not None else None,
-            "k": self.plan.fusion.k,
+            "k": self.settings.fusion.k,
             "task_options": task_settings(self.config(dense.task)),
         }
         if done := self.runner.recomputed.reusable(
@@ -221,8 +163,10 @@ class RetrievalRunner:
         config = self.config(dense.task)
         try:
             data = self.runner.examples(dense.task, dense.language)
-            parts = [Ranking(read_trec_run(bm25.run)), Ranking(read_trec_run(dense.run))]
-            ranking = fused_ranking(parts, ["bm25", dense.system], k=self.plan.fusion.k, depth=config.depth)
+            parts = [rank.Ranking(read_trec_run(bm25.run)), rank.Ranking(read_trec_run(dense.run))]
+            ranking = rank.fused_ranking(
+                parts, ["bm25", dense.system], k=self.settings.fusion.k, depth=config.depth
+            )
             result = score_ranking(
                 dense.task, data, ranking, bootstrap_samples=config.bootstrap_samples, seed=config.seed
             )
@@ -231,9 +175,11 @@ class RetrievalRunner:
                 dense.model, dense.strategy, dense.seed, dense.task, dense.language, system, exc
             )
         cost = {**dense.cost, "evaluate_seconds": ranking.details["seconds"]}
-        return write_retrieval_cell(
+        return write_cell(
             where,
             result,
+            task=dense.task,
+            language=dense.language,
             model=dense.model,
             strategy=dense.strategy,
             seed=dense.seed,
@@ -247,11 +193,10 @@ class RetrievalRunner:
 
     def encoders(self) -> list[str]:
         """Model labels of the bi-encoders: each experiment model (``encoder: model``) or the encoder path."""
-        spec = self.plan.dense_retriever
-        return list(self.experiment.models) if spec.options.encoder == "model" else [spec.options.encoder]
+        return self.settings.dense_retriever.encoders(self.experiment.models)
 
     def condition_cells(self) -> list[Cell]:
-        spec = self.plan.dense_retriever
+        spec = self.settings.dense_retriever
         if spec is None:
             return []
         cells: list[Cell] = []
@@ -290,7 +235,7 @@ class RetrievalRunner:
 
     def condition_settings(self, encoder: str, condition: str, seed: int | None) -> dict[str, Any]:
         """What determines a dense-retriever condition's encoder: encoder, condition, seed, options, its data."""
-        spec = self.plan.dense_retriever
+        spec = self.settings.dense_retriever
         return {
             "encoder": encoder,
             "condition": condition,
@@ -315,25 +260,16 @@ class RetrievalRunner:
 
     def check_condition_unit(self, unit: Path, encoder: str, condition: str, seed: int | None) -> None:
         """A bi-encoder trained with other settings is trained again (its encoder and train.json removed)."""
-        import shutil
-
-        saved = unit / "train.json"
-        if not saved.is_file():
-            return
-        record = json.loads(saved.read_text(encoding="utf-8"))
-        settings = self.condition_settings(encoder, condition, seed)
-        if record.get("fingerprint") == fingerprint(settings):
-            return
-        what = f"{slug(encoder)}/dense-{condition}/seed-{seed} (training)"
-        self.runner.recomputed.note(what, record.get("settings"), settings)
-        shutil.rmtree(unit / "encoder", ignore_errors=True)
-        saved.unlink()
+        self.runner.recomputed.check_unit(
+            unit,
+            self.condition_settings(encoder, condition, seed),
+            f"{slug(encoder)}/dense-{condition}/seed-{seed}",
+            stale=("encoder",),
+        )
 
     def location(self, encoder: str) -> str:
         """A local directory (or hub id) sentence-transformers can read for ``encoder``."""
-        from tli.models import DEFAULT_MODEL, default_gguf_path, gguf_to_cached_dir
-
-        if self.plan.dense_retriever.options.encoder != "model" or Path(encoder).is_dir():
+        if self.settings.dense_retriever.options.encoder != "model" or Path(encoder).is_dir():
             return encoder
         if encoder == DEFAULT_MODEL or encoder.endswith(".gguf"):
             gguf = default_gguf_path() if encoder == DEFAULT_MODEL else Path(encoder).expanduser()
@@ -341,63 +277,31 @@ class RetrievalRunner:
         return encoder  # a hub id: sentence-transformers reads it when the machine is online
 
     def device(self) -> str:
-        from tli.models import resolve_device
-
         return str(resolve_device(self.experiment.device))
 
     def prepare_biencoder(self, encoder: str, condition: str, seed: int | None, unit: Path):
-        from tli.io import replace_dir_atomically
-        from tli.resources import Measured
-        from tli.retrieval.biencoder import build_biencoder, train_biencoder, trainable_parameters
-
-        options = self.plan.dense_retriever.options
+        """The condition's bi-encoder and its cost: reloaded from a complete earlier training, or built (and,
+        but for zero-shot, trained) now and saved with its ``train.json``."""
+        options = self.settings.dense_retriever.options
         saved = unit / "train.json"
         if condition != "zero-shot" and saved.is_file() and (unit / "encoder").is_dir():
-            model = build_biencoder(
-                str(unit / "encoder"),
-                pooling=options.pooling,
-                max_seq_length=options.max_seq_length,
-                device=self.device(),
-            )
+            model = load_biencoder(unit / "encoder", options, device=self.device())
             return model, json.loads(saved.read_text(encoding="utf-8"))["cost"]
-        with Measured() as measured:
-            model = build_biencoder(
-                self.location(encoder),
-                pooling=options.pooling,
-                max_seq_length=options.max_seq_length,
-                device=self.device(),
-                layers=options.encoder_layers,
-            )
-            stats = None
-            if condition != "zero-shot":
-                pairs = self.training_pairs(condition)
-                stats = train_biencoder(
-                    model,
-                    pairs,
-                    options,
-                    seed=int(seed),
-                    output_dir=unit / "trainer",
-                    progress=self.runner.progress,
-                    desc=f"dense retriever {condition} (seed {seed})",
-                )
-        cost = {
-            "trainable_parameters": stats.trainable_parameters if stats else 0,
-            "train_seconds": stats.train_seconds if stats else 0.0,
-            "peak_memory_mb": measured.peak_cuda_mb or measured.peak_rss_mb,
-            "peak_memory_kind": "cuda"
-            if measured.peak_cuda_mb
-            else f"process RSS ({measured.rss_peak_scope})",
-            "tokens_seen": stats.tokens_seen if stats else 0,
-            "steps": stats.steps if stats else 0,
-            "loss_first": stats.to_dict()["loss_first"] if stats else None,
-            "loss_last": stats.to_dict()["loss_last"] if stats else None,
-            "examples": stats.examples if stats else 0,
-            "encoder_parameters": trainable_parameters(model),
-            "condition": condition,
-        }
+        model, stats, cost = fit_biencoder(
+            self.location(encoder),
+            options,
+            self.training_pairs(condition) if condition != "zero-shot" else None,
+            seed=seed,
+            output_dir=unit / "trainer",
+            device=self.device(),
+            progress=self.runner.progress,
+            desc=f"dense retriever {condition} (seed {seed})",
+        )
+        cost = {**cost, "condition": condition}
         if stats is not None:
             unit.mkdir(parents=True, exist_ok=True)
             replace_dir_atomically(unit / "encoder", lambda tmp: model.save(str(tmp)))
+            settings = self.condition_settings(encoder, condition, seed)
             atomic_write_json(
                 saved,
                 {
@@ -407,32 +311,24 @@ class RetrievalRunner:
                     "cost": cost,
                     "losses": stats.losses,
                     "options": options.to_dict(),
-                    "settings": self.condition_settings(encoder, condition, seed),
-                    "fingerprint": fingerprint(self.condition_settings(encoder, condition, seed)),
+                    "settings": settings,
+                    "fingerprint": fingerprint(settings),
                 },
             )
-            import shutil
-
             shutil.rmtree(unit / "trainer", ignore_errors=True)
         return model, cost
 
     def score_biencoder(self, model, encoder: str, condition: str, seed, unit: Path, key, cost) -> Cell:
-        from tli.resources import Measured
-        from tli.retrieval.biencoder import SentenceEncoder
-        from tli.retrieval.encode import model_state_fingerprint
-        from tli.retrieval.rank import dense_ranking
-        from tli.tasks.retrieval.base import score_ranking
-
         task, language = key
         system = f"dense:{condition}"
         config = self.config(task)
         try:
             data = self.runner.examples(task, language)
             encoder_obj = SentenceEncoder(
-                model, self.plan.dense_retriever.options, model_state_fingerprint(model)
+                model, self.settings.dense_retriever.options, model_state_fingerprint(model)
             )
             with Measured() as measured:
-                ranking, _ = dense_ranking(
+                ranking, _ = rank.dense_ranking(
                     encoder_obj,
                     data,
                     layer=0,
@@ -447,16 +343,18 @@ class RetrievalRunner:
             ranking.details["encoder"] = {
                 "model": encoder,
                 "condition": condition,
-                **self.plan.dense_retriever.options.to_dict(),
+                **self.settings.dense_retriever.options.to_dict(),
             }
             result = score_ranking(
                 task, data, ranking, bootstrap_samples=config.bootstrap_samples, seed=config.seed
             )
         except (TliError, RuntimeError, ValueError, OSError) as exc:
             return failed_cell(encoder, None, seed, task, language, system, exc)
-        return write_retrieval_cell(
+        return write_cell(
             cell_dir(unit, task, language),
             result,
+            task=task,
+            language=language,
             model=encoder,
             strategy=None,
             seed=seed,
@@ -469,9 +367,7 @@ class RetrievalRunner:
     # -- training data ----------------------------------------------------------------------------------
 
     def training_pairs(self, condition: str):
-        from tli.retrieval.biencoder import TrainingPair
-
-        spec = self.plan.dense_retriever
+        spec = self.settings.dense_retriever
         pairs = []
         if condition in ("direct-transfer", "mix"):
             data = load_ref(spec.english)
@@ -487,10 +383,7 @@ class RetrievalRunner:
         """The synthetic pairs (generated once per run directory, then read back)."""
         if self._synthetic is not None:
             return self._synthetic
-        from tli.models import load_model
-        from tli.retrieval.synthetic import SourcePassage, SourceQuery, generate_synthetic
-
-        spec = self.plan.dense_retriever
+        spec = self.settings.dense_retriever
         options = spec.synthetic
         passages, english, sources = [], [], {}
         if spec.synthetic_passages is not None:
@@ -543,48 +436,4 @@ class RetrievalRunner:
         return cells
 
 
-def system_order(plan: RetrievalPlan | None, strategies: list[str], present: set[str]) -> list[str]:
-    """Systems in report order: BM25, the strategies' dense systems, the conditions, then fusions."""
-    from tli.compare.retrieval_plan import plan_system_names
-
-    ordered = plan_system_names(plan, strategies) if plan is not None else []
-    return [s for s in ordered if s in present] + sorted(present - set(ordered))
-
-
-def experiment_system_cells(experiment: Any) -> list[tuple[Any, str, str, str, Any]]:
-    """Every retrieval cell beyond the strategies' dense cells, as (model, system, task, language, seed)."""
-    from tli.tasks import is_retrieval
-
-    plan = experiment.retrieval
-    if plan is None:
-        return []
-    keys = [(t, lang) for t, c in experiment.tasks.items() if is_retrieval(t) for lang in c.languages]
-    fusion = "fusion" in plan.systems
-    out: list[tuple[Any, str, str, str, Any]] = []
-    for task, language in keys:
-        if "bm25" in plan.systems:
-            out.append((None, "bm25", task, language, None))
-        if "dense" in plan.systems and fusion:
-            out += [
-                (m, f"fusion:bm25+dense:{s.name}", task, language, seed)
-                for m in experiment.models
-                for s in experiment.strategies
-                for seed in experiment.seeds
-                if plan.fusion.fuses(f"dense:{s.name}")
-            ]
-        if plan.dense_retriever is not None:
-            encoders = (
-                experiment.models
-                if plan.dense_retriever.options.encoder == "model"
-                else [plan.dense_retriever.options.encoder]
-            )
-            for encoder in encoders:
-                for condition in plan.dense_retriever.conditions:
-                    for seed in [None] if condition == "zero-shot" else experiment.seeds:
-                        out.append((encoder, f"dense:{condition}", task, language, seed))
-                        if fusion and plan.fusion.fuses(f"dense:{condition}"):
-                            out.append((encoder, f"fusion:bm25+dense:{condition}", task, language, seed))
-    return out
-
-
-__all__ = ["RetrievalRunner", "slug", "system_order", "write_retrieval_cell"]
+__all__ = ["RetrievalRunner", "read_trec_run"]

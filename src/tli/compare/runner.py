@@ -1,0 +1,336 @@
+"""Running an experiment: strategy cells, then retrieval cells, then the comparisons.
+
+:func:`run_experiment` sequences a run: every (model, strategy, seed) unit is trained once and scored on every
+task (:class:`Runner`), then the retrieval systems that are not a strategy's LLM — BM25, fusion, trained dense
+retrievers — are run (:mod:`tli.compare.retrieval_runner`), then every comparison is derived from the cells'
+prediction files (:func:`analyse`) and the report written.
+
+Where cells live on disk and when a finished one is reused: :mod:`tli.compare.cell_store`. A failed unit is
+recorded (``status: failed`` with the message) and the other units go on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tli.compare.cell_store import Recomputed, cell_dir, failed_cell, fingerprint, slug, unit_dir, write_cell
+from tli.compare.comparisons import compare_cells, comparisons_across_seeds
+from tli.compare.power import power_report
+from tli.compare.questions import answer_questions, families, question_answers
+from tli.compare.report import compare_report, plot_layer_curves, plot_score_vs_cost
+from tli.compare.retrieval_runner import RetrievalRunner
+from tli.compare.schema import Cell, Experiment, StrategySpec
+from tli.errors import TliError
+from tli.io import atomic_write_json, atomic_write_text, replace_dir_atomically
+from tli.models import load_model
+from tli.resources import Measured
+from tli.runs import COMPLETE, mark_complete, provenance
+from tli.strategies import get_strategy
+from tli.strategies.finetune import finetune
+from tli.tasks import get_task, is_retrieval
+from tli.tasks.retrieval.mrtydi import PUBLISHED_MRR100
+from tli.tracking import make_tracker
+
+log = logging.getLogger(__name__)
+
+
+class Runner:
+    """Runs an experiment's units and cells into ``out``, caching data and features per model."""
+
+    def __init__(self, experiment: Experiment, out: Path, *, progress: bool | None = None, tracker=None):
+        self.experiment, self.out, self.progress, self.tracker = experiment, out, progress, tracker
+        self._examples: dict[tuple[str, str], list] = {}
+        self._features: dict[str, list[dict]] = {}
+        self.recomputed = Recomputed()
+
+    # -- data ------------------------------------------------------------------------------------
+
+    def examples(self, task: str, language: str) -> list:
+        key = (task, language)
+        if key not in self._examples:
+            config = self.experiment.tasks[task]
+            extra = {"config": config} if is_retrieval(task) else {}
+            self._examples[key] = get_task(task).load(
+                config.path, language, split=config.split, limit=config.limit, **extra
+            )
+        return self._examples[key]
+
+    def features(self, model: str, tokenizer) -> list[dict]:
+        """The fine-tuning features of the experiment's train data, tokenized for this model."""
+        if model not in self._features:
+            train = self.experiment.train
+            task, config = get_task(train.task), self.experiment.train_config()
+            split = train.split or getattr(config, "train_split", "train")
+            examples = task.load(config.path, train.language, split=split, limit=train.limit)
+            self._features[model] = task.training_features(examples, tokenizer, config)
+        return self._features[model]
+
+    # -- one unit: prepare, fine-tune, score every task ----------------------------------------------
+
+    def run_unit(self, model: str, spec: StrategySpec, seed: int) -> list[Cell]:
+        """Train (or reload) one strategy on one model and seed, then fill every missing cell."""
+        unit = unit_dir(self.out, model, spec.name, seed)
+        wanted = self.experiment.strategy_task_languages()
+        self.check_unit(unit, model, spec.name, seed)
+        done = {}
+        for key in wanted:
+            settings = self.experiment.cell_settings(model, spec.name, seed, *key)
+            what = f"{slug(model)}/{spec.name}/seed-{seed} {key[0]}-{key[1]}"
+            if cell := self.recomputed.reusable(cell_dir(unit, *key), settings, what):
+                done[key] = cell
+        if len(done) == len(wanted):
+            return [done[key] for key in wanted]
+        try:
+            loaded, model_obj, cost = self.prepare(model, spec, seed, unit)
+        except (TliError, RuntimeError, ValueError, OSError) as exc:
+            return [done.get(key) or self.failed(model, spec.name, seed, *key, exc) for key in wanted]
+        cells = []
+        for key in wanted:
+            cells.append(
+                done.get(key) or self.score(loaded, model_obj, model, spec.name, seed, *key, cost, unit)
+            )
+        return cells
+
+    def check_unit(self, unit: Path, model: str, strategy: str, seed: int) -> None:
+        """A unit trained with other settings is trained again: its adapter and training files are removed
+        (its cells, made with the old unit, are recomputed as their settings differ too)."""
+        self.recomputed.check_unit(
+            unit,
+            self.experiment.unit_settings(model, strategy, seed),
+            f"{slug(model)}/{strategy}/seed-{seed}",
+            stale=("adapter", "tli-adapter-training"),
+        )
+
+    def prepare(self, model: str, spec: StrategySpec, seed: int, unit: Path):
+        """The model of this unit: trained now, or reloaded from a complete earlier training."""
+        strategy = get_strategy(spec.name, spec.options)
+        saved = unit / "train.json"
+        with Measured() as measured:
+            loaded = load_model(
+                model,
+                dtype=self.experiment.dtype,
+                device=spec.device or self.experiment.device,
+                quantization=strategy.quantization,
+                purpose="train",
+                device_map=self.experiment.device_map,
+                max_memory=self.experiment.max_memory,
+                offload_folder=self.experiment.offload_folder,
+            )
+            if saved.is_file() and (unit / "adapter").exists():
+                model_obj = strategy.load(loaded, unit / "adapter")
+                model_obj.eval()
+                return loaded, model_obj, json.loads(saved.read_text(encoding="utf-8"))["cost"]
+            model_obj = strategy.prepare(loaded, seed=seed, workdir=unit, progress=self.progress)
+            trainable = strategy.trained_parameters(model_obj)
+            stats = self.fine_tune(strategy, model_obj, loaded, model, seed)
+        cost = {
+            "trainable_parameters": int(trainable),
+            "train_seconds": measured.seconds - loaded.load_seconds,
+            "load_seconds": loaded.load_seconds,
+            "peak_memory_mb": measured.peak_cuda_mb or measured.peak_rss_mb,
+            "peak_memory_kind": "cuda"
+            if measured.peak_cuda_mb
+            else f"process RSS ({measured.rss_peak_scope})",
+            "tokens_seen": stats["tokens_seen"] + strategy.extra_tokens(),
+            "steps": stats["steps"],
+            "loss_first": stats.get("loss_first"),
+            "loss_last": stats.get("loss_last"),
+            "strategy": strategy.notes,
+        }
+        self.save(strategy, model_obj, unit)
+        unit.mkdir(parents=True, exist_ok=True)
+        settings = self.experiment.unit_settings(model, spec.name, seed)
+        atomic_write_json(
+            saved,
+            {
+                "model": model,
+                "strategy": spec.name,
+                "seed": seed,
+                "cost": cost,
+                "losses": stats["losses"],
+                "settings": settings,
+                "fingerprint": fingerprint(settings),
+            },
+        )
+        model_obj.eval()
+        return loaded, model_obj, cost
+
+    def fine_tune(self, strategy, model_obj, loaded, model: str, seed: int) -> dict[str, Any]:
+        """Fine-tune on the experiment's task data (a strategy that does not: no steps)."""
+        if not strategy.trains_on_task:
+            return {"steps": 0, "tokens_seen": 0, "losses": []}
+        return finetune(
+            model_obj,
+            self.features(model, loaded.tokenizer),
+            self.experiment.budget,
+            seed=seed,
+            pad_id=loaded.tokenizer.pad_token_id,
+            device=loaded.device,
+            progress=self.progress,
+            desc=f"{strategy.name} (seed {seed})",
+        )
+
+    def save(self, strategy, model_obj, unit: Path) -> None:
+        """Keep what training changed, so a rerun reloads it (full weights only with save_full_weights)."""
+        if strategy.name == "full" and not self.experiment.save_full_weights:
+            return
+        unit.mkdir(parents=True, exist_ok=True)
+        replace_dir_atomically(unit / "adapter", lambda tmp: strategy.save(model_obj, tmp))
+
+    def score(
+        self,
+        loaded,
+        model_obj,
+        model: str,
+        strategy: str,
+        seed: int,
+        task: str,
+        language: str,
+        cost: dict[str, Any],
+        unit: Path,
+    ) -> Cell:
+        """Evaluate one cell and write it (predictions first, ``cell.json`` last)."""
+        where = cell_dir(unit, task, language)
+        try:
+            examples = self.examples(task, language)
+            with Measured() as measured:
+                result = get_task(task).evaluate(
+                    model_obj, loaded.tokenizer, examples, self.experiment.tasks[task], progress=self.progress
+                )
+        except (TliError, RuntimeError, ValueError, OSError) as exc:
+            return self.failed(model, strategy, seed, task, language, exc)
+        return write_cell(
+            where,
+            result,
+            task=task,
+            language=language,
+            model=model,
+            strategy=strategy,
+            seed=seed,
+            system=f"dense:{strategy}" if is_retrieval(task) else None,
+            cost={**cost, "evaluate_seconds": measured.seconds},
+            tracker=self.tracker,
+            settings=self.experiment.cell_settings(model, strategy, seed, task, language),
+        )
+
+    def failed(
+        self, model: str, strategy: str, seed: int, task: str, language: str, exc: BaseException
+    ) -> Cell:
+        log.debug("".join(traceback.format_exception(exc)))
+        system = f"dense:{strategy}" if is_retrieval(task) else None
+        return failed_cell(model, strategy, seed, task, language, system, exc)
+
+    def run(self) -> list[Cell]:
+        """Every unit of the experiment, in order; returns every cell (done or failed)."""
+        cells: list[Cell] = []
+        for model in self.experiment.models:
+            for spec in self.experiment.strategies:
+                for seed in self.experiment.seeds:
+                    cells.extend(self.run_unit(model, spec, seed))
+        if self.experiment.retrieval is not None:
+            cells.extend(RetrievalRunner(self).run(cells))
+        if self.recomputed.items:
+            log.warning(
+                "warning: %d cell(s) or training unit(s) of %s were made with other settings and were recomputed",
+                len(self.recomputed.items),
+                self.out,
+            )
+        return cells
+
+
+def run_experiment(
+    experiment: Experiment, out: Path, track: str | None, tracking_uri: str | None, progress: bool | None
+) -> dict[str, Any]:
+    """Run an experiment into a locked ``out``: its strategy cells, then its retrieval cells, then its
+    comparisons; write ``results.json`` and the report, and mark the run complete."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / COMPLETE).unlink(missing_ok=True)  # cells may be added: complete again only at the end
+    record = experiment.to_dict()
+    atomic_write_text(
+        out / "experiment.yaml", yaml.safe_dump(experiment.raw, sort_keys=False, allow_unicode=True)
+    )
+    tracker = make_tracker(
+        track, out, experiment.name, {k: v for k, v in record.items() if k != "tasks"}, tracking_uri
+    )
+    try:
+        cells = Runner(experiment, out, progress=progress, tracker=tracker).run()
+        results = {
+            "experiment": record,
+            "cells": [c.to_dict() for c in cells],
+            **analyse(experiment, cells),
+            **provenance("compare", record, experiment.seeds[0]),
+        }
+        if experiment.retrieval is not None:
+            results["retrieval"] = retrieval_summary(experiment, out)
+            plot_layer_curves(results["cells"], out / "retrieval_layers.png")
+        plot_score_vs_cost(results["cells"], out / "score_vs_cost.png")
+        atomic_write_text(out / "report.md", compare_report(results))
+        atomic_write_json(out / "results.json", results)
+        mark_complete(out, "comparison")
+        if tracker is not None:
+            done = [c for c in cells if c.status == "done"]
+            tracker.log_results({"cells_done": float(len(done))}, [out / "report.md", out / "results.json"])
+    finally:
+        if tracker is not None:
+            tracker.close()
+    return results
+
+
+def analyse(experiment: Experiment, cells: list[Cell]) -> dict[str, Any]:
+    """Every statistic of a comparison derived from its cells' prediction files: the paired comparisons per seed
+    (``comparisons_per_seed``), their summary over seeds (``comparisons``) and the research questions' claims.
+
+    The one entry point of the statistics: ``tli compare`` writes what it returns, and ``tli verify`` calls it
+    again on a finished run's cells to re-derive every figure of its ``results.json`` and report.
+    """
+    strategies = [spec.name for spec in experiment.strategies]
+    per_seed = compare_cells(
+        cells,
+        strategies,
+        experiment.reference,
+        n_resamples=experiment.n_resamples,
+        correction=experiment.correction,
+        alpha=experiment.alpha,
+        task_configs=experiment.tasks,
+        retrieval=experiment.retrieval,
+        seeds=experiment.seeds,
+        margin=experiment.noninferiority_margin,
+        models=experiment.models,
+    )
+    combined = comparisons_across_seeds(per_seed, correction=experiment.correction, alpha=experiment.alpha)
+    tasks = list(experiment.tasks)
+    return {
+        "comparisons": [c.to_dict() for c in combined],
+        "comparisons_per_seed": [c.to_dict() for c in per_seed],
+        "claims": answer_questions(combined, strategies, tasks, experiment.models),
+        "answers": question_answers(combined, strategies, tasks, experiment.models),
+        "families": families(combined, correction=experiment.correction, alpha=experiment.alpha),
+        "power": power_report(experiment),
+    }
+
+
+def retrieval_summary(experiment: Experiment, out: Path) -> dict[str, Any]:
+    """What the report says about retrieval beyond the cells: synthetic data, published baselines."""
+    summary: dict[str, Any] = {"plan": experiment.retrieval.describe(), "published_mrr100": {}}
+    meta = out / "synthetic" / "synthetic.meta.json"
+    if meta.is_file():
+        record = json.loads(meta.read_text(encoding="utf-8"))
+        summary["synthetic"] = {
+            "file": str(out / "synthetic" / "synthetic.jsonl"),
+            "kept": record.get("kept"),
+            "counts": record.get("counts"),
+            "generator": record.get("generator"),
+        }
+    if "mrtydi" in experiment.tasks:
+        summary["published_mrr100"] = {
+            lang: PUBLISHED_MRR100[lang]
+            for lang in experiment.tasks["mrtydi"].languages
+            if lang in PUBLISHED_MRR100
+        }
+    return summary
