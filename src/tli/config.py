@@ -39,7 +39,8 @@ ADD_BOS = ("auto", "always", "never")
 DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16")
 QUANTIZATIONS = ("none", "nf4", "int8")
 CRITERIA = ("centered_gap", "gap", "cosine", "p_at_1", "csls", "mrr")
-LOSS_NAMES = ("triplet", "infonce")
+LOSS_NAMES = ("triplet", "infonce", "infonce-lexicon")
+REGULARIZER_NAMES = ("uniformity", "preservation", "centred")
 CORRECTIONS = ("holm", "bh", "none")
 DEFAULT_CONTROL_FRACTION = 63 / 686
 """The published proportion of unseen control pairs (63 of 686)."""
@@ -353,7 +354,16 @@ class LoraOptions:
 class TrainingOptions(LoraOptions):
     """TLI training (defaults: the published setting)."""
 
-    loss: str = option("triplet", "triplet (published: hardest in-batch negative) | infonce (symmetric)")
+    loss: str = option(
+        "triplet",
+        "triplet (published: hardest in-batch negative) | infonce (symmetric, in-batch) | infonce-lexicon "
+        "(negatives: every trained target)",
+    )
+    regularizers: list[str] | None = option(
+        None, "added to the loss: uniformity, preservation (out-of-lexicon words stay put), centred (see tli.losses)"
+    )
+    uniformity_weight: float = option(1.0, "weight of the uniformity regulariser")
+    preservation_weight: float = option(1.0, "weight of the preservation regulariser")
     margin: float = option(0.4, "triplet margin")
     temperature: float = option(0.05, "InfoNCE temperature")
     epochs: int = option(5, "epochs")
@@ -373,6 +383,9 @@ class TrainingOptions(LoraOptions):
     def _check_training(self, problems: Problems) -> None:
         self._check_lora(problems)
         problems.choice("loss", self.loss, LOSS_NAMES)
+        self.regularizers = _split_commas(self.regularizers)
+        for name in self.regularizers or []:
+            problems.choice("regularizers", name, REGULARIZER_NAMES)
         problems.check(
             isinstance(self.batch_size, int) and self.batch_size >= 2,
             f"--batch-size {self.batch_size}: contrastive losses need >= 2 pairs per batch (the others are negatives)",
