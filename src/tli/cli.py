@@ -324,6 +324,15 @@ def register(name: str, config_class: type, handler: Callable[[Any], int], summa
     HANDLERS[name], SUMMARIES[name] = handler, summary
 
 
+def _register_ablate() -> None:
+    from tli.ablate.command import SUMMARY, AblateConfig, cmd_ablate
+
+    register("ablate", AblateConfig, cmd_ablate, SUMMARY)
+
+
+_register_ablate()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser: ``tli [--debug] COMMAND [options]`` (each command parses its own options)."""
     listing = "\n".join(f"  {name:<18} {SUMMARIES[name]}" for name in HANDLERS)

@@ -360,7 +360,8 @@ class TrainingOptions(LoraOptions):
         "(negatives: every trained target)",
     )
     regularizers: list[str] | None = option(
-        None, "added to the loss: uniformity, preservation (out-of-lexicon words stay put), centred (see tli.losses)"
+        None,
+        "added to the loss: uniformity, preservation (out-of-lexicon words stay put), centred (see tli.losses)",
     )
     uniformity_weight: float = option(1.0, "weight of the uniformity regulariser")
     preservation_weight: float = option(1.0, "weight of the preservation regulariser")

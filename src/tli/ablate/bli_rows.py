@@ -34,8 +34,12 @@ def control_query_ranks(base, adapted, index, groups, layer: int) -> dict[str, l
         retrieval = VocabularyRetrieval(side.src[layer][queries], side.tgt[layer], gold)
         out[state] = (1.0 / retrieval.ranks("cosine").float()).tolist()
         out[f"{state}_csls"] = (1.0 / retrieval.ranks("csls").float()).tolist()
-    mapping = fit_procrustes(base.src[layer][index.src[trained]], base.tgt[layer][index.tgt[trained]], center=True)
-    retrieval = VocabularyRetrieval(mapping.map_source(base.src[layer][queries]), mapping.prepare_target(base.tgt[layer]), gold)
+    mapping = fit_procrustes(
+        base.src[layer][index.src[trained]], base.tgt[layer][index.tgt[trained]], center=True
+    )
+    retrieval = VocabularyRetrieval(
+        mapping.map_source(base.src[layer][queries]), mapping.prepare_target(base.tgt[layer]), gold
+    )
     out["procrustes"] = (1.0 / retrieval.ranks("cosine").float()).tolist()
     out["procrustes_csls"] = (1.0 / retrieval.ranks("csls").float()).tolist()
     out["queries"] = [int(q) for q in queries]

@@ -34,7 +34,11 @@ def task_rows(loaded: Any, task_name: str, *, progress: bool | None = False) -> 
     if task_name != "xnli":
         options |= RETRIEVAL_OPTIONS
     config = task.make_config(options)
-    examples = task.load(str(path), language, config=config) if task_name != "xnli" else task.load(str(path), language)
+    examples = (
+        task.load(str(path), language, config=config)
+        if task_name != "xnli"
+        else task.load(str(path), language)
+    )
     loaded.model.eval()
     result = task.evaluate(loaded.model, loaded.tokenizer, examples, config, progress=progress)
     metric = DOWNSTREAM[task_name]["metric"]

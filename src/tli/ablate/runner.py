@@ -37,14 +37,19 @@ def run_units(
     out: Path,
     variants: list[str],
     *,
+    lexicon: str | Path | None = None,
     seeds: list[int],
     target_layer: int,
     epochs: int,
     downstream: bool = True,
+    downstream_seeds: int | None = None,
     threads: int | None = None,
     progress: bool | None = False,
 ) -> dict[str, Any]:
-    """Train and evaluate every (variant, seed) unit not yet done; returns ``{"base": ..., "units": ...}``."""
+    """Train and evaluate every (variant, seed) unit not yet done; returns ``{"base": ..., "units": ...}``.
+
+    ``downstream_seeds``: score downstream only the adapters of the first that many seeds (None: every seed).
+    """
     from tli.adapter import read_adapter_meta
     from tli.config import EvaluateConfig, TrainConfig
     from tli.evaluate import groups_for, run_evaluation
@@ -56,7 +61,7 @@ def run_units(
     configure_threads(threads)
     variants = check_variants(variants)
     out.mkdir(parents=True, exist_ok=True)
-    study = split_for_study(None, None)
+    study = split_for_study(lexicon, None)  # None: the shipped lexicon, its stored split
     loaded = load_model(model)
     timing = {"load_seconds": loaded.load_seconds}
     base_file = out / "base.json"
@@ -103,7 +108,9 @@ def run_units(
             groups = np.array([p.group for p in embeddings.lexicon])
             final_layer = int(base_causal_lm(loaded.model).config.num_hidden_layers)
             ranks = {
-                role: control_query_ranks(embeddings.base, embeddings.adapted, embeddings.index, groups, layer)
+                role: control_query_ranks(
+                    embeddings.base, embeddings.adapted, embeddings.index, groups, layer
+                )
                 for role, layer in (("target", target_layer), ("final", final_layer))
             }
             sources = list(dict.fromkeys(embeddings.lexicon.sources))
@@ -124,7 +131,7 @@ def run_units(
                 "final_layer": final_layer,
                 "warnings": trained.warnings,
             }
-            if downstream:
+            if downstream and (downstream_seeds is None or seed in seeds[:downstream_seeds]):
                 record["downstream"] = downstream_rows(loaded)
             loaded.model = loaded.model.unload()  # the base model again for the next unit
             record["unit_seconds"] = time.perf_counter() - start

@@ -1,0 +1,127 @@
+"""``tli ablate``: which training objective aligns unseen words instead of collapsing the space — with verdicts.
+
+    from tli.ablate import ablate
+    results = ablate(out="runs/ablate")            # the embedded SmolLM2-135M, every variant, seeds 0, 1, 2
+
+Every variant (:data:`~tli.ablate.variants.VARIANTS`) trains with the same data (the shipped lexicon's stored
+trained/control split), steps, seeds, target layer and budget; only the objective differs. Each adapter is
+evaluated like ``tli evaluate`` (lexical controls at the target and final layers), by per-query BLI of the unseen
+control words (CSLS, against the base model and the Procrustes baseline), and downstream (Mr. TyDi and XQuAD
+retrieval, XNLI accuracy) through the tasks ``tli compare`` scores. :mod:`tli.ablate.verdicts` says how the
+questions are tested. Output: ``OUT/results.json`` and ``OUT/report.md`` (resumable: finished units are kept).
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tli.ablate.downstream import DOWNSTREAM
+from tli.ablate.runner import ABLATION_DEFAULTS, run_units
+from tli.ablate.table import markdown_table, markdown_verdicts, summary_rows
+from tli.ablate.variants import DESCRIPTIONS, REFERENCE, VARIANTS
+from tli.ablate.verdicts import better_without_collapse, judge_family, questions
+from tli.io import atomic_write_json, atomic_write_text
+
+__all__ = ["VARIANTS", "ablate", "analyse"]
+
+
+def analyse(
+    units: dict[str, dict[int, dict]], base: dict[str, Any], *, alpha: float = 0.05
+) -> dict[str, Any]:
+    """Table rows, judged questions and the variants that clear the bar, from finished units."""
+    base_downstream = base.get("downstream", {})
+    reference = units.get(REFERENCE)
+    found = []
+    for variant, per_seed in units.items():
+        found.extend(questions(variant, per_seed, reference, base_downstream))
+    judge_family(found, alpha=alpha)
+    base_scores = {
+        task: float(np.mean([r[spec["metric"]] for r in base_downstream[task]]))
+        for task, spec in DOWNSTREAM.items()
+        if task in base_downstream
+    }
+    return {
+        "table": summary_rows(units),
+        "base_downstream": base_scores,
+        "questions": found,
+        "better_without_collapse": [v for v in units if better_without_collapse(found, v)],
+    }
+
+
+def report(results: dict[str, Any]) -> str:
+    """``report.md``: what ran, the table, the verdicts, and what cleared the bar."""
+    winners = results["better_without_collapse"]
+    lines = [
+        f"# tli ablate — {results['model']['name']} ({results['date']})",
+        "",
+        f"Target layer {results['target_layer']}, {results['epochs']} epochs, seeds {results['seeds']}, lexicon: "
+        f"{results['lexicon']}; every variant the same data, steps and seeds.",
+        "",
+        "Variants: " + "; ".join(f"`{v}` — {DESCRIPTIONS[v]}" for v in results["variants"]),
+        "",
+        markdown_table(results["table"], results["base_downstream"]),
+        "Δ: adapted − base, mean over pairs then seeds. BLI: unseen control words' translations among all lexicon "
+        "targets; adapted model with CSLS (the base model's and the Procrustes baseline's in the first rows).",
+        "",
+        "## Verdicts",
+        "",
+        markdown_verdicts(results["questions"]),
+        "",
+        "Better than published TLI on unseen-word BLI without collapse or downstream harm: "
+        + (", ".join(f"`{w}`" for w in winners) if winners else "**none**"),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def ablate(
+    model: str | None = None,
+    *,
+    out: str | Path,
+    lexicon: str | Path | None = None,
+    variants: list[str] | None = None,
+    seeds: list[int] | None = None,
+    target_layer: int = ABLATION_DEFAULTS["target_layer"],
+    epochs: int = ABLATION_DEFAULTS["epochs"],
+    downstream: bool = True,
+    alpha: float = 0.05,
+    threads: int | None = None,
+    progress: bool | None = False,
+) -> dict[str, Any]:
+    """Run (or resume) the ablation and write ``OUT/results.json`` and ``OUT/report.md``; returns the results."""
+    out = Path(out)
+    seeds = list(seeds or ABLATION_DEFAULTS["seeds"])
+    variants = list(variants or VARIANTS)
+    ran = run_units(
+        model,
+        out,
+        variants,
+        lexicon=lexicon,
+        seeds=seeds,
+        target_layer=target_layer,
+        epochs=epochs,
+        downstream=downstream,
+        threads=threads,
+        progress=progress,
+    )
+    results = {
+        "model": ran["model"],
+        "date": datetime.date.today().isoformat(),
+        "variants": list(ran["units"]),
+        "variant_options": {v: VARIANTS[v] for v in ran["units"]},
+        "seeds": seeds,
+        "lexicon": str(lexicon) if lexicon else "shipped (stored split)",
+        "target_layer": target_layer,
+        "epochs": epochs,
+        "alpha": alpha,
+        "correction": "holm",
+        **analyse(ran["units"], ran["base"], alpha=alpha),
+        "timing": ran["timing"],
+    }
+    atomic_write_json(out / "results.json", results)
+    atomic_write_text(out / "report.md", report(results))
+    return results
