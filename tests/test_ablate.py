@@ -46,7 +46,7 @@ def test_tiny_ablation_end_to_end_and_resume(tiny_llama_dir, toy_lexicon_file, t
             for u in units["triplet"]
         )
     ]
-    assert row["control_sim_change"] == pytest.approx(sum(per_seed) / 2)
+    assert row["control_sim_change"] == pytest.approx(sum(per_seed) / len(per_seed))
     questions = results["questions"]
     assert questions and all(q["verdict"] in ("supported", "contradicted", "inconclusive") for q in questions)
     assert any("more than published TLI" in q["question"] for q in questions)
@@ -54,6 +54,11 @@ def test_tiny_ablation_end_to_end_and_resume(tiny_llama_dir, toy_lexicon_file, t
     # Rerunning resumes: finished units are kept as they are.
     stamp = (out / "triplet" / "seed-0.json").stat().st_mtime_ns
     assert main(argv) == 0
+    assert (out / "triplet" / "seed-0.json").stat().st_mtime_ns == stamp
+    # --report-only judges the finished units again, training nothing: the same verdicts.
+    assert main([*argv, "--report-only"]) == 0
+    again = json.loads((out / "results.json").read_text())
+    assert [q["verdict"] for q in again["questions"]] == [q["verdict"] for q in questions]
     assert (out / "triplet" / "seed-0.json").stat().st_mtime_ns == stamp
 
 

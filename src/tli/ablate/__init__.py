@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from tli.ablate.downstream import DOWNSTREAM
-from tli.ablate.runner import ABLATION_DEFAULTS, run_units
+from tli.ablate.runner import ABLATION_DEFAULTS, finished_units, run_units
 from tli.ablate.table import markdown_table, markdown_verdicts, summary_rows
 from tli.ablate.variants import DESCRIPTIONS, REFERENCE, VARIANTS
 from tli.ablate.verdicts import better_without_collapse, judge_family, questions
@@ -71,6 +71,11 @@ def report(results: dict[str, Any]) -> str:
         "",
         markdown_verdicts(results["questions"]),
         "",
+        *(
+            [f"Not finished with every seed (left out): {', '.join(results['not_finished'])}", ""]
+            if results.get("not_finished")
+            else []
+        ),
         "Better than published TLI on unseen-word BLI without collapse or downstream harm: "
         + (", ".join(f"`{w}`" for w in winners) if winners else "**none**"),
         "",
@@ -91,27 +96,43 @@ def ablate(
     alpha: float = 0.05,
     threads: int | None = None,
     progress: bool | None = False,
+    report_only: bool = False,
 ) -> dict[str, Any]:
-    """Run (or resume) the ablation and write ``OUT/results.json`` and ``OUT/report.md``; returns the results."""
+    """Run (or resume) the ablation and write ``OUT/results.json`` and ``OUT/report.md``; returns the results.
+
+    ``report_only``: train nothing; judge the variants whose every seed is already finished in ``out``.
+    """
     out = Path(out)
     seeds = list(seeds or ABLATION_DEFAULTS["seeds"])
     variants = list(variants or VARIANTS)
-    ran = run_units(
-        model,
-        out,
-        variants,
-        lexicon=lexicon,
-        seeds=seeds,
-        target_layer=target_layer,
-        epochs=epochs,
-        downstream=downstream,
-        threads=threads,
-        progress=progress,
-    )
+    if report_only:
+        ran = finished_units(out, variants, seeds)
+        if not ran["units"]:
+            from tli.errors import ConfigError
+
+            raise ConfigError(f"--report-only: no variant has all seeds {seeds} finished in {out}")
+        first = next(iter(next(iter(ran["units"].values())).values()))
+        ran |= {"model": {"name": str(model or "default (SmolLM2-135M-Instruct)")}, "timing": {}}
+        epochs, target_layer = first["train_config"]["epochs"], first["target_layer"]  # as the units ran
+    else:
+        ran = run_units(
+            model,
+            out,
+            variants,
+            lexicon=lexicon,
+            seeds=seeds,
+            target_layer=target_layer,
+            epochs=epochs,
+            downstream=downstream,
+            threads=threads,
+            progress=progress,
+        )
+        ran["missing"] = []
     results = {
         "model": ran["model"],
         "date": datetime.date.today().isoformat(),
         "variants": list(ran["units"]),
+        "not_finished": ran["missing"],
         "variant_options": {v: VARIANTS[v] for v in ran["units"]},
         "seeds": seeds,
         "lexicon": str(lexicon) if lexicon else "shipped (stored split)",

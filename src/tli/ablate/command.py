@@ -32,6 +32,9 @@ class AblateConfig(ThreadOptions):
     epochs: int = option(ABLATION_DEFAULTS["epochs"], "epochs of every variant")
     no_downstream: bool = option(False, "skip the Mr. TyDi, XQuAD and XNLI checks")
     alpha: float = option(0.05, "significance level of the Holm-corrected family")
+    report_only: bool = option(
+        False, "train nothing: judge the variants already finished (every seed) in --out"
+    )
 
     def __post_init__(self) -> None:
         problems = Problems()
@@ -61,6 +64,7 @@ def cmd_ablate(config: AblateConfig) -> int:
         downstream=not config.no_downstream,
         alpha=config.alpha,
         threads=config.threads,
+        report_only=config.report_only,
     )
     winners = results["better_without_collapse"]
     print(

@@ -139,3 +139,19 @@ def run_units(
             log.info("ablate: %s seed %d done in %.0f s", variant, seed, record["unit_seconds"])
             units.setdefault(variant, {})[seed] = record
     return {"base": base, "units": units, "timing": timing, "model": loaded.describe()}
+
+
+def finished_units(out: Path, variants: list[str], seeds: list[int]) -> dict[str, Any]:
+    """The units already written in ``out``, without training anything: only variants with every seed finished
+    (a variant with fewer seeds would not share the others' design); ``missing`` lists the rest."""
+    units: dict[str, dict[int, dict[str, Any]]] = {}
+    missing = []
+    for variant in check_variants(variants):
+        files = {seed: out / variant / f"seed-{seed}.json" for seed in seeds}
+        if all(f.is_file() for f in files.values()):
+            units[variant] = {seed: json.loads(f.read_text()) for seed, f in files.items()}
+        else:
+            missing.append(variant)
+    base_file = out / "base.json"
+    base = json.loads(base_file.read_text()) if base_file.is_file() else {"downstream": {}}
+    return {"base": base, "units": units, "missing": missing}
