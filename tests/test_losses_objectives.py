@@ -175,3 +175,17 @@ def test_objective_inputs_bank_mask_and_excluded_words():
     extra = inputs.for_batch(encoder, ["bahari", "mbwa"], step_key=3, batch_size=2)
     assert extra["bank_valid"].tolist() == [[False, False, True], [True, True, False]]
     assert torch.equal(extra["preserved"], extra["preserved_base"])  # nothing trained yet
+
+
+def test_objective_is_selected_by_name_on_the_command_line():
+    from tli.config import parse_command
+    from tli.errors import ConfigError
+    from tli.losses import build_objective
+
+    config = parse_command("train", ["--loss", "infonce-lexicon", "--regularizers", "centred,uniformity"])
+    objective = build_objective(config)
+    assert objective.spec.name == "infonce-lexicon+centred+uniformity"
+    assert isinstance(objective.main, Centred) and objective.uses_bank and not objective.uses_preservation
+    assert build_objective(parse_command("train", [])).spec.name == "triplet"  # the published default
+    with pytest.raises(ConfigError, match="--regularizers 'bogus' is not one of"):
+        parse_command("train", ["--regularizers", "bogus"])
