@@ -93,6 +93,7 @@ def ablate(
     target_layer: int = ABLATION_DEFAULTS["target_layer"],
     epochs: int = ABLATION_DEFAULTS["epochs"],
     downstream: bool = True,
+    downstream_seeds: int | None = ABLATION_DEFAULTS["downstream_seeds"],
     alpha: float = 0.05,
     threads: int | None = None,
     progress: bool | None = False,
@@ -124,6 +125,7 @@ def ablate(
             target_layer=target_layer,
             epochs=epochs,
             downstream=downstream,
+            downstream_seeds=downstream_seeds,
             threads=threads,
             progress=progress,
         )
@@ -138,6 +140,7 @@ def ablate(
         "lexicon": str(lexicon) if lexicon else "shipped (stored split)",
         "target_layer": target_layer,
         "epochs": epochs,
+        "downstream_seeds": seeds[:downstream_seeds] if downstream_seeds else seeds,
         "alpha": alpha,
         "correction": "holm",
         **analyse(ran["units"], ran["base"], alpha=alpha),

@@ -31,6 +31,10 @@ class AblateConfig(ThreadOptions):
     )
     epochs: int = option(ABLATION_DEFAULTS["epochs"], "epochs of every variant")
     no_downstream: bool = option(False, "skip the Mr. TyDi, XQuAD and XNLI checks")
+    downstream_seeds: int = option(
+        ABLATION_DEFAULTS["downstream_seeds"],
+        "score downstream the adapters of the first N seeds (each costs a pass)",
+    )
     alpha: float = option(0.05, "significance level of the Holm-corrected family")
     report_only: bool = option(
         False, "train nothing: judge the variants already finished (every seed) in --out"
@@ -46,6 +50,7 @@ class AblateConfig(ThreadOptions):
         problems.check(bool(self.seeds), "--seeds must name at least one seed")
         problems.at_least("target_layer", self.target_layer, 1)
         problems.at_least("epochs", self.epochs, 1)
+        problems.at_least("downstream_seeds", self.downstream_seeds, 1)
         problems.check(0 < self.alpha < 1, f"--alpha must be in (0, 1), got {self.alpha}")
         problems.raise_if_any()
 
@@ -62,6 +67,7 @@ def cmd_ablate(config: AblateConfig) -> int:
         target_layer=config.target_layer,
         epochs=config.epochs,
         downstream=not config.no_downstream,
+        downstream_seeds=config.downstream_seeds,
         alpha=config.alpha,
         threads=config.threads,
         report_only=config.report_only,

@@ -11,8 +11,9 @@ direction of the difference in each seed (``seeds``: how many of them agree).
 
 All p-values of one model (every variant × question) form one family, adjusted with Holm
 (:func:`tli.stats.adjust_pvalues`); a question is **supported** when its adjusted p < α and its difference points
-the asked way, **contradicted** when significant the other way, else **inconclusive** (non-inferiority:
-supported or not shown).
+the asked way, **contradicted** when significant the other way, else **inconclusive**. A non-inferiority question
+is contradicted when the opposite one-sided test (H0: not worse by more than the margin; ``p' = 1 − p``) rejects
+after a Bonferroni factor of the family size.
 """
 
 from __future__ import annotations
@@ -162,7 +163,9 @@ def judge_family(found: list[dict[str, Any]], *, alpha: float = 0.05, correction
         q["p_adjusted"] = float(p_adj)
         significant = bool(np.isfinite(p_adj) and p_adj < alpha)
         if q["expect"] == "non-inferior":
-            q["verdict"] = "supported" if significant else "inconclusive"
+            # Worse by more than the margin: the opposite one-sided test (p' = 1 − p), Bonferroni over the family.
+            worse = min(1.0, len(found) * (1.0 - q["p"])) < alpha
+            q["verdict"] = "supported" if significant else "contradicted" if worse else "inconclusive"
         elif significant:
             q["verdict"] = "supported" if q["difference"] > 0 else "contradicted"
         else:
