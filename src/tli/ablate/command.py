@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tli.ablate.runner import ABLATION_DEFAULTS
-from tli.ablate.variants import VARIANTS
+from tli.ablate.variants import ABLATION_DEFAULTS, VARIANTS
 from tli.config import Problems, ThreadOptions, _int_list, _split_commas, option
 
 SUMMARY = "train every objective variant (same data, steps, seeds), judge which aligns unseen words"
@@ -56,7 +55,7 @@ class AblateConfig(ThreadOptions):
 
 
 def cmd_ablate(config: AblateConfig) -> int:
-    from tli.ablate import ablate
+    from tli.ablate.api import ablate
 
     results = ablate(
         config.model,

@@ -27,16 +27,6 @@ from tli.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
-ABLATION_DEFAULTS: dict[str, Any] = {
-    "target_layer": 2,
-    "epochs": 1,
-    "seeds": [0, 1, 2],
-    "downstream_seeds": 1,
-}
-"""The shared budget: the published target layer, 1 epoch (published: 5; the triplet loss already settles at its
-margin within it) and downstream scoring of the first seed's adapters only, so the default model's ablation
-(7 variants × 3 seeds) fits 30 minutes on an idle 2-core CPU."""
-
 
 def run_units(
     model: str | None,

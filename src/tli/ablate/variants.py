@@ -28,6 +28,16 @@ DESCRIPTIONS = {
     "centred-infonce-lexicon+uniformity+preservation": "centred lexicon InfoNCE + uniformity + preservation",
 }
 
+ABLATION_DEFAULTS: dict[str, Any] = {
+    "target_layer": 2,
+    "epochs": 1,
+    "seeds": [0, 1, 2],
+    "downstream_seeds": 1,
+}
+"""The shared budget: the published target layer, 1 epoch (published: 5; the triplet loss already settles at its
+margin within it) and downstream scoring of the first seed's adapters only, so the default model's ablation
+(7 variants × 3 seeds) fits 30 minutes on an idle 2-core CPU."""
+
 REFERENCE = "triplet"
 """The published objective every variant is compared with."""
 
