@@ -55,7 +55,7 @@ from tli.embed import (
 from tli.errors import ConfigError, DataError, LexiconError, TrainingError
 from tli.io import atomic_write_json, atomic_write_text, read_json_lines, replace_dir_atomically
 from tli.lexicon import Lexicon, Pair, lexicon_record, split_for_study
-from tli.losses import LOSSES, valid_negative_mask
+from tli.losses import LOSSES, ObjectiveInputs, build_objective, valid_negative_mask  # noqa: F401 (LOSSES: the registry build_objective reads)
 from tli.metrics import PairIndex, mean_reciprocal_rank, retrieval_ranks
 from tli.models import LoadedModel, base_causal_lm, load_model, resolve_device
 from tli.progress import Progress
@@ -391,11 +391,31 @@ def loss_warnings(config: TrainConfig, epoch_losses: list[float]) -> list[str]:
     return []
 
 
+def _objective_inputs(loss_fn, loaded, config, batcher, pairs, known, usable, control) -> ObjectiveInputs:
+    """The bank of trained targets and the out-of-lexicon preservation words the objective asks for."""
+    vocabulary: list[str] = []
+    if loss_fn.uses_preservation:
+        from tli.bli import tokenizer_vocabulary
+
+        vocabulary = tokenizer_vocabulary(loaded.tokenizer, min_chars=3)
+    lexicon_words = {w for lex in (usable, control) if lex for p in lex for w in (p.source, p.target)}
+    return ObjectiveInputs(
+        loss_fn,
+        batcher.pooled_words,
+        [p.target for p in pairs],
+        known,
+        vocabulary=vocabulary,
+        excluded=lexicon_words,
+        seed=config.seed,
+    )
+
+
 class _Batcher:
     """Pairs → padded model inputs for the target layer (every distinct string tokenized once)."""
 
     def __init__(self, loaded: LoadedModel, config: TrainConfig, *lexicons: Lexicon | None):
         embed_config = EmbedConfig.from_recipe(config.recipe())
+        self.tokenizer, self.embed_config = loaded.tokenizer, embed_config
         strings = list(dict.fromkeys(w for lex in lexicons if lex for p in lex for w in (p.source, p.target)))
         self.encoded: dict[str, Encoded] = dict(
             zip(strings, encode_words(strings, loaded.tokenizer, embed_config), strict=True)
@@ -416,6 +436,15 @@ class _Batcher:
         self.tokens_seen += int(attention.sum())
         pooled = encoder(ids, attention, weights)  # (2B, H)
         return pooled[: len(pairs)], pooled[len(pairs) :]
+
+    def pooled_words(self, encoder, words: list[str]) -> torch.Tensor:
+        """Pooled target-layer embeddings ``(N, H)`` of any words (encoded once, then cached)."""
+        new = [w for w in dict.fromkeys(words) if w not in self.encoded]
+        if new:
+            self.encoded.update(zip(new, encode_words(new, self.tokenizer, self.embed_config), strict=True))
+        ids, attention, weights = pad_batch([self.encoded[w] for w in words], self.pad_id, self.device)
+        self.tokens_seen += int(attention.sum())
+        return encoder(ids, attention, weights)
 
 
 def validate(encoder, batcher: _Batcher, validation: Lexicon, loss_fn, config: TrainConfig, known) -> dict:
@@ -491,10 +520,12 @@ def run_training(
     model = add_lora(loaded.model, config, num_layers)
     model.train()
     encoder = LayerEncoder(model, config.target_layer)  # ends after block L-1: nothing later runs
-    loss_fn = LOSSES[config.loss](config.margin if config.loss == "triplet" else config.temperature)
+    loss_fn = build_objective(config)  # the published triplet unless --loss / --regularizers say otherwise
     known = {(p.source, p.target) for p in usable}  # every sense of the training lexicon (polysemy mask)
     batcher = _Batcher(loaded, config, train_part, validation)
     pairs = list(train_part)
+    objective_inputs = _objective_inputs(loss_fn, loaded, config, batcher, pairs, known, usable, control)
+    objective_inputs.start(encoder)  # base embeddings of preserved words, before any step
 
     batches_per_epoch = len(shard(epoch_batches(len(pairs), config.batch_size, config.seed, 0), context))
     if batches_per_epoch == 0:
@@ -542,6 +573,7 @@ def run_training(
             batches = shard(epoch_batches(len(pairs), config.batch_size, config.seed, epoch), context)
             optimizer.zero_grad(set_to_none=True)
             step_losses: list[float] = []
+            objective_inputs.start_epoch(encoder)  # the bank of every trained target (bank objectives)
             for i, batch_ids in enumerate(batches):
                 ends_step = (i + 1) % config.grad_accum == 0 or i + 1 == len(batches)
                 # Forward to the target layer only: sources and targets in one padded batch. Between steps
@@ -554,7 +586,10 @@ def run_training(
                     negatives = valid_negative_mask(
                         [p.source for p in batch], [p.target for p in batch], known
                     )
-                    loss = loss_fn(anchors, positives, negatives.to(anchors.device))
+                    extra = objective_inputs.for_batch(
+                        encoder, [p.source for p in batch], epoch * 100_003 + i, len(batch)
+                    )
+                    loss = loss_fn(anchors, positives, negatives.to(anchors.device), **extra)
                     batch_loss = context.mean(loss.item())  # every process stops together on a bad loss
                     if not math.isfinite(batch_loss):
                         raise TrainingError(
