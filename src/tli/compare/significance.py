@@ -55,7 +55,7 @@ from scipy import stats as sps
 
 from tli.errors import ConfigError
 from tli.retrieval.ranking_metrics import paired_t_test
-from tli.stats import mcnemar_exact, noninferiority_paired
+from tli.stats import bootstrap_ci_mean, mcnemar_exact, noninferiority_paired
 
 EXACT_MAX = 20
 """At most this many non-zero paired differences: exact sign-flip enumeration (2^20 patterns)."""
@@ -289,19 +289,6 @@ def _is_binary(*arrays: np.ndarray) -> bool:
     return all(np.isin(x, (0.0, 1.0)).all() for x in arrays)
 
 
-def _bootstrap_mean(d: np.ndarray, n_boot: int, confidence: float, rng) -> tuple[float, float]:
-    boot = sps.bootstrap(
-        (d,),
-        np.mean,
-        vectorized=True,
-        n_resamples=n_boot,
-        confidence_level=confidence,
-        method="percentile",
-        rng=rng,
-    )
-    return float(boot.confidence_interval.low), float(boot.confidence_interval.high)
-
-
 def paired_difference(
     rows_a: Sequence[Mapping[str, Any]],
     rows_b: Sequence[Mapping[str, Any]],
@@ -365,7 +352,7 @@ def _mean_difference(
         return _tie(n, float(x.mean()), float(y.mean()), key)
     p, key, floor, used = mean_test(d, binary=_is_binary(x, y), n_resamples=n_resamples, rng=gen, test=key)
     p_random = p if key in ("sign-flip", "randomisation") else randomisation_cross_check(d, n_resamples, gen)
-    low, high = _bootstrap_mean(d, n_boot, confidence, gen)
+    low, high = bootstrap_ci_mean(d, n_boot=n_boot, confidence=confidence, rng=gen)
     return PairedDifference(
         n=n,
         score_a=float(x.mean()),
@@ -481,7 +468,7 @@ def paired_noninferiority(
     d = x - y
     result = noninferiority_paired(d, margin)
     gen = np.random.default_rng(rng)
-    low, high = _bootstrap_mean(d, n_boot, confidence, gen) if d.any() else (0.0, 0.0)
+    low, high = bootstrap_ci_mean(d, n_boot=n_boot, confidence=confidence, rng=gen) if d.any() else (0.0, 0.0)
     return PairedDifference(
         n=n,
         score_a=float(x.mean()),
