@@ -386,9 +386,17 @@ def _statistics_difference(
         return _tie(len(a), score_a, score_b, "randomisation")
     p, observed = swap_randomisation(stat_a, stat_b, n_resamples, gen)
     boot = _bootstrap_corpus(stat_a, stat_b, n_boot, gen)
+    return _corpus_difference(len(a), score_a, score_b, observed, p, boot, confidence, n_resamples)
+
+
+def _corpus_difference(
+    n: int, score_a, score_b, observed, p, boot: np.ndarray, confidence: float, n_resamples: int
+) -> PairedDifference:
+    """A corpus metric's :class:`PairedDifference`: the randomisation ``p``, the percentile CI and the
+    standard error (``ddof=1``) of the bootstrap replicates ``boot`` of ``Δ``."""
     low, high = np.quantile(boot, [(1 - confidence) / 2, (1 + confidence) / 2])
     return PairedDifference(
-        n=len(a),
+        n=n,
         score_a=float(score_a),
         score_b=float(score_b),
         difference=float(observed),
@@ -426,22 +434,7 @@ def _generic_corpus(a, b, corpus_score, n_resamples, n_boot, confidence, gen) ->
     for _ in range(n_boot):
         idx = gen.integers(0, n, size=n)
         boot.append(corpus_score([a[i] for i in idx]) - corpus_score([b[i] for i in idx]))
-    boot = np.asarray(boot)
-    low, high = np.quantile(boot, [(1 - confidence) / 2, (1 + confidence) / 2])
-    return PairedDifference(
-        n=n,
-        score_a=float(score_a),
-        score_b=float(score_b),
-        difference=float(observed),
-        ci95_low=float(low),
-        ci95_high=float(high),
-        p_randomisation=float(p),
-        p_value=float(p),
-        test=TESTS["randomisation"],
-        se=float(boot.std(ddof=1)),
-        n_resamples=n_resamples,
-        p_floor=1 / (n_resamples + 1),
-    )
+    return _corpus_difference(n, score_a, score_b, observed, p, np.asarray(boot), confidence, n_resamples)
 
 
 def paired_noninferiority(
