@@ -507,7 +507,7 @@ def test_seeds_that_disagree_give_an_across_seed_ci_that_covers_zero(tmp_path):
     assert row["interval"].startswith("across-seed 95 % CI")
     # DerSimonian–Laird by hand from the three seeds' differences y and standard errors s (w = 1/s²)
     key = ("lora-early", "full", "accuracy", "difference")
-    seeds = [r for r in per_seed if (r["strategy"], r["reference"], r["metric"], r["kind"]) == key]
+    seeds = [r.to_dict() for r in per_seed if (r.strategy, r.reference, r.metric, r.kind) == key]
     assert [r["seed"] for r in seeds] == [0, 1, 2]
     y, w = np.array([r["difference"] for r in seeds]), np.array([1 / r["se"] ** 2 for r in seeds])
     q = float(np.sum(w * (y - np.sum(w * y) / np.sum(w)) ** 2))

@@ -48,6 +48,7 @@ SUMMARIES = {
     "plan": "memory, GPUs and time per strategy from a model config (qwen2-72b, llama-3-70b, … offline)",
     "compare": "fine-tuning strategies × tasks (XL-Sum, XNLI, retrieval) × models, with paired statistics",
     "verify": "re-derive a finished run's statistics and fingerprints from its files; list what differs",
+    "ablate": "train every objective variant (same data, steps, seeds), judge which aligns unseen words",
 }
 
 
@@ -296,6 +297,31 @@ def cmd_verify(config) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_ablate(config) -> int:
+    from tli.ablate.api import ablate
+
+    results = ablate(
+        config.model,
+        out=config.out,
+        lexicon=config.lexicon,
+        variants=config.variants,
+        seeds=config.seeds,
+        target_layer=config.target_layer,
+        epochs=config.epochs,
+        downstream=not config.no_downstream,
+        downstream_seeds=config.downstream_seeds,
+        alpha=config.alpha,
+        threads=config.threads,
+        report_only=config.report_only,
+    )
+    winners = results["better_without_collapse"]
+    print(
+        f"ablation written to {config.out}/report.md ({len(results['variants'])} variants × {len(config.seeds)} seeds)"
+    )
+    print("better than published TLI without collapse: " + (", ".join(winners) if winners else "none"))
+    return 0
+
+
 HANDLERS: dict[str, Callable[[Any], int]] = {
     "scan": cmd_scan,
     "train": cmd_train,
@@ -308,6 +334,7 @@ HANDLERS: dict[str, Callable[[Any], int]] = {
     "plan": cmd_plan,
     "compare": cmd_compare,
     "verify": cmd_verify,
+    "ablate": cmd_ablate,
 }
 
 

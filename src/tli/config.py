@@ -33,6 +33,7 @@ from typing import Any
 from tli.architecture import QUANTIZATIONS
 from tli.errors import ConfigError, TliError
 from tli.limits import read_yaml
+from tli.objectives import ABLATION_DEFAULTS, VARIANTS
 from tli.placement import DEVICE_MAP_STRATEGIES, parse_max_memory
 from tli.pooling import DEFAULT_POOLING, RECIPE_FIELDS, PoolingRecipe, recipe_problems
 from tli.runs import read_scan_choice
@@ -48,7 +49,8 @@ CRITERIA = {
 }
 """``--select-by`` criterion → the per-layer figure of the scan it maximises (ties broken by MRR, then centred
 gap; :func:`tli.scan.select_layer`)."""
-LOSS_NAMES = ("triplet", "infonce")
+LOSS_NAMES = ("triplet", "infonce", "infonce-lexicon")
+REGULARIZER_NAMES = ("uniformity", "preservation", "centred")
 CORRECTIONS = ("holm", "bh", "none")
 DEFAULT_CONTROL_FRACTION = 63 / 686
 """The published proportion of unseen control pairs (63 of 686)."""
@@ -328,7 +330,17 @@ class LoraOptions:
 class TrainingOptions(LoraOptions):
     """TLI training (defaults: the published setting)."""
 
-    loss: str = option("triplet", "triplet (published: hardest in-batch negative) | infonce (symmetric)")
+    loss: str = option(
+        "triplet",
+        "triplet (published: hardest in-batch negative) | infonce (symmetric, in-batch) | infonce-lexicon "
+        "(negatives: every trained target)",
+    )
+    regularizers: list[str] | None = option(
+        None,
+        "added to the loss: uniformity, preservation (out-of-lexicon words stay put), centred (see tli.losses)",
+    )
+    uniformity_weight: float = option(1.0, "weight of the uniformity regulariser")
+    preservation_weight: float = option(1.0, "weight of the preservation regulariser")
     margin: float = option(0.4, "triplet margin")
     temperature: float = option(0.05, "InfoNCE temperature")
     epochs: int = option(5, "epochs")
@@ -348,6 +360,9 @@ class TrainingOptions(LoraOptions):
     def _check_training(self, problems: Problems) -> None:
         self._check_lora(problems)
         problems.choice("loss", self.loss, LOSS_NAMES)
+        self.regularizers = _split_commas(self.regularizers)
+        for name in self.regularizers or []:
+            problems.choice("regularizers", name, REGULARIZER_NAMES)
         problems.check(
             isinstance(self.batch_size, int) and self.batch_size >= 2,
             f"--batch-size {self.batch_size}: contrastive losses need >= 2 pairs per batch (the others are negatives)",
@@ -783,6 +798,50 @@ class VerifyConfig:
     json: bool = option(False, "print JSON")
 
 
+@dataclass(kw_only=True)
+class AblateConfig(ThreadOptions):
+    """``tli ablate``: the objectives side by side, with corrected verdicts."""
+
+    model: str | None = option(
+        None, "model: a directory, hub id or .gguf file (default: embedded SmolLM2-135M)"
+    )
+    out: str = option("runs/ablate", "run directory; rerunning resumes (finished units are kept)")
+    lexicon: str | None = option(
+        None, "word pairs (default: the shipped Swahili–English lexicon, stored split)"
+    )
+    variants: list[str] | None = option(None, f"variants to run (default all: {', '.join(VARIANTS)})")
+    seeds: list[int] | None = option(
+        list(ABLATION_DEFAULTS["seeds"]), "training seeds (the same for every variant)"
+    )
+    target_layer: int = option(
+        ABLATION_DEFAULTS["target_layer"], "hidden-state index of every variant's loss"
+    )
+    epochs: int = option(ABLATION_DEFAULTS["epochs"], "epochs of every variant")
+    no_downstream: bool = option(False, "skip the Mr. TyDi, XQuAD and XNLI checks")
+    downstream_seeds: int = option(
+        ABLATION_DEFAULTS["downstream_seeds"],
+        "score downstream the adapters of the first N seeds (each costs a pass)",
+    )
+    alpha: float = option(0.05, "significance level of the Holm-corrected family")
+    report_only: bool = option(
+        False, "train nothing: judge the variants already finished (every seed) in --out"
+    )
+
+    def __post_init__(self) -> None:
+        problems = Problems()
+        self._check_threads(problems)
+        self.variants = _split_commas(self.variants)
+        for name in self.variants or []:
+            problems.choice("variants", name, VARIANTS)
+        self.seeds = _int_list("seeds", self.seeds, problems)
+        problems.check(bool(self.seeds), "--seeds must name at least one seed")
+        problems.at_least("target_layer", self.target_layer, 1)
+        problems.at_least("epochs", self.epochs, 1)
+        problems.at_least("downstream_seeds", self.downstream_seeds, 1)
+        problems.check(0 < self.alpha < 1, f"--alpha must be in (0, 1), got {self.alpha}")
+        problems.raise_if_any()
+
+
 # ---------------------------------------------------------------------------------------------------
 # Command line and YAML
 
@@ -799,6 +858,7 @@ COMMANDS: dict[str, type] = {
     "plan": PlanConfig,
     "compare": CompareConfig,
     "verify": VerifyConfig,
+    "ablate": AblateConfig,
 }
 """Every command's options class (CLI flags and YAML keys)."""
 

@@ -55,7 +55,7 @@ from tli.embed import (
 from tli.errors import ConfigError, DataError, LexiconError, TrainingError
 from tli.io import atomic_write_json, atomic_write_text, read_json_lines, replace_dir_atomically
 from tli.lexicon import Lexicon, Pair, lexicon_record, split_for_study
-from tli.losses import LOSSES, valid_negative_mask
+from tli.losses import LOSSES, ObjectiveInputs, build_objective, valid_negative_mask  # noqa: F401 (LOSSES: the registry build_objective reads)
 from tli.metrics import PairIndex, mean_reciprocal_rank, retrieval_ranks
 from tli.models import LoadedModel, base_causal_lm, load_model, resolve_device
 from tli.progress import Progress
@@ -391,11 +391,31 @@ def loss_warnings(config: TrainConfig, epoch_losses: list[float]) -> list[str]:
     return []
 
 
+def _objective_inputs(loss_fn, loaded, config, batcher, pairs, known, usable, control) -> ObjectiveInputs:
+    """The bank of trained targets and the out-of-lexicon preservation words the objective asks for."""
+    vocabulary: list[str] = []
+    if loss_fn.uses_preservation:
+        from tli.bli import tokenizer_vocabulary
+
+        vocabulary = tokenizer_vocabulary(loaded.tokenizer, min_chars=3)
+    lexicon_words = {w for lex in (usable, control) if lex for p in lex for w in (p.source, p.target)}
+    return ObjectiveInputs(
+        loss_fn,
+        batcher.pooled_words,
+        [p.target for p in pairs],
+        known,
+        vocabulary=vocabulary,
+        excluded=lexicon_words,
+        seed=config.seed,
+    )
+
+
 class _Batcher:
     """Pairs → padded model inputs for the target layer (every distinct string tokenized once)."""
 
     def __init__(self, loaded: LoadedModel, config: TrainConfig, *lexicons: Lexicon | None):
         embed_config = EmbedConfig.from_recipe(config.recipe())
+        self.tokenizer, self.embed_config = loaded.tokenizer, embed_config
         strings = list(dict.fromkeys(w for lex in lexicons if lex for p in lex for w in (p.source, p.target)))
         self.encoded: dict[str, Encoded] = dict(
             zip(strings, encode_words(strings, loaded.tokenizer, embed_config), strict=True)
@@ -416,6 +436,15 @@ class _Batcher:
         self.tokens_seen += int(attention.sum())
         pooled = encoder(ids, attention, weights)  # (2B, H)
         return pooled[: len(pairs)], pooled[len(pairs) :]
+
+    def pooled_words(self, encoder, words: list[str]) -> torch.Tensor:
+        """Pooled target-layer embeddings ``(N, H)`` of any words (encoded once, then cached)."""
+        new = [w for w in dict.fromkeys(words) if w not in self.encoded]
+        if new:
+            self.encoded.update(zip(new, encode_words(new, self.tokenizer, self.embed_config), strict=True))
+        ids, attention, weights = pad_batch([self.encoded[w] for w in words], self.pad_id, self.device)
+        self.tokens_seen += int(attention.sum())
+        return encoder(ids, attention, weights)
 
 
 def validate(encoder, batcher: _Batcher, validation: Lexicon, loss_fn, config: TrainConfig, known) -> dict:
@@ -459,6 +488,8 @@ class _Training:
     optimizer: Any
     scheduler: Any
     loss_fn: Any
+    objective_inputs: ObjectiveInputs
+    """What the objective needs besides the batch (the bank of trained targets, the preservation words)."""
     known: set[tuple[str, str]]
     """Every (source, target) of the usable training lexicon: the polysemy mask of the negatives."""
     batcher: _Batcher
@@ -472,10 +503,11 @@ class _Training:
     n_trainable: int
 
 
-def _set_up(loaded: LoadedModel, trained: Lexicon, config: TrainConfig) -> _Training:
-    """The usable pairs and their validation split, the LoRA-wrapped encoder of the target layer, the loss,
-    the optimiser and the linear warm-up schedule (prepared by Accelerate under a launcher); the run's
-    warnings are logged here, before training."""
+def _set_up(loaded: LoadedModel, trained: Lexicon, config: TrainConfig, control: Lexicon | None) -> _Training:
+    """The usable pairs and their validation split, the LoRA-wrapped encoder of the target layer, the loss
+    (the objective and its inputs; ``control`` words are kept out of the preservation words), the optimiser
+    and the linear warm-up schedule (prepared by Accelerate under a launcher); the run's warnings are logged
+    here, before training."""
     from transformers import get_linear_schedule_with_warmup
 
     usable, skipped = drop_unembeddable_pairs(
@@ -498,10 +530,12 @@ def _set_up(loaded: LoadedModel, trained: Lexicon, config: TrainConfig) -> _Trai
     model = add_lora(loaded.model, config, num_layers)
     model.train()
     encoder = LayerEncoder(model, config.target_layer)  # ends after block L-1: nothing later runs
-    loss_fn = LOSSES[config.loss](config.margin if config.loss == "triplet" else config.temperature)
+    loss_fn = build_objective(config)  # the published triplet unless --loss / --regularizers say otherwise
     known = {(p.source, p.target) for p in usable}  # every sense of the training lexicon (polysemy mask)
     batcher = _Batcher(loaded, config, train_part, validation)
     pairs = list(train_part)
+    objective_inputs = _objective_inputs(loss_fn, loaded, config, batcher, pairs, known, usable, control)
+    objective_inputs.start(encoder)  # base embeddings of preserved words, before any step
 
     batches_per_epoch = len(shard(epoch_batches(len(pairs), config.batch_size, config.seed, 0), context))
     if batches_per_epoch == 0:
@@ -527,6 +561,7 @@ def _set_up(loaded: LoadedModel, trained: Lexicon, config: TrainConfig) -> _Trai
         optimizer=optimizer,
         scheduler=scheduler,
         loss_fn=loss_fn,
+        objective_inputs=objective_inputs,
         known=known,
         batcher=batcher,
         train_part=train_part,
@@ -611,7 +646,7 @@ def run_training(
         control: the unseen control pairs, recorded in the adapter so evaluation judges the same split.
         split_record: how the trained/control split was made (recorded with the adapter).
     """
-    run = _set_up(loaded, trained, config)
+    run = _set_up(loaded, trained, config, control)
     context, encoder, optimizer, scheduler, pairs = (
         run.context,
         run.encoder,
@@ -638,6 +673,7 @@ def run_training(
             batches = shard(epoch_batches(len(pairs), config.batch_size, config.seed, epoch), context)
             optimizer.zero_grad(set_to_none=True)
             step_losses: list[float] = []
+            run.objective_inputs.start_epoch(encoder)  # the bank of every trained target (bank objectives)
             for i, batch_ids in enumerate(batches):
                 ends_step = (i + 1) % config.grad_accum == 0 or i + 1 == len(batches)
                 # Forward to the target layer only: sources and targets in one padded batch. Between steps
@@ -650,7 +686,10 @@ def run_training(
                     negatives = valid_negative_mask(
                         [p.source for p in batch], [p.target for p in batch], run.known
                     )
-                    loss = run.loss_fn(anchors, positives, negatives.to(anchors.device))
+                    extra = run.objective_inputs.for_batch(
+                        encoder, [p.source for p in batch], epoch * 100_003 + i, len(batch)
+                    )
+                    loss = run.loss_fn(anchors, positives, negatives.to(anchors.device), **extra)
                     batch_loss = context.mean(loss.item())  # every process stops together on a bad loss
                     where = f"epoch {epoch + 1}, step {state['global_step'] + 1} (batch {i + 1})"
                     _check_finite(batch_loss, where, checkpoints)
