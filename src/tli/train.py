@@ -638,7 +638,7 @@ def run_training(
     Under ``torchrun`` / ``accelerate launch`` the :class:`~tli.embed.LayerEncoder` is wrapped by Accelerate
     (DDP, FSDP or DeepSpeed, as launched) and each process trains on its share of every epoch's batches.
 
-    Kept as one function of about 90 lines on purpose: the loop's phases (forward to the target layer, loss,
+    Kept as one function of under 100 lines on purpose: the loop's phases (forward to the target layer, loss,
     accumulation, step, log, validate, checkpoint, early stop) read top to bottom in their commented order;
     set-up, resume, validation, the adapter and the result are helpers.
 
