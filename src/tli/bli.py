@@ -344,10 +344,11 @@ class VocabularyRetrieval:
         confidence: float = 0.95,
         n_boot: int = 10_000,
         rng: np.random.Generator | int | None = 0,
+        ranks: torch.Tensor | None = None,
     ) -> RetrievalReport:
-        """:func:`retrieval_report` of :meth:`ranks`."""
+        """:func:`retrieval_report` of :meth:`ranks` (or of ``ranks`` already retrieved with ``method``)."""
         return retrieval_report(
-            self.ranks(method, csls_k),
+            self.ranks(method, csls_k) if ranks is None else ranks,
             self.n_gold_per_query,
             self.n_candidates,
             method=method,
@@ -804,24 +805,9 @@ def bli_evaluate(
     for pair in test:
         gold_words[pair.source].append(pair.target)
     per_query: list[dict[str, Any]] = [{"source": q, "gold": gold_words[q]} for q in queries]
-    reports: dict[str, dict[str, Any]] = {}
-    for mapping, retrieval in spaces.items():
-        for method in METHODS:
-            name = method if mapping == "none" else f"{mapping}_{method}"
-            found = retrieval.retrieve(method, csls_k)
-            reports[name] = retrieval_report(
-                found.ranks,
-                retrieval.n_gold_per_query,
-                retrieval.n_candidates,
-                method=method,
-                mapping=mapping,
-                csls_k=csls_k if method == "csls" else None,
-                confidence=confidence,
-                n_boot=n_boot,
-                rng=seed,
-            ).to_dict()
-            for row, rank, top in zip(per_query, found.ranks.tolist(), found.top1.tolist(), strict=True):
-                row[f"{name}_rank"], row[f"{name}_top1"] = rank, candidates[top]
+    reports = _score_spaces(
+        spaces, per_query, candidates, csls_k=csls_k, confidence=confidence, n_boot=n_boot, seed=seed
+    )
     return {
         "layer": layer,
         "pooling": embed_config.describe(),
@@ -841,6 +827,38 @@ def bli_evaluate(
         "reports": reports,
         "queries": per_query,
     }
+
+
+def _score_spaces(
+    spaces: dict[str, VocabularyRetrieval],
+    per_query: list[dict[str, Any]],
+    candidates: list[str],
+    *,
+    csls_k: int,
+    confidence: float,
+    n_boot: int,
+    seed: int,
+) -> dict[str, dict[str, Any]]:
+    """The :func:`retrieval_report` of every method (cosine, CSLS) in every space (the model's, Procrustes):
+    ``cosine``, ``csls``, ``procrustes_cosine``, ``procrustes_csls``. Each query's rank and top-1 word under
+    each report are added to its row of ``per_query``."""
+    reports: dict[str, dict[str, Any]] = {}
+    for mapping, retrieval in spaces.items():
+        for method in METHODS:
+            name = method if mapping == "none" else f"{mapping}_{method}"
+            found = retrieval.retrieve(method, csls_k)
+            reports[name] = retrieval.report(
+                method,
+                csls_k=csls_k,
+                mapping=mapping,
+                confidence=confidence,
+                n_boot=n_boot,
+                rng=seed,
+                ranks=found.ranks,
+            ).to_dict()
+            for row, rank, top in zip(per_query, found.ranks.tolist(), found.top1.tolist(), strict=True):
+                row[f"{name}_rank"], row[f"{name}_top1"] = rank, candidates[top]
+    return reports
 
 
 # --------------------------------------------------------------------------------------------------

@@ -385,26 +385,14 @@ def _run_evaluation(loaded, lexicon, meta, config, base_cache, progress, bar, na
     groups = np.array([p.group for p in lexicon])
     bar.update(0, step="claims")
 
-    evaluation, claims, per_pair, between, skipped = [], [], [], [], []
+    skipped = []
     usable = {g: np.flatnonzero(groups == g) for g in GROUPS}
     for group, rows in usable.items():
         if len(rows) < 2:  # a paired test needs at least two pairs
             skipped.append({"group": group, "n": int(len(rows))})
-    for role, layer in layer_roles(target_layer, final_layer):
-        measured = {}
-        for group, rows in usable.items():
-            if len(rows) < 2:
-                continue
-            pre, post = measure(base, layer, index, rows), measure(adapted, layer, index, rows)
-            measured[group] = (pre, post)
-            entry, entry_claims = within_group(pre, post, group, role, layer, config)
-            evaluation.append(entry)
-            claims.extend(entry_claims)
-            per_pair.extend(_per_pair_rows(lexicon, rows, group, role, layer, pre, post))
-        if len(measured) == 2:
-            group_claims, rows = between_group_claims(measured, role, layer, config)
-            claims.extend(group_claims)
-            between.extend(rows)
+    evaluation, claims, per_pair, between = _measure_claims(
+        lexicon, base, adapted, index, usable, layer_roles(target_layer, final_layer), config
+    )
     judge(claims, correction=config.correction, alpha=config.alpha)
     warnings = small_group_warnings(lexicon, len(claims))
     for warning in warnings:
@@ -449,6 +437,29 @@ def _run_evaluation(loaded, lexicon, meta, config, base_cache, progress, bar, na
         "timing": {"load_seconds": loaded.load_seconds, "evaluate_seconds": time.perf_counter() - start},
     }
     return results, Embeddings(base, adapted, index, lexicon)
+
+
+def _measure_claims(lexicon, base, adapted, index, usable, roles, config):
+    """``(evaluation rows, claims, per-pair rows, between-group rows)`` at each layer of ``roles``: the
+    before/after figures and claims of every group with at least 2 pairs (``usable``: group → row indices),
+    and the between-group claims when both groups are measured. The claims are not yet judged."""
+    evaluation, claims, per_pair, between = [], [], [], []
+    for role, layer in roles:
+        measured = {}
+        for group, rows in usable.items():
+            if len(rows) < 2:
+                continue
+            pre, post = measure(base, layer, index, rows), measure(adapted, layer, index, rows)
+            measured[group] = (pre, post)
+            entry, entry_claims = within_group(pre, post, group, role, layer, config)
+            evaluation.append(entry)
+            claims.extend(entry_claims)
+            per_pair.extend(_per_pair_rows(lexicon, rows, group, role, layer, pre, post))
+        if len(measured) == 2:
+            group_claims, rows = between_group_claims(measured, role, layer, config)
+            claims.extend(group_claims)
+            between.extend(rows)
+    return evaluation, claims, per_pair, between
 
 
 def bli_figures(

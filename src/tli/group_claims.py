@@ -200,6 +200,7 @@ def stats_report(
     )
     if not n_columns:
         return report
+    # The family: each group's change, then a difference and an equivalence for each pair of groups.
     test = "t-test on cluster means" if any(s.clusters is not None for s in grouped.values()) else "t-test"
     owners: list[str | None] = []
     for key in grouped:
@@ -210,78 +211,100 @@ def stats_report(
             )
         )
         owners.append(name)
-    by_rest: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
-    for key in grouped:
-        by_rest.setdefault(key[1:], []).append(key)
     rows = []
-    for rest, keys in by_rest.items():
-        first = [key[0] for key in keys]
-        for a, b in _pair_order(first):
-            key_a, key_b = (a, *rest), (b, *rest)
-            name_a, name_b = "/".join(key_a), "/".join(key_b)
-            sa, sb = grouped[key_a], grouped[key_b]
-            clustered = sa.clusters is not None
-            texts = (
-                f"{name_a} gains more than {name_b} ({post} − {pre})",
-                f"{name_b} gains as much as {name_a} ({post} − {pre}, within ±{equivalence_margin:.0%} of "
-                f"the {name_a} gain)",
-            )
-            try:
-                pair_claims, figures = between_group_claims(
-                    sa.post - sa.pre,
-                    sb.post - sb.pre,
-                    clusters_a=sa.clusters,
-                    clusters_b=sb.clusters,
-                    texts=texts,
-                    group=f"{name_a} − {name_b}",
-                    metric="change",
-                    units="cluster means" if clustered else "pairs",
-                    equivalence_margin=equivalence_margin,
-                    n_boot=n_boot,
-                    seed=seed,
-                    alpha=alpha,
-                    nothing_gained=f"{name_a} gained nothing measurable: nothing to be equivalent to",
-                )
-            except ConfigError as exc:
-                raise ConfigError(f"{path}, groups {name_a!r} and {name_b!r}: {exc}") from exc
-            report.claims.extend(pair_claims)
-            owners += [None, None]
-            rows.append(([name_a, name_b], pair_claims, figures))
+    for key_a, key_b in _group_pairs(grouped):
+        names = ["/".join(key_a), "/".join(key_b)]
+        pair_claims, figures = _between_pair(
+            grouped[key_a], grouped[key_b], names, path=path, pre=pre, post=post,
+            equivalence_margin=equivalence_margin, n_boot=n_boot, seed=seed, alpha=alpha,
+        )  # fmt: skip
+        report.claims.extend(pair_claims)
+        owners += [None, None]
+        rows.append((names, pair_claims, figures))
+    # Judge the family together, then record each verdict where a reader looks for it.
     judge(report.claims, correction=correction, alpha=alpha)
     for name, claim in zip(owners, report.claims, strict=True):
         if name is not None:
             report.verdicts[name] = {"p_adjusted": claim.p_adjusted, "verdict": claim.verdict}
     for names, (difference, equivalence), figures in rows:
-        report.between_groups.append(
-            {
-                "groups": names,
-                "difference": difference.effect,
-                "ci95_low": difference.ci95_low,
-                "ci95_high": difference.ci95_high,
-                "p": difference.p,
-                "test": difference.test,
-                "p_adjusted": difference.p_adjusted,
-                "verdict": difference.verdict,
-                "p_permutation": figures["p_permutation"],
-                "n_clusters": [figures["n_clusters_a"], figures["n_clusters_b"]],
-                "claim": difference.claim,
-            }
-        )
-        report.equivalence.append(
-            {
-                "groups": names,
-                "margin": equivalence.margin,
-                "ci90_low": equivalence.ci90_low,
-                "ci90_high": equivalence.ci90_high,
-                "p": equivalence.p,
-                "verdict": equivalence.verdict,
-                "p_adjusted": equivalence.p_adjusted,
-                "test": equivalence.test,
-                "note": equivalence.note,
-                "claim": equivalence.claim,
-            }
-        )
+        report.between_groups.append(_difference_row(names, difference, figures))
+        report.equivalence.append(_equivalence_row(names, equivalence))
     return report
+
+
+def _group_pairs(grouped: dict) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """The pairs of group keys compared: first-column values that share the other group columns, in
+    :func:`_pair_order`."""
+    by_rest: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
+    for key in grouped:
+        by_rest.setdefault(key[1:], []).append(key)
+    pairs = []
+    for rest, keys in by_rest.items():
+        for a, b in _pair_order([key[0] for key in keys]):
+            pairs.append(((a, *rest), (b, *rest)))
+    return pairs
+
+
+def _between_pair(
+    sa, sb, names: list[str], *, path: Any, pre: str, post: str, equivalence_margin: float, **options: Any
+) -> tuple[list, dict]:
+    """:func:`between_group_claims` of the changes of groups A and B (``names``); a bad pair's error names
+    the file and the groups. ``options``: ``n_boot``, ``seed`` and ``alpha``."""
+    name_a, name_b = names
+    texts = (
+        f"{name_a} gains more than {name_b} ({post} − {pre})",
+        f"{name_b} gains as much as {name_a} ({post} − {pre}, within ±{equivalence_margin:.0%} of "
+        f"the {name_a} gain)",
+    )
+    try:
+        return between_group_claims(
+            sa.post - sa.pre,
+            sb.post - sb.pre,
+            clusters_a=sa.clusters,
+            clusters_b=sb.clusters,
+            texts=texts,
+            group=f"{name_a} − {name_b}",
+            metric="change",
+            units="cluster means" if sa.clusters is not None else "pairs",
+            equivalence_margin=equivalence_margin,
+            nothing_gained=f"{name_a} gained nothing measurable: nothing to be equivalent to",
+            **options,
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"{path}, groups {name_a!r} and {name_b!r}: {exc}") from exc
+
+
+def _difference_row(names: list[str], difference, figures: dict) -> dict[str, Any]:
+    """The ``between_groups`` row of a judged difference claim."""
+    return {
+        "groups": names,
+        "difference": difference.effect,
+        "ci95_low": difference.ci95_low,
+        "ci95_high": difference.ci95_high,
+        "p": difference.p,
+        "test": difference.test,
+        "p_adjusted": difference.p_adjusted,
+        "verdict": difference.verdict,
+        "p_permutation": figures["p_permutation"],
+        "n_clusters": [figures["n_clusters_a"], figures["n_clusters_b"]],
+        "claim": difference.claim,
+    }
+
+
+def _equivalence_row(names: list[str], equivalence) -> dict[str, Any]:
+    """The ``equivalence`` row of a judged equivalence claim."""
+    return {
+        "groups": names,
+        "margin": equivalence.margin,
+        "ci90_low": equivalence.ci90_low,
+        "ci90_high": equivalence.ci90_high,
+        "p": equivalence.p,
+        "verdict": equivalence.verdict,
+        "p_adjusted": equivalence.p_adjusted,
+        "test": equivalence.test,
+        "note": equivalence.note,
+        "claim": equivalence.claim,
+    }
 
 
 def format_stats_report(report: StatsReport) -> str:

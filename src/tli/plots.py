@@ -168,8 +168,6 @@ def layer_curves_figure(
 ):
     """The figure of :func:`plot_layer_curves` (three panels sharing the layer axis)."""
     from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-    from matplotlib.ticker import MaxNLocator
 
     plt = _figure()
     fig, (ax_cos, ax_gap, ax_ret) = plt.subplots(
@@ -192,14 +190,40 @@ def layer_curves_figure(
         )
         gaps += _column(rows, "gap") + _column(rows, "centered_gap")
 
+    _scale_gap_panel(ax_gap, gaps)
+    _scale_retrieval_panel(ax_ret, sets, chance_p_at_1)
+    shaded, artifact_label = _mark_layers((ax_cos, ax_gap, ax_ret), sets, selected, artifact_layers)
+    extras = _shared_marks(shaded, artifact_label, selected, criterion)
+    styles = []
+    if compare is not None:  # colour = metric, line style = state, explained once per panel
+        for _, style, label in sets:
+            styles.append((Line2D([], [], color="0.2", linestyle=style), label))
+    for ax, panel in ((ax_cos, "cosine"), (ax_gap, "gap"), (ax_ret, "retrieval")):
+        entries = _series_legend_entries(keys[panel])
+        if panel == "retrieval" and chance_p_at_1 is not None and math.isfinite(chance_p_at_1):
+            entries.append((Line2D([], [], color="0.3", linestyle=":"), f"chance P@1 = {chance_p_at_1:.2g}"))
+        entries += styles + (extras if panel == "cosine" else [])  # shared marks explained once, on top
+        _legend_outside(ax, [h for h, _ in entries], [label for _, label in entries])
+    _label_panels(ax_cos, ax_gap, ax_ret)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _scale_gap_panel(ax_gap, gaps: list[float]) -> None:
+    """Symlog gap axis with the zero line; no negative gap: no height spent on the negative half."""
     ax_gap.set_yscale("symlog", linthresh=GAP_LINTHRESH, linscale=0.5)
     ax_gap.axhline(0, color="k", linewidth=0.8, gid="zero")
     finite_gaps = _finite(gaps)
-    if finite_gaps and min(finite_gaps) >= 0:  # no negative gap: spend no height on the negative half
+    if finite_gaps and min(finite_gaps) >= 0:
         ax_gap.set_ylim(-GAP_LINTHRESH, max(GAP_LINTHRESH, max(finite_gaps)) * 1.8)
+
+
+def _scale_retrieval_panel(ax_ret, sets: list, chance_p_at_1: float | None) -> None:
+    """The chance line, and the retrieval axis scaled to the data (retrieval of a small model sits near
+    chance; a 0–1 axis would hide it), never above 1."""
     if chance_p_at_1 is not None and math.isfinite(chance_p_at_1):
         ax_ret.axhline(chance_p_at_1, color="0.3", linestyle=":", linewidth=1.2, gid="chance")
-    # Scale to the data (retrieval of a small model sits near chance; a 0–1 axis would hide it), never above 1.
     scores = _finite(
         [
             v
@@ -211,48 +235,64 @@ def layer_curves_figure(
     top = max(scores + [chance_p_at_1 or 0.0, 0.01])
     ax_ret.set_ylim(-0.03 * top, min(1.03, top * 1.25))
 
+
+def _mark_layers(axes, sets: list, selected: int | None, artifact_layers: Sequence[int] | None):
+    """Shade the artefact layers (the cosine panel only: the flag is about the raw cosine; gaps and
+    retrieval stay readable), mark the selected layer on every panel, and fit the shared integer layer
+    axis. Returns :func:`artifact_shading`'s ``(spans, legend label)``."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax_cos, ax_ret = axes[0], axes[-1]
     all_layers = sorted({int(row["layer"]) for rows, _, _ in sets for row in rows})
-    # The artefact flag is about the raw cosine: only its panel is shaded (gaps and retrieval stay readable).
     shaded, artifact_label = artifact_shading(artifact_layers or [], len(all_layers))
     for first, last in shaded:
         ax_cos.axvspan(
             first - 0.5, last + 0.5, color="0.5", alpha=0.13, linewidth=0, zorder=0, gid="artifact"
         )
-    for ax in (ax_cos, ax_gap, ax_ret):
+    for ax in axes:
         if selected is not None:
             ax.axvline(selected, color="k", linestyle=":", linewidth=1.3, gid="selected")
         ax.grid(alpha=0.3)
     if all_layers:
         ax_ret.set_xlim(min(all_layers) - 0.6, max(all_layers) + 0.6)
     ax_ret.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    return shaded, artifact_label
 
-    names = {key: (label, colour, marker) for key, label, colour, marker in _COSINE_SERIES + _GAP_SERIES}
-    names.update({key: (label, colour, marker) for key, label, colour, marker in _RETRIEVAL_SERIES})
+
+def _shared_marks(shaded, artifact_label: str | None, selected: int | None, criterion: str) -> list:
+    """Legend entries of the marks every panel shares: the artefact shading and the selected layer."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     extras = []
     if artifact_label is not None:
         extras.append((Patch(color="0.5", alpha=0.2 if shaded else 0.0), artifact_label))
     if selected is not None:
         suffix = f" ({criterion})" if criterion else ""
         extras.append((Line2D([], [], color="k", linestyle=":"), f"selected layer {selected}{suffix}"))
-    styles = []
-    if compare is not None:  # colour = metric, line style = state, explained once per panel
-        for _, style, label in sets:
-            styles.append((Line2D([], [], color="0.2", linestyle=style), label))
-    for ax, panel in ((ax_cos, "cosine"), (ax_gap, "gap"), (ax_ret, "retrieval")):
-        entries = []
-        for k in keys[panel]:
-            label, colour, marker = names[k]
-            wide = k in _BASELINE_KEYS
-            handle = Line2D(
-                [], [], color=colour, marker=marker, markersize=6 if wide else 4,
-                linewidth=6.0 if wide else 1.4, alpha=0.35 if wide else 1.0,
-            )  # fmt: skip
-            entries.append((handle, label))
-        if panel == "retrieval" and chance_p_at_1 is not None and math.isfinite(chance_p_at_1):
-            entries.append((Line2D([], [], color="0.3", linestyle=":"), f"chance P@1 = {chance_p_at_1:.2g}"))
-        entries += styles + (extras if panel == "cosine" else [])  # shared marks explained once, on top
-        _legend_outside(ax, [h for h, _ in entries], [label for _, label in entries])
+    return extras
 
+
+def _series_legend_entries(drawn: list[str]) -> list:
+    """``(handle, label)`` for each series drawn on a panel (the any-pair baselines as wide bands)."""
+    from matplotlib.lines import Line2D
+
+    names = {key: (label, colour, marker) for key, label, colour, marker in _COSINE_SERIES + _GAP_SERIES}
+    names.update({key: (label, colour, marker) for key, label, colour, marker in _RETRIEVAL_SERIES})
+    entries = []
+    for k in drawn:
+        label, colour, marker = names[k]
+        wide = k in _BASELINE_KEYS
+        handle = Line2D(
+            [], [], color=colour, marker=marker, markersize=6 if wide else 4,
+            linewidth=6.0 if wide else 1.4, alpha=0.35 if wide else 1.0,
+        )  # fmt: skip
+        entries.append((handle, label))
+    return entries
+
+
+def _label_panels(ax_cos, ax_gap, ax_ret) -> None:
+    """Axis labels and the one-line reading of each panel."""
     ax_cos.set_ylabel("mean cosine")
     ax_cos.set_title(
         "Matched pairs (line) over the any-pair baseline (band): where they coincide, the gap below is ≈ 0",
@@ -268,9 +308,6 @@ def layer_curves_figure(
         loc="left",
     )
     ax_ret.set_xlabel("hidden-state index (0 = input embeddings)")
-    if title:
-        fig.suptitle(title)
-    return fig
 
 
 def plot_layer_curves(

@@ -389,38 +389,8 @@ def evaluation_report(results: dict[str, Any], heading: str = "# tli evaluate", 
     statistics = results.get("statistics", {})
     notes = uniform_shift_notes(evaluation, claims)
     disagree = [c["claim"] for c in claims if c.get("tests_disagree")]
-    roles = results.get("layer_roles", [])
     seeds = results.get("seeds")
-    lines = [
-        heading,
-        "",
-        f"- model: `{results['model']['name']}`"
-        + (f" with adapter `{results['adapter']['path']}` (unmerged)" if "adapter" in results else ""),
-        f"- target layer {results['target_layer']}, final layer {results['final_layer']}"
-        + (
-            "; the target layer is the final layer, so each claim is made once"
-            if roles == ["target = final"]
-            else ""
-        ),
-        f"- pooling `{results['pooling']['pooling']}` (excluded: {results['pooling']['excluded_tokens']}), "
-        "start token: "
-        f"{bos_phrase(results['pooling'])}; embeddings in float32",
-        f"- {statistics.get('n_claims', len(claims))} claims judged together: p-values adjusted by "
-        f"{statistics.get('correction', 'holm')}, verdicts at alpha {statistics.get('alpha', 0.05)} on the adjusted "
-        "p: *supported* = significant and the 95 % CI excludes 0 in the claimed direction; *contradicted* = the "
-        "same in the other direction; *inconclusive* otherwise. Equivalence (TOST): supported when the 90 % CI "
-        f"lies inside ±{statistics.get('equivalence_margin', 0.2):.0%} of the trained gain.",
-        "- pairs that share a source word are one cluster: similarity and gap p-values come from a t-test on "
-        "source-word means, CIs from a cluster bootstrap; MRR: paired randomisation test; P@1: exact McNemar.",
-    ]
-    if seeds and len(seeds) > 1:
-        lines.append(
-            f"- seeds {', '.join(map(str, seeds))}: each claim's seeds are combined by a random-effects "
-            "meta-analysis (DerSimonian–Laird between-seed variance, modified Hartung–Knapp t interval on "
-            f"{len(seeds) - 1} df), so the CI and p include training variance; the verdict is that test's, "
-            "corrected over the claims; each seed's own verdict is in the last column, and a claim whose seeds "
-            "disagree says so."
-        )
+    lines = [heading, "", *_evaluation_setup(results, claims, statistics)]
     lines += ["", "## Claims", "", claims_table(claims), ""]
     if disagree:
         lines += [
@@ -449,22 +419,64 @@ def evaluation_report(results: dict[str, Any], heading: str = "# tli evaluate", 
         evaluation_table(evaluation),
         "",
     ]
-    if results.get("bli"):
-        first = results["bli"][0]
-        lines += [
-            "## Retrieval of the unseen control words (BLI)",
-            "",
-            f"{first['n_queries']} control source words, each ranked against {first['n_candidates']} candidates "
-            f"({first['candidates']['source']}); the Procrustes baseline is an orthogonal map fitted on the trained "
-            "pairs at the same layer — the classic, cheap method TLI has to beat on unseen words.",
-            "",
-            bli_table(results["bli"]),
-            "",
-        ]
+    lines += _bli_section(results.get("bli"))
     if not seeds or len(seeds) == 1:
         for name, alt in EVALUATE_PLOTS:
             lines += [f"![{alt}]({link_prefix}{name})", ""]
     return "\n".join(lines)
+
+
+def _evaluation_setup(results: dict[str, Any], claims: list, statistics: dict[str, Any]) -> list[str]:
+    """The set-up bullets of :func:`evaluation_report`: model, layers, pooling, how the claims are judged and,
+    over several seeds, how the seeds are combined."""
+    roles = results.get("layer_roles", [])
+    seeds = results.get("seeds")
+    lines = [
+        f"- model: `{results['model']['name']}`"
+        + (f" with adapter `{results['adapter']['path']}` (unmerged)" if "adapter" in results else ""),
+        f"- target layer {results['target_layer']}, final layer {results['final_layer']}"
+        + (
+            "; the target layer is the final layer, so each claim is made once"
+            if roles == ["target = final"]
+            else ""
+        ),
+        f"- pooling `{results['pooling']['pooling']}` (excluded: {results['pooling']['excluded_tokens']}), "
+        "start token: "
+        f"{bos_phrase(results['pooling'])}; embeddings in float32",
+        f"- {statistics.get('n_claims', len(claims))} claims judged together: p-values adjusted by "
+        f"{statistics.get('correction', 'holm')}, verdicts at alpha {statistics.get('alpha', 0.05)} on the adjusted "
+        "p: *supported* = significant and the 95 % CI excludes 0 in the claimed direction; *contradicted* = the "
+        "same in the other direction; *inconclusive* otherwise. Equivalence (TOST): supported when the 90 % CI "
+        f"lies inside ±{statistics.get('equivalence_margin', 0.2):.0%} of the trained gain.",
+        "- pairs that share a source word are one cluster: similarity and gap p-values come from a t-test on "
+        "source-word means, CIs from a cluster bootstrap; MRR: paired randomisation test; P@1: exact McNemar.",
+    ]
+    if seeds and len(seeds) > 1:
+        lines.append(
+            f"- seeds {', '.join(map(str, seeds))}: each claim's seeds are combined by a random-effects "
+            "meta-analysis (DerSimonian–Laird between-seed variance, modified Hartung–Knapp t interval on "
+            f"{len(seeds) - 1} df), so the CI and p include training variance; the verdict is that test's, "
+            "corrected over the claims; each seed's own verdict is in the last column, and a claim whose seeds "
+            "disagree says so."
+        )
+    return lines
+
+
+def _bli_section(bli: list[dict[str, Any]] | None) -> list[str]:
+    """The BLI section of :func:`evaluation_report` (none without BLI results)."""
+    if not bli:
+        return []
+    first = bli[0]
+    return [
+        "## Retrieval of the unseen control words (BLI)",
+        "",
+        f"{first['n_queries']} control source words, each ranked against {first['n_candidates']} candidates "
+        f"({first['candidates']['source']}); the Procrustes baseline is an orthogonal map fitted on the trained "
+        "pairs at the same layer — the classic, cheap method TLI has to beat on unseen words.",
+        "",
+        bli_table(bli),
+        "",
+    ]
 
 
 EVALUATE_PLOTS = (

@@ -476,28 +476,38 @@ def validate(encoder, batcher: _Batcher, validation: Lexicon, loss_fn, config: T
 # The training function
 
 
-def run_training(
-    loaded: LoadedModel,
-    trained: Lexicon,
-    config: TrainConfig,
-    out: Path,
-    *,
-    resume: bool = False,
-    progress: bool | None = None,
-    control: Lexicon | None = None,
-    split_record: dict[str, Any] | None = None,
-) -> TrainResult:
-    """Train a TLI adapter on ``trained`` pairs; writes checkpoints, metrics and the final adapter.
+@dataclass
+class _Training:
+    """What ``_set_up`` builds for the training loop (one process's view under a launcher)."""
 
-    ``loaded.model`` is replaced by the ``PeftModel`` holding the trained adapter, so the same loaded
-    model can be evaluated next without loading it again (``loaded.model.unload()`` gives the base back).
-    Under ``torchrun`` / ``accelerate launch`` the :class:`~tli.embed.LayerEncoder` is wrapped by Accelerate
-    (DDP, FSDP or DeepSpeed, as launched) and each process trains on its share of every epoch's batches.
+    context: DistributedContext
+    model: Any
+    """The ``PeftModel`` holding the adapter being trained."""
+    encoder: Any
+    """The :class:`~tli.embed.LayerEncoder` over ``model`` (wrapped by Accelerate under a launcher)."""
+    optimizer: Any
+    scheduler: Any
+    loss_fn: Any
+    objective_inputs: ObjectiveInputs
+    """What the objective needs besides the batch (the bank of trained targets, the preservation words)."""
+    known: set[tuple[str, str]]
+    """Every (source, target) of the usable training lexicon: the polysemy mask of the negatives."""
+    batcher: _Batcher
+    train_part: Lexicon
+    pairs: list[Pair]
+    validation: Lexicon | None
+    skipped: list[dict[str, str]]
+    warnings: list[str]
+    total_steps: int
+    warmup_steps: int
+    n_trainable: int
 
-    Args:
-        control: the unseen control pairs, recorded in the adapter so evaluation judges the same split.
-        split_record: how the trained/control split was made (recorded with the adapter).
-    """
+
+def _set_up(loaded: LoadedModel, trained: Lexicon, config: TrainConfig, control: Lexicon | None) -> _Training:
+    """The usable pairs and their validation split, the LoRA-wrapped encoder of the target layer, the loss
+    (the objective and its inputs; ``control`` words are kept out of the preservation words), the optimiser
+    and the linear warm-up schedule (prepared by Accelerate under a launcher); the run's warnings are logged
+    here, before training."""
     from transformers import get_linear_schedule_with_warmup
 
     usable, skipped = drop_unembeddable_pairs(
@@ -544,8 +554,30 @@ def run_training(
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
     encoder, optimizer = context.prepare(encoder, optimizer)
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
+    return _Training(
+        context=context,
+        model=model,
+        encoder=encoder,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        loss_fn=loss_fn,
+        objective_inputs=objective_inputs,
+        known=known,
+        batcher=batcher,
+        train_part=train_part,
+        pairs=pairs,
+        validation=validation,
+        skipped=skipped,
+        warnings=warnings,
+        total_steps=total_steps,
+        warmup_steps=warmup_steps,
+        n_trainable=n_trainable,
+    )
 
-    checkpoints = out / "checkpoints"
+
+def _resume(run: _Training, checkpoints: Path, resume: bool) -> dict[str, Any]:
+    """The training state to start from: a fresh one, or the latest complete checkpoint's (which also
+    restores the adapter, optimiser, scheduler and RNG)."""
     state: dict[str, Any] = {
         "epoch": 0,
         "global_step": 0,
@@ -554,14 +586,82 @@ def run_training(
         "best_epoch": None,
     }
     if resume and (last := latest_checkpoint(checkpoints)) is not None:
-        state = {**state, **load_checkpoint(last, model, optimizer, scheduler, context)}
+        state = {**state, **load_checkpoint(last, run.model, run.optimizer, run.scheduler, run.context)}
+    return state
+
+
+def _check_finite(batch_loss: float, where: str, checkpoints: Path) -> None:
+    """Stop on a NaN or infinite loss (every process together: ``batch_loss`` is already averaged)."""
+    if not math.isfinite(batch_loss):
+        raise TrainingError(
+            f"training loss is {batch_loss} at {where}: lower --lr or check the lexicon; "
+            f"the last complete checkpoint is in {checkpoints}"
+        )
+
+
+def _validate_epoch(run: _Training, config: TrainConfig, epoch: int, state: dict[str, Any]) -> dict:
+    """The epoch's metrics record; with a validation split, its loss and MRR (dropout off) are scored,
+    kept in ``state["validation"]`` and the best epoch so far (lowest loss, the later on ties) updated."""
+    record = {"step": state["global_step"], "epoch": epoch + 1, "epoch_loss": state["epoch_losses"][-1]}
+    if run.validation is not None:
+        trained_tokens = run.batcher.tokens_seen
+        scores = validate(run.encoder, run.batcher, run.validation, run.loss_fn, config, run.known)
+        run.batcher.tokens_seen = trained_tokens  # validation forwards are not training
+        state["validation"].append({"epoch": epoch + 1, **scores})
+        record.update(validation_loss=scores["loss"], validation_mrr=scores["mrr"])
+        best = min(state["validation"], key=lambda v: (v["loss"], -v["epoch"]))
+        state["best_epoch"] = best["epoch"]
+    return record
+
+
+def _patience_spent(config: TrainConfig, state: dict[str, Any], epoch: int) -> bool:
+    """Early stopping: no better validation loss for ``early_stopping_patience`` epochs."""
+    patience = config.early_stopping_patience
+    return bool(patience and state["best_epoch"] is not None and epoch + 1 - state["best_epoch"] >= patience)
+
+
+def run_training(
+    loaded: LoadedModel,
+    trained: Lexicon,
+    config: TrainConfig,
+    out: Path,
+    *,
+    resume: bool = False,
+    progress: bool | None = None,
+    control: Lexicon | None = None,
+    split_record: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train a TLI adapter on ``trained`` pairs; writes checkpoints, metrics and the final adapter.
+
+    ``loaded.model`` is replaced by the ``PeftModel`` holding the trained adapter, so the same loaded
+    model can be evaluated next without loading it again (``loaded.model.unload()`` gives the base back).
+    Under ``torchrun`` / ``accelerate launch`` the :class:`~tli.embed.LayerEncoder` is wrapped by Accelerate
+    (DDP, FSDP or DeepSpeed, as launched) and each process trains on its share of every epoch's batches.
+
+    Kept as one function of under 100 lines on purpose: the loop's phases (forward to the target layer, loss,
+    accumulation, step, log, validate, checkpoint, early stop) read top to bottom in their commented order;
+    set-up, resume, validation, the adapter and the result are helpers.
+
+    Args:
+        control: the unseen control pairs, recorded in the adapter so evaluation judges the same split.
+        split_record: how the trained/control split was made (recorded with the adapter).
+    """
+    run = _set_up(loaded, trained, config, control)
+    context, encoder, optimizer, scheduler, pairs = (
+        run.context,
+        run.encoder,
+        run.optimizer,
+        run.scheduler,
+        run.pairs,
+    )
+    checkpoints = out / "checkpoints"
+    state = _resume(run, checkpoints, resume)
     metrics = MetricsLog(
         out / "metrics.jsonl", keep_until_step=state["global_step"] if resume else 0, enabled=context.is_main
     )
-
     start = time.perf_counter()
     bar = Progress(
-        total_steps,
+        run.total_steps,
         f"TLI training (layer {config.target_layer}, seed {config.seed})",
         initial=state["global_step"],
         enabled=False if not context.is_main else progress,
@@ -573,36 +673,34 @@ def run_training(
             batches = shard(epoch_batches(len(pairs), config.batch_size, config.seed, epoch), context)
             optimizer.zero_grad(set_to_none=True)
             step_losses: list[float] = []
-            objective_inputs.start_epoch(encoder)  # the bank of every trained target (bank objectives)
+            run.objective_inputs.start_epoch(encoder)  # the bank of every trained target (bank objectives)
             for i, batch_ids in enumerate(batches):
                 ends_step = (i + 1) % config.grad_accum == 0 or i + 1 == len(batches)
                 # Forward to the target layer only: sources and targets in one padded batch. Between steps
                 # DDP keeps gradients local; the step's backward averages them over the processes.
                 with context.no_sync(encoder) if not ends_step else contextlib.nullcontext():
                     batch = [pairs[k] for k in batch_ids]
-                    anchors, positives = batcher.pooled(encoder, batch)
+                    anchors, positives = run.batcher.pooled(encoder, batch)
 
                     # Loss, with every known translation of an anchor masked out of its negatives.
                     negatives = valid_negative_mask(
-                        [p.source for p in batch], [p.target for p in batch], known
+                        [p.source for p in batch], [p.target for p in batch], run.known
                     )
-                    extra = objective_inputs.for_batch(
+                    extra = run.objective_inputs.for_batch(
                         encoder, [p.source for p in batch], epoch * 100_003 + i, len(batch)
                     )
-                    loss = loss_fn(anchors, positives, negatives.to(anchors.device), **extra)
+                    loss = run.loss_fn(anchors, positives, negatives.to(anchors.device), **extra)
                     batch_loss = context.mean(loss.item())  # every process stops together on a bad loss
-                    if not math.isfinite(batch_loss):
-                        raise TrainingError(
-                            f"training loss is {batch_loss} at epoch {epoch + 1}, step "
-                            f"{state['global_step'] + 1} (batch {i + 1}): lower --lr or check the lexicon; "
-                            f"the last complete checkpoint is in {checkpoints}"
-                        )
+                    where = f"epoch {epoch + 1}, step {state['global_step'] + 1} (batch {i + 1})"
+                    _check_finite(batch_loss, where, checkpoints)
+                    # Accumulation: each batch adds 1/grad_accum of the step's gradient.
                     context.backward(loss / config.grad_accum)
                 epoch_loss += batch_loss
                 n_batches += 1
                 step_losses.append(batch_loss)
                 if not ends_step:
                     continue
+                # Step: optimiser and schedule.
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -618,59 +716,61 @@ def run_training(
             # Validate: loss and retrieval on held-out trained-group pairs, dropout off.
             state["epoch"] = epoch + 1
             state["epoch_losses"].append(epoch_loss / max(n_batches, 1))
-            record = {
-                "step": state["global_step"],
-                "epoch": epoch + 1,
-                "epoch_loss": state["epoch_losses"][-1],
-            }
-            if validation is not None:
-                trained_tokens = batcher.tokens_seen
-                scores = validate(encoder, batcher, validation, loss_fn, config, known)
-                batcher.tokens_seen = trained_tokens  # validation forwards are not training
-                state["validation"].append({"epoch": epoch + 1, **scores})
-                record.update(validation_loss=scores["loss"], validation_mrr=scores["mrr"])
-                best = min(state["validation"], key=lambda v: (v["loss"], -v["epoch"]))
-                state["best_epoch"] = best["epoch"]
-            metrics.log(record)
+            metrics.log(_validate_epoch(run, config, epoch, state))
 
             # Checkpoint at the end of every epoch: adapter + optimiser + scheduler + RNG.
+            adapter = adapter_state(run.model, encoder, context)
             save_checkpoint(
                 checkpoints / f"epoch-{epoch + 1}",
-                model,
+                run.model,
                 optimizer,
                 scheduler,
                 dict(state),
-                adapter=adapter_state(model, encoder, context),
+                adapter=adapter,
                 context=context,
             )
             context.barrier()
 
-            # Early stopping: no better validation loss for `patience` epochs.
-            patience = config.early_stopping_patience
-            if patience and state["best_epoch"] is not None and epoch + 1 - state["best_epoch"] >= patience:
+            if _patience_spent(config, state, epoch):
                 stopped_early = epoch + 1 < config.epochs
                 break
     finally:
         bar.close()
         metrics.close()
     train_seconds = time.perf_counter() - start
+    adapter_dir = _finish_adapter(loaded, trained, config, run, state, out, control, split_record)
+    return _train_result(loaded, config, run, state, out, adapter_dir, train_seconds, stopped_early)
 
-    # The adapter: the last epoch's, or the best validation epoch's when early stopping is on.
+
+def _finish_adapter(
+    loaded: LoadedModel,
+    trained: Lexicon,
+    config: TrainConfig,
+    run: _Training,
+    state: dict[str, Any],
+    out: Path,
+    control: Lexicon | None,
+    split_record: dict[str, Any] | None,
+) -> Path:
+    """Write ``out/adapter`` atomically (the main process): the last epoch's adapter, or the best validation
+    epoch's when early stopping is on, with its metadata; ``loaded`` then carries the trained adapter. The
+    final-loss warnings are logged and added to ``run.warnings``."""
+    context, model = run.context, run.model
     best_checkpoint = None
     if config.early_stopping_patience and state["best_epoch"] and state["best_epoch"] != state["epoch"]:
-        best_checkpoint = checkpoints / f"epoch-{state['best_epoch']}"
+        best_checkpoint = out / "checkpoints" / f"epoch-{state['best_epoch']}"
         if not context.sharded:
             load_adapter_weights(model, best_checkpoint)
-    final_adapter = None if best_checkpoint is not None else adapter_state(model, encoder, context)
+    final_adapter = None if best_checkpoint is not None else adapter_state(model, run.encoder, context)
     for warning in loss_warnings(config, state["epoch_losses"]):
         log.warning("warning: %s", warning)
-        warnings.append(warning)
+        run.warnings.append(warning)
     adapter_dir = out / "adapter"
     if context.is_main:
         embed_config = EmbedConfig.from_recipe(config.recipe())
         split = {
-            "trained": list(train_part),
-            "validation": list(validation or []),
+            "trained": list(run.train_part),
+            "validation": list(run.validation or []),
             "control": list(control or []),
         }
 
@@ -696,6 +796,20 @@ def run_training(
     context.barrier()
     # The caller's handle now carries the trained adapter (unmerged; disable_adapter() gives the base).
     loaded.model, loaded.adapter = model, str(adapter_dir)
+    return adapter_dir
+
+
+def _train_result(
+    loaded: LoadedModel,
+    config: TrainConfig,
+    run: _Training,
+    state: dict[str, Any],
+    out: Path,
+    adapter_dir: Path,
+    train_seconds: float,
+    stopped_early: bool,
+) -> TrainResult:
+    """The :class:`TrainResult` of a finished run (tokens summed over the processes)."""
     return TrainResult(
         out=str(out),
         adapter=str(adapter_dir),
@@ -706,18 +820,18 @@ def run_training(
             "train_seconds": train_seconds,
             "steps": state["global_step"],
         },
-        n_train_pairs=len(train_part),
+        n_train_pairs=len(run.train_part),
         seed=config.seed,
-        n_validation_pairs=len(validation or []),
+        n_validation_pairs=len(run.validation or []),
         validation=state["validation"],
         best_epoch=state["best_epoch"],
         stopped_early=stopped_early,
-        warnings=warnings,
-        skipped_pairs=skipped,
-        trainable_parameters=n_trainable,
-        tokens_seen=int(context.sum(batcher.tokens_seen)),
-        distributed=context.describe(),
-        warmup_steps=warmup_steps,
+        warnings=run.warnings,
+        skipped_pairs=run.skipped,
+        trainable_parameters=run.n_trainable,
+        tokens_seen=int(run.context.sum(run.batcher.tokens_seen)),
+        distributed=run.context.describe(),
+        warmup_steps=run.warmup_steps,
     )
 
 

@@ -55,7 +55,7 @@ from scipy import stats as sps
 
 from tli.errors import ConfigError
 from tli.retrieval.ranking_metrics import paired_t_test
-from tli.stats import mcnemar_exact, noninferiority_paired
+from tli.stats import bootstrap_ci_mean, mcnemar_exact, noninferiority_paired
 
 EXACT_MAX = 20
 """At most this many non-zero paired differences: exact sign-flip enumeration (2^20 patterns)."""
@@ -289,19 +289,6 @@ def _is_binary(*arrays: np.ndarray) -> bool:
     return all(np.isin(x, (0.0, 1.0)).all() for x in arrays)
 
 
-def _bootstrap_mean(d: np.ndarray, n_boot: int, confidence: float, rng) -> tuple[float, float]:
-    boot = sps.bootstrap(
-        (d,),
-        np.mean,
-        vectorized=True,
-        n_resamples=n_boot,
-        confidence_level=confidence,
-        method="percentile",
-        rng=rng,
-    )
-    return float(boot.confidence_interval.low), float(boot.confidence_interval.high)
-
-
 def paired_difference(
     rows_a: Sequence[Mapping[str, Any]],
     rows_b: Sequence[Mapping[str, Any]],
@@ -365,7 +352,7 @@ def _mean_difference(
         return _tie(n, float(x.mean()), float(y.mean()), key)
     p, key, floor, used = mean_test(d, binary=_is_binary(x, y), n_resamples=n_resamples, rng=gen, test=key)
     p_random = p if key in ("sign-flip", "randomisation") else randomisation_cross_check(d, n_resamples, gen)
-    low, high = _bootstrap_mean(d, n_boot, confidence, gen)
+    low, high = bootstrap_ci_mean(d, n_boot=n_boot, confidence=confidence, rng=gen)
     return PairedDifference(
         n=n,
         score_a=float(x.mean()),
@@ -399,9 +386,17 @@ def _statistics_difference(
         return _tie(len(a), score_a, score_b, "randomisation")
     p, observed = swap_randomisation(stat_a, stat_b, n_resamples, gen)
     boot = _bootstrap_corpus(stat_a, stat_b, n_boot, gen)
+    return _corpus_difference(len(a), score_a, score_b, observed, p, boot, confidence, n_resamples)
+
+
+def _corpus_difference(
+    n: int, score_a, score_b, observed, p, boot: np.ndarray, confidence: float, n_resamples: int
+) -> PairedDifference:
+    """A corpus metric's :class:`PairedDifference`: the randomisation ``p``, the percentile CI and the
+    standard error (``ddof=1``) of the bootstrap replicates ``boot`` of ``Δ``."""
     low, high = np.quantile(boot, [(1 - confidence) / 2, (1 + confidence) / 2])
     return PairedDifference(
-        n=len(a),
+        n=n,
         score_a=float(score_a),
         score_b=float(score_b),
         difference=float(observed),
@@ -439,22 +434,7 @@ def _generic_corpus(a, b, corpus_score, n_resamples, n_boot, confidence, gen) ->
     for _ in range(n_boot):
         idx = gen.integers(0, n, size=n)
         boot.append(corpus_score([a[i] for i in idx]) - corpus_score([b[i] for i in idx]))
-    boot = np.asarray(boot)
-    low, high = np.quantile(boot, [(1 - confidence) / 2, (1 + confidence) / 2])
-    return PairedDifference(
-        n=n,
-        score_a=float(score_a),
-        score_b=float(score_b),
-        difference=float(observed),
-        ci95_low=float(low),
-        ci95_high=float(high),
-        p_randomisation=float(p),
-        p_value=float(p),
-        test=TESTS["randomisation"],
-        se=float(boot.std(ddof=1)),
-        n_resamples=n_resamples,
-        p_floor=1 / (n_resamples + 1),
-    )
+    return _corpus_difference(n, score_a, score_b, observed, p, np.asarray(boot), confidence, n_resamples)
 
 
 def paired_noninferiority(
@@ -481,7 +461,7 @@ def paired_noninferiority(
     d = x - y
     result = noninferiority_paired(d, margin)
     gen = np.random.default_rng(rng)
-    low, high = _bootstrap_mean(d, n_boot, confidence, gen) if d.any() else (0.0, 0.0)
+    low, high = bootstrap_ci_mean(d, n_boot=n_boot, confidence=confidence, rng=gen) if d.any() else (0.0, 0.0)
     return PairedDifference(
         n=n,
         score_a=float(x.mean()),

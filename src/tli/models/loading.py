@@ -185,6 +185,142 @@ def _quiet_skipped_layers_report(active: bool):
         logger.removeFilter(quiet)
 
 
+@dataclass
+class _Checkpoint:
+    """Where a model's weights are read from, and how they are identified (phase 2 of :func:`load_model`)."""
+
+    local_dir: Path | None
+    """The local Hugging Face directory (a converted GGUF's cache directory); None for a hub id."""
+    fingerprint: dict[str, Any]
+    source: str
+    """``gguf``, ``local`` or ``hub``."""
+    location: str
+    """What ``from_pretrained`` reads: the directory or the hub id."""
+    weights: str
+    """How the weights are held (as stored, dequantised from GGUF, quantised on load)."""
+
+
+def _compute_dtype(dtype: str, quantization: str, device: torch.device, purpose: str) -> torch.dtype:
+    """The dtype the model computes in: ``--dtype``, or with NF4 and ``auto`` bfloat16 for training and
+    float32 for embeddings (see :func:`load_model`)."""
+    if quantization == "nf4" and dtype == "auto":
+        return torch.bfloat16 if purpose == "train" else torch.float32
+    return resolve_dtype(dtype, device, purpose)
+
+
+def _locate(spec: str, kind: str, quantization: str) -> _Checkpoint:
+    """The checkpoint a classified model spec names: a GGUF file is converted once into a cached directory."""
+    if kind in ("default", "gguf"):
+        gguf_path = default_gguf_path() if kind == "default" else Path(spec).expanduser()
+        local_dir, digest = gguf_to_cached_dir(gguf_path)
+        found = _Checkpoint(
+            local_dir,
+            {"sha256": digest, "kind": "gguf-file"},
+            "gguf",
+            str(local_dir),
+            gguf_weights_note(local_dir, gguf_path),
+        )
+    elif kind == "local":
+        local_dir = Path(spec).expanduser()
+        found = _Checkpoint(local_dir, fingerprint_dir(local_dir), "local", str(local_dir), "as stored")
+    else:
+        found = _Checkpoint(None, {}, "hub", spec, "as stored")
+    if quantization != "none":
+        found.weights = f"{found.weights}, quantised to {quantization} on load"
+    return found
+
+
+def _blocks_to_load(
+    full_depth: int | None, num_hidden_layers: int | None, up_to_layer: int | None
+) -> tuple[int | None, bool]:
+    """``(num_hidden_layers, truncated)``: the blocks ``hidden_states[up_to_layer]`` needs (checked against
+    the model's depth ``full_depth``), and whether fewer blocks than the model has are read."""
+    if up_to_layer is not None:
+        if full_depth is not None and not 0 <= up_to_layer <= full_depth:
+            raise ConfigError(
+                f"--target-layer {up_to_layer} is beyond the model: hidden-state indices run 0..{full_depth}"
+            )
+        if full_depth is None or up_to_layer < full_depth:
+            num_hidden_layers = blocks_for_layer(up_to_layer)
+    truncated = num_hidden_layers is not None and (full_depth is None or num_hidden_layers < full_depth)
+    return num_hidden_layers, truncated
+
+
+def _from_pretrained_kwargs(
+    found: _Checkpoint,
+    spec: str,
+    *,
+    torch_device: torch.device,
+    compute_dtype: torch.dtype,
+    quantization: str,
+    purpose: str,
+    blocks: int | None,
+    trust_remote_code: bool,
+    device_map: str | dict[str, Any] | None,
+    max_memory: str | dict[Any, Any] | None,
+    offload_folder: str | os.PathLike | None,
+) -> tuple[dict[str, Any], Any]:
+    """``(kwargs of from_pretrained, quantisation config or None)``: dtype, quantisation and device
+    placement, checked against the devices' memory (``blocks``: the blocks read when truncated, else None)."""
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "dtype": compute_dtype}
+    quant_config = _quantization_config(quantization, compute_dtype, sharded=_sharded_training(purpose))
+    if quant_config is not None:
+        kwargs["quantization_config"] = quant_config
+        kwargs["device_map"] = {"": torch_device}
+        if quantization == "nf4":
+            kwargs["dtype"] = torch.float32  # the non-quantised parameters (see load_model's docstring)
+    if device_map is not None:
+        kwargs.update(
+            placement_kwargs(
+                found.location,
+                device_map,
+                max_memory,
+                offload_folder,
+                dtype=kwargs["dtype"],
+                quantized=quant_config is not None,
+                num_hidden_layers=blocks,
+                trust_remote_code=trust_remote_code,
+            )
+        )
+        if purpose == "train":
+            check_trainable_placement(kwargs["device_map"])
+    if device_map is None and found.local_dir is not None:
+        warn_if_weights_cannot_fit(found.local_dir, torch_device, kwargs["dtype"], quantization, blocks, spec)
+    return kwargs, quant_config
+
+
+def _read_weights(
+    found: _Checkpoint,
+    spec: str,
+    kwargs: dict[str, Any],
+    num_hidden_layers: int | None,
+    truncated: bool,
+    trust_remote_code: bool,
+) -> tuple[Any, Any]:
+    """``(tokenizer, model)`` read from the checkpoint (only the first blocks when ``truncated``); any
+    failure of the libraries becomes one :class:`ModelLoadError` that says what to do."""
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(found.location, trust_remote_code=trust_remote_code)
+        with _quiet_skipped_layers_report(truncated):
+            if truncated:
+                lm = _load_first_blocks(found.location, num_hidden_layers, kwargs)
+            else:
+                if num_hidden_layers is not None:
+                    kwargs["num_hidden_layers"] = num_hidden_layers
+                lm = AutoModelForCausalLM.from_pretrained(found.location, **kwargs)
+    except TliError:
+        raise
+    except Exception as exc:  # corrupt files raise many types (SafetensorError, HeaderTooLarge, …)
+        hint = (
+            "the machine may be offline: download it first, then pass the local directory"
+            if found.source == "hub"
+            else "check that the directory holds a complete, uncorrupted checkpoint"
+        )
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"cannot load model {spec!r}: {first} ({hint})") from exc
+    return tokenizer, lm
+
+
 def load_model(
     model: str | os.PathLike | None = None,
     *,
@@ -202,6 +338,10 @@ def load_model(
     offload_folder: str | os.PathLike | None = None,
 ) -> LoadedModel:
     """Load a causal LM and its tokenizer for tli.
+
+    Phases: check the options, locate the checkpoint (``_locate``), choose the blocks to read
+    (``_blocks_to_load``), the ``from_pretrained`` arguments (``_from_pretrained_kwargs``), read the
+    weights (``_read_weights``), place them, then attach the adapter.
 
     Args:
         model: local HF directory, hub id, ``.gguf`` file, or None / ``"default"`` for SmolLM2-135M.
@@ -237,6 +377,7 @@ def load_model(
             says how much is missing).
     """
     start = time.perf_counter()
+    # Check the options: what the spec names, the device and the compute dtype.
     spec = str(model) if model is not None else DEFAULT_MODEL
     kind = classify_model(spec)
     if kind in ("local", "gguf"):  # an absolute path still names the model from another directory
@@ -248,91 +389,32 @@ def load_model(
         )
     torch_device = resolve_device(device)
     _check_quantization_supported(quantization, torch_device)
-    if quantization == "nf4" and dtype == "auto":
-        compute_dtype = torch.bfloat16 if purpose == "train" else torch.float32
-    else:
-        compute_dtype = resolve_dtype(dtype, torch_device, purpose)
+    compute_dtype = _compute_dtype(dtype, quantization, torch_device, purpose)
     if num_hidden_layers is not None and num_hidden_layers < 1:
         raise ConfigError(f"num_hidden_layers must be >= 1, got {num_hidden_layers}")
 
-    if kind in ("default", "gguf"):
-        gguf_path = default_gguf_path() if kind == "default" else Path(spec).expanduser()
-        local_dir, digest = gguf_to_cached_dir(gguf_path)
-        fingerprint = {"sha256": digest, "kind": "gguf-file"}
-        source, location = "gguf", str(local_dir)
-        weights = gguf_weights_note(local_dir, gguf_path)
-    elif kind == "local":
-        local_dir = Path(spec).expanduser()
-        fingerprint = fingerprint_dir(local_dir)
-        source, location = "local", str(local_dir)
-        weights = "as stored"
-    else:
-        local_dir, source, location = None, "hub", spec
-        fingerprint = {}
-        weights = "as stored"
-    if quantization != "none":
-        weights = f"{weights}, quantised to {quantization} on load"
+    # Locate the checkpoint and choose the blocks to read.
+    found = _locate(spec, kind, quantization)
+    full_depth = _num_layers_in_config(found.location, trust_remote_code)
+    num_hidden_layers, truncated = _blocks_to_load(full_depth, num_hidden_layers, up_to_layer)
 
-    full_depth = _num_layers_in_config(location, trust_remote_code)
-    if up_to_layer is not None:
-        if full_depth is not None and not 0 <= up_to_layer <= full_depth:
-            raise ConfigError(
-                f"--target-layer {up_to_layer} is beyond the model: hidden-state indices run 0..{full_depth}"
-            )
-        if full_depth is None or up_to_layer < full_depth:
-            num_hidden_layers = blocks_for_layer(up_to_layer)
+    # Read the weights with the dtype, quantisation and placement chosen.
+    kwargs, quant_config = _from_pretrained_kwargs(
+        found,
+        spec,
+        torch_device=torch_device,
+        compute_dtype=compute_dtype,
+        quantization=quantization,
+        purpose=purpose,
+        blocks=num_hidden_layers if truncated else None,
+        trust_remote_code=trust_remote_code,
+        device_map=device_map,
+        max_memory=max_memory,
+        offload_folder=offload_folder,
+    )
+    tokenizer, lm = _read_weights(found, spec, kwargs, num_hidden_layers, truncated, trust_remote_code)
 
-    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "dtype": compute_dtype}
-    quant_config = _quantization_config(quantization, compute_dtype, sharded=_sharded_training(purpose))
-    if quant_config is not None:
-        kwargs["quantization_config"] = quant_config
-        kwargs["device_map"] = {"": torch_device}
-        if quantization == "nf4":
-            kwargs["dtype"] = torch.float32  # the non-quantised parameters (see the docstring)
-    truncated = num_hidden_layers is not None and (full_depth is None or num_hidden_layers < full_depth)
-    if device_map is not None:
-        kwargs.update(
-            placement_kwargs(
-                location,
-                device_map,
-                max_memory,
-                offload_folder,
-                dtype=kwargs["dtype"],
-                quantized=quant_config is not None,
-                num_hidden_layers=num_hidden_layers if truncated else None,
-                trust_remote_code=trust_remote_code,
-            )
-        )
-        if purpose == "train":
-            check_trainable_placement(kwargs["device_map"])
-    if device_map is None and local_dir is not None:
-        warn_if_weights_cannot_fit(
-            local_dir,
-            torch_device,
-            kwargs["dtype"],
-            quantization,
-            num_hidden_layers if truncated else None,
-            spec,
-        )
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
-        with _quiet_skipped_layers_report(truncated):
-            if truncated:
-                lm = _load_first_blocks(location, num_hidden_layers, kwargs)
-            else:
-                if num_hidden_layers is not None:
-                    kwargs["num_hidden_layers"] = num_hidden_layers
-                lm = AutoModelForCausalLM.from_pretrained(location, **kwargs)
-    except TliError:
-        raise
-    except Exception as exc:  # corrupt files raise many types (SafetensorError, HeaderTooLarge, …)
-        hint = (
-            "the machine may be offline: download it first, then pass the local directory"
-            if source == "hub"
-            else "check that the directory holds a complete, uncorrupted checkpoint"
-        )
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"cannot load model {spec!r}: {first} ({hint})") from exc
+    # Place the model: one device, unless quantised, spread by a device map or sharded by FSDP / DeepSpeed.
     if quant_config is None and device_map is None and not _sharded_training(purpose):
         # (FSDP / DeepSpeed place the shards themselves: the weights stay where transformers loaded them — the
         # CPU, or meta on all but one process with FSDP's RAM-efficient loading.)
@@ -340,28 +422,30 @@ def load_model(
     elif quantization == "nf4":
         use_portable_nf4_kernels(lm)
     lm.eval()
-    if source == "hub":
+    fingerprint = found.fingerprint
+    if found.source == "hub":
         revision = getattr(lm.config, "_commit_hash", None) or ""
         fingerprint = {"sha256": sha256_text(f"{spec}@{revision}"), "kind": "hub-revision"}
     ensure_pad_token(tokenizer)
-    extra: dict[str, Any] = {"full_num_layers": full_depth, "weights": weights}
+    extra: dict[str, Any] = {"full_num_layers": full_depth, "weights": found.weights}
     if device_map is not None:
         torch_device = input_device(lm)
         extra["device_map"] = device_map_summary(getattr(lm, "hf_device_map", {}) or {})
 
+    # Attach the adapter, unmerged.
     if adapter is not None:
         lm = attach_adapter(lm, adapter, trainable=adapter_trainable)
     return LoadedModel(
         model=lm,
         tokenizer=tokenizer,
         name=spec,
-        source=source,
+        source=found.source,
         fingerprint=fingerprint,
         device=torch_device,
         dtype=compute_dtype,
         quantization=quantization,
         adapter=str(adapter) if adapter is not None else None,
         load_seconds=time.perf_counter() - start,
-        local_dir=str(local_dir) if local_dir is not None else None,
+        local_dir=str(found.local_dir) if found.local_dir is not None else None,
         extra=extra,
     )

@@ -15,7 +15,6 @@ answer tokens over all processes, ``L_r = Σ_{tokens of r} −log p / (N_step / 
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +23,7 @@ import torch
 from tli.distributed import distributed_context, split_examples
 from tli.errors import ConfigError, DataError, TrainingError
 from tli.progress import Progress
+from tli.train import epoch_order
 
 
 @dataclass(kw_only=True)
@@ -58,13 +58,12 @@ class Budget:
 
 
 def batches(n: int, batch_size: int, steps: int, seed: int) -> list[list[int]]:
-    """``steps`` batches of example indices: seeded shuffles of all examples, repeated as needed."""
+    """``steps`` batches of example indices: seeded shuffles of all examples (:func:`tli.train.epoch_order`,
+    the order TLI training uses), repeated as needed."""
     order: list[int] = []
     epoch = 0
     while len(order) < steps * batch_size:
-        indices = list(range(n))
-        random.Random(seed * 1_000_003 + epoch).shuffle(indices)
-        order += indices
+        order += epoch_order(n, seed, epoch)
         epoch += 1
     return [order[i * batch_size : (i + 1) * batch_size] for i in range(steps)]
 

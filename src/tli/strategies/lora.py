@@ -7,32 +7,24 @@ from typing import Any
 
 import torch
 
-from tli.errors import ConfigError
 from tli.models import base_causal_lm
 from tli.strategies.base import Strategy, StrategyOptions
+from tli.train import build_lora
 
 
 def add_task_lora(model: Any, options: StrategyOptions, layers: list[int] | None) -> Any:
-    """Wrap ``model`` with a causal-LM LoRA adapter on ``options.target_modules`` of ``layers`` (None = all).
-
-    ``h ↦ W₀h + (α/r)·B A h`` with ``A`` random, ``B`` zero at the start, only ``A``, ``B`` trained.
-    """
-    from peft import LoraConfig, get_peft_model
-
-    config = LoraConfig(
-        r=options.lora_r,
-        lora_alpha=options.lora_alpha,
-        lora_dropout=options.lora_dropout,
-        target_modules=list(options.target_modules),
-        layers_to_transform=layers,
-        layers_pattern="layers" if layers is not None else None,
-        bias="none",
-        task_type="CAUSAL_LM",
+    """Wrap ``model`` with the one LoRA recipe (:func:`tli.train.build_lora`) on ``options.target_modules``
+    of ``layers`` (None = all): ``h ↦ W₀h + (α/r)·B A h`` with ``A`` random, ``B`` zero at the start, only
+    ``A``, ``B`` trained."""
+    return build_lora(
+        model,
+        layers,
+        options.lora_r,
+        options.lora_alpha,
+        options.lora_dropout,
+        options.target_modules,
+        label="LoRA target_modules",
     )
-    try:
-        return get_peft_model(model, config)
-    except ValueError as exc:
-        raise ConfigError(f"LoRA target_modules {options.target_modules}: {exc}".splitlines()[0]) from exc
 
 
 def num_blocks(loaded) -> int:

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from tli.errors import ConfigError, DataError
+from tli.stats import bootstrap_ci as stats_bootstrap_ci
 
 CONFIDENCE = 0.95
 IGNORE_INDEX = -100
@@ -87,7 +88,8 @@ def bootstrap_ci(
     seed: int,
     confidence: float = CONFIDENCE,
 ) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of a corpus statistic over ``n`` examples.
+    """Percentile bootstrap confidence interval of a corpus statistic over ``n`` examples: tli's one bootstrap,
+    :func:`tli.stats.bootstrap_ci`, seeded with ``seed``, and ``(nan, nan)`` below 2 examples.
 
     Draws ``n_resamples`` index vectors ``I_b`` of length ``n`` uniformly with replacement from ``0..n-1``
     (``numpy.random.default_rng(seed)``), evaluates ``s_b = statistic(I_b)`` and returns the
@@ -104,12 +106,7 @@ def bootstrap_ci(
     """
     if n < 2:
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    indices = rng.integers(0, n, size=(n_resamples, n))  # (B, n)
-    values = np.fromiter((statistic(row) for row in indices), dtype=float, count=n_resamples)
-    alpha = 1.0 - confidence
-    low, high = np.quantile(values, [alpha / 2, 1.0 - alpha / 2])
-    return float(low), float(high)
+    return stats_bootstrap_ci(statistic, n, n_resamples=n_resamples, rng=seed, confidence=confidence)
 
 
 class Task(ABC):
