@@ -163,3 +163,20 @@ def test_noninferiority_claims_and_verdicts():
     judge([claim, worse, unclear], correction="none")
     assert [c.verdict for c in (claim, worse, unclear)] == ["supported", "contradicted", "inconclusive"]
     assert outcome(worse) == "worse by more than the margin"
+
+
+def test_noninferiority_when_every_difference_is_equal_is_the_worst_case_bound():
+    from tli.errors import ConfigError
+    from tli.stats import noninferiority_paired
+
+    # 30 agreements at a 1-point margin: the worst H0 law puts 0.01 on d = −1, the rest on 0 → 0.99^30
+    assert noninferiority_paired(np.zeros(30), 0.01).p == pytest.approx(0.99**30, rel=1e-12)
+    # all d = 0.5 with d ≥ −1: q = (0.5 + 0.01) / 1.5 on −1, so p = (0.99 / 1.5)^10
+    assert noninferiority_paired(np.full(10, 0.5), 0.01).p == pytest.approx((0.99 / 1.5) ** 10, rel=1e-12)
+    assert noninferiority_paired(np.full(10, -0.02), 0.01).p == 1.0
+    # the bound is attained: under that law, "all 30 differences ≥ 0" happens with probability 0.99^30
+    rng = np.random.default_rng(0)
+    draws = np.where(rng.random((200_000, 30)) < 0.01, -1.0, 0.0)
+    assert np.mean((draws >= 0).all(axis=1)) == pytest.approx(0.99**30, abs=0.005)
+    with pytest.raises(ConfigError):
+        noninferiority_paired(np.zeros(5), 0.01, lowest=0.0)

@@ -483,9 +483,21 @@ def test_ties_are_inconclusive(tmp_path):
     rows = _run(cells, ["none", "lora-early", "full"])
     tie = _row(rows, "lora-early", "full")
     assert tie["p_value"] == 1.0 and tie["difference"] == 0 and tie["verdict"] == "inconclusive"
-    # identical to the base: non-inferior within 1 point (every example agrees; exact sign test 2^-200)
+    # identical to the base on 200 examples: that cannot show a difference above −1 point. The worst case under
+    # H0 (d = −1 with probability 0.01, else 0) gives 200 agreements with probability 0.99^200 = 0.134
     preserved = _row(rows, "lora-early", "none", kind="non-inferiority")
-    assert preserved["family"] == "nli-preserved" and preserved["verdict"] == "supported"
+    assert preserved["family"] == "nli-preserved" and preserved["verdict"] == "inconclusive"
+    assert preserved["p_value"] == pytest.approx(0.99**200, rel=1e-12)
+
+
+def test_agreement_on_enough_examples_shows_non_inferiority(tmp_path):
+    same = np.random.default_rng(1).random(1000) < 0.6
+    cells = [_xnli_cell(tmp_path, s, 0, same) for s in ("none", "lora-early", "full")]
+    preserved = _row(
+        _run(cells, ["none", "lora-early", "full"]), "lora-early", "none", kind="non-inferiority"
+    )
+    assert preserved["p_value"] == pytest.approx(0.99**1000, rel=1e-12)  # 4.3e-5
+    assert preserved["verdict"] == "supported"
 
 
 def test_seeds_that_disagree_give_an_across_seed_ci_that_covers_zero(tmp_path):

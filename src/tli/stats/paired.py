@@ -254,7 +254,15 @@ class NonInferiority:
         return asdict(self)
 
 
-def noninferiority_paired(differences, margin: float) -> NonInferiority:
+def _all_equal_p(c: float, margin: float, lowest: float, n: int) -> float:
+    """``sup P(d_1..d_n ≥ c)`` over distributions on ``[lowest, ∞)`` with mean ``≤ −margin`` (see
+    :func:`noninferiority_paired`): ``((−margin − lowest) / (c − lowest))^n``, 1 when ``c ≤ −margin``."""
+    if c <= -margin:
+        return 1.0
+    return float(((-margin - lowest) / (c - lowest)) ** n)
+
+
+def noninferiority_paired(differences, margin: float, *, lowest: float = -1.0) -> NonInferiority:
     """Non-inferiority of A against B from paired differences ``d = a − b``: H0 ``mean(d) ≤ −margin``
     against H1 ``mean(d) > −margin`` ("A is not worse than B by more than ``margin``").
 
@@ -262,13 +270,20 @@ def noninferiority_paired(differences, margin: float) -> NonInferiority:
     (:func:`scipy.stats.ttest_1samp` with ``popmean = −margin``, ``alternative="greater"``): the Wald-type
     paired test, valid for means of bounded per-example scores at the sizes NLI test sets have (thousands;
     the central limit theorem). ``p < alpha`` exactly when the one-sided ``(1 − alpha)`` lower confidence
-    bound of ``mean(d)`` lies above ``−margin``. When every difference is equal (``sd = 0``) the t statistic
-    is undefined and ``p`` is the exact one-sided sign test of ``d + margin > 0``: ``2^{−n}`` when every
-    ``d_i > −margin``, else 1.
+    bound of ``mean(d)`` lies above ``−margin``. When every difference is equal to one value ``c`` (``sd = 0``,
+    e.g. two systems that answer 30 XNLI examples alike) the t statistic is undefined; ``p`` is then the largest
+    probability, over every distribution of ``d`` on ``[lowest, ∞)`` with mean ``≤ −margin``, of ``n``
+    differences all ``≥ c``. That worst case puts mass ``q`` on ``lowest`` and ``1 − q`` on ``c`` with mean
+    exactly ``−margin``, so ``q = (c + margin) / (c − lowest)`` and ``p = (1 − q)^n =
+    ((−margin − lowest) / (c − lowest))^n`` (1 when ``c ≤ −margin``). For accuracy (``lowest = −1``) and
+    ``c = 0``: ``p = (1 − margin)^n`` — 30 identical answers give 0.74 at a 1-point margin, not ``2^{−30}``:
+    agreement on a few examples cannot show that a difference is smaller than one point.
 
     Args:
         differences: 1-D array ``(n,)`` of paired differences, ``n >= 2``.
         margin: the non-inferiority margin ``> 0``, in the units of ``d``, chosen before the data.
+        lowest: the smallest value a difference can take (``−1`` for per-example scores in ``[0, 1]``, such as
+            accuracy); must lie below ``−margin``.
 
     Raises:
         ConfigError: a margin that is not a positive finite number, fewer than 2 values, or non-finite values.
@@ -280,10 +295,19 @@ def noninferiority_paired(differences, margin: float) -> NonInferiority:
         raise ConfigError(f"non-inferiority test needs at least 2 paired differences, got {d.size}")
     mean, sd = float(d.mean()), float(d.std(ddof=1))
     se = sd / math.sqrt(d.size)
+    if not (math.isfinite(lowest) and lowest < -margin):
+        raise ConfigError(
+            f"non-inferiority: the lowest possible difference must lie below −margin, got {lowest}"
+        )
     if sd == 0:
-        p = 0.5**d.size if mean > -margin else 1.0
         return NonInferiority(
-            mean, float(margin), 0.0, math.inf, d.size - 1, p, "exact sign test (all d equal)"
+            mean,
+            float(margin),
+            0.0,
+            math.inf,
+            d.size - 1,
+            _all_equal_p(mean, margin, lowest, d.size),
+            "worst-case bound (all d equal)",
         )
     result = sps.ttest_1samp(d, -margin, alternative="greater")
     return NonInferiority(
