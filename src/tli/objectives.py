@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tli.errors import ConfigError
+
 VARIANTS: dict[str, dict[str, Any]] = {
     "triplet": {"loss": "triplet"},
     "infonce": {"loss": "infonce"},
@@ -46,8 +48,6 @@ REFERENCE = "triplet"
 
 def check_variants(names: list[str]) -> list[str]:
     """The names, each known (``tli: error`` names the valid ones otherwise); the reference always runs."""
-    from tli.errors import ConfigError
-
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         raise ConfigError(f"--variants: unknown {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")

@@ -12,6 +12,7 @@ from tli.ablate.downstream import DOWNSTREAM
 from tli.ablate.runner import finished_units, run_units
 from tli.ablate.table import markdown_table, markdown_verdicts, summary_rows
 from tli.ablate.verdicts import better_without_collapse, judge_family, questions
+from tli.errors import ConfigError
 from tli.io import atomic_write_json, atomic_write_text
 from tli.objectives import ABLATION_DEFAULTS, DESCRIPTIONS, REFERENCE, VARIANTS
 
@@ -98,8 +99,6 @@ def ablate(
     if report_only:
         ran = finished_units(out, variants, seeds)
         if not ran["units"]:
-            from tli.errors import ConfigError
-
             raise ConfigError(f"--report-only: no variant has all seeds {seeds} finished in {out}")
         first = next(iter(next(iter(ran["units"].values())).values()))
         ran |= {"model": {"name": str(model or "default (SmolLM2-135M-Instruct)")}, "timing": {}}

@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from tli.bli import VocabularyRetrieval, fit_procrustes
+from tli.metrics import PairIndex
+
 
 def control_query_ranks(base, adapted, index, groups, layer: int) -> dict[str, list[float]]:
     """Reciprocal rank per control query at ``layer`` for ``base``, ``base_csls``, ``adapted``, ``adapted_csls``,
     ``procrustes`` (``base`` / ``adapted``: :class:`tli.evaluate.Side`)."""
-    from tli.bli import VocabularyRetrieval, fit_procrustes
-    from tli.metrics import PairIndex
-
     groups = np.asarray(groups)
     control, trained = np.flatnonzero(groups == "control"), np.flatnonzero(groups == "trained")
     queries = torch.unique(index.src[control])

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tli.tasks import SAMPLES_DIR, get_task
+
 DOWNSTREAM = {
     "mrtydi": {"language": "sw", "metric": "mrr@100"},
     "xquad": {"language": "de-en", "metric": "mrr@100"},
@@ -21,8 +23,6 @@ RETRIEVAL_OPTIONS = {"layer": "middle", "pooling": "mean-no-special", "center": 
 
 def task_rows(loaded: Any, task_name: str, *, progress: bool | None = False) -> list[dict[str, Any]]:
     """Per-example rows (``id`` and the task's per-example metrics) of ``loaded``'s current state."""
-    from tli.tasks import SAMPLES_DIR, get_task
-
     task = get_task(task_name)
     language = DOWNSTREAM[task_name]["language"]
     path = {

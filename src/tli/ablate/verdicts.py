@@ -22,7 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from tli.ablate.downstream import DOWNSTREAM
+from tli.compare.significance import paired_difference, paired_noninferiority
 from tli.objectives import REFERENCE
+from tli.stats import adjust_pvalues
 
 BLI_SYSTEM = "adapted_csls"
 """The BLI score the questions test: reciprocal rank of the gold translation with CSLS (hubness-corrected)."""
@@ -61,8 +64,6 @@ def downstream_values(units: dict[int, dict], task: str, metric: str) -> list[di
 
 
 def _test(rows_a, rows_b, *, margin: float | None = None, seed: int = 0):
-    from tli.compare.significance import paired_difference, paired_noninferiority
-
     if margin is not None:
         return paired_noninferiority(rows_a, rows_b, mean_of="score", margin=margin, rng=seed)
     return paired_difference(rows_a, rows_b, mean_of="score", n_resamples=20_000, rng=seed)
@@ -137,8 +138,6 @@ def questions(
         zeros(centred[0]),
         margin=NONINFERIORITY_MARGIN["centered_gap"],
     )
-    from tli.ablate.downstream import DOWNSTREAM
-
     for task, spec in DOWNSTREAM.items():
         if task not in base_downstream or not any("downstream" in u for u in units.values()):
             continue
@@ -154,8 +153,6 @@ def questions(
 
 def judge_family(found: list[dict[str, Any]], *, alpha: float = 0.05, correction: str = "holm") -> list[dict]:
     """Adjust the family's p-values and give each question its verdict."""
-    from tli.stats import adjust_pvalues
-
     if not found:
         return found
     adjusted = adjust_pvalues(np.array([q["p"] for q in found], dtype=float), correction)
