@@ -178,11 +178,14 @@ def require_complete(out: str | os.PathLike, what: str, hint: str) -> None:
         )
 
 
-def lock_run_dir(out: str | os.PathLike, option: str = "--out") -> Path:
+def lock_run_dir(out: str | os.PathLike, option: str = "--out", *, shared: bool = False) -> Path:
     """Hold an advisory lock on ``out`` for the rest of this process; refuse when another process holds it.
 
     ``flock`` locks are released by the kernel when their process ends, so a killed run never leaves ``out``
-    locked. Locking the same directory again from the same process is a no-op.
+    locked. Locking the same directory again from the same process is a no-op. ``shared``: several processes may
+    hold it together (the jobs of one ``tli compare`` that each run their own training units, each of which they
+    lock alone), while none may hold it alone. The lock file lives in this machine's temporary directory, so it
+    guards the processes of one machine; jobs on several machines are kept apart by the units they are given.
 
     Raises:
         ConfigError: another tli process is writing ``out`` now.
@@ -198,29 +201,30 @@ def lock_run_dir(out: str | os.PathLike, option: str = "--out") -> Path:
     locks.mkdir(exist_ok=True)
     handle = open(locks / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.lock", "a+")  # noqa: SIM115
     try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(handle.fileno(), (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except BlockingIOError as exc:
         handle.close()
         raise ConfigError(
             f"{option} {out} is being written by another tli process right now: wait for it, or choose another --out"
         ) from exc
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()} {key}\n")
-    handle.flush()
+    if not shared:  # the holder's pid, for a user who wonders who holds it
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()} {key}\n")
+        handle.flush()
     _held_locks[key] = handle
     return out
 
 
 @contextlib.contextmanager
-def holding_run_dir(out: str | os.PathLike, option: str = "--out") -> Iterator[Path]:
+def holding_run_dir(out: str | os.PathLike, option: str = "--out", *, shared: bool = False) -> Iterator[Path]:
     """Hold the lock of :func:`lock_run_dir` for a ``with`` block; release it after unless it was already held.
 
     Raises:
         ConfigError: another tli process is writing ``out`` now.
     """
     held_before = str(Path(out).resolve()) in _held_locks
-    path = lock_run_dir(out, option)
+    path = lock_run_dir(out, option, shared=shared)
     try:
         yield path
     finally:

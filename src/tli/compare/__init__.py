@@ -23,50 +23,46 @@ from typing import Any
 import torch
 
 from tli.compare.experiment import parse_experiment, shipped_experiments
+from tli.compare.launch import PLAN_STRATEGY, launch_plan, launch_summary, slurm_arrays, slurm_template
 from tli.compare.power import format_power, power_report
-from tli.compare.runner import analyse, run_experiment
+from tli.compare.runner import analyse, run_experiment, run_units
 from tli.compare.schema import Cell, Experiment
-from tli.errors import TliError
-from tli.plan import plan
+from tli.compare.units import select_units, training_units
+from tli.errors import ConfigError
 from tli.runs import check_writable, holding_run_dir
 
 log = logging.getLogger(__name__)
 
-PLAN_STRATEGY = {
-    "none": "inference",
-    "full": "full",
-    "lora": "lora",
-    "lora-early": "lora",
-    "lora-late": "lora",
-    "tli": "tli",
-    "tli+lora": "lora",
-    "qlora": "qlora",
-}
-"""The ``tli plan`` estimate that bounds each strategy's memory."""
 
-
-def dry_run(experiment: Experiment) -> dict[str, Any]:
-    """The plan of an experiment without running it: cells, steps and estimated memory per strategy, and the
-    power of its families (:func:`tli.compare.power.power_report`)."""
+def dry_run(experiment: Experiment, *, out: str = "OUT") -> dict[str, Any]:
+    """The plan of an experiment without running it: cells; per (model, strategy) the steps, estimated memory
+    and GPUs, how its units launch and their training GPU-hours (:mod:`tli.compare.launch`); the SLURM arrays
+    that run it on a cluster; and the power of its families (:func:`tli.compare.power.power_report`)."""
+    launches = launch_plan(experiment, experiment_ref=experiment_ref(experiment), out=out)
     units = []
     for model in experiment.models:
-        try:
-            estimate = plan(
-                "smollm2-135m" if model == "default" else model, batch_size=experiment.budget.batch_size
-            ).to_dict()
-        except TliError as exc:
-            estimate = {"error": str(exc)}
         for spec in experiment.strategies:
-            memory = estimate.get("strategies", {}).get(PLAN_STRATEGY[spec.name], {})
+            mine = [launch for launch in launches if launch.model == model and launch.strategy == spec.name]
+            first = mine[0]
             units.append(
                 {
                     "model": model,
                     "strategy": spec.name,
                     "seeds": experiment.seeds,
                     "steps": experiment.budget.steps if spec.name not in ("none", "tli") else 0,
-                    "estimated_memory_gb": memory.get("memory_gb"),
-                    "estimated_devices": memory.get("devices"),
-                    "estimate": PLAN_STRATEGY[spec.name] if memory else estimate.get("error", "no estimate"),
+                    "estimated_memory_gb": first.memory_gb_per_gpu,
+                    "estimated_devices": first.gpus,
+                    "estimate": PLAN_STRATEGY[spec.name] if first.gpus is not None else first.why_not,
+                    "launcher": first.launcher,
+                    "world_size": first.world_size,
+                    "nodes": first.nodes,
+                    "accelerate_config": first.accelerate_config,
+                    "commands": [launch.command for launch in mine],
+                    "gpu_hours": None
+                    if any(launch.gpu_hours is None for launch in mine)
+                    else sum(launch.gpu_hours for launch in mine),
+                    "runnable": first.runnable,
+                    "why_not": first.why_not,
                 }
             )
     wants_cuda = str(experiment.device).startswith("cuda") or any(
@@ -81,6 +77,11 @@ def dry_run(experiment: Experiment) -> dict[str, Any]:
         "experiment": experiment.to_dict(),
         "cells": len(experiment.cells()),
         "units": units,
+        "launch": {
+            **launch_summary(launches),
+            "slurm": slurm_arrays(launches, experiment_ref=experiment_ref(experiment), out=out),
+            "slurm_template": str(slurm_template()),
+        },
         "retrieval_units": retrieval_units(experiment),
         "device_note": note,
         **power_report(experiment),
@@ -124,8 +125,8 @@ def format_dry_run(planned: dict[str, Any]) -> str:
         f"{planned['cells']} cells = {len(experiment['models'])} model(s) × {len(experiment['strategies'])} "
         f"strategies × {task_languages} task-languages × {len(experiment['seeds'])} seed(s){extra}",
         "",
-        "| model | strategy | steps | estimated memory (GiB, per GPU) | GPUs |",
-        "|---|---|---|---|---|",
+        "| model | strategy | steps | estimated memory (GiB, per GPU) | GPUs | launcher | nodes | GPU-hours |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     if planned.get("device_note"):
         lines.insert(2, planned["device_note"])
@@ -136,7 +137,13 @@ def format_dry_run(planned: dict[str, Any]) -> str:
             else unit["estimate"]
         )
         devices = unit["estimated_devices"] or "—"
-        lines.append(f"| {unit['model']} | {unit['strategy']} | {unit['steps']} | {memory} | {devices} |")
+        launcher = unit["launcher"] if unit["runnable"] else f"{unit['launcher']} (cannot run as configured)"
+        hours = "—" if unit["gpu_hours"] is None else f"{unit['gpu_hours']:.2f}"
+        lines.append(
+            f"| {unit['model']} | {unit['strategy']} | {unit['steps']} | {memory} | {devices} | {launcher} "
+            f"| {unit['nodes']} | {hours} |"
+        )
+    lines += format_launch(planned["launch"])
     if planned.get("retrieval_units"):
         lines += ["", "| retrieval system | model / encoder | seeds | steps |", "|---|---|---|---|"]
         lines += [
@@ -148,6 +155,25 @@ def format_dry_run(planned: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_launch(launch: dict[str, Any]) -> list[str]:
+    """The launch part of the dry run: GPU-hours, the units that cannot run as configured, the SLURM arrays."""
+    total = f"{launch['gpu_hours']:.2f}" + (
+        "" if launch["gpu_hours_complete"] else " (units without an estimate not counted)"
+    )
+    lines = [
+        "",
+        f"training GPU-hours, all units and seeds: {total} (FLOPs ÷ ({launch['gpu']} × MFU {launch['mfu']:g}); "
+        "evaluation not counted)",
+    ]
+    if launch["not_runnable"]:
+        lines += ["", f"cannot run as configured ({launch['units'] - launch['runnable']} unit(s)):"]
+        lines += [f"  {line}" for line in launch["not_runnable"]]
+    if launch["slurm"]:
+        lines += ["", f"on a SLURM cluster ({launch['slurm_template']}, one unit per array task):"]
+        lines += [f"  {line}" for line in launch["slurm"]]
+    return lines
+
+
 def compare(
     experiment: str | Path | Experiment,
     *,
@@ -155,8 +181,16 @@ def compare(
     track: str | None = None,
     tracking_uri: str | None = None,
     progress: bool | None = None,
+    only: list[str] | None = None,
+    shard: str | None = None,
+    collect: bool = False,
 ) -> dict[str, Any]:
     """Run an experiment (skipping cells an earlier run finished) and write its report.
+
+    On a cluster, each job runs some training units into the same ``out`` — ``only`` (unit ids, see
+    :func:`list_units`) or ``shard`` (``"i/N"``: every N-th unit from the i-th) — and returns
+    ``{"units", "cells"}`` without comparisons; a last job with ``collect=True`` reads every unit's cells
+    (refusing while any is unfinished, naming them), runs the retrieval systems and writes the comparisons.
 
     Returns:
         The ``results.json`` content: ``cells``, ``comparisons`` (one row per hypothesis, over seeds; each with
@@ -168,8 +202,34 @@ def compare(
     if not isinstance(experiment, Experiment):
         experiment = parse_experiment(experiment)
     out = check_writable(Path(out))
+    if only or shard is not None:
+        if collect:
+            raise ConfigError(
+                "--collect writes the comparisons of every unit: give it without --only / --shard"
+            )
+        units = select_units(training_units(experiment), only=only, shard=shard)
+        with holding_run_dir(out, shared=True):  # other jobs' units may run beside these; a full run may not
+            return run_units(experiment, out, units, progress)
     with holding_run_dir(out):  # a second `tli compare` on this --out refuses
-        return run_experiment(experiment, out, track, tracking_uri, progress)
+        return run_experiment(experiment, out, track, tracking_uri, progress, collect=collect)
+
+
+def list_units(experiment: Experiment, *, out: str = "OUT") -> list[dict[str, Any]]:
+    """Every training unit with the GPUs, launcher, command and training GPU-hours it needs
+    (:func:`tli.compare.launch.launch_plan`), in the order a one-process run trains them."""
+    return [
+        launch.to_dict()
+        for launch in launch_plan(experiment, experiment_ref=experiment_ref(experiment), out=out)
+    ]
+
+
+def experiment_ref(experiment: Experiment) -> str:
+    """How commands name the experiment: its name when it is a shipped one, else its file."""
+    shipped = shipped_experiments()
+    source = Path(experiment.source)
+    if experiment.name in shipped and shipped[experiment.name].resolve() == source.resolve():
+        return experiment.name
+    return str(source)
 
 
 __all__ = [
@@ -179,6 +239,7 @@ __all__ = [
     "compare",
     "dry_run",
     "format_dry_run",
+    "list_units",
     "parse_experiment",
     "shipped_experiments",
 ]

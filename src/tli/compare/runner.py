@@ -19,18 +19,28 @@ from typing import Any
 
 import yaml
 
-from tli.compare.cell_store import Recomputed, cell_dir, failed_cell, fingerprint, slug, unit_dir, write_cell
+from tli.compare.cell_store import (
+    Recomputed,
+    cell_dir,
+    failed_cell,
+    fingerprint,
+    read_cell,
+    slug,
+    unit_dir,
+    write_cell,
+)
 from tli.compare.comparisons import compare_cells, comparisons_across_seeds
 from tli.compare.power import power_report
 from tli.compare.questions import answer_questions, families, question_answers
 from tli.compare.report import compare_report, plot_layer_curves, plot_score_vs_cost
 from tli.compare.retrieval_runner import RetrievalRunner
 from tli.compare.schema import Cell, Experiment, StrategySpec
+from tli.compare.units import TrainingUnit, refuse_missing, training_units
 from tli.errors import TliError
 from tli.io import atomic_write_json, atomic_write_text, replace_dir_atomically
 from tli.models import load_model
 from tli.resources import Measured
-from tli.runs import COMPLETE, mark_complete, provenance
+from tli.runs import COMPLETE, holding_run_dir, mark_complete, provenance
 from tli.strategies import get_strategy
 from tli.strategies.finetune import finetune
 from tli.tasks import get_task, is_retrieval
@@ -226,14 +236,27 @@ class Runner:
         system = f"dense:{strategy}" if is_retrieval(task) else None
         return failed_cell(model, strategy, seed, task, language, system, exc)
 
-    def run(self) -> list[Cell]:
-        """Every unit of the experiment, in order; returns every cell (done or failed)."""
+    def finished_cells(self, model: str, spec: StrategySpec, seed: int) -> list[Cell]:
+        """``--collect``: the unit's cells as its own job left them (done or recorded failures); nothing runs."""
+        unit = unit_dir(self.out, model, spec.name, seed)
+        return [read_cell(cell_dir(unit, *key)) for key in self.experiment.strategy_task_languages()]
+
+    def run(self, units: list[TrainingUnit] | None = None, *, collect: bool = False) -> list[Cell]:
+        """The experiment's training units in order (only ``units`` when given, and then no retrieval systems:
+        those run with ``--collect``, once every unit is finished), then its retrieval systems; returns every
+        cell (done or failed). ``collect``: read every unit's cells instead of running it."""
         cells: list[Cell] = []
-        for model in self.experiment.models:
-            for spec in self.experiment.strategies:
-                for seed in self.experiment.seeds:
-                    cells.extend(self.run_unit(model, spec, seed))
-        if self.experiment.retrieval is not None:
+        wanted = None if units is None else set(units)
+        for unit in training_units(self.experiment):
+            if wanted is not None and unit not in wanted:
+                continue
+            spec = self.experiment.strategy(unit.strategy)
+            if collect:
+                cells.extend(self.finished_cells(unit.model, spec, unit.seed))
+                continue
+            with holding_run_dir(unit.directory(self.out), "--only"):  # one job per unit, however launched
+                cells.extend(self.run_unit(unit.model, spec, unit.seed))
+        if self.experiment.retrieval is not None and units is None:
             cells.extend(RetrievalRunner(self).run(cells))
         if self.recomputed.items:
             log.warning(
@@ -244,22 +267,54 @@ class Runner:
         return cells
 
 
-def run_experiment(
-    experiment: Experiment, out: Path, track: str | None, tracking_uri: str | None, progress: bool | None
+def run_units(
+    experiment: Experiment, out: Path, units: list[TrainingUnit], progress: bool | None
 ) -> dict[str, Any]:
-    """Run an experiment into a locked ``out``: its strategy cells, then its retrieval cells, then its
-    comparisons; write ``results.json`` and the report, and mark the run complete."""
+    """Run some training units into ``out`` (one job of a cluster run; ``out`` held shared, each unit alone).
+
+    Writes the units' cells only: the comparisons need every unit and are written by :func:`run_experiment`
+    with ``collect=True``. Returns ``{"units": [ids], "cells": [cell records]}``.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    (out / COMPLETE).unlink(missing_ok=True)  # cells may be added: complete again only at the end
-    record = experiment.to_dict()
+    (out / COMPLETE).unlink(missing_ok=True)  # cells change: results.json is no longer the cells' summary
+    write_experiment_file(experiment, out)
+    cells = Runner(experiment, out, progress=progress).run(units)
+    return {"units": [unit.id for unit in units], "cells": [c.to_dict() for c in cells]}
+
+
+def write_experiment_file(experiment: Experiment, out: Path) -> None:
+    """``OUT/experiment.yaml``: the experiment as run (the same bytes from every job of a cluster run)."""
     atomic_write_text(
         out / "experiment.yaml", yaml.safe_dump(experiment.raw, sort_keys=False, allow_unicode=True)
     )
+
+
+def run_experiment(
+    experiment: Experiment,
+    out: Path,
+    track: str | None,
+    tracking_uri: str | None,
+    progress: bool | None,
+    *,
+    collect: bool = False,
+) -> dict[str, Any]:
+    """Run an experiment into a locked ``out``: its strategy cells, then its retrieval cells, then its
+    comparisons; write ``results.json`` and the report, and mark the run complete.
+
+    ``collect``: the training units were run by other jobs (:func:`run_units`); read their cells (refusing,
+    naming them, while any is unfinished), run the retrieval systems, and write the comparisons.
+    """
+    if collect:
+        refuse_missing(experiment, out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / COMPLETE).unlink(missing_ok=True)  # cells may be added: complete again only at the end
+    record = experiment.to_dict()
+    write_experiment_file(experiment, out)
     tracker = make_tracker(
         track, out, experiment.name, {k: v for k, v in record.items() if k != "tasks"}, tracking_uri
     )
     try:
-        cells = Runner(experiment, out, progress=progress, tracker=tracker).run()
+        cells = Runner(experiment, out, progress=progress, tracker=tracker).run(collect=collect)
         results = {
             "experiment": record,
             "cells": [c.to_dict() for c in cells],

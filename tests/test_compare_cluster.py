@@ -1,0 +1,212 @@
+"""tli compare on a cluster: training units as separate jobs (--only / --shard), --collect, the launch plan."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tli.compare import compare, dry_run, list_units, parse_experiment
+from tli.compare.launch import GPU_TFLOPS, MFU, slurm_arrays, unit_launch
+from tli.compare.units import TrainingUnit, parse_shard, select_units, training_units
+from tli.errors import ConfigError
+
+EXPERIMENT = """strategies: [none, lora, full]
+tasks:
+  xlsum: {path: "samples:xlsum", languages: [sw], limit: 4, max_new_tokens: 6, max_input_tokens: 64}
+  xnli: {path: "samples:xnli/xnli.test.tsv", languages: [sw], limit: 9}
+budget: {steps: 2, batch_size: 2}
+seeds: [0]
+n_resamples: 200
+"""
+
+
+@pytest.fixture(scope="module")
+def experiment_file(tiny_model_dirs, tmp_path_factory):
+    path = tmp_path_factory.mktemp("cluster") / "e.yaml"
+    path.write_text(f"models: [{tiny_model_dirs['llama']}]\n" + EXPERIMENT)
+    return path
+
+
+def _shard_in_a_process(path, out, shard: str) -> dict:
+    code = textwrap.dedent(
+        f"""
+        import json
+        from tli.compare import compare
+        print(json.dumps(compare({str(path)!r}, out={str(out)!r}, shard={shard!r}, progress=False)))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _without_paths(results: dict) -> list[tuple]:
+    """What must agree between two runs in different directories: each cell's scores and each comparison."""
+    cells = sorted(
+        (
+            c["strategy"],
+            c["seed"],
+            c["task"],
+            c["language"],
+            c["status"],
+            json.dumps(c["metrics"], sort_keys=True),
+        )
+        for c in results["cells"]
+    )
+    comparisons = sorted(json.dumps(row, sort_keys=True) for row in results["comparisons"])
+    return cells + [(row,) for row in comparisons]
+
+
+def test_shards_in_separate_processes_then_collect_give_the_one_process_results(experiment_file, tmp_path):
+    one_process = compare(experiment_file, out=tmp_path / "one", progress=False)
+    out = tmp_path / "sharded"
+    first = _shard_in_a_process(experiment_file, out, "1/2")
+    second = _shard_in_a_process(experiment_file, out, "2/2")
+    units = [u.id for u in training_units(parse_experiment(experiment_file))]
+    assert first["units"] == units[0::2] and second["units"] == units[1::2]
+    assert not (out / "results.json").exists()  # a shard writes its cells only
+    collected = compare(experiment_file, out=out, collect=True, progress=False)
+    assert _without_paths(collected) == _without_paths(one_process)
+    assert [c["verdict"] for c in collected["claims"]] == [c["verdict"] for c in one_process["claims"]]
+    assert (out / "results.json").is_file() and (out / "report.md").is_file()
+
+
+def test_collect_refuses_while_a_unit_is_unfinished_and_names_it(experiment_file, tmp_path):
+    experiment = parse_experiment(experiment_file)
+    units = training_units(experiment)
+    out = tmp_path / "out"
+    compare(experiment_file, out=out, only=[u.id for u in units[:-1]], progress=False)
+    with pytest.raises(
+        ConfigError, match=rf"1 of {len(units)} training units .* not finished: {units[-1].id} \("
+    ):
+        compare(experiment_file, out=out, collect=True, progress=False)
+    assert not (out / "results.json").exists()
+    compare(experiment_file, out=out, only=[units[-1].id], progress=False)  # the missing job, rerun
+    assert compare(experiment_file, out=out, collect=True, progress=False)["comparisons"]
+
+
+def test_shards_partition_the_units():
+    units = [TrainingUnit("m", s, seed) for s in ("none", "lora", "full") for seed in (0, 1, 2)]
+    for count in (1, 2, 4, 9, 12):
+        shards = [select_units(units, shard=f"{i}/{count}") for i in range(1, count + 1)]
+        assert sorted(u.id for shard in shards for u in shard) == sorted(u.id for u in units)
+        assert max(map(len, shards)) - min(map(len, shards)) <= 1
+
+
+@pytest.mark.parametrize("text", ["0/2", "3/2", "1", "a/b", "1/0", "-1/2"])
+def test_a_bad_shard_is_refused(text):
+    with pytest.raises(ConfigError, match=r"--shard .* write i/N with 1 <= i <= N"):
+        parse_shard(text)
+
+
+def test_an_unknown_unit_is_refused_with_the_closest_ids():
+    units = [TrainingUnit("m", s, 0) for s in ("none", "lora", "lora-early")]
+    with pytest.raises(
+        ConfigError, match=r"--only m/lora/seed-1: .*no such training unit; did you mean m/lora/seed-0"
+    ):
+        select_units(units, only=["m/lora/seed-1"])
+
+
+def _plan(devices: dict[str, int | None], flops: float = 3.6e18) -> dict:
+    return {
+        "strategies": {
+            name: {"devices": n, "memory_gb": 70.0, "flops": None if name == "inference" else flops}
+            for name, n in devices.items()
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("strategy", "devices", "device_map", "expected"),
+    [
+        ("lora", {"lora": 1, "inference": 1}, None, ("python", 1, 1, 1, True)),
+        ("lora", {"lora": 3, "inference": 2}, "auto", ("python", 3, 1, 1, True)),
+        ("lora", {"lora": 3, "inference": 2}, None, ("python", 3, 1, 1, False)),
+        ("none", {"inference": 2}, "auto", ("python", 2, 1, 1, True)),
+        ("full", {"full": 3, "inference": 1}, None, ("accelerate", 3, 3, 1, False)),
+        ("full", {"full": 20, "inference": 2}, "auto", ("accelerate", 20, 24, 3, False)),
+        ("full", {"full": None, "inference": 2}, None, ("python", None, 1, 1, False)),
+    ],
+)
+def test_each_unit_gets_the_launcher_its_plan_needs(experiment_file, strategy, devices, device_map, expected):
+    experiment = parse_experiment(experiment_file)
+    experiment.device_map = device_map
+    launch = unit_launch(experiment, TrainingUnit("m", strategy, 0), _plan(devices), "e.yaml", "OUT")
+    assert (launch.launcher, launch.gpus, launch.world_size, launch.nodes, launch.runnable) == expected
+    if launch.launcher == "accelerate":
+        config = "8gpu-fsdp.yaml" if launch.nodes == 1 else "multinode-fsdp.yaml"
+        assert (
+            launch.command
+            == f"accelerate launch --config_file {config} -m tli compare e.yaml --out OUT --only m/{strategy}/seed-0"
+        )
+    else:
+        assert launch.command == f"tli compare e.yaml --out OUT --only m/{strategy}/seed-0"
+    if strategy != "none":
+        # 3.6e18 FLOPs at 989 TFLOPS × 0.35 = 10,400 s = 2.889 GPU-hours, however many GPUs share them
+        assert launch.gpu_hours == pytest.approx(3.6e18 / (GPU_TFLOPS * 1e12 * MFU) / 3600)
+        assert launch.gpu_hours == pytest.approx(2.8889, abs=1e-4)
+
+
+def test_the_dry_run_of_a_full_scale_experiment_names_what_cannot_run_and_prints_the_arrays():
+    planned = dry_run(parse_experiment("qwen2-72b-xlsum-xnli", check_device=False), out="runs/q")
+    full = next(u for u in planned["units"] if u["strategy"] == "full")
+    assert not full["runnable"] and full["launcher"] == "accelerate" and full["nodes"] >= 2
+    assert full["world_size"] == 8 * full["nodes"] and "FSDP" in full["why_not"]
+    launch = planned["launch"]
+    assert launch["units"] == 7 * 5 and launch["runnable"] == 6 * 5
+    assert launch["gpu_hours"] == pytest.approx(sum(u["gpu_hours"] for u in planned["units"]))
+    arrays = [line for line in launch["slurm"] if line.startswith("sbatch")]
+    listed = [unit for line in arrays for unit in line.split()[-1].split(",")]
+    runnable = [
+        u["unit"]
+        for u in list_units(parse_experiment("qwen2-72b-xlsum-xnli", check_device=False))
+        if u["runnable"]
+    ]
+    assert sorted(listed) == sorted(runnable)
+    assert launch["slurm"][-1] == "tli compare qwen2-72b-xlsum-xnli --out runs/q --collect"
+
+
+def test_slurm_arrays_group_units_by_shape():
+    experiment_units = [TrainingUnit("m", s, seed) for s in ("lora", "none") for seed in (0, 1)]
+
+    class Launch:
+        def __init__(self, unit, gpus):
+            self.unit, self.gpus, self.nodes, self.accelerate_config, self.runnable = (
+                unit.id,
+                gpus,
+                1,
+                None,
+                True,
+            )
+
+    launches = [Launch(u, 2 if u.strategy == "lora" else 1) for u in experiment_units]
+    lines = slurm_arrays(launches, experiment_ref="e", out="o")
+    assert (
+        lines[0]
+        == "sbatch --array=0-1 --nodes=1 --gpus-per-node=2 compare-array.sbatch e o m/lora/seed-0,m/lora/seed-1"
+    )
+    assert (
+        lines[1]
+        == "sbatch --array=0-1 --nodes=1 --gpus-per-node=1 compare-array.sbatch e o m/none/seed-0,m/none/seed-1"
+    )
+
+
+def test_a_shard_job_and_a_whole_run_on_one_out_exclude_each_other(tmp_path):
+    """Shard jobs hold --out shared (together), a whole run or --collect alone."""
+    from tli.runs import lock_run_dir, release_run_dir
+
+    out = tmp_path / "out"
+    hold = subprocess.Popen(
+        [sys.executable, "-c", f"from tli.runs import lock_run_dir; lock_run_dir({str(out)!r}, shared=True); "
+         "print('held', flush=True); import time; time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert hold.stdout.readline().strip() == "held"
+        with pytest.raises(ConfigError, match="being written by another tli process"):
+            lock_run_dir(out)
+        lock_run_dir(out, shared=True)  # another shard: allowed
+        release_run_dir(out)
+    finally:
+        hold.kill()
