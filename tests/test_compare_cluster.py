@@ -7,6 +7,7 @@ import textwrap
 
 import pytest
 
+from tli.cli import main
 from tli.compare import compare, dry_run, list_units, parse_experiment
 from tli.compare.launch import GPU_TFLOPS, MFU, slurm_arrays, unit_launch
 from tli.compare.units import TrainingUnit, parse_shard, select_units, training_units
@@ -33,7 +34,8 @@ def _shard_in_a_process(path, out, shard: str) -> dict:
     code = textwrap.dedent(
         f"""
         import json
-        from tli.compare import compare
+        from tli.cli import main
+from tli.compare import compare
         print(json.dumps(compare({str(path)!r}, out={str(out)!r}, shard={shard!r}, progress=False)))
         """
     )
@@ -210,3 +212,29 @@ def test_a_shard_job_and_a_whole_run_on_one_out_exclude_each_other(tmp_path):
         release_run_dir(out)
     finally:
         hold.kill()
+
+
+def test_list_cells_prints_every_unit_as_json(capsys):
+    assert main(["compare", "demo", "--list-cells", "--json", "--out", "runs/d"]) == 0
+    units = json.loads(capsys.readouterr().out)
+    assert [u["unit"] for u in units] == [u.id for u in training_units(parse_experiment("demo"))]
+    assert all(u["command"] == f"tli compare demo --out runs/d --only {u['unit']}" for u in units)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--collect"], "need --out"),
+        (["--shard", "1/2", "--collect", "--out", "o"], "different jobs: give one of them"),
+        (["--only", "default/lora/seed-0", "--shard", "1/2", "--out", "o"], "different jobs"),
+        (["--dry-run", "--list-cells"], "--dry-run and --list-cells"),
+        (["--shard", "3/2", "--out", "OUT_DIR"], "--shard '3/2': write i/N"),
+        (["--only", "default/lora/seed-9", "--out", "OUT_DIR"], "did you mean default/lora/seed-0"),
+    ],
+)
+def test_job_options_that_cannot_work_are_one_line_errors(tmp_path, capsys, argv, message):
+    argv = [str(tmp_path / "o") if a == "OUT_DIR" else a for a in argv]
+    assert main(["compare", "demo", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+    assert not (tmp_path / "o" / "runs").exists()  # refused before any unit ran

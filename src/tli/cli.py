@@ -262,19 +262,34 @@ def cmd_plan(config) -> int:
 
 
 def cmd_compare(config) -> int:
-    from tli.compare import compare, dry_run, format_dry_run, parse_experiment
+    from tli.compare import compare, dry_run, format_dry_run, format_units, list_units, parse_experiment
 
-    experiment = parse_experiment(config.experiment, check_device=not config.dry_run)
+    planning = config.dry_run or config.list_cells
+    experiment = parse_experiment(config.experiment, check_device=not planning)
     if config.dry_run:
-        planned = dry_run(experiment)
+        planned = dry_run(experiment, out=config.out or "OUT")
         print(json.dumps(planned, indent=2, default=str) if config.json else format_dry_run(planned))
+        return 0
+    if config.list_cells:
+        units = list_units(experiment, out=config.out or "OUT")
+        print(json.dumps(units, indent=2) if config.json else format_units(units))
         return 0
     out = (
         Path(config.out)
         if config.out
         else Path("runs") / f"compare-{experiment.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     )
-    results = compare(experiment, out=out, track=config.track, tracking_uri=config.tracking_uri)
+    results = compare(
+        experiment,
+        out=out,
+        track=config.track,
+        tracking_uri=config.tracking_uri,
+        only=config.only,
+        shard=config.shard,
+        collect=config.collect,
+    )
+    if "claims" not in results:  # one job of a cluster run: its cells only
+        return _report_unit_job(results, out)
     for claim in results["claims"]:
         if claim["verdict"] != "not measured":
             print(f"[{claim['verdict']:>12}] {claim['claim']}")
@@ -285,6 +300,20 @@ def cmd_compare(config) -> int:
             f"tli: error: {len(failed)} cell(s) failed (first: {failed[0]['error']}); rerun to retry them",
             file=sys.stderr,
         )
+        return 1
+    return 0
+
+
+def _report_unit_job(results: dict, out: Path) -> int:
+    """What one --only / --shard job did, and its exit status (1 when a cell failed: rerun the job to retry)."""
+    failed = [c for c in results["cells"] if c["status"] == "failed"]
+    print(
+        f"ran {len(results['units'])} training unit(s) into {out}: {len(results['cells']) - len(failed)} cells done, "
+        f"{len(failed)} failed; when every job has finished: tli compare EXPERIMENT --out {out} --collect"
+    )
+    if failed:
+        first = failed[0]["error"]
+        print(f"tli: error: {len(failed)} cell(s) failed (first: {first}); rerun this job", file=sys.stderr)
         return 1
     return 0
 

@@ -223,6 +223,17 @@ def list_units(experiment: Experiment, *, out: str = "OUT") -> list[dict[str, An
     ]
 
 
+def format_units(units: list[dict[str, Any]]) -> str:
+    """``--list-cells``: one line per training unit (id, GPUs, launcher, training GPU-hours, command or why not)."""
+    lines = []
+    for unit in units:
+        hours = "—" if unit["gpu_hours"] is None else f"{unit['gpu_hours']:.2f} GPU-h"
+        gpus = "—" if unit["gpus"] is None else f"{unit['gpus']} GPU(s)"
+        what = unit["command"] if unit["runnable"] else f"cannot run as configured: {unit['why_not']}"
+        lines.append(f"{unit['unit']}  {gpus}  {unit['launcher']}×{unit['world_size']}  {hours}  {what}")
+    return "\n".join(lines)
+
+
 def experiment_ref(experiment: Experiment) -> str:
     """How commands name the experiment: its name when it is a shipped one, else its file."""
     shipped = shipped_experiments()
@@ -239,6 +250,7 @@ __all__ = [
     "compare",
     "dry_run",
     "format_dry_run",
+    "format_units",
     "list_units",
     "parse_experiment",
     "shipped_experiments",

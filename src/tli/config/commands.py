@@ -177,7 +177,23 @@ class CompareConfig(ThreadOptions):
         "validate the experiment and print its plan (cells, steps, memory) and the power of its families "
         "(smallest reachable adjusted p, minimum detectable effects); run nothing",
     )
-    json: bool = option(False, "with --dry-run: print the plan as JSON")
+    json: bool = option(False, "with --dry-run or --list-cells: print JSON")
+    list_cells: bool = option(
+        False,
+        "list the training units (model/strategy/seed-k) with the GPUs, launcher, command and GPU-hours each "
+        "needs; run nothing",
+    )
+    only: list[str] | None = option(
+        None, "run only these training units (ids from --list-cells) into --out: one job of a cluster run"
+    )
+    shard: str | None = option(
+        None, "run shard i/N of the training units (every N-th from the i-th) into --out: one array task"
+    )
+    collect: bool = option(
+        False,
+        "after the --only / --shard jobs: write the comparisons, claims and report from their cells "
+        "(refuses, naming them, while units are unfinished)",
+    )
     track: str | None = option(None, "mlflow | tensorboard: also log parameters, metrics and artefacts there")
     tracking_uri: str | None = option(
         None, "MLflow tracking URI (default: a SQLite store in the run directory)"
@@ -187,6 +203,14 @@ class CompareConfig(ThreadOptions):
         problems = Problems()
         if self.track is not None:
             problems.choice("track", self.track, ("mlflow", "tensorboard"))
+        jobs = (self.only, self.shard, self.collect)
+        problems.check(
+            sum(bool(v) for v in jobs) <= 1, "--only, --shard and --collect are different jobs: give one of them"
+        )
+        problems.check(
+            not (any(jobs) and not self.out), "--only, --shard and --collect need --out (the run every job shares)"
+        )
+        problems.check(not (self.dry_run and self.list_cells), "--dry-run and --list-cells: give one of them")
         self._check_threads(problems)
         problems.raise_if_any()
 
