@@ -81,7 +81,7 @@ KILL_POINTS = [
     ("between epochs", "tli.train:save_checkpoint", "after", 1, _between_epochs),
     ("during a checkpoint write", "torch:save", "after", 2, _in_checkpoint_write),
     ("during the adapter write", "tli.train:write_adapter_files", "before", 1, _in_adapter_write),
-    ("during results writing", "tli.report:atomic_write_json", "after", 1, _in_results_write),
+    ("during results writing", "tli.report.training:atomic_write_json", "after", 1, _in_results_write),
 ]
 
 

@@ -246,23 +246,66 @@ def _blocks_to_load(
     return num_hidden_layers, truncated
 
 
+@dataclass(frozen=True)
+class _LoadRequest:
+    """The keyword arguments of :func:`load_model` (documented there), handed whole to each loading phase."""
+
+    adapter: str | os.PathLike | None
+    dtype: str
+    device: str
+    quantization: str
+    num_hidden_layers: int | None
+    up_to_layer: int | None
+    trust_remote_code: bool
+    adapter_trainable: bool
+    purpose: str
+    device_map: str | dict[str, Any] | None
+    max_memory: str | dict[Any, Any] | None
+    offload_folder: str | os.PathLike | None
+
+
+def _name_the_model(model: str | os.PathLike | None) -> tuple[str, str]:
+    """``(spec, kind)`` (phase 1 of :func:`load_model`): the spec names a local model by its absolute path, so
+    the name still finds it from another directory; ``kind`` is :func:`classify_model`'s."""
+    spec = str(model) if model is not None else DEFAULT_MODEL
+    kind = classify_model(spec)
+    if kind in ("local", "gguf"):
+        spec = str(Path(spec).expanduser().resolve())
+    return spec, kind
+
+
+def _check_options(request: _LoadRequest) -> tuple[torch.device, torch.dtype]:
+    """``(device, compute dtype)`` once the options are known to work together on this machine (phase 1).
+
+    Raises:
+        ConfigError: ``device`` and ``device_map`` both given, a device or quantisation this machine lacks, or
+            ``num_hidden_layers`` below 1.
+    """
+    if request.device_map is not None and request.device not in ("auto", None):
+        raise ConfigError(
+            f"--device {request.device} and --device-map {request.device_map}: choose one (a device map places "
+            "every layer itself)"
+        )
+    torch_device = resolve_device(request.device)
+    _check_quantization_supported(request.quantization, torch_device)
+    compute_dtype = _compute_dtype(request.dtype, request.quantization, torch_device, request.purpose)
+    if request.num_hidden_layers is not None and request.num_hidden_layers < 1:
+        raise ConfigError(f"num_hidden_layers must be >= 1, got {request.num_hidden_layers}")
+    return torch_device, compute_dtype
+
+
 def _from_pretrained_kwargs(
     found: _Checkpoint,
     spec: str,
-    *,
+    request: _LoadRequest,
     torch_device: torch.device,
     compute_dtype: torch.dtype,
-    quantization: str,
-    purpose: str,
     blocks: int | None,
-    trust_remote_code: bool,
-    device_map: str | dict[str, Any] | None,
-    max_memory: str | dict[Any, Any] | None,
-    offload_folder: str | os.PathLike | None,
 ) -> tuple[dict[str, Any], Any]:
     """``(kwargs of from_pretrained, quantisation config or None)``: dtype, quantisation and device
     placement, checked against the devices' memory (``blocks``: the blocks read when truncated, else None)."""
-    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "dtype": compute_dtype}
+    quantization, purpose, device_map = request.quantization, request.purpose, request.device_map
+    kwargs: dict[str, Any] = {"trust_remote_code": request.trust_remote_code, "dtype": compute_dtype}
     quant_config = _quantization_config(quantization, compute_dtype, sharded=_sharded_training(purpose))
     if quant_config is not None:
         kwargs["quantization_config"] = quant_config
@@ -274,12 +317,12 @@ def _from_pretrained_kwargs(
             placement_kwargs(
                 found.location,
                 device_map,
-                max_memory,
-                offload_folder,
+                request.max_memory,
+                request.offload_folder,
                 dtype=kwargs["dtype"],
                 quantized=quant_config is not None,
                 num_hidden_layers=blocks,
-                trust_remote_code=trust_remote_code,
+                trust_remote_code=request.trust_remote_code,
             )
         )
         if purpose == "train":
@@ -339,9 +382,10 @@ def load_model(
 ) -> LoadedModel:
     """Load a causal LM and its tokenizer for tli.
 
-    Phases: check the options, locate the checkpoint (``_locate``), choose the blocks to read
-    (``_blocks_to_load``), the ``from_pretrained`` arguments (``_from_pretrained_kwargs``), read the
-    weights (``_read_weights``), place them, then attach the adapter.
+    Phases: check the options (``_name_the_model``, ``_check_options``), locate the checkpoint (``_locate``),
+    choose the blocks to read (``_blocks_to_load``), the ``from_pretrained`` arguments
+    (``_from_pretrained_kwargs``), read the weights (``_read_weights``), place them (``_place``), then describe
+    the result and attach the adapter (``_loaded``).
 
     Args:
         model: local HF directory, hub id, ``.gguf`` file, or None / ``"default"`` for SmolLM2-135M.
@@ -377,74 +421,74 @@ def load_model(
             says how much is missing).
     """
     start = time.perf_counter()
+    request = _LoadRequest(
+        adapter=adapter, dtype=dtype, device=device, quantization=quantization,
+        num_hidden_layers=num_hidden_layers, up_to_layer=up_to_layer, trust_remote_code=trust_remote_code,
+        adapter_trainable=adapter_trainable, purpose=purpose, device_map=device_map, max_memory=max_memory,
+        offload_folder=offload_folder,
+    )  # fmt: skip
     # Check the options: what the spec names, the device and the compute dtype.
-    spec = str(model) if model is not None else DEFAULT_MODEL
-    kind = classify_model(spec)
-    if kind in ("local", "gguf"):  # an absolute path still names the model from another directory
-        spec = str(Path(spec).expanduser().resolve())
-    if device_map is not None and device not in ("auto", None):
-        raise ConfigError(
-            f"--device {device} and --device-map {device_map}: choose one (a device map places every layer "
-            "itself)"
-        )
-    torch_device = resolve_device(device)
-    _check_quantization_supported(quantization, torch_device)
-    compute_dtype = _compute_dtype(dtype, quantization, torch_device, purpose)
-    if num_hidden_layers is not None and num_hidden_layers < 1:
-        raise ConfigError(f"num_hidden_layers must be >= 1, got {num_hidden_layers}")
-
+    spec, kind = _name_the_model(model)
+    torch_device, compute_dtype = _check_options(request)
     # Locate the checkpoint and choose the blocks to read.
     found = _locate(spec, kind, quantization)
     full_depth = _num_layers_in_config(found.location, trust_remote_code)
-    num_hidden_layers, truncated = _blocks_to_load(full_depth, num_hidden_layers, up_to_layer)
-
-    # Read the weights with the dtype, quantisation and placement chosen.
+    blocks, truncated = _blocks_to_load(full_depth, num_hidden_layers, up_to_layer)
+    # Read the weights with the dtype, quantisation and placement chosen, then place them.
     kwargs, quant_config = _from_pretrained_kwargs(
-        found,
-        spec,
-        torch_device=torch_device,
-        compute_dtype=compute_dtype,
-        quantization=quantization,
-        purpose=purpose,
-        blocks=num_hidden_layers if truncated else None,
-        trust_remote_code=trust_remote_code,
-        device_map=device_map,
-        max_memory=max_memory,
-        offload_folder=offload_folder,
+        found, spec, request, torch_device, compute_dtype, blocks if truncated else None
     )
-    tokenizer, lm = _read_weights(found, spec, kwargs, num_hidden_layers, truncated, trust_remote_code)
+    tokenizer, lm = _read_weights(found, spec, kwargs, blocks, truncated, trust_remote_code)
+    _place(lm, request, quant_config, torch_device)
+    return _loaded(lm, tokenizer, spec, found, request, torch_device, compute_dtype, full_depth, start)
 
-    # Place the model: one device, unless quantised, spread by a device map or sharded by FSDP / DeepSpeed.
-    if quant_config is None and device_map is None and not _sharded_training(purpose):
+
+def _place(lm: Any, request: _LoadRequest, quant_config: Any, torch_device: torch.device) -> None:
+    """Put the model on one device, unless quantised (already placed), spread by a device map or sharded by FSDP /
+    DeepSpeed; then evaluation mode (phase 4 of :func:`load_model`)."""
+    if quant_config is None and request.device_map is None and not _sharded_training(request.purpose):
         # (FSDP / DeepSpeed place the shards themselves: the weights stay where transformers loaded them — the
         # CPU, or meta on all but one process with FSDP's RAM-efficient loading.)
         lm.to(torch_device)
-    elif quantization == "nf4":
+    elif request.quantization == "nf4":
         use_portable_nf4_kernels(lm)
     lm.eval()
+
+
+def _loaded(
+    lm: Any,
+    tokenizer: Any,
+    spec: str,
+    found: _Checkpoint,
+    request: _LoadRequest,
+    device: torch.device,
+    dtype: torch.dtype,
+    full_depth: int | None,
+    start: float,
+) -> LoadedModel:
+    """The :class:`LoadedModel` (phase 5 of :func:`load_model`): a hub model's fingerprint from its revision, a
+    pad token, the device map's summary, and the adapter attached, unmerged."""
     fingerprint = found.fingerprint
     if found.source == "hub":
         revision = getattr(lm.config, "_commit_hash", None) or ""
         fingerprint = {"sha256": sha256_text(f"{spec}@{revision}"), "kind": "hub-revision"}
     ensure_pad_token(tokenizer)
     extra: dict[str, Any] = {"full_num_layers": full_depth, "weights": found.weights}
-    if device_map is not None:
-        torch_device = input_device(lm)
+    if request.device_map is not None:
+        device = input_device(lm)
         extra["device_map"] = device_map_summary(getattr(lm, "hf_device_map", {}) or {})
-
-    # Attach the adapter, unmerged.
-    if adapter is not None:
-        lm = attach_adapter(lm, adapter, trainable=adapter_trainable)
+    if request.adapter is not None:
+        lm = attach_adapter(lm, request.adapter, trainable=request.adapter_trainable)
     return LoadedModel(
         model=lm,
         tokenizer=tokenizer,
         name=spec,
         source=found.source,
         fingerprint=fingerprint,
-        device=torch_device,
-        dtype=compute_dtype,
-        quantization=quantization,
-        adapter=str(adapter) if adapter is not None else None,
+        device=device,
+        dtype=dtype,
+        quantization=request.quantization,
+        adapter=str(request.adapter) if request.adapter is not None else None,
         load_seconds=time.perf_counter() - start,
         local_dir=str(found.local_dir) if found.local_dir is not None else None,
         extra=extra,
