@@ -238,3 +238,71 @@ def test_job_options_that_cannot_work_are_one_line_errors(tmp_path, capsys, argv
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
     assert not (tmp_path / "o" / "runs").exists()  # refused before any unit ran
+
+
+LAUNCHED = """strategies: [none, lora, full]
+tasks:
+  xlsum: {path: "samples:xlsum", languages: [sw], limit: 4, max_new_tokens: 6, max_input_tokens: 64}
+  xnli: {path: "samples:xnli/xnli.test.tsv", languages: [sw], limit: 9}
+  mrtydi: {path: "samples:mrtydi", languages: [sw], limit: 6, layer_curve: false, cache: false}
+train: {task: xlsum, language: sw, path: "samples:xlsum", limit: 8}
+budget: {steps: 2, batch_size: 4}
+strategy_options: {lora_dropout: 0}
+seeds: [0]
+n_resamples: 200
+"""
+
+
+def _compare_cli(path, out, processes: int) -> subprocess.CompletedProcess:
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    args = ["-m", "tli", "compare", str(path), "--out", str(out)]
+    if processes > 1:
+        launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+        args = [*launcher, *args]
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=900)
+
+
+def _cells(out) -> dict:
+    record = json.loads((out / "results.json").read_text())
+    return {(c["strategy"], c.get("system"), c["task"], c["language"]): c for c in record["cells"]}, record
+
+
+@pytest.mark.skipif(
+    not __import__("torch").distributed.is_available(), reason="torch.distributed is not built in"
+)
+def test_two_launched_processes_give_the_one_process_experiment(tiny_model_dirs, tmp_path):
+    """torchrun with 2 gloo processes: DDP fine-tuning of every unit (none, lora, full), evaluation of XL-Sum,
+    XNLI and a dense retrieval task; the same cells, predictions and comparisons as one process; one writer."""
+    path = tmp_path / "e.yaml"
+    path.write_text(f"models: [{tiny_model_dirs['llama']}]\n" + LAUNCHED)
+    one = _compare_cli(path, tmp_path / "one", 1)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = _compare_cli(path, tmp_path / "two", 2)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.count("wrote ") == 1  # only the main process reports
+    cells_one, record_one = _cells(tmp_path / "one")
+    cells_two, record_two = _cells(tmp_path / "two")
+    assert cells_one.keys() == cells_two.keys()
+    assert {(k[0], k[2]) for k in cells_one if k[0]} == {
+        (s, t) for s in ("none", "lora", "full") for t in ("xlsum", "xnli", "mrtydi")
+    }
+    for key, cell in cells_one.items():
+        other = cells_two[key]
+        assert other["status"] == cell["status"] == "done", (key, other.get("error"))
+        for metric, score in cell["metrics"].items():
+            assert other["metrics"][metric]["score"] == pytest.approx(score["score"], abs=1e-6), (key, metric)
+        rows_one = [json.loads(x)["prediction"] for x in open(cell["predictions"])]
+        rows_two = [json.loads(x)["prediction"] for x in open(other["predictions"])]
+        if key[2] != "mrtydi":  # retrieval rows are rankings: their scores were compared above
+            assert rows_one == rows_two, key
+    losses_one = json.loads(
+        (tmp_path / "one/runs" / tiny_model_dirs["llama"].name / "full/seed-0/train.json").read_text()
+    )
+    losses_two = json.loads(
+        (tmp_path / "two/runs" / tiny_model_dirs["llama"].name / "full/seed-0/train.json").read_text()
+    )
+    assert losses_two["losses"] == pytest.approx(losses_one["losses"], rel=1e-4)
+    assert [c["p_value"] for c in record_two["comparisons"]] == pytest.approx(
+        [c["p_value"] for c in record_one["comparisons"]], abs=1e-9
+    )
+    assert not list((tmp_path / "two").glob("**/.adapter.tmp-*"))  # no second writer left files behind

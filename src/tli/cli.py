@@ -288,6 +288,8 @@ def cmd_compare(config) -> int:
         shard=config.shard,
         collect=config.collect,
     )
+    if not _is_main_process():  # under accelerate launch / torchrun the main process reports
+        return 0
     if "claims" not in results:  # one job of a cluster run: its cells only
         return _report_unit_job(results, out)
     for claim in results["claims"]:

@@ -16,6 +16,7 @@ and :mod:`~tli.compare.retrieval_settings` (reading the YAML), :mod:`~tli.compar
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,11 @@ from tli.compare.power import format_power, power_report
 from tli.compare.runner import analyse, run_experiment, run_units
 from tli.compare.schema import Cell, Experiment
 from tli.compare.units import select_units, training_units
+from tli.distributed import DistributedContext, current_context, distributed_context, launched
 from tli.errors import ConfigError
+from tli.models import resolve_device
 from tli.runs import check_writable, holding_run_dir
+from tli.train import process_device
 
 log = logging.getLogger(__name__)
 
@@ -202,16 +206,33 @@ def compare(
     if not isinstance(experiment, Experiment):
         experiment = parse_experiment(experiment)
     out = check_writable(Path(out))
-    if only or shard is not None:
-        if collect:
-            raise ConfigError(
-                "--collect writes the comparisons of every unit: give it without --only / --shard"
-            )
-        units = select_units(training_units(experiment), only=only, shard=shard)
-        with holding_run_dir(out, shared=True):  # other jobs' units may run beside these; a full run may not
+    if (only or shard is not None) and collect:
+        raise ConfigError("--collect writes the comparisons of every unit: give it without --only / --shard")
+    units = select_units(training_units(experiment), only=only, shard=shard) if only or shard else None
+    context = launch_context(experiment)
+    # Only the main process locks and writes; under a launcher the others train and evaluate beside it.
+    with holding_run_dir(out, shared=units is not None) if context.is_main else contextlib.nullcontext():
+        if (
+            units is not None
+        ):  # one job of a cluster run: other jobs' units may run beside these, a full run not
             return run_units(experiment, out, units, progress)
-    with holding_run_dir(out):  # a second `tli compare` on this --out refuses
         return run_experiment(experiment, out, track, tracking_uri, progress, collect=collect)
+
+
+def launch_context(experiment: Experiment) -> DistributedContext:
+    """This process's place under ``accelerate launch`` / ``torchrun`` (a one-process context alone).
+
+    Every process runs the same units in the same order: each training unit trains through Accelerate (DDP,
+    or FSDP / DeepSpeed ZeRO-3 per the launcher's config; :func:`tli.strategies.finetune.finetune`), every
+    process evaluates every example of a cell (a sharded model needs every process in every forward), a step
+    that fails on one process fails on all, and only the main process locks ``out`` and writes.
+
+    Raises:
+        ConfigError: a sharding the device cannot run (FSDP / DeepSpeed on a CPU).
+    """
+    if not launched():
+        return current_context()
+    return distributed_context(resolve_device(process_device(experiment.device)))
 
 
 def list_units(experiment: Experiment, *, out: str = "OUT") -> list[dict[str, Any]]:

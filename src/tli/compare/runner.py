@@ -11,8 +11,10 @@ recorded (``status: failed`` with the message) and the other units go on.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import tempfile
 import traceback
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ from tli.compare.report import compare_report, plot_layer_curves, plot_score_vs_
 from tli.compare.retrieval_runner import RetrievalRunner
 from tli.compare.schema import Cell, Experiment, StrategySpec
 from tli.compare.units import TrainingUnit, refuse_missing, training_units
+from tli.distributed import current_context
 from tli.errors import TliError
 from tli.io import atomic_write_json, atomic_write_text, replace_dir_atomically
 from tli.models import load_model
@@ -46,6 +49,7 @@ from tli.strategies.finetune import finetune
 from tli.tasks import get_task, is_retrieval
 from tli.tasks.retrieval.mrtydi import PUBLISHED_MRR100
 from tli.tracking import make_tracker
+from tli.train import process_device
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,9 @@ class Runner:
 
     def __init__(self, experiment: Experiment, out: Path, *, progress: bool | None = None, tracker=None):
         self.experiment, self.out, self.progress, self.tracker = experiment, out, progress, tracker
+        self.context = current_context()  # several processes under accelerate launch / torchrun
+        if not self.context.is_main:
+            self.progress = False
         self._examples: dict[tuple[str, str], list] = {}
         self._features: dict[str, list[dict]] = {}
         self.recomputed = Recomputed()
@@ -96,10 +103,14 @@ class Runner:
                 done[key] = cell
         if len(done) == len(wanted):
             return [done[key] for key in wanted]
+        error = None
         try:
             loaded, model_obj, cost = self.prepare(model, spec, seed, unit)
         except (TliError, RuntimeError, ValueError, OSError) as exc:
-            return [done.get(key) or self.failed(model, spec.name, seed, *key, exc) for key in wanted]
+            error = exc
+        error = self.agreed(error)
+        if error is not None:
+            return [done.get(key) or self.failed(model, spec.name, seed, *key, error) for key in wanted]
         cells = []
         for key in wanted:
             cells.append(
@@ -107,15 +118,30 @@ class Runner:
             )
         return cells
 
+    def agreed(self, error: BaseException | None) -> BaseException | None:
+        """Under a launcher, a step that failed on any process fails on all of them (so they stay in step and
+        the run goes on with the next cell together); alone, ``error`` itself."""
+        if self.context.world_size == 1:
+            return error
+        failed_ranks = self.context.sum(0.0 if error is None else 1.0)
+        if failed_ranks and error is None:
+            return TliError(f"{int(failed_ranks)} other process(es) of the launch failed this step")
+        return error
+
     def check_unit(self, unit: Path, model: str, strategy: str, seed: int) -> None:
         """A unit trained with other settings is trained again: its adapter and training files are removed
-        (its cells, made with the old unit, are recomputed as their settings differ too)."""
+        (its cells, made with the old unit, are recomputed as their settings differ too). Under a launcher the
+        main process removes them while the others wait."""
+        if not self.context.is_main:
+            self.context.barrier()
+            return
         self.recomputed.check_unit(
             unit,
             self.experiment.unit_settings(model, strategy, seed),
             f"{slug(model)}/{strategy}/seed-{seed}",
             stale=("adapter", "tli-adapter-training"),
         )
+        self.context.barrier()
 
     def prepare(self, model: str, spec: StrategySpec, seed: int, unit: Path):
         """The model of this unit: trained now, or reloaded from a complete earlier training."""
@@ -125,7 +151,7 @@ class Runner:
             loaded = load_model(
                 model,
                 dtype=self.experiment.dtype,
-                device=spec.device or self.experiment.device,
+                device=process_device(spec.device or self.experiment.device),
                 quantization=strategy.quantization,
                 purpose="train",
                 device_map=self.experiment.device_map,
@@ -156,11 +182,19 @@ class Runner:
         self.save(strategy, model_obj, unit)
         unit.mkdir(parents=True, exist_ok=True)
         settings = self.experiment.unit_settings(model, spec.name, seed)
+        if self.context.is_main:
+            self.write_training_record(saved, model, spec.name, seed, cost, stats, settings)
+        self.context.barrier()  # the others read train.json and the adapter only once they are complete
+        model_obj.eval()
+        return loaded, model_obj, cost
+
+    @staticmethod
+    def write_training_record(saved: Path, model, strategy, seed, cost, stats, settings) -> None:
         atomic_write_json(
             saved,
             {
                 "model": model,
-                "strategy": spec.name,
+                "strategy": strategy,
                 "seed": seed,
                 "cost": cost,
                 "losses": stats["losses"],
@@ -168,8 +202,6 @@ class Runner:
                 "fingerprint": fingerprint(settings),
             },
         )
-        model_obj.eval()
-        return loaded, model_obj, cost
 
     def fine_tune(self, strategy, model_obj, loaded, model: str, seed: int) -> dict[str, Any]:
         """Fine-tune on the experiment's task data (a strategy that does not: no steps)."""
@@ -191,7 +223,13 @@ class Runner:
         if strategy.name == "full" and not self.experiment.save_full_weights:
             return
         unit.mkdir(parents=True, exist_ok=True)
-        replace_dir_atomically(unit / "adapter", lambda tmp: strategy.save(model_obj, tmp))
+        if self.context.is_main:
+            replace_dir_atomically(unit / "adapter", lambda tmp: strategy.save(model_obj, tmp))
+            return
+        with (
+            tempfile.TemporaryDirectory() as nowhere
+        ):  # gathers FSDP shards with the main process; writes nothing
+            strategy.save(model_obj, Path(nowhere))
 
     def score(
         self,
@@ -204,9 +242,14 @@ class Runner:
         language: str,
         cost: dict[str, Any],
         unit: Path,
-    ) -> Cell:
-        """Evaluate one cell and write it (predictions first, ``cell.json`` last)."""
+    ) -> Cell | None:
+        """Evaluate one cell and write it (predictions first, ``cell.json`` last).
+
+        Under a launcher every process evaluates every example of the cell — a model sharded by FSDP needs every
+        process in every forward — and the main process writes it (the others return None).
+        """
         where = cell_dir(unit, task, language)
+        error = None
         try:
             examples = self.examples(task, language)
             with Measured() as measured:
@@ -214,7 +257,12 @@ class Runner:
                     model_obj, loaded.tokenizer, examples, self.experiment.tasks[task], progress=self.progress
                 )
         except (TliError, RuntimeError, ValueError, OSError) as exc:
-            return self.failed(model, strategy, seed, task, language, exc)
+            error = exc
+        error = self.agreed(error)
+        if error is not None:
+            return self.failed(model, strategy, seed, task, language, error)
+        if not self.context.is_main:
+            return None  # the main process writes the cell
         return write_cell(
             where,
             result,
@@ -236,6 +284,12 @@ class Runner:
         system = f"dense:{strategy}" if is_retrieval(task) else None
         return failed_cell(model, strategy, seed, task, language, system, exc)
 
+    def holding_unit(self, unit: TrainingUnit):
+        """One job per unit, however launched: the main process locks the unit's directory."""
+        if not self.context.is_main:
+            return contextlib.nullcontext()
+        return holding_run_dir(unit.directory(self.out), "--only")
+
     def finished_cells(self, model: str, spec: StrategySpec, seed: int) -> list[Cell]:
         """``--collect``: the unit's cells as its own job left them (done or recorded failures); nothing runs."""
         unit = unit_dir(self.out, model, spec.name, seed)
@@ -254,10 +308,11 @@ class Runner:
             if collect:
                 cells.extend(self.finished_cells(unit.model, spec, unit.seed))
                 continue
-            with holding_run_dir(unit.directory(self.out), "--only"):  # one job per unit, however launched
-                cells.extend(self.run_unit(unit.model, spec, unit.seed))
-        if self.experiment.retrieval is not None and units is None:
+            with self.holding_unit(unit):
+                cells.extend(cell for cell in self.run_unit(unit.model, spec, unit.seed) if cell is not None)
+        if self.experiment.retrieval is not None and units is None and self.context.is_main:
             cells.extend(RetrievalRunner(self).run(cells))
+        self.context.barrier()
         if self.recomputed.items:
             log.warning(
                 "warning: %d cell(s) or training unit(s) of %s were made with other settings and were recomputed",
@@ -275,9 +330,10 @@ def run_units(
     Writes the units' cells only: the comparisons need every unit and are written by :func:`run_experiment`
     with ``collect=True``. Returns ``{"units": [ids], "cells": [cell records]}``.
     """
-    out.mkdir(parents=True, exist_ok=True)
-    (out / COMPLETE).unlink(missing_ok=True)  # cells change: results.json is no longer the cells' summary
-    write_experiment_file(experiment, out)
+    if current_context().is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / COMPLETE).unlink(missing_ok=True)  # cells change: results.json is no longer the cells' summary
+        write_experiment_file(experiment, out)
     cells = Runner(experiment, out, progress=progress).run(units)
     return {"units": [unit.id for unit in units], "cells": [c.to_dict() for c in cells]}
 
@@ -306,6 +362,11 @@ def run_experiment(
     """
     if collect:
         refuse_missing(experiment, out)
+    if (
+        not current_context().is_main
+    ):  # under a launcher: train and evaluate with the main process, write nothing
+        Runner(experiment, out, progress=progress).run(collect=collect)
+        return {}
     out.mkdir(parents=True, exist_ok=True)
     (out / COMPLETE).unlink(missing_ok=True)  # cells may be added: complete again only at the end
     record = experiment.to_dict()
