@@ -118,6 +118,12 @@ class Runner:
             )
         return cells
 
+    def main_sees(self, flag: bool) -> bool:
+        """What the main process sees on disk, for every process (so they all take the same branch)."""
+        if self.context.world_size == 1:
+            return flag
+        return self.context.sum(float(flag) if self.context.is_main else 0.0) > 0
+
     def agreed(self, error: BaseException | None) -> BaseException | None:
         """Under a launcher, a step that failed on any process fails on all of them (so they stay in step and
         the run goes on with the next cell together); alone, ``error`` itself."""
@@ -147,6 +153,8 @@ class Runner:
         """The model of this unit: trained now, or reloaded from a complete earlier training."""
         strategy = get_strategy(spec.name, spec.options)
         saved = unit / "train.json"
+        # Decided before anyone loads: the main process may write train.json while another still loads.
+        trained_before = self.main_sees(saved.is_file() and (unit / "adapter").exists())
         with Measured() as measured:
             loaded = load_model(
                 model,
@@ -158,7 +166,7 @@ class Runner:
                 max_memory=self.experiment.max_memory,
                 offload_folder=self.experiment.offload_folder,
             )
-            if saved.is_file() and (unit / "adapter").exists():
+            if trained_before:
                 model_obj = strategy.load(loaded, unit / "adapter")
                 model_obj.eval()
                 return loaded, model_obj, json.loads(saved.read_text(encoding="utf-8"))["cost"]
