@@ -81,9 +81,7 @@ def run_training(
         for epoch in range(state["epoch"], config.epochs):
             batches = shard(epoch_batches(len(run.pairs), config.batch_size, config.seed, epoch), run.context)
             run.optimizer.zero_grad(set_to_none=True)
-            run.objective_inputs.start_epoch(
-                run.encoder
-            )  # the bank of every trained target (bank objectives)
+            run.objective_inputs.start_epoch(run.encoder)  # bank objectives: every trained target's embedding
             epoch_loss, step_losses = 0.0, []
             for i, batch_ids in enumerate(batches):
                 batch = [run.pairs[k] for k in batch_ids]
