@@ -78,9 +78,9 @@ def _in_results_write(out):
 # (name, function wrapped, before/after, n-th call, what the directory looks like after the kill).
 KILL_POINTS = [
     ("during the first epoch", "tli.train:MetricsLog.log", "before", 2, _first_epoch),
-    ("between epochs", "tli.train:save_checkpoint", "after", 1, _between_epochs),
+    ("between epochs", "tli.train.loop:save_checkpoint", "after", 1, _between_epochs),
     ("during a checkpoint write", "torch:save", "after", 2, _in_checkpoint_write),
-    ("during the adapter write", "tli.train:write_adapter_files", "before", 1, _in_adapter_write),
+    ("during the adapter write", "tli.train.loop:write_adapter_files", "before", 1, _in_adapter_write),
     ("during results writing", "tli.report.training:atomic_write_json", "after", 1, _in_results_write),
 ]
 

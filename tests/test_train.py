@@ -10,10 +10,13 @@ from conftest import steps_by_hand
 from tli.embed import EmbedConfig, embed_all_layers, encode_words, forward_pooled, pad_batch, pooled_at_layer
 from tli.errors import ConfigError, ModelLoadError, TliError
 from tli.lexicon import read_lexicon
+from tli.losses import LOSSES
 from tli.models import load_model
 from tli.train import train
 
-train_module = importlib.import_module("tli.train")  # the module (tli.train is the function)
+train_module = importlib.import_module("tli.train")  # the package (tli.train is the function)
+api_module = importlib.import_module("tli.train.api")  # where train() looks up load_model
+loop_module = importlib.import_module("tli.train.loop")  # where the loop looks up validate and loss_warnings
 FAST = {"batch_size": 4, "warmup_steps": 2, "lr": 5e-3, "progress": False}
 
 
@@ -78,7 +81,7 @@ def test_training_step_never_runs_later_blocks_or_lm_head(
     tiny_llama_dir, toy_lexicon_file, tmp_path, monkeypatch
 ):
     calls = []
-    original = train_module.load_model
+    original = api_module.load_model
 
     def spy_load(*args, **kwargs):
         loaded = original(*args, **kwargs)
@@ -88,7 +91,7 @@ def test_training_step_never_runs_later_blocks_or_lm_head(
         loaded.model.lm_head.register_forward_hook(lambda *_: calls.append("lm_head"))
         return loaded
 
-    monkeypatch.setattr(train_module, "load_model", spy_load)
+    monkeypatch.setattr(api_module, "load_model", spy_load)
     train(str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "r", epochs=1, target_layer=2, **FAST)
     assert calls and set(calls) == {0, 1}
 
@@ -105,7 +108,7 @@ def test_resume_after_interruption_gives_the_same_adapter(
     options = {"epochs": 2, "lora_dropout": 0.1, **FAST}
     uninterrupted = train(str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "a", **options)
 
-    real_loss = train_module.LOSSES["triplet"]
+    real_loss = LOSSES["triplet"]
     calls = {"n": 0}
 
     class Interrupt(real_loss):
@@ -115,11 +118,11 @@ def test_resume_after_interruption_gives_the_same_adapter(
                 raise KeyboardInterrupt
             return super().forward(*args)
 
-    monkeypatch.setitem(train_module.LOSSES, "triplet", Interrupt)
+    monkeypatch.setitem(LOSSES, "triplet", Interrupt)
     with pytest.raises(KeyboardInterrupt):
         train(str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "b", **options)
     assert not (tmp_path / "b" / "adapter").exists() and (tmp_path / "b" / "checkpoints" / "epoch-1").is_dir()
-    monkeypatch.setitem(train_module.LOSSES, "triplet", real_loss)
+    monkeypatch.setitem(LOSSES, "triplet", real_loss)
     resumed = train(str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "b", resume=True, **options)
 
     a = _adapter_tensors(tmp_path / "a" / "adapter")
@@ -140,7 +143,7 @@ def test_non_finite_loss_stops_with_the_step(tiny_llama_dir, toy_lexicon_file, t
         def forward(self, anchors, positives, mask):
             return (anchors * float("nan")).sum()
 
-    monkeypatch.setitem(train_module.LOSSES, "triplet", NaNLoss)
+    monkeypatch.setitem(LOSSES, "triplet", NaNLoss)
     with pytest.raises(TliError, match=r"loss is nan at epoch 1, step 1"):
         train(str(tiny_llama_dir), str(toy_lexicon_file), out=tmp_path / "r", epochs=1, **FAST)
 
@@ -229,7 +232,7 @@ def test_early_stopping_keeps_the_best_epoch(tiny_llama_dir, toy_lexicon_file, t
     def fake_validate(*_args, **_kwargs):
         return {"loss": next(scripted), "mrr": 0.5}
 
-    monkeypatch.setattr(train_module, "validate", fake_validate)
+    monkeypatch.setattr(loop_module, "validate", fake_validate)
     result = train(
         str(tiny_llama_dir),
         str(toy_lexicon_file),
@@ -332,7 +335,7 @@ def test_cli_train_warns_once_about_warmup_and_the_loss(
     from tli.cli import main
 
     collapse = "the triplet loss settled at 0.4001, the margin (0.4)"
-    monkeypatch.setattr(train_module, "loss_warnings", lambda config, losses: [collapse])
+    monkeypatch.setattr(loop_module, "loss_warnings", lambda config, losses: [collapse])
     args = ["train", "--model", str(tiny_llama_dir), "--lexicon", str(toy_lexicon_file), "--epochs", "1"]
     assert main([*args, "--batch-size", "4", "--validation-fraction", "0", "--out", str(tmp_path / "t")]) == 0
     err = capsys.readouterr().err
