@@ -10,7 +10,7 @@ claims, BLI figures, per-pair figures) stay JSON-ready dicts: they are written a
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
 JsonRows = list[dict[str, Any]]
 
@@ -57,7 +57,7 @@ class EvaluationResult:
     adapter: dict[str, Any] | None = None
     """``{"path", "trained_with"}``: the adapter and its training config."""
 
-    _RUN_FIELDS = ("seed", "split", "model", "lexicon", "adapter")
+    _RUN_FIELDS: ClassVar[tuple[str, ...]] = ("seed", "split", "model", "lexicon", "adapter")
 
     def record_run(
         self,
