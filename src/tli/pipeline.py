@@ -26,7 +26,7 @@ import torch
 from tli.adapter import read_adapter_meta
 from tli.config import EvaluateConfig, RunConfig
 from tli.errors import ConfigError
-from tli.evaluate import groups_for, run_evaluation, seed_summary
+from tli.evaluate import EvaluationResult, SeedsSummary, groups_for, run_evaluation, seed_summary
 from tli.io import atomic_write_json, atomic_write_text
 from tli.lexicon import Lexicon, StudySplit, lexicon_record, split_for_study
 from tli.models import LoadedModel, load_model, set_compute_dtype
@@ -99,24 +99,27 @@ def run(
     layer = config.target_layer if config.target_layer is not None else scan.selected_layer
 
     # 2-3. For each seed: train at that layer on the trained pairs, then evaluate base vs adapted.
-    per_seed, trained_runs = [], []
+    per_seed: list[EvaluationResult] = []
+    trained_runs: list[TrainResult] = []
     timing.update(train_seconds=0.0, evaluate_seconds=0.0, report_seconds=0.0)
     for seed in seeds:
         where = _stage_dirs(out, seed, several=len(seeds) > 1)
         trained = _train_seed(loaded, study, config, layer, seed, where("train"), progress)
         trained_runs.append(trained)
         timing["train_seconds"] += trained.timing["train_seconds"]
-        results = _evaluate_seed(
+        evaluated = _evaluate_seed(
             loaded, trained, config, layer, seed, where("evaluate"), base_cache, timing, progress
         )
-        per_seed.append(results)
+        per_seed.append(evaluated)
         loaded.model = loaded.model.unload()  # the base model again, for the next seed
 
     # 4. The whole story, over seeds.
     with stage("report over seeds" if len(seeds) > 1 else "report", enabled=progress):
         evaluation_summary = seed_summary(per_seed)
         if len(seeds) > 1:
-            write_seeds_summary(out / "evaluate", {**evaluation_summary, **provenance("evaluate", {}, None)})
+            write_seeds_summary(
+                out / "evaluate", {**evaluation_summary.to_dict(), **provenance("evaluate", {}, None)}
+            )
         results = run_results(
             config, study, loaded, scan, layer, seeds, trained_runs, per_seed, evaluation_summary
         )
@@ -209,7 +212,7 @@ def _evaluate_seed(
     base_cache: dict,
     timing: dict[str, float],
     progress: bool | None,
-) -> dict[str, Any]:
+) -> EvaluationResult:
     """Evaluate one seed's adapter (base vs adapted, trained vs control) and write its evaluation run to
     ``where``; the evaluation and report seconds are added to ``timing``."""
     train_config = config.train_config(layer, seed)
@@ -229,8 +232,8 @@ def _evaluate_seed(
         loaded, grouped, meta, eval_config, base_cache=base_cache, progress=progress
     )
     timing["evaluate_seconds"] += time.perf_counter() - start
-    results.update(provenance("evaluate", asdict(eval_config), seed))
-    results.update(
+    results.record_run(
+        provenance("evaluate", asdict(eval_config), seed),
         seed=seed,
         split=split,
         model=loaded.describe(),
@@ -239,7 +242,7 @@ def _evaluate_seed(
     )
     start = time.perf_counter()
     with stage(f"report and plots (seed {seed})", enabled=progress):
-        write_evaluate_run(where, results, embeddings)
+        write_evaluate_run(where, results.to_dict(), embeddings)
     timing["report_seconds"] += time.perf_counter() - start
     return results
 
@@ -252,8 +255,8 @@ def run_results(
     layer: int,
     seeds: list[int],
     trained_runs: list[TrainResult],
-    per_seed: list[dict[str, Any]],
-    evaluation_summary: dict[str, Any],
+    per_seed: list[EvaluationResult],
+    evaluation_summary: SeedsSummary,
 ) -> dict[str, Any]:
     """The top-level ``results.json`` of ``tli run`` (without ``timing`` and provenance, which the caller adds
     last): the scan's choice, every seed's training, the evaluation over seeds and every warning once."""
@@ -263,8 +266,8 @@ def run_results(
         "criterion": scan.criterion,
         "target_layer": layer,
         "target_layer_given": config.target_layer is not None,
-        "final_layer": first["final_layer"],
-        "layer_roles": first["layer_roles"],
+        "final_layer": first.final_layer,
+        "layer_roles": first.layer_roles,
         "seeds": seeds,
         "scan": {
             "layers": scan.layers,
@@ -276,22 +279,22 @@ def run_results(
         },
         "train": [asdict(r) for r in trained_runs],
         "train_config": asdict(config.train_config(layer, seeds[0])),
-        "evaluation": evaluation_summary["evaluation"],
-        "claims": evaluation_summary["claims"],
-        "bli": evaluation_summary["bli"],
-        "per_seed": evaluation_summary["per_seed"],
-        "statistics": first["statistics"],
-        "pooling": first["pooling"],
+        "evaluation": evaluation_summary.evaluation,
+        "claims": evaluation_summary.claims,
+        "bli": evaluation_summary.bli,
+        "per_seed": evaluation_summary.per_seed,
+        "statistics": first.statistics,
+        "pooling": first.pooling,
         "model": loaded.describe(),
         "lexicon": lexicon_record(study.lexicon)
         | {"n_trained": len(study.trained), "n_control": len(study.control)},
         "split": study.record(),
-        "skipped_groups": first["skipped_groups"],
+        "skipped_groups": first.skipped_groups,
         "warnings": list(
             dict.fromkeys(
                 scan.warnings
                 + [w for r in trained_runs for w in r.warnings]
-                + [w for r in per_seed for w in r.get("warnings", [])]
+                + [w for r in per_seed for w in r.warnings]
             )
         ),
     }

@@ -151,21 +151,9 @@ def paired_stats(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # degenerate (constant) differences
         tt = sps.ttest_rel(b, a)
-        if np.all(d == 0):
-            p_w = math.nan
-        else:
-            try:
-                p_w = float(sps.wilcoxon(b, a).pvalue)
-            except ValueError:
-                p_w = math.nan
-        if coded is None:
-            n_clusters, p_cluster = int(a.size), float(tt.pvalue)
-        else:
-            cluster_d = _cluster_means(d, coded)  # (G,)
-            n_clusters = coded[1]
-            p_cluster = float(sps.ttest_1samp(cluster_d, 0.0).pvalue) if n_clusters >= 2 else math.nan
+    p_ttest, p_w = float(tt.pvalue), _wilcoxon_p(a, b)
+    n_clusters, p_cluster = _cluster_test(d, coded, p_ttest)
     low, high = _bootstrap_mean_ci(d, coded, n_boot, rng, confidence)
-    p_ttest = float(tt.pvalue)
     return PairedStats(
         n=int(a.size),
         mean_pre=mean_pre,
@@ -183,6 +171,33 @@ def paired_stats(
         p=p_cluster,
         tests_disagree=_significant(p_ttest, alpha) != _significant(p_w, alpha),
     )
+
+
+def _wilcoxon_p(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided Wilcoxon signed-rank p of ``(b, a)``; ``nan`` when every difference is zero (no ranks) or
+    scipy refuses the sample."""
+    if np.all(b - a == 0):
+        return math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # ties and zeros on tiny samples
+        try:
+            return float(sps.wilcoxon(b, a).pvalue)
+        except ValueError:
+            return math.nan
+
+
+def _cluster_test(d: np.ndarray, coded: tuple[np.ndarray, int] | None, p_ttest: float) -> tuple[int, float]:
+    """``(G, p)`` of the one-sample t-test of the per-cluster mean differences against 0; without clusters
+    every pair is its own cluster, so ``(n, p_ttest)``; ``p`` is ``nan`` with fewer than 2 clusters."""
+    if coded is None:
+        return int(d.size), p_ttest
+    cluster_d = _cluster_means(d, coded)  # (G,)
+    n_clusters = coded[1]
+    if n_clusters < 2:
+        return n_clusters, math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # constant cluster means
+        return n_clusters, float(sps.ttest_1samp(cluster_d, 0.0).pvalue)
 
 
 def paired_randomisation(
