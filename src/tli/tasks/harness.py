@@ -1,0 +1,414 @@
+"""lm-evaluation-harness tasks as ``tli compare`` tasks: the harness's own definitions, engine and figures.
+
+An experiment names harness tasks under one key, ``lm-eval``::
+
+    tasks:
+      lm-eval:
+        tasks: [belebele_swh_Latn, xcopa_sw]
+        data: {xcopa_sw: samples:lm-eval/xcopa_sw.jsonl}   # a local file replaces the task's hub dataset
+        limit: 200
+        num_fewshot: 0
+
+Each harness task becomes one tli task called ``lm-eval:<harness task>`` (:class:`HarnessTask`) with one
+language (:func:`task_language`). A cell is scored by ``lm_eval.simple_evaluate`` on the strategy's in-memory
+model wrapped as the harness's ``HFLM``, so its figures are the harness's; the per-example records
+(``log_samples``) become tli's prediction rows, one per document, with one column per metric named as the
+harness names it (``acc``, ``acc_norm``; ``exact_match,strict-match`` for a metric under a filter other than
+``none``). Only metrics the harness aggregates by the mean have a per-example form: the corpus score is
+``(1/n) Σ_i m_i`` over the rows, so tli's paired tests resample the column directly.
+
+A local file (``.jsonl``/``.json`` read by the ``json`` builder, ``.csv`` by ``csv``) must hold the task's own
+dataset fields; it becomes the split the task evaluates (``test_split``, else ``validation_split``) and its
+few-shot pool, and every row is rendered through the task's prompt, target and choices when the experiment is
+read, so a file with the wrong fields stops before any model loads.
+
+``lm_eval`` is imported inside functions only: ``tli --help`` loads neither it nor torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tli.errors import ConfigError
+from tli.tasks.base import MetricScore, Task, TaskDataError, TaskResult, bootstrap_ci, check_int
+
+KEY = "lm-eval"
+"""The experiment's task key that holds harness tasks."""
+PREFIX = f"{KEY}:"
+"""Prefix of a harness task's tli name (``lm-eval:xcopa_sw``)."""
+BLOCK_OPTIONS = ("tasks", "data", "limit", "num_fewshot", "batch_size", "languages", "bootstrap_samples")
+"""Options of the ``lm-eval`` block."""
+BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv"}
+"""Local file extension → the ``datasets`` builder that reads it."""
+ISO_639_3 = {
+    "swh": "sw", "swa": "sw", "eng": "en", "yor": "yo", "hau": "ha", "ibo": "ig", "amh": "am", "zul": "zu",
+    "xho": "xh", "kin": "rw", "lug": "lg", "som": "so", "orm": "om", "wol": "wo", "twi": "tw", "ewe": "ee",
+    "lin": "ln", "sna": "sn", "sot": "st", "fra": "fr", "ara": "ar", "arb": "ar", "por": "pt", "tir": "ti",
+}  # fmt: skip
+"""Three-letter codes in harness task names (Belebele, AfroBench) → the two-letter codes tli's cells use."""
+
+
+@dataclass(kw_only=True)
+class HarnessTaskConfig:
+    """One harness task of an experiment's ``lm-eval`` block (every field but ``harness_task`` and
+    ``languages`` is shared by the block's tasks)."""
+
+    harness_task: str
+    """The harness's task name (``xcopa_sw``)."""
+    languages: tuple[str, ...] = ()
+    """The task's one language (from its name, or the block's ``languages: {task: code}``)."""
+    path: str | None = None
+    """A local file in the task's dataset fields replacing its hub dataset; None: the hub (online)."""
+    limit: int | None = None
+    """Score the first ``limit`` documents (the harness's ``--limit``); None: all."""
+    num_fewshot: int | None = None
+    """Few-shot examples per prompt (the harness's ``--num_fewshot``); None: the task's default."""
+    batch_size: int = 8
+    """The harness's batch size."""
+    bootstrap_samples: int = 1000
+    """Bootstrap resamples of each metric's 95 % interval."""
+    metrics: tuple[str, ...] = ()
+    """The task's per-example metrics as the harness names them (resolved from its definition)."""
+    split: str = field(default="test", repr=False)
+    """The split the task evaluates (resolved; kept for the runner's data cache)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# The harness's catalogue
+# --------------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def task_manager() -> Any:
+    """The harness's task index, built once per process (indexing its ~13 000 YAMLs takes seconds)."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager()
+
+
+def task_definition(name: str) -> dict[str, Any]:
+    """The harness task's full configuration (its ``include`` chain merged, ``!function`` entries resolved).
+
+    Raises:
+        ConfigError: an unknown task (the closest names suggested) or a group (its tasks suggested).
+    """
+    manager = task_manager()
+    if name in manager.all_groups or name in manager.all_tags:
+        raise ConfigError(
+            f"lm-eval: {name!r} is a group or tag of the harness, not one task: list its tasks "
+            f"(`lm_eval ls tasks` shows them) under tasks.lm-eval.tasks"
+        )
+    entry = manager.task_index.get(name)
+    if entry is None or name not in manager.all_subtasks:
+        close = difflib.get_close_matches(name, manager.all_subtasks, n=5, cutoff=0.6)
+        hint = f"; closest: {', '.join(close)}" if close else ""
+        raise ConfigError(f"lm-eval: unknown harness task {name!r}{hint}")
+    return manager._factory._load_full_config(entry, None)
+
+
+def _aggregation_name(metric: str, aggregation: Any) -> str:
+    """The name of a metric's aggregation: as written in the task, else the harness's default for it."""
+    if aggregation is None:
+        from lm_eval.api.registry import get_metric_aggregation
+
+        aggregation = get_metric_aggregation(metric)
+    return aggregation if isinstance(aggregation, str) else getattr(aggregation, "__name__", str(aggregation))
+
+
+def per_example_metrics(name: str, definition: Mapping[str, Any]) -> tuple[str, ...]:
+    """The task's metrics, one per metric × filter, named as the harness reports them without ``,none``.
+
+    Raises:
+        ConfigError: a metric the harness does not aggregate by the mean (BLEU, chrF, F1…): it has no
+            per-example form whose mean is the task's score.
+    """
+    filters = [f["name"] for f in definition.get("filter_list") or []] or ["none"]
+    out = []
+    for item in definition.get("metric_list") or [{"metric": "acc"}]:
+        metric = item["metric"] if isinstance(item["metric"], str) else item["metric"].__name__
+        aggregation = _aggregation_name(metric, item.get("aggregation"))
+        if aggregation != "mean":
+            raise ConfigError(
+                f"lm-eval: task {name}: metric {metric!r} is aggregated by {aggregation!r}, not the mean of "
+                "per-example scores, so it has no per-example form tli can test on paired rows; "
+                "choose tasks whose metrics are means (acc, acc_norm, exact_match…)"
+            )
+        out += [metric if f == "none" else f"{metric},{f}" for f in filters]
+    return tuple(out)
+
+
+def task_language(name: str) -> str:
+    """The language of a harness task from its name: ``xcopa_sw`` → ``sw``, ``belebele_swh_Latn`` → ``sw``
+    (script tags dropped, three-letter codes mapped by :data:`ISO_639_3`); ``und`` when the name does not say."""
+    parts = [p for p in name.split("_") if not re.fullmatch(r"[A-Z][a-z]{3}", p)]
+    for part in reversed(parts[1:]):
+        if part in ISO_639_3:
+            return ISO_639_3[part]
+        if re.fullmatch(r"[a-z]{2}", part):
+            return part
+    return "und"
+
+
+def eval_split(definition: Mapping[str, Any]) -> str:
+    """The split the harness scores: ``test_split``, else ``validation_split``."""
+    split = definition.get("test_split") or definition.get("validation_split")
+    if not split:
+        raise ConfigError(f"lm-eval: task {definition.get('task')} has neither a test nor a validation split")
+    return str(split)
+
+
+def local_definition(definition: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """The task's definition with its hub dataset replaced by one local file, which becomes the evaluated
+    split and the few-shot pool (a file holds one split)."""
+    builder = BUILDERS.get(Path(path).suffix.lower())
+    if builder is None:
+        raise ConfigError(
+            f"lm-eval: {path}: unknown data file type {Path(path).suffix!r}; use .jsonl, .json or .csv"
+        )
+    split = eval_split(definition)
+    return {
+        **definition,
+        "dataset_path": builder,
+        "dataset_name": None,
+        "dataset_kwargs": {"data_files": {split: str(path)}},
+        "training_split": None,
+        "validation_split": split if definition.get("test_split") is None else None,
+        "test_split": split if definition.get("test_split") is not None else None,
+        "fewshot_split": split,
+    }
+
+
+def build_task(config: HarnessTaskConfig) -> Any:
+    """The harness's ``ConfigurableTask`` for ``config``: its hub dataset, or the local file."""
+    from lm_eval.api.task import ConfigurableTask
+
+    definition = task_definition(config.harness_task)
+    if config.path is not None:
+        definition = local_definition(definition, config.path)
+    for key in ("tag", "group", "task_list"):
+        definition.pop(key, None)
+    try:
+        return ConfigurableTask(config=definition)
+    except (OSError, ValueError) as exc:
+        where = config.path or definition.get("dataset_path")
+        raise TaskDataError(f"lm-eval: task {config.harness_task}: cannot read {where}: {exc}") from exc
+
+
+def check_documents(task: Any, config: HarnessTaskConfig) -> int:
+    """Render every document through the task's prompt, target and choices; return how many there are.
+
+    Raises:
+        TaskDataError: a document lacking a field the task reads (the file, row and field named).
+        ConfigError: ``limit`` larger than the data.
+    """
+    docs = list(task.eval_docs)
+    for row, doc in enumerate(docs, start=1):
+        try:
+            task.doc_to_text(doc)
+            task.doc_to_target(doc)
+            if task.config.output_type == "multiple_choice":
+                task.doc_to_choice(doc)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            missing = f"missing field {exc.args[0]!r}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
+            fields = ", ".join(sorted(doc)) if isinstance(doc, Mapping) else type(doc).__name__
+            raise TaskDataError(
+                f"lm-eval: {config.path}: row {row} does not match task {config.harness_task}'s fields: "
+                f"{missing} (the row has: {fields})"
+            ) from exc
+    if config.limit is not None and config.limit > len(docs):
+        raise ConfigError(
+            f"lm-eval: task {config.harness_task}: limit {config.limit} is larger than its data "
+            f"({len(docs)} documents in {config.path or 'the hub dataset'})"
+        )
+    return len(docs)
+
+
+# --------------------------------------------------------------------------------------------------
+# The experiment block
+# --------------------------------------------------------------------------------------------------
+
+
+def parse_block(options: Any, resolve_path: Any) -> dict[str, HarnessTaskConfig]:
+    """The ``lm-eval`` block of an experiment as one config per harness task, keyed ``lm-eval:<task>``.
+
+    ``resolve_path`` maps a data path as written (relative to the experiment, ``samples:…``) to the path read.
+
+    Raises:
+        ConfigError: an unknown option, task or data key, or a bad value (every problem of the block at once).
+    """
+    if not isinstance(options, Mapping):
+        raise ConfigError("tasks.lm-eval must be a mapping with `tasks: [harness task, ...]`")
+    problems = []
+    unknown = sorted(set(options) - set(BLOCK_OPTIONS))
+    if unknown:
+        problems.append(f"unknown option(s) {', '.join(unknown)}; valid options: {', '.join(BLOCK_OPTIONS)}")
+    names = options.get("tasks")
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise ConfigError("tasks.lm-eval.tasks must be a non-empty list of harness task names")
+    data = dict(options.get("data") or {})
+    languages = dict(options.get("languages") or {})
+    for key, what in ((data, "data"), (languages, "languages")):
+        stray = sorted(set(key) - set(names))
+        if stray:
+            problems.append(f"tasks.lm-eval.{what} names {', '.join(stray)}, not in tasks.lm-eval.tasks")
+    shared = {k: options.get(k) for k in ("limit", "num_fewshot") if options.get(k) is not None}
+    shared["batch_size"] = options.get("batch_size", 8)
+    shared["bootstrap_samples"] = options.get("bootstrap_samples", 1000)
+    for option, low in (("limit", 1), ("num_fewshot", 0), ("batch_size", 1), ("bootstrap_samples", 0)):
+        try:
+            check_int(f"tasks.lm-eval.{option}", shared.get(option), low, allow_none=True)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    configs = {}
+    for name in dict.fromkeys(names):
+        try:
+            definition = task_definition(name)
+            configs[f"{PREFIX}{name}"] = HarnessTaskConfig(
+                harness_task=name,
+                languages=(str(languages.get(name) or task_language(name)),),
+                path=resolve_path(str(data[name])) if name in data else None,
+                metrics=per_example_metrics(name, definition),
+                split=eval_split(definition),
+                **shared,
+            )
+        except ConfigError as exc:
+            problems.append(str(exc).removeprefix("lm-eval: "))
+    if problems:
+        raise ConfigError("tasks.lm-eval: " + "; ".join(problems))
+    return configs
+
+
+# --------------------------------------------------------------------------------------------------
+# The task
+# --------------------------------------------------------------------------------------------------
+
+
+class HarnessTask(Task):
+    """One lm-evaluation-harness task, scored by the harness's engine, with tli's rows and intervals."""
+
+    config_class = HarnessTaskConfig
+    trainable = False
+
+    def __init__(self, harness_task: str, metrics: Sequence[str] = ()) -> None:
+        self.harness_task = harness_task
+        self.name = f"{PREFIX}{harness_task}"  # type: ignore[misc]
+        self.metrics = tuple(metrics)  # type: ignore[misc]
+        self.mean_metrics = {metric: metric for metric in self.metrics}  # type: ignore[misc]
+
+    def load(self, path: Any, language: str, *, split: str = "test", limit: int | None = None) -> list[Any]:
+        """A local file's documents, checked against the task's fields (the hub's are read when scored: [])."""
+        if path is None:
+            return []
+        config = HarnessTaskConfig(harness_task=self.harness_task, path=str(path), limit=limit)
+        task = build_task(config)
+        check_documents(task, config)
+        docs = list(task.eval_docs)
+        return docs[:limit] if limit is not None else docs
+
+    def available_languages(self, path: Any) -> list[str]:
+        return []  # a harness task has one language, from its name
+
+    def evaluate(
+        self, model: Any, tokenizer: Any, examples: Sequence[Any], config: Any, *, progress: bool | None = None
+    ) -> TaskResult:
+        """Score ``model`` with ``lm_eval.simple_evaluate`` and turn its per-example records into rows."""
+        output = run_harness(model, tokenizer, config)
+        rows = rows_from_samples(output["samples"][config.harness_task], config.metrics)
+        reported = output["results"][config.harness_task]
+        metrics = {}
+        for i, metric in enumerate(config.metrics):
+            values = np.array([row[metric] for row in rows], dtype=float)  # (n,)
+            harness = float(reported[metric if "," in metric else f"{metric},none"])
+            # the harness's figure is the mean of its per-example scores: the rows reproduce it
+            assert abs(harness - float(values.mean())) < 1e-9, (metric, harness, values.mean())
+            low, high = bootstrap_ci(
+                lambda idx, v=values: float(v[idx].mean()),
+                len(values),
+                n_resamples=config.bootstrap_samples,
+                seed=i,
+            )
+            metrics[metric] = MetricScore(harness, low, high)
+        return TaskResult(task=self.name, language=config.languages[0], n=len(rows), metrics=metrics,
+                          predictions=rows)  # fmt: skip
+
+    def corpus_score(self, metric: str, rows: Sequence[Mapping[str, Any]], config: Any = None) -> float:
+        """``(1/n) Σ_i m_i``: the mean of the metric's per-example column (the harness's aggregation)."""
+        self._check_metric(metric)
+        return float(np.mean([float(row[metric]) for row in rows]))
+
+
+def run_harness(model: Any, tokenizer: Any, config: HarnessTaskConfig) -> dict[str, Any]:
+    """``lm_eval.simple_evaluate`` on one task with the in-memory model as the harness's ``HFLM`` (the
+    model's own device, the block's batch size, the harness's default seeds)."""
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+
+    task = build_task(config)
+    harness = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=config.batch_size)
+    return lm_eval.simple_evaluate(
+        model=harness,
+        tasks=[task],
+        num_fewshot=config.num_fewshot,
+        limit=config.limit,
+        log_samples=True,
+        bootstrap_iters=0,  # tli computes the intervals from the rows
+    )
+
+
+def rows_from_samples(samples: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per document from the harness's per-example records (one record per document and filter):
+    ``{"id", "prediction", "reference", <metric>: score…}`` in document order.
+
+    ``prediction`` is the chosen choice's index for a likelihood task (the argmax of the filtered
+    log-likelihoods), else the filtered generation; ``reference`` is the harness's target.
+    """
+    by_doc: dict[int, dict[str, Any]] = {}
+    for sample in samples:
+        row = by_doc.setdefault(
+            int(sample["doc_id"]), {"id": str(sample["doc_id"]), "reference": _plain(sample.get("target"))}
+        )
+        suffix = "" if sample.get("filter", "none") == "none" else f",{sample['filter']}"
+        for metric in metrics:
+            base, _, filter_name = metric.partition(",")
+            if (filter_name or "none") == sample.get("filter", "none") and base in sample:
+                row[metric] = float(sample[base])
+        row.setdefault("prediction", _prediction(sample.get("filtered_resps")))
+        if suffix:
+            row[f"prediction{suffix}"] = _prediction(sample.get("filtered_resps"))
+    return [by_doc[doc] for doc in sorted(by_doc)]
+
+
+def _prediction(responses: Any) -> Any:
+    if not responses:
+        return None
+    first = responses[0]
+    if isinstance(first, (list, tuple)) and first and isinstance(first[0], (int, float)):
+        return int(np.argmax([float(r[0]) for r in responses]))  # (loglik, is_greedy) per choice
+    return _plain(first)
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-writable copy of a harness value."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+@lru_cache(maxsize=None)
+def harness_task(name: str) -> HarnessTask:
+    """The tli task of harness task ``name`` (its metrics read from the harness's definition)."""
+    return HarnessTask(name, per_example_metrics(name, task_definition(name)))
