@@ -28,10 +28,12 @@ read, so a file with the wrong fields stops before any model loads.
 from __future__ import annotations
 
 import difflib
+import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +188,41 @@ def local_definition(definition: Mapping[str, Any], path: str) -> dict[str, Any]
     }
 
 
+@contextmanager
+def quiet_harness() -> Iterator[None]:
+    """The harness's notes (default aggregations, dataset progress bars) held back while tli reads a task's
+    data: an error must stay one line, and a valid file needs no commentary."""
+    import datasets
+
+    logger = logging.getLogger("lm_eval")
+    level, bars = logger.level, datasets.is_progress_bar_enabled()
+    logger.setLevel(logging.ERROR)
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        if bars:
+            datasets.enable_progress_bars()
+
+
+def _render_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions a document lacking a field raises while the harness renders it."""
+    from jinja2.exceptions import UndefinedError
+
+    return (KeyError, TypeError, IndexError, AttributeError, UndefinedError)
+
+
+def _first_row(path: str) -> Any:
+    """The first row of a local file, for naming its fields in an error (None when it does not read)."""
+    import datasets
+
+    try:
+        return datasets.load_dataset(BUILDERS[Path(path).suffix.lower()], data_files=path, split="train")[0]
+    except (OSError, ValueError, IndexError, KeyError):
+        return None
+
+
 def build_task(config: HarnessTaskConfig) -> Any:
     """The harness's ``ConfigurableTask`` for ``config``: its hub dataset, or the local file."""
     from lm_eval.api.task import ConfigurableTask
@@ -196,10 +233,35 @@ def build_task(config: HarnessTaskConfig) -> Any:
     for key in ("tag", "group", "task_list"):
         definition.pop(key, None)
     try:
-        return ConfigurableTask(config=definition)
+        return ConfigurableTask(config=definition)  # renders the first document: a field check already
+    except _render_errors() as exc:
+        if config.path is None:
+            raise
+        raise field_error(config, 1, _first_row(config.path), exc) from exc
     except (OSError, ValueError) as exc:
         where = config.path or definition.get("dataset_path")
         raise TaskDataError(f"lm-eval: task {config.harness_task}: cannot read {where}: {exc}") from exc
+
+
+def field_error(config: HarnessTaskConfig, row: int, doc: Any, exc: BaseException) -> TaskDataError:
+    """``FILE: row 2 does not match task xcopa_sw's fields: missing field 'question' (the row has: …)``."""
+    # the json builder gives every row the file's columns: a field a row lacks reads as null
+    nulls = sorted(k for k, v in doc.items() if v is None) if isinstance(doc, Mapping) else []
+    undefined = re.fullmatch(r"'(\w+)' is undefined", str(exc))  # jinja2, rendering a missing column
+    if nulls:
+        missing = f"missing field {', '.join(map(repr, nulls))}"
+    elif isinstance(exc, KeyError):
+        missing = f"missing field {exc.args[0]!r}"
+    elif undefined:
+        missing = f"missing field {undefined.group(1)!r}"
+    else:
+        missing = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    has = ""
+    if isinstance(doc, Mapping):
+        has = f" (the row has: {', '.join(sorted(k for k, v in doc.items() if v is not None))})"
+    return TaskDataError(
+        f"lm-eval: {config.path}: row {row} does not match task {config.harness_task}'s fields: {missing}{has}"
+    )
 
 
 def check_documents(task: Any, config: HarnessTaskConfig) -> int:
@@ -216,13 +278,8 @@ def check_documents(task: Any, config: HarnessTaskConfig) -> int:
             task.doc_to_target(doc)
             if task.config.output_type == "multiple_choice":
                 task.doc_to_choice(doc)
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-            missing = f"missing field {exc.args[0]!r}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
-            fields = ", ".join(sorted(doc)) if isinstance(doc, Mapping) else type(doc).__name__
-            raise TaskDataError(
-                f"lm-eval: {config.path}: row {row} does not match task {config.harness_task}'s fields: "
-                f"{missing} (the row has: {fields})"
-            ) from exc
+        except _render_errors() as exc:
+            raise field_error(config, row, doc, exc) from exc
     if config.limit is not None and config.limit > len(docs):
         raise ConfigError(
             f"lm-eval: task {config.harness_task}: limit {config.limit} is larger than its data "
@@ -310,16 +367,23 @@ class HarnessTask(Task):
         if path is None:
             return []
         config = HarnessTaskConfig(harness_task=self.harness_task, path=str(path), limit=limit)
-        task = build_task(config)
-        check_documents(task, config)
-        docs = list(task.eval_docs)
+        with quiet_harness():
+            task = build_task(config)
+            check_documents(task, config)
+            docs = list(task.eval_docs)
         return docs[:limit] if limit is not None else docs
 
     def available_languages(self, path: Any) -> list[str]:
         return []  # a harness task has one language, from its name
 
     def evaluate(
-        self, model: Any, tokenizer: Any, examples: Sequence[Any], config: Any, *, progress: bool | None = None
+        self,
+        model: Any,
+        tokenizer: Any,
+        examples: Sequence[Any],
+        config: Any,
+        *,
+        progress: bool | None = None,
     ) -> TaskResult:
         """Score ``model`` with ``lm_eval.simple_evaluate`` and turn its per-example records into rows."""
         output = run_harness(model, tokenizer, config)
@@ -408,7 +472,7 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-@lru_cache(maxsize=None)
+@cache
 def harness_task(name: str) -> HarnessTask:
     """The tli task of harness task ``name`` (its metrics read from the harness's definition)."""
     return HarnessTask(name, per_example_metrics(name, task_definition(name)))
