@@ -17,7 +17,7 @@ from tli.tasks import TaskDataError, get_task, samples_dir
 from tli.tasks.harness import task_language
 
 SAMPLES = samples_dir("lm-eval")
-EXPERIMENT = """strategies: [none, lora]
+EXPERIMENT = """strategies: [none, lora-early]
 tasks:
   xlsum: {path: "samples:xlsum", languages: [sw], limit: 3, max_new_tokens: 4, max_input_tokens: 64}
   lm-eval:
@@ -79,12 +79,25 @@ def test_harness_tasks_are_cells_with_the_harness_metrics_and_paired_comparisons
     assert [r["id"] for r in _rows(belebele)] == [str(i) for i in range(6)]
     assert {r["prediction"] for r in _rows(belebele)} <= {0, 1, 2, 3}
     compared = {(c["task"], c["metric"], c["strategy"], c["reference"]) for c in results["comparisons"]}
-    assert ("lm-eval:xcopa_sw", "acc", "lora", "none") in compared
-    assert ("lm-eval:belebele_swh_Latn", "acc_norm", "lora", "none") in compared
-    row = next(c for c in results["comparisons"] if c["task"] == "lm-eval:xcopa_sw")
-    xcopa = {s: _cell(results, s, "lm-eval:xcopa_sw")["metrics"]["acc"]["score"] for s in ("none", "lora")}
-    assert row["difference"] == pytest.approx(xcopa["lora"] - xcopa["none"], abs=1e-12)
+    assert ("lm-eval:xcopa_sw", "acc", "lora-early", "none") in compared
+    assert ("lm-eval:belebele_swh_Latn", "acc_norm", "lora-early", "none") in compared
+    row = next(
+        c for c in results["comparisons"] if c["task"] == "lm-eval:xcopa_sw" and c["kind"] == "difference"
+    )
+    xcopa = {
+        s: _cell(results, s, "lm-eval:xcopa_sw")["metrics"]["acc"]["score"] for s in ("none", "lora-early")
+    }
+    assert row["difference"] == pytest.approx(xcopa["lora-early"] - xcopa["none"], abs=1e-12)
     assert row["n"] == 6 and row["verdict"] in {"supported", "contradicted", "inconclusive"}
+    # "reasoning preserved": non-inferiority of lora-early to the zero-shot base on each harness task's acc,
+    # corrected in its research question's family
+    preserved = [c for c in results["comparisons"] if c["family"] == "reasoning-preserved"]
+    assert {(c["task"], c["metric"], c["kind"]) for c in preserved} == {
+        ("lm-eval:belebele_swh_Latn", "acc", "non-inferiority"),
+        ("lm-eval:xcopa_sw", "acc", "non-inferiority"),
+    }
+    answer = next(a for a in results["answers"] if a["key"] == "reasoning-preserved")
+    assert answer["claims"] == 2 and "lm-eval:xcopa_sw" in (Path(finished[0]) / "report.md").read_text()
 
 
 def _lm_eval_directly(model_args: dict, data: Path, tmp_path: Path, task: str) -> list[dict]:
@@ -144,7 +157,7 @@ def test_a_tli_adapter_loads_in_the_harness_hflm_with_peft(finished, tiny_model_
     """``lm_eval --model hf --model_args pretrained=BASE,peft=ADAPTER``: the LoRA unit's saved adapter, loaded
     by the harness from disk, gives the per-example results of the lora cell."""
     out, results = finished
-    adapter = next((out / "runs").glob("*/lora/seed-0/adapter"))
+    adapter = next((out / "runs").glob("*/lora-early/seed-0/adapter"))
     assert (adapter / "adapter_config.json").is_file()
     samples = _lm_eval_directly(
         {"pretrained": str(tiny_model_dirs["llama"]), "peft": str(adapter), "batch_size": 4, "device": "cpu"},
@@ -152,7 +165,7 @@ def test_a_tli_adapter_loads_in_the_harness_hflm_with_peft(finished, tiny_model_
         tmp_path,
         "belebele_swh_Latn",
     )
-    rows = _rows(_cell(results, "lora", "lm-eval:belebele_swh_Latn"))
+    rows = _rows(_cell(results, "lora-early", "lm-eval:belebele_swh_Latn"))
     assert [r["acc"] for r in rows] == [float(s["acc"]) for s in samples]
     assert [r["acc_norm"] for r in rows] == [float(s["acc_norm"]) for s in samples]
 

@@ -39,6 +39,7 @@ from tli.compare.hypotheses import plan_hypotheses
 from tli.compare.questions import DEFAULT_MARGIN, EXPLORATORY, QUESTIONS, question_of
 from tli.compare.significance import EXACT_MAX, T_TEST_MIN, TESTS, family_resamples, smallest_p
 from tli.tasks import get_task, is_retrieval
+from tli.tasks.harness import PREFIX as HARNESS_PREFIX
 
 POWER = 0.8
 DISCORDANCE = 0.2
@@ -86,6 +87,8 @@ STATED_EFFECT = {
 BLEU / chrF point."""
 BINARY_METRICS = {"accuracy"}
 """Metrics whose per-example scores are 0/1 (tested by exact McNemar)."""
+HARNESS_BINARY = {"acc", "acc_norm", "exact_match"}
+"""lm-evaluation-harness metrics whose per-example scores are 0/1, planned as ``accuracy``."""
 OFFICIAL_SIZES = {
     ("xnli", "*", "test"): 5010,
     ("xnli", "*", "validation"): 2490,
@@ -188,6 +191,14 @@ def planned_groups(experiment: Any) -> dict[tuple[str, str, str], set[str]]:
     return groups
 
 
+def planning_metric(task: str, metric: str) -> str:
+    """The metric whose assumptions plan ``metric``: a harness task's 0/1 per-example metrics (``acc``,
+    ``acc_norm``, ``exact_match`` under any filter) are planned as ``accuracy`` (McNemar, σ_d = √0.2)."""
+    if task.startswith(HARNESS_PREFIX) and metric.partition(",")[0] in HARNESS_BINARY:
+        return "accuracy"
+    return metric
+
+
 def planned_test(metric: str, task: str, n: int | None, statistic: bool) -> str:
     """The per-seed test key the rule of :func:`tli.compare.significance.choose_test` will pick on ``n``
     examples (assuming every paired difference non-zero)."""
@@ -249,14 +260,13 @@ def _family(name, members, sizes, k, alpha, experiment, margin) -> dict[str, Any
     for h in members:
         n, _ = sizes[(h.task, h.language)]
         statistic = h.metric in get_task(h.task).statistic_metrics
-        key = (
-            planned_test(h.metric, h.task, n, statistic) if h.kind != "non-inferiority" else "noninferiority"
-        )
+        planned = planning_metric(h.task, h.metric)
+        key = planned_test(planned, h.task, n, statistic) if h.kind != "non-inferiority" else "noninferiority"
         tests.add(TESTS[key])
         seed_floor = 0.0 if n is None else smallest_p(key, n, resamples)
         per_seed_floors.append(seed_floor)
         floors.append(0.0 if k > 1 else seed_floor)
-        sd = ASSUMED_SD.get(h.metric)
+        sd = ASSUMED_SD.get(planned)
         if n is None or sd is None:
             continue
         if h.kind == "interaction":
@@ -269,9 +279,9 @@ def _family(name, members, sizes, k, alpha, experiment, margin) -> dict[str, Any
             continue
         effect = minimum_detectable_effect(sd, n, seeds=k, alpha=alpha, m=m)
         mde[h.metric] = max(effect, mde.get(h.metric, 0.0))
-        if h.metric in STATED_EFFECT:
-            need = n_needed(STATED_EFFECT[h.metric], sd, seeds=k, alpha=alpha, m=m)
-            needed[h.metric] = {"effect": STATED_EFFECT[h.metric], "n": need}
+        if planned in STATED_EFFECT:
+            need = n_needed(STATED_EFFECT[planned], sd, seeds=k, alpha=alpha, m=m)
+            needed[h.metric] = {"effect": STATED_EFFECT[planned], "n": need}
         details.append({"hypothesis": h.text(margin), "n": n, "mde": effect})
     correction = experiment.correction
     floor = min(floors) if floors else 1.0
