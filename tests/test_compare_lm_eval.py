@@ -14,7 +14,7 @@ from tli.cli import main
 from tli.compare import compare, parse_experiment
 from tli.errors import ConfigError
 from tli.tasks import TaskDataError, get_task, samples_dir
-from tli.tasks.harness import task_language
+from tli.tasks.harness import metric_aggregations, task_language
 
 SAMPLES = samples_dir("lm-eval")
 EXPERIMENT = """strategies: [none, lora-early]
@@ -179,7 +179,7 @@ def test_language_comes_from_the_task_name():
 
 BAD = [
     ("[belebele_swh_Latn, xcopa_sx]", "", "unknown harness task 'xcopa_sx'; closest: xcopa_s"),
-    ("[iwslt2017-en-ar]", "", "metric 'bleu' is aggregated by 'bleu', not the mean"),
+    ("[xcopa_sw]", "num_fewshot: -1", "tasks.lm-eval.num_fewshot must be a whole number >= 0"),
     ("[xcopa_sw]", "limit: 50", "limit 50 is larger than its data (10 documents"),
     ("[xcopa_sw]", "frobnicate: 1", "unknown option(s) frobnicate"),
 ]
@@ -247,3 +247,33 @@ def test_a_local_file_missing_a_column_everywhere_names_it(tmp_path):
         TaskDataError, match=r"row 1 does not match task belebele_swh_Latn's fields: .*flores_passage"
     ):
         get_task("lm-eval:belebele_swh_Latn").load(data, "sw")
+
+
+def test_a_metric_without_a_registered_aggregation_has_no_per_example_form():
+    definition = {"metric_list": [{"metric": "acc"}, {"metric": "score", "aggregation": "median_of_means"}]}
+    with pytest.raises(ConfigError, match=r"metric 'score' has no aggregation the harness registers"):
+        metric_aggregations("mytask", definition)
+    filtered = {
+        "metric_list": [{"metric": "exact_match"}],
+        "filter_list": [{"name": "strict"}, {"name": "flex"}],
+    }
+    assert list(metric_aggregations("t", filtered)) == ["exact_match,strict", "exact_match,flex"]
+
+
+def test_corpus_metrics_are_rescored_by_the_harness_aggregation_on_any_resample():
+    """AfroBench's weighted F1 keeps each example's (gold, prediction) item; a resample's score is sklearn's
+    weighted F1 of the resampled pairs."""
+    from sklearn.metrics import f1_score
+
+    task = get_task("lm-eval:afrixnli_native_direct_swa")
+    assert task.mean_metrics == {"acc": "acc"} and "f1" in task.metrics
+    golds, preds = [0, 1, 2, 2, 1, 0, 2], [0, 2, 2, 2, 1, 1, 0]
+    rows = [
+        {"id": str(i), "acc": float(g == p), "f1": [g, p]}
+        for i, (g, p) in enumerate(zip(golds, preds, strict=True))
+    ]
+    for idx in ([0, 1, 2, 3, 4, 5, 6], [1, 1, 2, 6, 6, 0]):
+        sample = [rows[i] for i in idx]
+        expected = f1_score([golds[i] for i in idx], [preds[i] for i in idx], average="weighted")
+        assert task.corpus_score("f1", sample) == pytest.approx(expected, abs=1e-12)
+        assert task.corpus_score("acc", sample) == pytest.approx(sum(r["acc"] for r in sample) / len(idx))

@@ -14,8 +14,10 @@ language (:func:`task_language`). A cell is scored by ``lm_eval.simple_evaluate`
 model wrapped as the harness's ``HFLM``, so its figures are the harness's; the per-example records
 (``log_samples``) become tli's prediction rows, one per document, with one column per metric named as the
 harness names it (``acc``, ``acc_norm``; ``exact_match,strict-match`` for a metric under a filter other than
-``none``). Only metrics the harness aggregates by the mean have a per-example form: the corpus score is
-``(1/n) Σ_i m_i`` over the rows, so tli's paired tests resample the column directly.
+``none``). A metric the harness aggregates by the mean (``acc``, ``acc_norm``, ``exact_match``) has a
+per-example score and a corpus score ``(1/n) Σ_i m_i``, so tli's paired tests resample that column; a corpus
+metric (AfroBench's weighted ``f1``, ``bleu``, ``chrf``) keeps the harness's per-example item (``(gold,
+prediction)``) in the row and is rescored by the harness's own aggregation on every resample, like tli's BLEU.
 
 A local file (``.jsonl``/``.json`` read by the ``json`` builder, ``.csv`` by ``csv``) must hold the task's own
 dataset fields; it becomes the split the task evaluates (``test_split``, else ``validation_split``) and its
@@ -30,7 +32,7 @@ from __future__ import annotations
 import difflib
 import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -116,35 +118,46 @@ def task_definition(name: str) -> dict[str, Any]:
     return manager._factory._load_full_config(entry, None)
 
 
-def _aggregation_name(metric: str, aggregation: Any) -> str:
-    """The name of a metric's aggregation: as written in the task, else the harness's default for it."""
-    if aggregation is None:
-        from lm_eval.api.registry import get_metric_aggregation
+def metric_aggregations(
+    name: str, definition: Mapping[str, Any]
+) -> dict[str, Callable[[list], float] | None]:
+    """The task's metrics, one per metric × filter, named as the harness reports them without ``,none``,
+    each with the harness's aggregation of its per-example items: None for the mean (a per-example score),
+    else the corpus function (weighted F1, BLEU…) that tli reapplies to every resample of the rows.
 
-        aggregation = get_metric_aggregation(metric)
-    return aggregation if isinstance(aggregation, str) else getattr(aggregation, "__name__", str(aggregation))
+    Raises:
+        ConfigError: a metric whose aggregation the harness does not register: it has no per-example form
+            tli can resample.
+    """
+    from lm_eval.api.registry import get_aggregation, get_metric_aggregation
+
+    filters = [f["name"] for f in definition.get("filter_list") or []] or ["none"]
+    out: dict[str, Callable[[list], float] | None] = {}
+    for item in definition.get("metric_list") or [{"metric": "acc"}]:
+        metric = item["metric"] if isinstance(item["metric"], str) else item["metric"].__name__
+        aggregation = item.get("aggregation")
+        if isinstance(aggregation, str):
+            aggregation = None if aggregation == "mean" else get_aggregation(aggregation) or aggregation
+        elif aggregation is None:
+            aggregation = get_metric_aggregation(metric)
+            if aggregation is None:
+                aggregation = f"no aggregation for {metric}"
+        if isinstance(aggregation, str) or (aggregation is not None and not callable(aggregation)):
+            raise ConfigError(
+                f"lm-eval: task {name}: metric {metric!r} has no aggregation the harness registers "
+                f"({aggregation!r}), so it has no per-example form tli can resample; choose tasks whose "
+                "metrics are means (acc, acc_norm, exact_match…) or registered corpus scores (f1, bleu…)"
+            )
+        if aggregation is not None and getattr(aggregation, "__name__", "") == "mean":
+            aggregation = None
+        for f in filters:
+            out[metric if f == "none" else f"{metric},{f}"] = aggregation
+    return out
 
 
 def per_example_metrics(name: str, definition: Mapping[str, Any]) -> tuple[str, ...]:
-    """The task's metrics, one per metric × filter, named as the harness reports them without ``,none``.
-
-    Raises:
-        ConfigError: a metric the harness does not aggregate by the mean (BLEU, chrF, F1…): it has no
-            per-example form whose mean is the task's score.
-    """
-    filters = [f["name"] for f in definition.get("filter_list") or []] or ["none"]
-    out = []
-    for item in definition.get("metric_list") or [{"metric": "acc"}]:
-        metric = item["metric"] if isinstance(item["metric"], str) else item["metric"].__name__
-        aggregation = _aggregation_name(metric, item.get("aggregation"))
-        if aggregation != "mean":
-            raise ConfigError(
-                f"lm-eval: task {name}: metric {metric!r} is aggregated by {aggregation!r}, not the mean of "
-                "per-example scores, so it has no per-example form tli can test on paired rows; "
-                "choose tasks whose metrics are means (acc, acc_norm, exact_match…)"
-            )
-        out += [metric if f == "none" else f"{metric},{f}" for f in filters]
-    return tuple(out)
+    """The names of :func:`metric_aggregations`, in the task's order."""
+    return tuple(metric_aggregations(name, definition))
 
 
 def task_language(name: str) -> str:
@@ -356,11 +369,14 @@ class HarnessTask(Task):
     config_class = HarnessTaskConfig
     trainable = False
 
-    def __init__(self, harness_task: str, metrics: Sequence[str] = ()) -> None:
+    def __init__(self, harness_task: str, aggregations: Mapping[str, Callable[[list], float] | None]) -> None:
         self.harness_task = harness_task
         self.name = f"{PREFIX}{harness_task}"  # type: ignore[misc]
-        self.metrics = tuple(metrics)  # type: ignore[misc]
-        self.mean_metrics = {metric: metric for metric in self.metrics}  # type: ignore[misc]
+        self.aggregations = dict(aggregations)
+        """Metric → None (the mean of per-example scores) or the harness's corpus aggregation of the items."""
+        self.metrics = tuple(aggregations)  # type: ignore[misc]
+        # a mean metric's rows hold its per-example score, so the paired tests resample that column
+        self.mean_metrics = {m: m for m, agg in aggregations.items() if agg is None}  # type: ignore[misc]
 
     def load(self, path: Any, language: str, *, split: str = "test", limit: int | None = None) -> list[Any]:
         """A local file's documents, checked against the task's fields (the hub's are read when scored: [])."""
@@ -391,13 +407,17 @@ class HarnessTask(Task):
         reported = output["results"][config.harness_task]
         metrics = {}
         for i, metric in enumerate(config.metrics):
-            values = np.array([row[metric] for row in rows], dtype=float)  # (n,)
             harness = float(reported[metric if "," in metric else f"{metric},none"])
-            # the harness's figure is the mean of its per-example scores: the rows reproduce it
-            assert abs(harness - float(values.mean())) < 1e-9, (metric, harness, values.mean())
+            # the harness's figure is its aggregation of the per-example items: the rows reproduce it
+            ours = self.corpus_score(metric, rows)
+            assert abs(harness - ours) < 1e-9 or (np.isnan(harness) and np.isnan(ours)), (
+                metric,
+                harness,
+                ours,
+            )
             low, high = bootstrap_ci(
-                lambda idx, v=values: float(v[idx].mean()),
-                len(values),
+                lambda idx, m=metric: self.corpus_score(m, [rows[j] for j in idx]),
+                len(rows),
                 n_resamples=config.bootstrap_samples,
                 seed=i,
             )
@@ -406,9 +426,14 @@ class HarnessTask(Task):
                           predictions=rows)  # fmt: skip
 
     def corpus_score(self, metric: str, rows: Sequence[Mapping[str, Any]], config: Any = None) -> float:
-        """``(1/n) Σ_i m_i``: the mean of the metric's per-example column (the harness's aggregation)."""
+        """The harness's aggregation of the rows' items: ``(1/n) Σ_i m_i`` for a mean metric, else its corpus
+        function (e.g. weighted F1 of the ``(gold, prediction)`` pairs, BLEU of the ``(reference, output)``
+        pairs) on the rows given — any resample of them."""
         self._check_metric(metric)
-        return float(np.mean([float(row[metric]) for row in rows]))
+        aggregation = self.aggregations[metric]
+        if aggregation is None:
+            return float(np.mean([float(row[metric]) for row in rows]))
+        return float(aggregation([_item(row[metric]) for row in rows]))
 
 
 def run_harness(model: Any, tokenizer: Any, config: HarnessTaskConfig) -> dict[str, Any]:
@@ -445,7 +470,9 @@ def rows_from_samples(samples: Sequence[Mapping[str, Any]], metrics: Sequence[st
         for metric in metrics:
             base, _, filter_name = metric.partition(",")
             if (filter_name or "none") == sample.get("filter", "none") and base in sample:
-                row[metric] = float(sample[base])
+                value = sample[base]
+                # a score (mean metrics) as a float; a corpus metric's item (gold, prediction) as written
+                row[metric] = float(value) if isinstance(value, (int, float, np.number)) else _plain(value)
         row.setdefault("prediction", _prediction(sample.get("filtered_resps")))
         if suffix:
             row[f"prediction{suffix}"] = _prediction(sample.get("filtered_resps"))
@@ -459,6 +486,11 @@ def _prediction(responses: Any) -> Any:
     if isinstance(first, (list, tuple)) and first and isinstance(first[0], (int, float)):
         return int(np.argmax([float(r[0]) for r in responses]))  # (loglik, is_greedy) per choice
     return _plain(first)
+
+
+def _item(value: Any) -> Any:
+    """A corpus metric's per-example item as the harness made it: JSON stored its tuples as lists."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _plain(value: Any) -> Any:
@@ -475,4 +507,4 @@ def _plain(value: Any) -> Any:
 @cache
 def harness_task(name: str) -> HarnessTask:
     """The tli task of harness task ``name`` (its metrics read from the harness's definition)."""
-    return HarnessTask(name, per_example_metrics(name, task_definition(name)))
+    return HarnessTask(name, metric_aggregations(name, task_definition(name)))
