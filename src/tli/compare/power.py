@@ -101,6 +101,13 @@ OFFICIAL_SIZES = {
     ("tydi", "sw", "validation"): 499,
     ("tydi", "en", "test"): 440,
     ("tydi", "en", "validation"): 440,
+    # lm-evaluation-harness tasks on the hub (the split each scores)
+    ("lm-eval:belebele_swh_Latn", "sw", "test"): 900,
+    ("lm-eval:xcopa_sw", "sw", "test"): 500,
+    ("lm-eval:xstorycloze_sw", "sw", "eval"): 1511,
+    ("lm-eval:afrixnli_native_direct_swa", "sw", "test"): 600,
+    ("lm-eval:afrimmlu_direct_swa_prompt_1", "sw", "test"): 500,
+    ("lm-eval:afrimgsm_swa_prompt_1", "sw", "test"): 250,
 }
 """Test-set sizes of the official releases (examples, or queries for retrieval): XNLI 1.0 (Conneau et al.
 2018: 5,010 test / 2,490 dev pairs per language), XQuAD (Artetxe et al. 2020: 1,190 questions per language),
@@ -165,7 +172,8 @@ def planned_size(experiment: Any, task: str, language: str) -> tuple[int | None,
     config = experiment.tasks[task]
     split = getattr(config, "split", "test")
     limit = getattr(config, "limit", None)
-    if config.path is None or Path(config.path).exists():
+    hub_harness = task.startswith(HARNESS_PREFIX) and config.path is None  # read only when it runs
+    if not hub_harness and (config.path is None or Path(config.path).exists()):
         extra = {"config": config} if is_retrieval(task) else {}
         data = get_task(task).load(config.path, language, split=split, limit=limit, **extra)
         n = len(data.queries) if hasattr(data, "queries") else len(data)
