@@ -277,3 +277,24 @@ def test_corpus_metrics_are_rescored_by_the_harness_aggregation_on_any_resample(
         expected = f1_score([golds[i] for i in idx], [preds[i] for i in idx], average="weighted")
         assert task.corpus_score("f1", sample) == pytest.approx(expected, abs=1e-12)
         assert task.corpus_score("acc", sample) == pytest.approx(sum(r["acc"] for r in sample) / len(idx))
+
+
+def test_tli_rouge_l_equals_the_scorer_afrobench_xlsum_calls_on_swahili_samples():
+    """AfroBench's ``xlsum_swahili_prompt_1`` aggregates ``(reference, prediction)`` items with HF evaluate's
+    ``rouge`` (rouge-score's default tokenizer, no stemmer, rougeL F1 on a 0-1 scale). On the Swahili samples
+    (ASCII words) tli's per-example ROUGE-L F1 equals that scorer's exactly; evaluate then reports the median of
+    bootstrap means (``use_aggregator``), not the mean: docs/guides/lm-eval.md, "XL-Sum"."""
+    from rouge_score import rouge_scorer
+
+    from tli.tasks.harness import task_definition
+    from tli.tasks.overlap_metrics import rouge_f1
+
+    definition = task_definition("xlsum_swahili_prompt_1")
+    assert definition["metric_list"][0]["aggregation"].__name__ == "rougeL_agg"
+    examples = get_task("xlsum").load(None, "sw")
+    references = [e.summary for e in examples]
+    predictions = [e.text.split(". ")[0] for e in examples]  # a lead-sentence summary
+    ours = rouge_f1(predictions, references)["rougeL"]
+    default = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    theirs = [default.score(r, p)["rougeL"].fmeasure for r, p in zip(references, predictions, strict=True)]
+    assert ours == pytest.approx(theirs, abs=1e-12) and 0 < sum(theirs) / len(theirs) < 1
