@@ -298,3 +298,44 @@ def test_tli_rouge_l_equals_the_scorer_afrobench_xlsum_calls_on_swahili_samples(
     default = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
     theirs = [default.score(r, p)["rougeL"].fmeasure for r, p in zip(references, predictions, strict=True)]
     assert ours == pytest.approx(theirs, abs=1e-12) and 0 < sum(theirs) / len(theirs) < 1
+
+
+def test_the_harness_cli_runs_a_tli_adapter(finished, tiny_model_dirs, tmp_path):
+    """The documented recipe, ``lm_eval --model hf --model_args pretrained=BASE,peft=ADAPTER``, offline on the
+    saved ``lora-early`` adapter and the local Belebele sample: the cell's accuracy."""
+    import os
+    import subprocess
+    import sys
+
+    out, results = finished
+    adapter = next((out / "runs").glob("*/lora-early/seed-0/adapter"))
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    installed = Path(
+        json.loads(adapter.joinpath("adapter_config.json").read_text())["base_model_name_or_path"]
+    )
+    assert installed == tiny_model_dirs["llama"]  # the adapter names its base
+    from lm_eval.tasks import TaskManager
+
+    spec = {
+        "include": str(TaskManager().task_index["belebele_swh_Latn"].yaml_path),
+        "task": "local_belebele",
+        "dataset_path": "json",
+        "dataset_name": None,
+        "dataset_kwargs": {"data_files": {"test": str(SAMPLES / "belebele_swh_Latn.jsonl")}},
+    }
+    (folder / "local_belebele.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
+    command = [
+        sys.executable, "-m", "lm_eval", "--model", "hf",
+        "--model_args", f"pretrained={installed},peft={adapter}",
+        "--tasks", "local_belebele", "--include_path", str(folder), "--limit", "6", "--num_fewshot", "0",
+        "--batch_size", "4", "--device", "cpu", "--output_path", str(tmp_path / "harness"),
+    ]  # fmt: skip
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (record,) = list((tmp_path / "harness").rglob("results_*.json"))
+    accuracy = json.loads(record.read_text())["results"]["local_belebele"]["acc,none"]
+    assert accuracy == pytest.approx(
+        _cell(results, "lora-early", "lm-eval:belebele_swh_Latn")["metrics"]["acc"]["score"]
+    )
