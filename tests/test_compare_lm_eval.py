@@ -339,3 +339,17 @@ def test_the_harness_cli_runs_a_tli_adapter(finished, tiny_model_dirs, tmp_path)
     assert accuracy == pytest.approx(
         _cell(results, "lora-early", "lm-eval:belebele_swh_Latn")["metrics"]["acc"]["score"]
     )
+
+
+def test_the_swahili_suite_plans_every_harness_task_and_can_reach_verdicts(capsys):
+    """The shipped full-scale suite: the briefs' three models, six Swahili harness tasks sized by their official
+    splits, and a `reasoning-preserved` family that can reach adjusted p <= 0.005."""
+    assert main(["compare", "swahili-suite", "--dry-run", "--json"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    tasks = planned["experiment"]["tasks"]
+    harness = sorted(t for t in tasks if t.startswith("lm-eval:"))
+    assert len(harness) == 6 and all(tasks[t]["languages"] == ["sw"] for t in harness)
+    sizes = planned["assumptions"]["sizes"]
+    assert all(sizes[f"{t} (sw)"]["source"] == "official split size" for t in harness)
+    (family,) = [f for f in planned["families"] if f["name"] == "reasoning-preserved"]
+    assert family["smallest_adjusted_p"] <= 0.005 and family["minimum_detectable_effect"]["acc"] < 0.2
