@@ -14,7 +14,7 @@ from tli.cli import main
 from tli.compare import compare, parse_experiment
 from tli.errors import ConfigError
 from tli.tasks import TaskDataError, get_task, samples_dir
-from tli.tasks.harness import metric_aggregations, task_language
+from tli.tasks.harness import metric_aggregations, task_language, task_manager
 
 SAMPLES = samples_dir("lm-eval")
 EXPERIMENT = """strategies: [none, lora-early]
@@ -107,7 +107,7 @@ def _lm_eval_directly(model_args: dict, data: Path, tmp_path: Path, task: str) -
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    installed = TaskManager().task_index[task].yaml_path
+    installed = task_manager().task_index[task].yaml_path
     folder = tmp_path / "tasks"
     folder.mkdir(exist_ok=True)
     spec = {
@@ -315,10 +315,9 @@ def test_the_harness_cli_runs_a_tli_adapter(finished, tiny_model_dirs, tmp_path)
         json.loads(adapter.joinpath("adapter_config.json").read_text())["base_model_name_or_path"]
     )
     assert installed == tiny_model_dirs["llama"]  # the adapter names its base
-    from lm_eval.tasks import TaskManager
 
     spec = {
-        "include": str(TaskManager().task_index["belebele_swh_Latn"].yaml_path),
+        "include": str(task_manager().task_index["belebele_swh_Latn"].yaml_path),
         "task": "local_belebele",
         "dataset_path": "json",
         "dataset_name": None,
