@@ -352,3 +352,23 @@ def test_the_swahili_suite_plans_every_harness_task_and_can_reach_verdicts(capsy
     assert all(sizes[f"{t} (sw)"]["source"] == "official split size" for t in harness)
     (family,) = [f for f in planned["families"] if f["name"] == "reasoning-preserved"]
     assert family["smallest_adjusted_p"] <= 0.005 and family["minimum_detectable_effect"]["acc"] < 0.2
+
+
+def test_samples_under_two_filters_become_one_row_per_document():
+    """A generation task (AfriMGSM) logs one record per document and filter; the row holds each filter's
+    score under the harness's name and the first filter's output as ``prediction``."""
+    from tli.tasks.harness import rows_from_samples
+
+    def sample(doc, filter_name, output, score):
+        return {"doc_id": doc, "filter": filter_name, "target": "12", "filtered_resps": [output],
+                "exact_match": score}  # fmt: skip
+
+    samples = [sample(1, "strict", "12", 1.0), sample(0, "strict", "x", 0.0), sample(0, "flex", "7", 0.0),
+               sample(1, "flex", "12", 1.0)]  # fmt: skip
+    rows = rows_from_samples(samples, ("exact_match,strict", "exact_match,flex"))
+    assert rows == [
+        {"id": "0", "reference": "12", "prediction": "x", "prediction,strict": "x", "prediction,flex": "7",
+         "exact_match,strict": 0.0, "exact_match,flex": 0.0},
+        {"id": "1", "reference": "12", "prediction": "12", "prediction,strict": "12", "prediction,flex": "12",
+         "exact_match,strict": 1.0, "exact_match,flex": 1.0},
+    ]  # fmt: skip
