@@ -43,6 +43,8 @@ from tli.models import classify_model
 from tli.strategies import STRATEGIES, StrategyOptions, get_strategy
 from tli.strategies.finetune import Budget
 from tli.tasks import TASKS, get_task, is_retrieval
+from tli.tasks.harness import KEY as HARNESS_KEY
+from tli.tasks.harness import parse_block
 
 TOP_KEYS = {
     "name",
@@ -121,6 +123,12 @@ def _tasks(raw: Any, path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: `tasks` must map task names to their options, e.g. xnli: {{path: FILE}}")
     tasks = {}
     for name, options in raw.items():
+        if name == HARNESS_KEY:  # lm-evaluation-harness tasks: one tli task per harness task
+            try:
+                tasks.update(parse_block(options, lambda value: resolve_data_path(value, path)))
+            except ConfigError as exc:
+                raise ConfigError(f"{path}: {exc}") from exc
+            continue
         if name not in TASKS:
             raise ConfigError(f"{path}: {valid_tasks(name)}")
         options = dict(options or {})
@@ -137,7 +145,10 @@ def valid_tasks(name: str) -> str:
     """``unknown task 'x' (valid: xlsum, xnli); retrieval tasks: mrtydi, tydi, xquad``."""
     plain = sorted(task for task in TASKS if not is_retrieval(task))
     retrieval = sorted(task for task in TASKS if is_retrieval(task))
-    return f"unknown task {name!r} (valid: {', '.join(plain)}); retrieval tasks: {', '.join(retrieval)}"
+    return (
+        f"unknown task {name!r} (valid: {', '.join(plain)}); retrieval tasks: {', '.join(retrieval)}; "
+        f"lm-evaluation-harness tasks: under {HARNESS_KEY}"
+    )
 
 
 def check_data(tasks: dict[str, Any], path: Path) -> None:

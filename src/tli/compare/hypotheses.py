@@ -22,6 +22,7 @@ from tli.compare.questions import (
 )
 from tli.compare.schema import RetrievalSettings
 from tli.tasks import get_task, is_retrieval
+from tli.tasks.harness import PREFIX as HARNESS_PREFIX
 
 
 def comparison_pairs(strategies: list[str], reference: str) -> list[tuple[str, str]]:
@@ -130,8 +131,9 @@ def plan_hypotheses(
     """Every hypothesis of a run (one seed) from what was scored where, each with its family.
 
     Non-retrieval tasks: :func:`comparison_pairs` on every task metric, and non-inferiority of every strategy
-    against the zero-shot base on :data:`NONINFERIORITY_METRIC`. Retrieval tasks: :func:`system_pairs` on the
-    task's ``compare_metrics``. Questions that ask about several models add model × strategy interactions.
+    against the zero-shot base on :data:`NONINFERIORITY_METRIC` (on a harness task, its primary metric).
+    Retrieval tasks: :func:`system_pairs` on the task's ``compare_metrics``. Questions that ask about several
+    models add model × strategy interactions.
     """
     out: list[Hypothesis] = []
     for (model, task, language), present in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
@@ -148,6 +150,8 @@ def plan_hypotheses(
                 family = family_of("difference", a, b, task, metric, config)
                 out.append(Hypothesis(family, "difference", model, task, language, metric, a, b))
         metric = NONINFERIORITY_METRIC.get(task)
+        if task.startswith(HARNESS_PREFIX):  # "reasoning preserved" on every harness task
+            metric = primary_metric(task, config)
         if metric and ZERO_SHOT in present:
             for a in [s for s in strategies if s in present and s != ZERO_SHOT]:
                 family = family_of("non-inferiority", a, ZERO_SHOT, task, metric, config)

@@ -39,6 +39,7 @@ from tli.compare.hypotheses import plan_hypotheses
 from tli.compare.questions import DEFAULT_MARGIN, EXPLORATORY, QUESTIONS, question_of
 from tli.compare.significance import EXACT_MAX, T_TEST_MIN, TESTS, family_resamples, smallest_p
 from tli.tasks import get_task, is_retrieval
+from tli.tasks.harness import PREFIX as HARNESS_PREFIX
 
 POWER = 0.8
 DISCORDANCE = 0.2
@@ -86,6 +87,8 @@ STATED_EFFECT = {
 BLEU / chrF point."""
 BINARY_METRICS = {"accuracy"}
 """Metrics whose per-example scores are 0/1 (tested by exact McNemar)."""
+HARNESS_BINARY = {"acc", "acc_norm", "exact_match"}
+"""lm-evaluation-harness metrics whose per-example scores are 0/1, planned as ``accuracy``."""
 OFFICIAL_SIZES = {
     ("xnli", "*", "test"): 5010,
     ("xnli", "*", "validation"): 2490,
@@ -98,6 +101,13 @@ OFFICIAL_SIZES = {
     ("tydi", "sw", "validation"): 499,
     ("tydi", "en", "test"): 440,
     ("tydi", "en", "validation"): 440,
+    # lm-evaluation-harness tasks on the hub (the split each scores)
+    ("lm-eval:belebele_swh_Latn", "sw", "test"): 900,
+    ("lm-eval:xcopa_sw", "sw", "test"): 500,
+    ("lm-eval:xstorycloze_sw", "sw", "eval"): 1511,
+    ("lm-eval:afrixnli_native_direct_swa", "sw", "test"): 600,
+    ("lm-eval:afrimmlu_direct_swa_prompt_1", "sw", "test"): 500,
+    ("lm-eval:afrimgsm_swa_prompt_1", "sw", "test"): 250,
 }
 """Test-set sizes of the official releases (examples, or queries for retrieval): XNLI 1.0 (Conneau et al.
 2018: 5,010 test / 2,490 dev pairs per language), XQuAD (Artetxe et al. 2020: 1,190 questions per language),
@@ -162,7 +172,8 @@ def planned_size(experiment: Any, task: str, language: str) -> tuple[int | None,
     config = experiment.tasks[task]
     split = getattr(config, "split", "test")
     limit = getattr(config, "limit", None)
-    if config.path is None or Path(config.path).exists():
+    hub_harness = task.startswith(HARNESS_PREFIX) and config.path is None  # read only when it runs
+    if not hub_harness and (config.path is None or Path(config.path).exists()):
         extra = {"config": config} if is_retrieval(task) else {}
         data = get_task(task).load(config.path, language, split=split, limit=limit, **extra)
         n = len(data.queries) if hasattr(data, "queries") else len(data)
@@ -186,6 +197,14 @@ def planned_groups(experiment: Any) -> dict[tuple[str, str, str], set[str]]:
         for owner in [model] if model is not None else models:
             groups[(owner, task, language)].add(name)
     return groups
+
+
+def planning_metric(task: str, metric: str) -> str:
+    """The metric whose assumptions plan ``metric``: a harness task's 0/1 per-example metrics (``acc``,
+    ``acc_norm``, ``exact_match`` under any filter) are planned as ``accuracy`` (McNemar, σ_d = √0.2)."""
+    if task.startswith(HARNESS_PREFIX) and metric.partition(",")[0] in HARNESS_BINARY:
+        return "accuracy"
+    return metric
 
 
 def planned_test(metric: str, task: str, n: int | None, statistic: bool) -> str:
@@ -249,14 +268,13 @@ def _family(name, members, sizes, k, alpha, experiment, margin) -> dict[str, Any
     for h in members:
         n, _ = sizes[(h.task, h.language)]
         statistic = h.metric in get_task(h.task).statistic_metrics
-        key = (
-            planned_test(h.metric, h.task, n, statistic) if h.kind != "non-inferiority" else "noninferiority"
-        )
+        planned = planning_metric(h.task, h.metric)
+        key = planned_test(planned, h.task, n, statistic) if h.kind != "non-inferiority" else "noninferiority"
         tests.add(TESTS[key])
         seed_floor = 0.0 if n is None else smallest_p(key, n, resamples)
         per_seed_floors.append(seed_floor)
         floors.append(0.0 if k > 1 else seed_floor)
-        sd = ASSUMED_SD.get(h.metric)
+        sd = ASSUMED_SD.get(planned)
         if n is None or sd is None:
             continue
         if h.kind == "interaction":
@@ -269,9 +287,9 @@ def _family(name, members, sizes, k, alpha, experiment, margin) -> dict[str, Any
             continue
         effect = minimum_detectable_effect(sd, n, seeds=k, alpha=alpha, m=m)
         mde[h.metric] = max(effect, mde.get(h.metric, 0.0))
-        if h.metric in STATED_EFFECT:
-            need = n_needed(STATED_EFFECT[h.metric], sd, seeds=k, alpha=alpha, m=m)
-            needed[h.metric] = {"effect": STATED_EFFECT[h.metric], "n": need}
+        if planned in STATED_EFFECT:
+            need = n_needed(STATED_EFFECT[planned], sd, seeds=k, alpha=alpha, m=m)
+            needed[h.metric] = {"effect": STATED_EFFECT[planned], "n": need}
         details.append({"hypothesis": h.text(margin), "n": n, "mde": effect})
     correction = experiment.correction
     floor = min(floors) if floors else 1.0

@@ -28,6 +28,8 @@ from typing import Any
 
 from tli.compare.results import Comparison
 from tli.retrieval.biencoder import CONDITIONS
+from tli.tasks.harness import KEY as HARNESS_KEY
+from tli.tasks.harness import PREFIX as HARNESS_PREFIX
 
 PRIMARY_METRIC = {
     "xlsum": "rougeL",
@@ -90,6 +92,17 @@ QUESTIONS = (
         "'better than full' = higher accuracy than full fine-tuning",
     ),
     Question(
+        "reasoning-preserved",
+        "Does early-layer LoRA / TLI preserve the base model's zero-shot reasoning and comprehension on the "
+        "lm-evaluation-harness tasks of the experiment (Belebele, XCOPA, AfroBench…) better than full "
+        "fine-tuning?",
+        (("lora-early", "full"), ("tli+lora", "full"), ("tli", "full")),
+        (HARNESS_KEY,),
+        noninferior=(("lora-early", ZERO_SHOT), ("tli+lora", ZERO_SHOT), ("tli", ZERO_SHOT)),
+        note="every `lm-eval:<task>` of the experiment, on its primary metric (acc when it has one); "
+        "'preserves' = not worse than the zero-shot base by more than the margin (non-inferiority)",
+    ),
+    Question(
         "tli-retrieval",
         "How does early-layer LoRA for lexical alignment compare with full fine-tuning in zero-shot retrieval "
         "— cross-lingual (XQuAD, queries and passages in different languages) and monolingual Swahili "
@@ -110,11 +123,24 @@ QUESTIONS = (
 def primary_metric(task: str, config: Any = None) -> str:
     """The metric a question uses on ``task``: :data:`PRIMARY_METRIC`, or a retrieval task's first
     ``compare_metrics`` when those leave it out."""
+    if task.startswith(HARNESS_PREFIX):
+        return harness_primary_metric(getattr(config, "metrics", None) or ("acc",))
     metric = PRIMARY_METRIC.get(task, "")
     compared = getattr(config, "compare_metrics", None)
     if compared and metric not in compared:
         return compared[0]
     return metric
+
+
+def harness_primary_metric(metrics: tuple[str, ...] | list[str]) -> str:
+    """A harness task's primary metric: ``acc`` when it has one (the harness's headline for multiple choice),
+    else its first metric."""
+    return "acc" if "acc" in metrics else metrics[0]
+
+
+def covers(question: Question, task: str) -> bool:
+    """Whether ``question`` asks about ``task`` (a question citing ``lm-eval`` asks about every harness task)."""
+    return task in question.tasks or (task.startswith(HARNESS_PREFIX) and HARNESS_KEY in question.tasks)
 
 
 def family_of(kind: str, a: str, b: str, task: str, metric: str, config: Any = None) -> str:
@@ -123,7 +149,7 @@ def family_of(kind: str, a: str, b: str, task: str, metric: str, config: Any = N
         return EXPLORATORY
     for question in QUESTIONS:
         pairs = question.noninferior if kind == "non-inferiority" else question.pairs
-        if task in question.tasks and (a, b) in pairs:
+        if covers(question, task) and (a, b) in pairs:
             return question.key
     return EXPLORATORY
 
@@ -291,7 +317,7 @@ def _across_models(question: Question, rows: list[Comparison], comparisons: list
 
 
 def _missing(question: Question, strategies: list[str], tasks: list[str]) -> str:
-    if not any(t in tasks for t in question.tasks):
+    if not any(covers(question, t) for t in tasks):
         return f"needs task {' or '.join(question.tasks)}"
     names = {s for pair in question.pairs + question.noninferior for s in pair}
     conditions = sorted(n.removeprefix("dense:") for n in names if n.removeprefix("dense:") in CONDITIONS)

@@ -209,7 +209,7 @@ def plot_score_vs_cost(
     strategies = sorted({_row_name(c) for c in cells})
     colours = {s: f"C{i % 10}" for i, s in enumerate(strategies)}
     for ax, (task, language) in zip(axes[0], panels, strict=True):
-        metric = PRIMARY_METRIC.get(task)
+        metric = PRIMARY_METRIC.get(task) or _first_metric(cells, task)
         for c in cells:
             if (
                 c["status"] != "done"
@@ -376,6 +376,13 @@ def _columns(cells: list[dict[str, Any]], models: list[str]) -> list[str]:
         if c["status"] == "done" and c.get("model") is not None and c["model"] not in columns:
             columns.append(c["model"])
     return columns
+
+
+def _first_metric(cells: list[dict[str, Any]], task: str) -> str | None:
+    """The primary metric of a task without a fixed one (a harness task): ``acc`` when its cells have it,
+    else their first metric."""
+    metrics = next((list(c["metrics"]) for c in cells if c["task"] == task and c["metrics"]), [])
+    return ("acc" if "acc" in metrics else metrics[0]) if metrics else None
 
 
 def retrieval_tables(cells: list[dict[str, Any]], models: list[str], systems: list[str]) -> list[str]:

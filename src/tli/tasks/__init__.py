@@ -8,7 +8,9 @@ format (and its hub id when online), optional fine-tuning features, an ``evaluat
 - ``xnli``: XNLI zero-shot NLI by lm-eval 0.4.13's label log-likelihood (accuracy, macro-F1),
   :mod:`tli.tasks.xnli`;
 - ``xquad``, ``tydi``, ``mrtydi``: passage retrieval (Recall@k, MRR@k, nDCG@10 from ranx),
-  :mod:`tli.tasks.retrieval`.
+  :mod:`tli.tasks.retrieval`;
+- ``lm-eval:<harness task>``: any lm-evaluation-harness task scored by the harness itself (``acc``,
+  ``acc_norm``, ``exact_match``, …), :mod:`tli.tasks.harness`.
 
 Usage::
 
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 from tli.errors import ConfigError
 from tli.tasks.base import IGNORE_INDEX, MetricScore, Task, TaskDataError, TaskResult, bootstrap_ci
+from tli.tasks.harness import PREFIX as HARNESS_PREFIX
+from tli.tasks.harness import harness_task
 from tli.tasks.retrieval import MrTyDiTask, RetrievalTask, TyDiTask, XQuADTask
 from tli.tasks.sources import SAMPLES_DIR, samples_dir
 from tli.tasks.xlsum import SummaryExample, XLSumConfig, XLSumTask
@@ -44,11 +48,13 @@ def is_retrieval(name: str) -> bool:
 
 
 def get_task(name: str) -> Task:
-    """The registered task called ``name``.
+    """The registered task called ``name``, or the harness task ``lm-eval:<harness task>``.
 
     Raises:
         ConfigError: an unknown name (the message lists the valid ones).
     """
+    if name.startswith(HARNESS_PREFIX):
+        return harness_task(name.removeprefix(HARNESS_PREFIX))
     if name not in TASKS:
         raise ConfigError(f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}")
     return TASKS[name]
