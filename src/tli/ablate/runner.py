@@ -22,8 +22,15 @@ import numpy as np
 
 from tli.ablate.bli_rows import control_query_ranks
 from tli.ablate.downstream import downstream_rows
+from tli.adapter import read_adapter_meta
+from tli.config import EvaluateConfig, TrainConfig
+from tli.evaluate import groups_for, run_evaluation
 from tli.io import atomic_write_json
+from tli.lexicon import split_for_study
+from tli.models import base_causal_lm, load_model
 from tli.objectives import VARIANTS, check_variants
+from tli.threads import configure_threads
+from tli.train import run_training
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +53,6 @@ def run_units(
 
     ``downstream_seeds``: score downstream only the adapters of the first that many seeds (None: every seed).
     """
-    from tli.config import TrainConfig
-    from tli.lexicon import split_for_study
-    from tli.models import load_model
-    from tli.threads import configure_threads
-
     configure_threads(threads)
     variants = check_variants(variants)
     out.mkdir(parents=True, exist_ok=True)
@@ -107,11 +109,6 @@ def _train_and_evaluate(
 
     The adapter stays attached to ``loaded.model``: the caller scores downstream with it, then unloads it.
     """
-    from tli.adapter import read_adapter_meta
-    from tli.config import EvaluateConfig
-    from tli.evaluate import groups_for, run_evaluation
-    from tli.models import base_causal_lm
-    from tli.train import run_training
 
     where.mkdir(parents=True, exist_ok=True)
     trained = run_training(
