@@ -6,8 +6,8 @@
 # What it runs, each with its wall time into OUT/gpu-check.txt:
 #   1. the test suite with CUDA visible (the CUDA-only tests run instead of skipping);
 #   2. tli run --device cuda on the embedded model and lexicon, bf16, then NF4 (--quantization nf4), one seed each;
-#   3. a 2-strategy tli compare (none, lora) on CUDA with the HF backend.
-# Not here: the vLLM backend (not implemented yet; see docs/scaling.md).
+#   3. a 2-strategy tli compare (none, lora) on CUDA with the HF backend, then with backend: vllm when the vllm
+#      package is installed, and whether their greedy summaries and XNLI choices are the same.
 set -euo pipefail
 OUT=${1:-runs/gpu-check-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
@@ -42,4 +42,20 @@ device: cuda
 seeds: [0]
 YAML
 step compare-hf timeout 120 tli compare "$OUT/compare.yaml" --out "$OUT/compare-hf"
+if python -c "import vllm" 2> /dev/null; then
+    { cat "$OUT/compare.yaml"; echo "backend: vllm"; } > "$OUT/compare-vllm.yaml"
+    step compare-vllm timeout 240 tli compare "$OUT/compare-vllm.yaml" --out "$OUT/compare-vllm"
+    python - "$OUT" <<'PY' | tee -a "$LOG"
+import json, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+for cell in sorted((out / "compare-hf").glob("runs/*/*/seed-0/*/predictions.jsonl")):
+    twin = out / "compare-vllm" / cell.relative_to(out / "compare-hf")
+    a = [json.loads(x)["prediction"] for x in cell.open()]
+    b = [json.loads(x)["prediction"] for x in twin.open()]
+    print(f"{cell.parent.parent.parent.name}/{cell.parent.name}: {sum(x == y for x, y in zip(a, b))}/{len(a)} same predictions (HF vs vLLM)")
+PY
+else
+    echo "compare-vllm: skipped (no vllm package)" | tee -a "$LOG"
+fi
 grep -h "GPU:\|: ok\|FAILED" "$LOG"

@@ -9,7 +9,7 @@ import pytest
 
 from tli.cli import main
 from tli.compare import compare, dry_run, list_units, parse_experiment
-from tli.compare.launch import GPU_TFLOPS, MFU, slurm_arrays, unit_launch
+from tli.compare.launch import GPU_TFLOPS, MFU, refuse_undersized_launch, slurm_arrays, unit_launch
 from tli.compare.units import TrainingUnit, parse_shard, select_units, training_units
 from tli.errors import ConfigError
 
@@ -34,8 +34,7 @@ def _shard_in_a_process(path, out, shard: str) -> dict:
     code = textwrap.dedent(
         f"""
         import json
-        from tli.cli import main
-from tli.compare import compare
+        from tli.compare import compare
         print(json.dumps(compare({str(path)!r}, out={str(out)!r}, shard={shard!r}, progress=False)))
         """
     )
@@ -126,8 +125,8 @@ def _plan(devices: dict[str, int | None], flops: float = 3.6e18) -> dict:
         ("lora", {"lora": 3, "inference": 2}, "auto", ("python", 3, 1, 1, True)),
         ("lora", {"lora": 3, "inference": 2}, None, ("python", 3, 1, 1, False)),
         ("none", {"inference": 2}, "auto", ("python", 2, 1, 1, True)),
-        ("full", {"full": 3, "inference": 1}, None, ("accelerate", 3, 3, 1, False)),
-        ("full", {"full": 20, "inference": 2}, "auto", ("accelerate", 20, 24, 3, False)),
+        ("full", {"full": 3, "inference": 1}, None, ("accelerate", 3, 3, 1, True)),
+        ("full", {"full": 20, "inference": 2}, "auto", ("accelerate", 20, 24, 3, True)),
         ("full", {"full": None, "inference": 2}, None, ("python", None, 1, 1, False)),
     ],
 )
@@ -136,11 +135,15 @@ def test_each_unit_gets_the_launcher_its_plan_needs(experiment_file, strategy, d
     experiment.device_map = device_map
     launch = unit_launch(experiment, TrainingUnit("m", strategy, 0), _plan(devices), "e.yaml", "OUT")
     assert (launch.launcher, launch.gpus, launch.world_size, launch.nodes, launch.runnable) == expected
-    if launch.launcher == "accelerate":
-        config = "8gpu-fsdp.yaml" if launch.nodes == 1 else "multinode-fsdp.yaml"
-        assert (
-            launch.command
-            == f"accelerate launch --config_file {config} -m tli compare e.yaml --out OUT --only m/{strategy}/seed-0"
+    if launch.launcher == "accelerate" and launch.nodes == 1:
+        assert launch.command == (
+            f"accelerate launch --config_file 8gpu-fsdp.yaml --num_processes 3 -m tli compare e.yaml --out OUT "
+            f"--only m/{strategy}/seed-0"
+        )
+    elif launch.launcher == "accelerate":
+        assert launch.command == (
+            "accelerate launch --config_file multinode-fsdp.yaml --num_processes 24 --num_machines 3 --machine_rank "
+            f"NODE_RANK --main_process_ip MAIN_IP -m tli compare e.yaml --out OUT --only m/{strategy}/seed-0"
         )
     else:
         assert launch.command == f"tli compare e.yaml --out OUT --only m/{strategy}/seed-0"
@@ -150,16 +153,20 @@ def test_each_unit_gets_the_launcher_its_plan_needs(experiment_file, strategy, d
         assert launch.gpu_hours == pytest.approx(2.8889, abs=1e-4)
 
 
-def test_the_dry_run_of_a_full_scale_experiment_names_what_cannot_run_and_prints_the_arrays():
+def test_the_dry_run_of_a_full_scale_experiment_launches_every_unit_and_prints_the_arrays():
     planned = dry_run(parse_experiment("qwen2-72b-xlsum-xnli", check_device=False), out="runs/q")
     full = next(u for u in planned["units"] if u["strategy"] == "full")
-    assert not full["runnable"] and full["launcher"] == "accelerate" and full["nodes"] >= 2
-    assert full["world_size"] == 8 * full["nodes"] and "FSDP" in full["why_not"]
+    assert full["runnable"] and full["launcher"] == "accelerate" and full["nodes"] >= 2
+    assert full["world_size"] == 8 * full["nodes"] and full["accelerate_config"] == "multinode-fsdp.yaml"
     launch = planned["launch"]
-    assert launch["units"] == 7 * 5 and launch["runnable"] == 6 * 5
+    assert launch["units"] == launch["runnable"] == 7 * 5 and not launch["not_runnable"]
+    assert any(line.endswith(" multinode-fsdp.yaml") and "--nodes=" in line for line in launch["slurm"])
     assert launch["gpu_hours"] == pytest.approx(sum(u["gpu_hours"] for u in planned["units"]))
     arrays = [line for line in launch["slurm"] if line.startswith("sbatch")]
-    listed = [unit for line in arrays for unit in line.split()[-1].split(",")]
+    tokens = [
+        line.split() for line in arrays
+    ]  # sbatch ... compare-array.sbatch EXPERIMENT OUT UNITS [CONFIG]
+    listed = [unit for t in tokens for unit in t[t.index("compare-array.sbatch") + 3].split(",")]
     runnable = [
         u["unit"]
         for u in list_units(parse_experiment("qwen2-72b-xlsum-xnli", check_device=False))
@@ -306,3 +313,15 @@ def test_two_launched_processes_give_the_one_process_experiment(tiny_model_dirs,
         [c["p_value"] for c in record_one["comparisons"]], abs=1e-9
     )
     assert not list((tmp_path / "two").glob("**/.adapter.tmp-*"))  # no second writer left files behind
+
+
+def test_a_full_unit_launched_on_fewer_gpus_than_its_plan_is_refused_before_loading():
+    experiment = parse_experiment("lugha-llama-8b-xlsum-xnli", check_device=False)
+    units = [u for u in training_units(experiment) if u.strategy == "full"][:1]
+    with pytest.raises(
+        ConfigError, match=r"full/seed-0 needs FSDP over 3 GPUs .* but 1 process\(es\) were launched"
+    ):
+        refuse_undersized_launch(experiment, units, world_size=1)
+    refuse_undersized_launch(experiment, units, world_size=3)  # enough
+    lora = [u for u in training_units(experiment) if u.strategy == "lora"]
+    refuse_undersized_launch(experiment, lora, world_size=1)  # one GPU suffices

@@ -24,7 +24,14 @@ from typing import Any
 import torch
 
 from tli.compare.experiment import parse_experiment, shipped_experiments
-from tli.compare.launch import PLAN_STRATEGY, launch_plan, launch_summary, slurm_arrays, slurm_template
+from tli.compare.launch import (
+    PLAN_STRATEGY,
+    launch_plan,
+    launch_summary,
+    refuse_undersized_launch,
+    slurm_arrays,
+    slurm_template,
+)
 from tli.compare.power import format_power, power_report
 from tli.compare.runner import analyse, run_experiment, run_units
 from tli.compare.schema import Cell, Experiment
@@ -210,6 +217,8 @@ def compare(
         raise ConfigError("--collect writes the comparisons of every unit: give it without --only / --shard")
     units = select_units(training_units(experiment), only=only, shard=shard) if only or shard else None
     context = launch_context(experiment)
+    if resolve_device(process_device(experiment.device)).type == "cuda":
+        refuse_undersized_launch(experiment, units or training_units(experiment), context.world_size)
     # Only the main process locks and writes; under a launcher the others train and evaluate beside it.
     with holding_run_dir(out, shared=units is not None) if context.is_main else contextlib.nullcontext():
         if (
@@ -232,6 +241,11 @@ def launch_context(experiment: Experiment) -> DistributedContext:
     """
     if not launched():
         return current_context()
+    if experiment.backend == "vllm":
+        raise ConfigError(
+            "backend vllm runs in one process (vLLM spreads the model over the GPUs itself): launch tli compare "
+            "without accelerate launch / torchrun, or use backend: hf"
+        )
     return distributed_context(resolve_device(process_device(experiment.device)))
 
 

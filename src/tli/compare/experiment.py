@@ -40,11 +40,15 @@ from tli.errors import ConfigError, ModelLoadError, TliError
 from tli.lexicon import split_for_study
 from tli.limits import read_yaml
 from tli.models import classify_model
+from tli.models.vllm_engine import check_vllm_available
 from tli.strategies import STRATEGIES, StrategyOptions, get_strategy
 from tli.strategies.finetune import Budget
 from tli.tasks import TASKS, get_task, is_retrieval
 from tli.tasks.harness import KEY as HARNESS_KEY
 from tli.tasks.harness import parse_block
+
+BACKENDS = ("hf", "vllm")
+"""Engines of the generation and log-likelihood cells (``backend:``)."""
 
 TOP_KEYS = {
     "name",
@@ -67,6 +71,7 @@ TOP_KEYS = {
     "max_memory",
     "offload_folder",
     "save_full_weights",
+    "backend",
     "retrieval",
 }
 
@@ -204,7 +209,13 @@ def check_strategy_files(strategies: list[StrategySpec], path: Path) -> None:
 
 
 def check_devices(experiment: Experiment, path: Path) -> None:
-    """A strategy that asks for CUDA on a machine without it stops here, before anything runs."""
+    """A strategy that asks for CUDA on a machine without it, or ``backend: vllm`` without a GPU or without
+    vLLM, stops here, before anything runs."""
+    if experiment.backend == "vllm":
+        try:
+            check_vllm_available(torch.cuda.is_available())
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
 
     for spec in experiment.strategies:
         device = spec.device or experiment.device
@@ -308,6 +319,13 @@ def _parse_blocks(
             path,
             read_data=check_files,
         )
+    backend = str(raw.get("backend", "hf"))
+    problems.check(backend in BACKENDS, f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
+    if backend == "vllm" and strategies is not None:
+        problems.check(
+            "full" not in {s.name for s in strategies} or bool(raw.get("save_full_weights", False)),
+            "backend vllm scores a full fine-tune from its saved weights: set save_full_weights: true",
+        )
     if problems.items:
         return None
     return Experiment(
@@ -328,6 +346,7 @@ def _parse_blocks(
         max_memory=_optional_str(raw.get("max_memory")),
         offload_folder=_optional_str(raw.get("offload_folder")),
         save_full_weights=bool(raw.get("save_full_weights", False)),
+        backend=backend,
         source=str(path),
         raw=raw,
         train_task_config=train_task_config,

@@ -8,8 +8,11 @@ config alone) gives the GPUs its training needs and the GPUs its evaluation need
   base frozen (LoRA family, TLI, none): ``device_map`` spreads the frozen base over the GPUs of one machine;
 - **a sharded launcher** otherwise (``full`` on a model whose weights, gradients and AdamW state do not fit one
   GPU): ``accelerate launch`` with FSDP, the shipped ``8gpu-fsdp`` config on one node or ``multinode-fsdp`` over
-  ``ceil(GPUs / 8)`` nodes of 8 GPUs. ``tli compare`` does not yet run under a multi-process launcher, so such a
-  unit is named as not runnable as configured, with what it would need, before anything loads.
+  ``ceil(GPUs / 8)`` nodes of 8 GPUs (:func:`tli.compare.launch_context`: every process trains its share,
+  evaluates every example, the main process writes).
+
+A unit whose plan fits no split of the GPUs, or whose frozen base needs several GPUs while the experiment sets
+no ``device_map``, is named as not runnable as configured, with what it would need, before anything loads.
 
 GPU-hours are the training's: ``tokens × FLOPs per token ÷ (GPU peak × MFU) ÷ 3600``, with tokens = ``budget.steps
 × budget.batch_size × seq_len`` and FLOPs per token from the plan (6N for full fine-tuning, less for frozen bases;
@@ -30,7 +33,7 @@ from typing import Any
 
 from tli.compare.schema import Experiment
 from tli.compare.units import TrainingUnit, training_units
-from tli.errors import TliError
+from tli.errors import ConfigError, TliError
 from tli.plan import plan
 
 GPUS_PER_NODE = 8
@@ -113,11 +116,24 @@ def _plans(experiment: Experiment) -> dict[str, dict[str, Any]]:
     return plans
 
 
-def _command(experiment_ref: str, out: str, unit: TrainingUnit, launcher: str, config: str | None) -> str:
+def _command(
+    experiment_ref: str,
+    out: str,
+    unit: TrainingUnit,
+    launcher: str,
+    config: str | None,
+    world: int,
+    nodes: int,
+) -> str:
+    """The unit's command; on several nodes the same command runs on each, with its ``NODE_RANK`` and the
+    first node's address as ``MAIN_IP`` (the shipped SLURM script fills both)."""
     run = f"tli compare {experiment_ref} --out {out} --only {unit.id}"
     if launcher == "python":
         return run
-    return f"accelerate launch --config_file {config} -m {run}"
+    machines = (
+        "" if nodes == 1 else f" --num_machines {nodes} --machine_rank NODE_RANK --main_process_ip MAIN_IP"
+    )
+    return f"accelerate launch --config_file {config} --num_processes {world}{machines} -m {run}"
 
 
 def _gpu_hours(strategy_plan: dict[str, Any], strategy: str) -> float | None:
@@ -150,10 +166,6 @@ def unit_launch(
         nodes = math.ceil(gpus / GPUS_PER_NODE)
         world = gpus if nodes == 1 else nodes * GPUS_PER_NODE
         launcher, config = "accelerate", "8gpu-fsdp.yaml" if nodes == 1 else "multinode-fsdp.yaml"
-        why_not = (
-            f"full fine-tuning needs FSDP over {gpus} GPUs ({nodes} node(s)); tli compare does not yet run its "
-            "training cells under accelerate launch / torchrun"
-        )
     return UnitLaunch(
         unit=unit.id,
         model=unit.model,
@@ -167,7 +179,7 @@ def unit_launch(
         world_size=world,
         nodes=nodes,
         accelerate_config=config,
-        command=_command(experiment_ref, out, unit, launcher, config),
+        command=_command(experiment_ref, out, unit, launcher, config, world, nodes),
         gpu_hours=_gpu_hours(trained, unit.strategy),
         runnable=not why_not,
         why_not=why_not,
@@ -182,6 +194,25 @@ def launch_plan(
     ref = experiment_ref or experiment.name
     plans = _plans(experiment)
     return [unit_launch(experiment, u, plans[u.model], ref, out) for u in training_units(experiment)]
+
+
+def refuse_undersized_launch(experiment: Experiment, units: list[TrainingUnit], world_size: int) -> None:
+    """Before anything loads: a unit whose plan needs FSDP over more GPUs than were launched would run out of
+    memory mid-training.
+
+    Raises:
+        ConfigError: the first such unit, the GPUs it needs and the command that gives them.
+    """
+    if experiment.device_map is not None:  # one process spreads the model (and its AdamW state) over its GPUs
+        return
+    plans = _plans(experiment)
+    for unit in units:
+        launch = unit_launch(experiment, unit, plans[unit.model], experiment.name, "OUT")
+        if launch.launcher == "accelerate" and launch.gpus and world_size < launch.gpus:
+            raise ConfigError(
+                f"{unit.id} needs FSDP over {launch.gpus} GPUs of {GPU_MEMORY_GB:g} GiB (tli plan) but {world_size} "
+                f"process(es) were launched: run it as `{launch.command}` (tli compare --list-cells lists them)"
+            )
 
 
 def slurm_arrays(launches: list[UnitLaunch], *, experiment_ref: str, out: str) -> list[str]:

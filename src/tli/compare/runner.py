@@ -38,10 +38,12 @@ from tli.compare.report import compare_report, plot_layer_curves, plot_score_vs_
 from tli.compare.retrieval_runner import RetrievalRunner
 from tli.compare.schema import Cell, Experiment, StrategySpec
 from tli.compare.units import TrainingUnit, refuse_missing, training_units
+from tli.compare.vllm_runner import PendingCell, score_pending, served_by_vllm
 from tli.distributed import current_context
 from tli.errors import TliError
 from tli.io import atomic_write_json, atomic_write_text, replace_dir_atomically
 from tli.models import load_model
+from tli.plan import plan
 from tli.resources import Measured
 from tli.runs import COMPLETE, holding_run_dir, mark_complete, provenance
 from tli.strategies import get_strategy
@@ -65,6 +67,8 @@ class Runner:
         self._examples: dict[tuple[str, str], list] = {}
         self._features: dict[str, list[dict]] = {}
         self.recomputed = Recomputed()
+        self.pending: list[PendingCell] = []  # backend: vllm — cells scored once every unit has trained
+        self.vllm_engines = None
 
     # -- data ------------------------------------------------------------------------------------
 
@@ -113,9 +117,17 @@ class Runner:
             return [done.get(key) or self.failed(model, spec.name, seed, *key, error) for key in wanted]
         cells = []
         for key in wanted:
-            cells.append(
-                done.get(key) or self.score(loaded, model_obj, model, spec.name, seed, *key, cost, unit)
-            )
+            if key in done:
+                cells.append(done[key])
+            elif served_by_vllm(self.experiment.backend, spec.name, key[0]):  # scored after every unit
+                base = loaded.local_dir or model
+                self.pending.append(
+                    PendingCell(model, spec.name, seed, *key, cost, unit, base, loaded.tokenizer)
+                )
+            else:
+                cells.append(
+                    self.score(loaded.tokenizer, model_obj, model, spec.name, seed, *key, cost, unit)
+                )
         return cells
 
     def main_sees(self, flag: bool) -> bool:
@@ -162,8 +174,9 @@ class Runner:
                 device=process_device(spec.device or self.experiment.device),
                 quantization=strategy.quantization,
                 purpose="train",
-                device_map=self.experiment.device_map,
-                max_memory=self.experiment.max_memory,
+                # Under a launcher each process owns its GPU and DDP / FSDP place the weights: no device_map.
+                device_map=None if self.context.world_size > 1 else self.experiment.device_map,
+                max_memory=None if self.context.world_size > 1 else self.experiment.max_memory,
                 offload_folder=self.experiment.offload_folder,
             )
             if trained_before:
@@ -241,7 +254,7 @@ class Runner:
 
     def score(
         self,
-        loaded,
+        tokenizer,
         model_obj,
         model: str,
         strategy: str,
@@ -262,7 +275,7 @@ class Runner:
             examples = self.examples(task, language)
             with Measured() as measured:
                 result = get_task(task).evaluate(
-                    model_obj, loaded.tokenizer, examples, self.experiment.tasks[task], progress=self.progress
+                    model_obj, tokenizer, examples, self.experiment.tasks[task], progress=self.progress
                 )
         except (TliError, RuntimeError, ValueError, OSError) as exc:
             error = exc
@@ -298,6 +311,19 @@ class Runner:
             return contextlib.nullcontext()
         return holding_run_dir(unit.directory(self.out), "--only")
 
+    def inference_gpus(self) -> dict[str, int | None]:
+        """Base path → GPUs the plan gives its inference (vLLM's tensor-parallel size)."""
+        gpus = {}
+        for item in self.pending:
+            if item.base_path not in gpus:
+                try:
+                    gpus[item.base_path] = plan(item.base_path).to_dict()["strategies"]["inference"][
+                        "devices"
+                    ]
+                except TliError:
+                    gpus[item.base_path] = None
+        return gpus
+
     def finished_cells(self, model: str, spec: StrategySpec, seed: int) -> list[Cell]:
         """``--collect``: the unit's cells as its own job left them (done or recorded failures); nothing runs."""
         unit = unit_dir(self.out, model, spec.name, seed)
@@ -318,6 +344,9 @@ class Runner:
                 continue
             with self.holding_unit(unit):
                 cells.extend(cell for cell in self.run_unit(unit.model, spec, unit.seed) if cell is not None)
+        if self.pending:
+            cells.extend(score_pending(self, self.pending, gpus=self.inference_gpus()))
+            self.pending = []
         if self.experiment.retrieval is not None and units is None and self.context.is_main:
             cells.extend(RetrievalRunner(self).run(cells))
         self.context.barrier()

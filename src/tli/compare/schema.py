@@ -331,6 +331,10 @@ class Experiment:
     """Where weights placed on ``disk`` go (inference only)."""
     save_full_weights: bool = False
     """Keep a full fine-tune's weights (large), so a rerun reloads it instead of training again."""
+    backend: str = "hf"
+    """``hf`` | ``vllm``: the engine of the XL-Sum and XNLI cells. ``vllm`` scores them after every unit has
+    trained, with vLLM's LoRA support for adapters and the saved directory of a full fine-tune (needs a CUDA GPU,
+    the ``vllm`` package and ``save_full_weights: true`` with ``full``); other cells stay on HF."""
     description: str = ""
     """Free text, shown in the report."""
     source: str | None = None
@@ -400,12 +404,15 @@ class Experiment:
     def cell_settings(self, model: str, strategy: str, seed: int, task: str, language: str) -> dict[str, Any]:
         """What determines a strategy's cell: its unit's settings, the task and language, and the task's options
         (its data path, split, limit, prompt, lengths…; not the list of other languages)."""
-        return {
+        settings = {
             **self.unit_settings(model, strategy, seed),
             "task": task,
             "language": language,
             "task_options": task_settings(self.tasks[task]),
         }
+        if self.backend != "hf":  # absent for the default, so cells made before the key existed stay valid
+            settings["backend"] = self.backend
+        return settings
 
     def to_dict(self) -> dict[str, Any]:
         """The experiment as it ran (``results.json``'s ``experiment``)."""
@@ -418,6 +425,7 @@ class Experiment:
             "strategy_options": {spec.name: dataclasses.asdict(spec.options) for spec in self.strategies},
             "tasks": {name: dataclasses.asdict(config) for name, config in self.tasks.items()},
             "seeds": self.seeds,
+            "backend": self.backend,
             "train": dataclasses.asdict(self.train) if self.train else None,
             "budget": dataclasses.asdict(self.budget),
             "reference": self.reference,

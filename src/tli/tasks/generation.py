@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from tli.errors import ConfigError
 from tli.models import ensure_pad_token, input_device
+from tli.models.vllm_engine import is_vllm_model
 
 CHAT_TEMPLATE_MODES = ("auto", "yes", "no")
 
@@ -87,7 +88,7 @@ def generate_texts(
     """Greedy continuations of ``prompts`` (decoded without special tokens), in the order given.
 
     Args:
-        model: Causal LM or PEFT wrapper.
+        model: Causal LM or PEFT wrapper, or a :class:`tli.models.vllm_engine.VLLMModel` (``backend: vllm``).
         tokenizer: Its tokenizer; ``padding_side`` is ``left`` during the call, then restored.
         prompts: Rendered prompt texts.
         max_new_tokens: Length limit of each continuation (generation also stops at EOS).
@@ -97,8 +98,11 @@ def generate_texts(
         desc: Label of the bar.
     """
     ensure_pad_token(tokenizer)
-    device = input_device(model)  # where the embeddings live (a device-mapped model spans several)
     encoded = [tokenizer(p, add_special_tokens=add_special_tokens)["input_ids"] for p in prompts]
+    if is_vllm_model(model):  # backend: vllm — the same token ids, greedy, decoded the same way
+        new_ids = model.generate_ids(encoded, max_new_tokens)
+        return [tokenizer.decode(ids, skip_special_tokens=True) for ids in new_ids]
+    device = input_device(model)  # where the embeddings live (a device-mapped model spans several)
     order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
     outputs: list[str] = [""] * len(prompts)
     padding_side = tokenizer.padding_side

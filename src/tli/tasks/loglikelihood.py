@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from tli.errors import ConfigError
 from tli.models import base_causal_lm, input_device
+from tli.models.vllm_engine import is_vllm_model
 
 TOKENIZER_INFINITY = 1000000000000000019884624838656
 """transformers' ``model_max_length`` for tokenizers that set none (lm-eval ignores it)."""
@@ -49,7 +50,7 @@ def prefix_token_id(tokenizer: Any) -> int:
 
 def resolve_max_length(model: Any, tokenizer: Any) -> int:
     """Longest input in tokens, by lm-eval's rule (``lm_eval.models.utils.resolve_max_length``)."""
-    config = base_causal_lm(model).config
+    config = model.config if is_vllm_model(model) else base_causal_lm(model).config
     config = getattr(config, "text_config", None) or config
     for attr in _SEQLEN_ATTRS:
         value = getattr(config, attr, None)
@@ -89,7 +90,8 @@ def continuation_logliks(
     """Total log-likelihood of each continuation after an empty context (natural log, summed over tokens).
 
     Args:
-        model: Causal LM or PEFT wrapper (put in eval mode by the caller).
+        model: Causal LM or PEFT wrapper (put in eval mode by the caller), or a
+            :class:`tli.models.vllm_engine.VLLMModel` (``backend: vllm``).
         tokenizer: Its tokenizer.
         continuations: Texts to score, exactly as lm-eval passes them (with its leading target delimiter).
         batch_size: Sequences per forward pass; memory is about ``batch_size × length × vocab`` logits.
@@ -102,7 +104,6 @@ def continuation_logliks(
     """
     max_length = max_length or resolve_max_length(model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else prefix_token_id(tokenizer)
-    device = input_device(model)  # where the embeddings live (a device-mapped model spans several)
     requests = []  # (input ids, continuation ids)
     for text in continuations:
         context, tokens = encode_empty_context(tokenizer, text)
@@ -113,6 +114,10 @@ def continuation_logliks(
                 f"continuation of {len(tokens)} tokens exceeds the model's {max_length}: {text[:60]!r}"
             )
         requests.append(((context + tokens)[-(max_length + 1) :][:-1], tokens))
+    if is_vllm_model(model):  # backend: vllm — the whole sequence's prompt log-probabilities, the same sum
+        sequences = [inputs + tokens[-1:] for inputs, tokens in requests]
+        return model.continuation_logprobs(sequences, [len(tokens) for _, tokens in requests])
+    device = input_device(model)  # where the embeddings live (a device-mapped model spans several)
     order = sorted(range(len(requests)), key=lambda i: -len(requests[i][0]))  # longest first, as lm-eval
     scores = [0.0] * len(requests)
     bar = tqdm(total=len(requests), desc=desc, unit="seq", disable=None if progress is None else not progress)

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from tli.bli import tokenizer_vocabulary
 from tli.config import TrainConfig
 from tli.distributed import DistributedContext, distributed_context, shard
 from tli.embed import EmbedConfig, LayerEncoder, drop_unembeddable_pairs
@@ -134,8 +135,6 @@ def _objective_inputs(loss_fn, loaded, config, batcher, pairs, known, usable, co
     """The bank of trained targets and the out-of-lexicon preservation words the objective asks for."""
     vocabulary: list[str] = []
     if loss_fn.uses_preservation:
-        from tli.bli import tokenizer_vocabulary
-
         vocabulary = tokenizer_vocabulary(loaded.tokenizer, min_chars=3)
     lexicon_words = {w for lex in (usable, control) if lex for p in lex for w in (p.source, p.target)}
     return ObjectiveInputs(
