@@ -17,10 +17,15 @@ EXPERIMENT = """strategies: [none, lora, full]
 tasks:
   xlsum: {path: "samples:xlsum", languages: [sw], limit: 4, max_new_tokens: 6, max_input_tokens: 64}
   xnli: {path: "samples:xnli/xnli.test.tsv", languages: [sw], limit: 9}
-budget: {steps: 2, batch_size: 2}
+  mrtydi: {path: "samples:mrtydi", languages: [sw], limit: 6, layer_curve: false, cache: false}
+train: {task: xlsum, language: sw, path: "samples:xlsum", limit: 8}
+budget: {steps: 2, batch_size: 4}
+strategy_options: {lora_dropout: 0}
 seeds: [0]
 n_resamples: 200
 """
+"""Every strategy kind (none, LoRA, full) on generation, log-likelihood and dense retrieval; LoRA dropout 0 so
+that two data-parallel processes draw the masks of one."""
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +33,13 @@ def experiment_file(tiny_model_dirs, tmp_path_factory):
     path = tmp_path_factory.mktemp("cluster") / "e.yaml"
     path.write_text(f"models: [{tiny_model_dirs['llama']}]\n" + EXPERIMENT)
     return path
+
+
+@pytest.fixture(scope="module")
+def one_process(experiment_file):
+    """The experiment run once, alone: what every other way of running it must reproduce."""
+    out = experiment_file.parent / "one"
+    return out, compare(experiment_file, out=out, progress=False)
 
 
 def _shard_in_a_process(path, out, shard: str) -> dict:
@@ -46,8 +58,9 @@ def _without_paths(results: dict) -> list[tuple]:
     """What must agree between two runs in different directories: each cell's scores and each comparison."""
     cells = sorted(
         (
-            c["strategy"],
-            c["seed"],
+            c["strategy"] or "",
+            c.get("system") or "",
+            c["seed"] if c["seed"] is not None else -1,
             c["task"],
             c["language"],
             c["status"],
@@ -59,8 +72,10 @@ def _without_paths(results: dict) -> list[tuple]:
     return cells + [(row,) for row in comparisons]
 
 
-def test_shards_in_separate_processes_then_collect_give_the_one_process_results(experiment_file, tmp_path):
-    one_process = compare(experiment_file, out=tmp_path / "one", progress=False)
+def test_shards_in_separate_processes_then_collect_give_the_one_process_results(
+    experiment_file, one_process, tmp_path
+):
+    _, one_process = one_process
     out = tmp_path / "sharded"
     first = _shard_in_a_process(experiment_file, out, "1/2")
     second = _shard_in_a_process(experiment_file, out, "2/2")
@@ -73,18 +88,22 @@ def test_shards_in_separate_processes_then_collect_give_the_one_process_results(
     assert (out / "results.json").is_file() and (out / "report.md").is_file()
 
 
-def test_collect_refuses_while_a_unit_is_unfinished_and_names_it(experiment_file, tmp_path):
-    experiment = parse_experiment(experiment_file)
-    units = training_units(experiment)
+def test_collect_refuses_while_a_unit_is_unfinished_and_names_it(tiny_llama_dir, tmp_path):
+    path = tmp_path / "e.yaml"
+    path.write_text(
+        f"models: [{tiny_llama_dir}]\nstrategies: [none]\nseeds: [0, 1]\n"
+        'tasks:\n  xnli: {path: "samples:xnli/xnli.test.tsv", languages: [sw], limit: 9}\n'
+    )
+    units = training_units(parse_experiment(path))
     out = tmp_path / "out"
-    compare(experiment_file, out=out, only=[u.id for u in units[:-1]], progress=False)
+    compare(path, out=out, only=[units[0].id], progress=False)
     with pytest.raises(
-        ConfigError, match=rf"1 of {len(units)} training units .* not finished: {units[-1].id} \("
+        ConfigError, match=rf"1 of 2 training units .* not finished: {units[1].id} \(xnli-sw\)"
     ):
-        compare(experiment_file, out=out, collect=True, progress=False)
+        compare(path, out=out, collect=True, progress=False)
     assert not (out / "results.json").exists()
-    compare(experiment_file, out=out, only=[units[-1].id], progress=False)  # the missing job, rerun
-    assert compare(experiment_file, out=out, collect=True, progress=False)["comparisons"]
+    compare(path, out=out, only=[units[1].id], progress=False)  # the missing job, rerun
+    assert len(compare(path, out=out, collect=True, progress=False)["cells"]) == 2
 
 
 def test_shards_partition_the_units():
@@ -247,19 +266,6 @@ def test_job_options_that_cannot_work_are_one_line_errors(tmp_path, capsys, argv
     assert not (tmp_path / "o" / "runs").exists()  # refused before any unit ran
 
 
-LAUNCHED = """strategies: [none, lora, full]
-tasks:
-  xlsum: {path: "samples:xlsum", languages: [sw], limit: 4, max_new_tokens: 6, max_input_tokens: 64}
-  xnli: {path: "samples:xnli/xnli.test.tsv", languages: [sw], limit: 9}
-  mrtydi: {path: "samples:mrtydi", languages: [sw], limit: 6, layer_curve: false, cache: false}
-train: {task: xlsum, language: sw, path: "samples:xlsum", limit: 8}
-budget: {steps: 2, batch_size: 4}
-strategy_options: {lora_dropout: 0}
-seeds: [0]
-n_resamples: 200
-"""
-
-
 def _compare_cli(path, out, processes: int) -> subprocess.CompletedProcess:
     env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
     args = ["-m", "tli", "compare", str(path), "--out", str(out)]
@@ -277,17 +283,14 @@ def _cells(out) -> dict:
 @pytest.mark.skipif(
     not __import__("torch").distributed.is_available(), reason="torch.distributed is not built in"
 )
-def test_two_launched_processes_give_the_one_process_experiment(tiny_model_dirs, tmp_path):
+def test_two_launched_processes_give_the_one_process_experiment(experiment_file, one_process, tmp_path):
     """torchrun with 2 gloo processes: DDP fine-tuning of every unit (none, lora, full), evaluation of XL-Sum,
     XNLI and a dense retrieval task; the same cells, predictions and comparisons as one process; one writer."""
-    path = tmp_path / "e.yaml"
-    path.write_text(f"models: [{tiny_model_dirs['llama']}]\n" + LAUNCHED)
-    one = _compare_cli(path, tmp_path / "one", 1)
-    assert one.returncode == 0, one.stderr[-3000:]
-    two = _compare_cli(path, tmp_path / "two", 2)
+    one, _ = one_process
+    two = _compare_cli(experiment_file, tmp_path / "two", 2)
     assert two.returncode == 0, two.stderr[-3000:]
     assert two.stdout.count("wrote ") == 1  # only the main process reports
-    cells_one, record_one = _cells(tmp_path / "one")
+    cells_one, record_one = _cells(one)
     cells_two, record_two = _cells(tmp_path / "two")
     assert cells_one.keys() == cells_two.keys()
     assert {(k[0], k[2]) for k in cells_one if k[0]} == {
@@ -302,12 +305,8 @@ def test_two_launched_processes_give_the_one_process_experiment(tiny_model_dirs,
         rows_two = [json.loads(x)["prediction"] for x in open(other["predictions"])]
         if key[2] != "mrtydi":  # retrieval rows are rankings: their scores were compared above
             assert rows_one == rows_two, key
-    losses_one = json.loads(
-        (tmp_path / "one/runs" / tiny_model_dirs["llama"].name / "full/seed-0/train.json").read_text()
-    )
-    losses_two = json.loads(
-        (tmp_path / "two/runs" / tiny_model_dirs["llama"].name / "full/seed-0/train.json").read_text()
-    )
+    losses_one = json.loads(next(one.glob("runs/*/full/seed-0/train.json")).read_text())
+    losses_two = json.loads(next((tmp_path / "two").glob("runs/*/full/seed-0/train.json")).read_text())
     assert losses_two["losses"] == pytest.approx(losses_one["losses"], rel=1e-4)
     assert [c["p_value"] for c in record_two["comparisons"]] == pytest.approx(
         [c["p_value"] for c in record_one["comparisons"]], abs=1e-9
