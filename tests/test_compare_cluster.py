@@ -275,6 +275,27 @@ def _compare_cli(path, out, processes: int) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=900)
 
 
+def _kill_rank_after_first_cell(path, out, timeout: float = 600) -> int:
+    """Start the 2-process run, SIGKILL its rank 1 once a cell.json exists; the launcher's exit status."""
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    command = [*launcher, "-m", "tli", "compare", str(path), "--out", str(out)]
+    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + timeout
+    while not list(out.glob("runs/**/cell.json")):
+        assert run.poll() is None and time.monotonic() < deadline, "the run ended before writing a cell"
+        time.sleep(0.2)
+    ranks = {int(p.environ().get("RANK", -1)): p for p in psutil.Process(run.pid).children()}
+    os.kill(ranks[1].pid, signal.SIGKILL)
+    return run.wait(timeout=120)
+
+
 def _cells(out) -> dict:
     record = json.loads((out / "results.json").read_text())
     return {(c["strategy"], c.get("system"), c["task"], c["language"]): c for c in record["cells"]}, record
@@ -283,10 +304,16 @@ def _cells(out) -> dict:
 @pytest.mark.skipif(
     not __import__("torch").distributed.is_available(), reason="torch.distributed is not built in"
 )
-def test_two_launched_processes_give_the_one_process_experiment(experiment_file, one_process, tmp_path):
+def test_two_launched_processes_killed_and_rerun_give_the_one_process_experiment(
+    experiment_file, one_process, tmp_path
+):
     """torchrun with 2 gloo processes: DDP fine-tuning of every unit (none, lora, full), evaluation of XL-Sum,
-    XNLI and a dense retrieval task; the same cells, predictions and comparisons as one process; one writer."""
+    XNLI and a dense retrieval task. Rank 1 is killed once the first cell is written; the launcher stops the
+    run; a rerun finishes it, and gives the cells, predictions and comparisons of one process; one writer."""
     one, _ = one_process
+    killed = _kill_rank_after_first_cell(experiment_file, tmp_path / "two")
+    assert killed != 0  # the launcher saw its rank die and stopped the run
+    assert not (tmp_path / "two" / "results.json").exists()
     two = _compare_cli(experiment_file, tmp_path / "two", 2)
     assert two.returncode == 0, two.stderr[-3000:]
     assert two.stdout.count("wrote ") == 1  # only the main process reports
