@@ -10,6 +10,8 @@ written into ``docs/``):
   attribute docstrings, from the dataclasses the experiment loader fills (:data:`EXPERIMENT_SCHEMA` …);
 - ``reference/vocabulary.md`` — the named choices (poolings, strategies, tasks, criteria, …) from their
   constants (:data:`VOCABULARY`);
+- ``reference/launch.md`` — how every shipped full-scale experiment launches: per (model, strategy) the GPUs,
+  launcher, nodes, command and training GPU-hours, and its SLURM arrays, from the dry run (:data:`DRY_RUN`);
 - ``reference/api.md`` — the Python API as mkdocstrings ``::: module`` blocks, for the names ``import tli``
   exports (:data:`API_REGISTRY`) and the modules in :data:`API_MODULES`.
 
@@ -52,6 +54,8 @@ EXPERIMENT_TOP_KEYS = "tli.compare.experiment:TOP_KEYS"
 EXPERIMENT_LOADER = "tli.compare.experiment:parse_experiment"
 """``parse_experiment(path)``: reads and validates an experiment file (used by tests/test_docs.py)."""
 SHIPPED_EXPERIMENTS = "tli.compare.experiment:shipped_experiments"
+DRY_RUN = "tli.compare:dry_run"
+"""The dry run of an experiment (its units' launch plan and SLURM arrays)."""
 TRAIN_DATA = "tli.compare.schema:TrainData"
 BUDGET = "tli.strategies.finetune:Budget"
 STRATEGY_OPTIONS = "tli.strategies:StrategyOptions"
@@ -571,10 +575,59 @@ def render_api() -> str:
     return "\n".join(lines) + "\n"
 
 
+# --------------------------------------------------------------------------------------------------
+# reference/launch.md
+# --------------------------------------------------------------------------------------------------
+
+
+def render_launch() -> str:
+    """Each shipped experiment of a model other than the embedded one: its dry run's launch table and arrays."""
+    parse, dry_run = resolve(EXPERIMENT_LOADER), resolve(DRY_RUN)
+    lines = [
+        GENERATED,
+        "",
+        "# Launching the shipped full-scale experiments",
+        "",
+        "What `tli compare NAME --dry-run --out OUT` prints for each shipped experiment of the briefs' models: per",
+        "model and strategy the GPUs a unit needs (80 GiB H100s, from `tli plan`), how it launches, and the",
+        "training GPU-hours of all its seeds (MFU 0.35; evaluation not counted); then the SLURM job arrays and the",
+        "`--collect` job. On several nodes, `NODE_RANK` and `MAIN_IP` are filled by the shipped SLURM script.",
+        "See [Scaling up](../scaling.md#tli-compare-on-a-cluster-one-job-per-training-unit).",
+    ]
+    for name in resolve(SHIPPED_EXPERIMENTS)():
+        experiment = parse(name, check_device=False, check_files=False)
+        if experiment.models == ["default"]:
+            continue
+        planned = dry_run(experiment, out="OUT")
+        launch = planned["launch"]
+        lines += [
+            "",
+            f"## {name}",
+            "",
+            f"{planned['cells']} cells, {launch['units']} training units, {launch['gpu_hours']:.1f} training "
+            "GPU-hours.",
+            "",
+            "| model | strategy | GPUs | launcher × processes | nodes | GPU-hours (all seeds) | command (first seed) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for unit in planned["units"]:
+            hours = "—" if unit["gpu_hours"] is None else f"{unit['gpu_hours']:.2f}"
+            command = (
+                unit["commands"][0] if unit["runnable"] else f"cannot run as configured: {unit['why_not']}"
+            )
+            lines.append(
+                f"| {unit['model']} | {unit['strategy']} | {unit['estimated_devices'] or '—'} | {unit['launcher']} × "
+                f"{unit['world_size']} | {unit['nodes']} | {hours} | `{command}` |"
+            )
+        lines += ["", "```bash", *launch["slurm"], "```"]
+    return "\n".join(lines) + "\n"
+
+
 PAGES = {
     "reference/cli.md": render_cli,
     "reference/experiment.md": render_experiment,
     "reference/vocabulary.md": render_vocabulary,
+    "reference/launch.md": render_launch,
     "reference/api.md": render_api,
 }
 """Generated page → its renderer."""

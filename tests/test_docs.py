@@ -187,3 +187,19 @@ def test_table_cells_escape_pipes_outside_code_spans_only():
     assert hook.cell("auto | cpu, `str | None`,\n:class:`tli.claims.Claim`") == (
         "auto \\| cpu, `str | None`, `tli.claims.Claim`"
     )
+
+
+def test_the_launch_page_shows_every_full_scale_experiment_launchable():
+    """Every shipped experiment of the briefs' models is on the page, with a command for each unit (none that
+    cannot run as configured) and its SLURM arrays ending in the --collect job."""
+    from tli.compare.experiment import shipped_experiments
+
+    page = hook.render_launch()
+    full_scale = [
+        name for name in shipped_experiments() if name not in ("demo", "retrieval-demo", "lm-eval-demo")
+    ]
+    for name in full_scale:
+        assert f"## {name}\n" in page
+        assert f"tli compare {name} --out OUT --collect" in page
+    assert "cannot run as configured" not in page
+    assert "accelerate launch --config_file multinode-fsdp.yaml --num_processes 24 --num_machines 3" in page
