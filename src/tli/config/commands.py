@@ -205,10 +205,12 @@ class CompareConfig(ThreadOptions):
             problems.choice("track", self.track, ("mlflow", "tensorboard"))
         jobs = (self.only, self.shard, self.collect)
         problems.check(
-            sum(bool(v) for v in jobs) <= 1, "--only, --shard and --collect are different jobs: give one of them"
+            sum(bool(v) for v in jobs) <= 1,
+            "--only, --shard and --collect are different jobs: give one of them",
         )
         problems.check(
-            not (any(jobs) and not self.out), "--only, --shard and --collect need --out (the run every job shares)"
+            not (any(jobs) and not self.out),
+            "--only, --shard and --collect need --out (the run every job shares)",
         )
         problems.check(not (self.dry_run and self.list_cells), "--dry-run and --list-cells: give one of them")
         self._check_threads(problems)
