@@ -279,3 +279,21 @@ if __name__ == "__main__" and sys.argv[1:2] == ["worker"]:
     worker(*sys.argv[2:6])
 if __name__ == "__main__" and sys.argv[1:2] == ["train"]:
     tli_train_worker(*sys.argv[2:7])
+
+
+def test_a_launched_backward_is_not_divided_twice_by_the_accumulation_steps():
+    """tli divides each micro-batch's loss by k; Accelerate's backward divides by its gradient_accumulation_steps
+    (k) again — the context undoes that, so the gradient is the one-process gradient."""
+    from tli.distributed import DistributedContext
+
+    class Accelerator:  # Accelerate's backward, as accelerate 1.x writes it for DDP and FSDP
+        gradient_accumulation_steps = 4
+
+        def backward(self, loss):
+            (loss / self.gradient_accumulation_steps).backward()
+
+    weight = torch.tensor(3.0, requires_grad=True)
+    DistributedContext(world_size=2, kind="ddp", accelerator=Accelerator()).backward(weight * 2.0 / 4)
+    alone = torch.tensor(3.0, requires_grad=True)
+    DistributedContext().backward(alone * 2.0 / 4)
+    assert weight.grad == alone.grad == pytest.approx(0.5)

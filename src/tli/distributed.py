@@ -77,11 +77,16 @@ class DistributedContext:
         return self.accelerator.prepare(model, optimizer)
 
     def backward(self, loss: torch.Tensor) -> None:
-        """``loss.backward()``, through Accelerate when launched (DeepSpeed's engine must run it)."""
+        """``loss.backward()``, through Accelerate when launched (DeepSpeed's engine must run it).
+
+        tli's loops already divide each micro-batch's loss by the accumulation steps ``k``; Accelerate divides it
+        by its ``gradient_accumulation_steps`` (``k``, set by :func:`distributed_context`) again, and DeepSpeed's
+        engine likewise. Their division is undone here, so a launched step's gradient is the one-process one.
+        """
         if self.accelerator is None:
             loss.backward()
         else:
-            self.accelerator.backward(loss)
+            self.accelerator.backward(loss * self.accelerator.gradient_accumulation_steps)
 
     def no_sync(self, model: Any):
         """Skip DDP's gradient all-reduce on a micro-batch that does not end an accumulation: the local sums
