@@ -73,3 +73,35 @@ def test_two_processes_equal_one_process_with_gradient_accumulation(tiny_llama_d
     assert record_two["tokens_seen"] == record_one["tokens_seen"]  # counted over both processes
     logged = [json.loads(x) for x in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
     assert len([r for r in logged if "loss" in r]) == 6  # only the main process writes the log
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built in")
+def test_two_processes_resumed_from_a_checkpoint_equal_the_uninterrupted_run_with_dropout(
+    tiny_llama_dir, tmp_path
+):
+    """Each process restores its own RNG state (dropout masks differ per process), so resuming a 2-process run
+    from its epoch-1 checkpoint gives the uninterrupted run's adapter bit for bit."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    lexicon = tmp_path / "lex.csv"
+    rows = [f"{s},{t},trained" for s, t in TOY_PAIRS] + ["kuku,chicken,control", "yai,egg,control"]
+    lexicon.write_text("source,target,group\n" + "\n".join(rows) + "\n")
+    env = {**os.environ, "TLI_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    common = ["train", "--model", str(tiny_llama_dir), "--lexicon", str(lexicon), "--epochs", "2",
+              "--batch-size", "4", "--lr", "5e-3", "--warmup-steps", "1", "--lora-dropout", "0.1",
+              "--validation-fraction", "0"]  # fmt: skip
+    whole = _train_cli([*common, "--out", str(tmp_path / "whole")], env, 2)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    resumed = tmp_path / "resumed"  # the same run, stopped after its epoch-1 checkpoint
+    shutil.copytree(tmp_path / "whole", resumed)
+    for name in ("adapter", "checkpoints/epoch-2"):
+        shutil.rmtree(resumed / name)
+    for name in ("results.json", "complete"):
+        (resumed / name).unlink(missing_ok=True)
+    again = _train_cli([*common, "--out", str(resumed), "--resume"], env, 2)
+    assert again.returncode == 0, again.stderr[-2000:]
+    one = load_file(str(tmp_path / "whole" / "adapter" / "adapter_model.safetensors"))
+    two = load_file(str(resumed / "adapter" / "adapter_model.safetensors"))
+    assert one.keys() == two.keys() and all(torch.equal(one[k], two[k]) for k in one)

@@ -19,11 +19,11 @@ test Llama, 2 epochs, LoRA dropout 0.1, interrupted in epoch 2 and resumed):
   saves only what one prepared or registered; one would have to be made just to checkpoint.
 - Checkpoints already on disk (``training_state.pt`` with the optimiser) would still need this loader.
 
-Known gap, kept as it was: the RNG state saved is the main process's, and every process restores it. Under DDP
-with dropout the processes' generators differ (each draws masks for its own padded batches), so a resumed
-2-process run differs from an uninterrupted one (max |Δ| 7.7e-3 on the tiny model; ``torch.equal`` with
-dropout 0). ``save_state`` writes ``random_states_<rank>.pkl`` per process and made that resume
-``torch.equal``; the sharded path calls it, but :func:`load_checkpoint` then sets the main process's RNG back.
+Every launched process saves its own RNG state (``rng_per_rank``, gathered to the main process) and restores it:
+under DDP with dropout each process draws the masks of its own batches, so restoring the main process's state on
+every process made a resumed 2-process run differ from an uninterrupted one (max |Δ| 7.7e-3 on the tiny model);
+now they are ``torch.equal`` (``tests/test_distributed.py``). A checkpoint written before, or by another number of
+processes, restores the main process's state as it did.
 """
 
 from __future__ import annotations
@@ -82,6 +82,27 @@ def stack_prefix(model, stack) -> str:
     raise AssertionError("the encoder's embedding is not part of the model")
 
 
+def rng_states_of_every_rank(context: DistributedContext | None) -> list[dict[str, Any]] | None:
+    """Each launched process's RNG state, in rank order (None alone): under DDP each process draws its own
+    dropout masks, so each must resume from its own state for a resumed run to equal an uninterrupted one."""
+    if context is None or context.world_size == 1:
+        return None
+    import torch.distributed as dist
+
+    states: list[Any] = [None] * context.world_size
+    dist.all_gather_object(states, rng_state())
+    return states
+
+
+def own_rng_state(saved: dict[str, Any], context: DistributedContext | None) -> dict[str, Any]:
+    """This process's saved RNG state; the main process's for a checkpoint written alone, by another number of
+    processes, or before per-process states were saved."""
+    per_rank = saved.get("rng_per_rank")
+    if context is not None and per_rank is not None and len(per_rank) == context.world_size:
+        return per_rank[context.rank]
+    return saved["rng"]
+
+
 def save_checkpoint(
     directory: Path,
     model,
@@ -92,7 +113,8 @@ def save_checkpoint(
     adapter: dict[str, torch.Tensor] | None = None,
     context: DistributedContext | None = None,
 ) -> Path:
-    """Adapter (PEFT format) + optimiser, scheduler and RNG state, written to a temp dir then renamed.
+    """Adapter (PEFT format) + optimiser, scheduler and RNG state (every launched process's), written to a temp
+    dir then renamed.
 
     Under FSDP / DeepSpeed (``context.sharded``) the optimiser state is sharded: every process writes its part
     with Accelerate's ``save_state`` into ``ACCELERATE_STATE`` first, then the main process writes the rest
@@ -102,6 +124,7 @@ def save_checkpoint(
     if sharded:
         context.accelerator.save_state(str(directory.with_name(directory.name + ".state")))
         context.barrier()
+    per_rank = rng_states_of_every_rank(context)  # every process takes part; only the main one writes
     if context is not None and not context.is_main:
         return directory
 
@@ -112,6 +135,8 @@ def save_checkpoint(
             training_state = {"scheduler": scheduler.state_dict()}
         else:
             training_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+        if per_rank is not None:
+            training_state["rng_per_rank"] = per_rank
         torch.save({**training_state, "rng": rng_state()}, tmp / "training_state.pt")
         atomic_write_json(tmp / "trainer_state.json", state)
 
@@ -144,7 +169,7 @@ def load_checkpoint(
     if "optimizer" in saved:
         optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
-    set_rng_state(saved["rng"])
+    set_rng_state(own_rng_state(saved, context))
     return json.loads((directory / "trainer_state.json").read_text())
 
 
