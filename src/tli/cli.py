@@ -291,31 +291,26 @@ def cmd_compare(config) -> int:
     if not _is_main_process():  # under accelerate launch / torchrun the main process reports
         return 0
     if "claims" not in results:  # one job of a cluster run: its cells only
-        return _report_unit_job(results, out)
+        ran = f"ran {len(results['units'])} training unit(s) into {out}"
+        return _report_cells(
+            results["cells"], ran, "rerun this job", then=f"then: tli compare ... --out {out} --collect"
+        )
     for claim in results["claims"]:
         if claim["verdict"] != "not measured":
             print(f"[{claim['verdict']:>12}] {claim['claim']}")
-    failed = [c for c in results["cells"] if c["status"] == "failed"]
-    print(f"wrote {out}/report.md ({len(results['cells']) - len(failed)} cells done, {len(failed)} failed)")
-    if failed:
-        print(
-            f"tli: error: {len(failed)} cell(s) failed (first: {failed[0]['error']}); rerun to retry them",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+    return _report_cells(results["cells"], f"wrote {out}/report.md", "rerun to retry them")
 
 
-def _report_unit_job(results: dict, out: Path) -> int:
-    """What one --only / --shard job did, and its exit status (1 when a cell failed: rerun the job to retry)."""
-    failed = [c for c in results["cells"] if c["status"] == "failed"]
+def _report_cells(cells: list[dict], what: str, retry: str, then: str = "") -> int:
+    """One line of what a compare run did (cells done, failed), and its exit status: 1 when a cell failed."""
+    failed = [c for c in cells if c["status"] == "failed"]
     print(
-        f"ran {len(results['units'])} training unit(s) into {out}: {len(results['cells']) - len(failed)} cells done, "
-        f"{len(failed)} failed; when every job has finished: tli compare EXPERIMENT --out {out} --collect"
+        f"{what} ({len(cells) - len(failed)} cells done, {len(failed)} failed)"
+        + (f"; {then}" if then else "")
     )
     if failed:
         first = failed[0]["error"]
-        print(f"tli: error: {len(failed)} cell(s) failed (first: {first}); rerun this job", file=sys.stderr)
+        print(f"tli: error: {len(failed)} cell(s) failed (first: {first}); {retry}", file=sys.stderr)
         return 1
     return 0
 

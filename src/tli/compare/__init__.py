@@ -49,7 +49,8 @@ def dry_run(experiment: Experiment, *, out: str = "OUT") -> dict[str, Any]:
     """The plan of an experiment without running it: cells; per (model, strategy) the steps, estimated memory
     and GPUs, how its units launch and their training GPU-hours (:mod:`tli.compare.launch`); the SLURM arrays
     that run it on a cluster; and the power of its families (:func:`tli.compare.power.power_report`)."""
-    launches = launch_plan(experiment, experiment_ref=experiment_ref(experiment), out=out)
+    ref = experiment_ref(experiment)
+    launches = launch_plan(experiment, experiment_ref=ref, out=out)
     units = []
     for model in experiment.models:
         for spec in experiment.strategies:
@@ -90,7 +91,7 @@ def dry_run(experiment: Experiment, *, out: str = "OUT") -> dict[str, Any]:
         "units": units,
         "launch": {
             **launch_summary(launches),
-            "slurm": slurm_arrays(launches, experiment_ref=experiment_ref(experiment), out=out),
+            "slurm": slurm_arrays(launches, experiment_ref=ref, out=out),
             "slurm_template": str(slurm_template()),
         },
         "retrieval_units": retrieval_units(experiment),

@@ -238,11 +238,11 @@ def slurm_arrays(launches: list[UnitLaunch], *, experiment_ref: str, out: str) -
 
 def _blocked(launches: list[UnitLaunch]) -> list[str]:
     """One line per (model, strategy) whose units cannot run as configured: the seeds and the reason."""
-    seeds: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    seeds: dict[tuple[str, str], list[int]] = defaultdict(list)
     for launch in launches:
         if not launch.runnable:
-            seeds[(launch.unit.rsplit("/", 1)[0], launch.why_not, "")].append(launch.seed)
-    return [f"{unit} (seeds {', '.join(map(str, s))}): {why}" for (unit, why, _), s in seeds.items()]
+            seeds[(launch.unit.rsplit("/", 1)[0], launch.why_not)].append(launch.seed)
+    return [f"{unit} (seeds {', '.join(map(str, s))}): {why}" for (unit, why), s in seeds.items()]
 
 
 def launch_summary(launches: list[UnitLaunch]) -> dict[str, Any]:

@@ -68,7 +68,6 @@ class Runner:
         self._features: dict[str, list[dict]] = {}
         self.recomputed = Recomputed()
         self.pending: list[PendingCell] = []  # backend: vllm — cells scored once every unit has trained
-        self.vllm_engines = None
 
     # -- data ------------------------------------------------------------------------------------
 

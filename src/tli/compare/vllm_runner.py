@@ -69,52 +69,37 @@ def score_pending(runner: Any, pending: list[PendingCell], *, gpus: dict[str, in
     if not pending:
         return []
     gc.collect()  # the HF models of the units are gone; let their memory go before vLLM reserves the GPU
-    cells = []
+    sizes = {
+        path: tensor_parallel_size(gpus.get(path), _attention_heads(path))
+        for path in {p.base_path for p in pending}
+    }
     ranks = [
         int(spec.options.lora_r) for spec in runner.experiment.strategies if spec.name in VLLM_STRATEGIES
     ]
+    engines, cells = None, []
     for item in sorted(pending, key=lambda p: (p.strategy == "full", p.engine_path())):
-        engines = _engines_for(runner, item, gpus, ranks)
+        if engines is None or engines.tensor_parallel_size != sizes[item.base_path]:
+            if engines is not None:
+                engines.close()
+            engines = VLLMEngines(
+                dtype=runner.experiment.dtype,
+                tensor_parallel_size=sizes[item.base_path],
+                max_lora_rank=max_lora_rank(ranks),
+                progress=bool(runner.progress),
+            )
         try:
             served = engines.model(item.engine_path(), adapter=item.adapter(), tokenizer=item.tokenizer)
         except (RuntimeError, ValueError, OSError, ImportError) as exc:
             cells.append(runner.failed(item.model, item.strategy, item.seed, item.task, item.language, exc))
             continue
-        cells.append(
-            runner.score(
-                item.tokenizer,
-                served,
-                item.model,
-                item.strategy,
-                item.seed,
-                item.task,
-                item.language,
-                {**item.cost, "evaluate_backend": "vllm"},
-                item.unit,
-            )  # fmt: skip
-        )
-    if runner.vllm_engines is not None:
-        runner.vllm_engines.close()
+        cost = {**item.cost, "evaluate_backend": "vllm"}
+        key = (item.model, item.strategy, item.seed, item.task, item.language)
+        cells.append(runner.score(item.tokenizer, served, *key, cost, item.unit))
+    engines.close()
     return cells
 
 
-def _engines_for(
-    runner: Any, item: PendingCell, gpus: dict[str, int | None], ranks: list[int]
-) -> VLLMEngines:
-    """The run's engine set, sized for ``item``'s model (the tensor-parallel size is fixed per engine)."""
+def _attention_heads(path: str) -> int | None:
     from transformers import AutoConfig
 
-    heads = getattr(AutoConfig.from_pretrained(item.base_path), "num_attention_heads", None)
-    size = tensor_parallel_size(gpus.get(item.base_path), heads)
-    engines = runner.vllm_engines
-    if engines is None or engines.tensor_parallel_size != size:
-        if engines is not None:
-            engines.close()
-        engines = VLLMEngines(
-            dtype=runner.experiment.dtype,
-            tensor_parallel_size=size,
-            max_lora_rank=max_lora_rank(ranks),
-            progress=bool(runner.progress),
-        )
-        runner.vllm_engines = engines
-    return engines
+    return getattr(AutoConfig.from_pretrained(path), "num_attention_heads", None)

@@ -120,27 +120,28 @@ class VLLMEngines:
     def __init__(self, *, dtype: str, tensor_parallel_size: int, max_lora_rank: int, progress: bool = False):
         self.dtype, self.tensor_parallel_size, self.max_lora_rank = dtype, tensor_parallel_size, max_lora_rank
         self.progress = progress
-        self._open: tuple[str, Any] | None = None
+        self._open: tuple[str, Any, Any] | None = None
         self._lora_ids: dict[str, int] = {}
 
     def model(self, path: str, *, adapter: Path | None = None, tokenizer: Any = None) -> VLLMModel:
         """The state ``path`` (+ ``adapter``) as a :class:`VLLMModel`, opening ``path``'s engine if needed."""
-        from transformers import AutoConfig
         from vllm.lora.request import LoRARequest
 
-        llm = self._engine(path)
+        llm, config = self._engine(path)
         request = None
         if adapter is not None:
             key = str(Path(adapter).resolve())
             self._lora_ids.setdefault(key, len(self._lora_ids) + 1)
             request = LoRARequest(f"tli-{self._lora_ids[key]}", self._lora_ids[key], key)
         eos = getattr(tokenizer, "eos_token_id", None)
-        return VLLMModel(llm, AutoConfig.from_pretrained(path), request, eos, self.progress)
+        return VLLMModel(llm, config, request, eos, self.progress)
 
-    def _engine(self, path: str) -> Any:
+    def _engine(self, path: str) -> tuple[Any, Any]:
+        """The engine serving ``path`` and its HF config (opened once, kept until another path is asked for)."""
         if self._open is not None and self._open[0] == path:
-            return self._open[1]
+            return self._open[1], self._open[2]
         self.close()
+        from transformers import AutoConfig
         from vllm import LLM
 
         llm = LLM(
@@ -152,8 +153,8 @@ class VLLMEngines:
             skip_tokenizer_init=True,  # tli sends token ids and decodes with the HF tokenizer itself
             seed=0,
         )
-        self._open = (path, llm)
-        return llm
+        self._open = (path, llm, AutoConfig.from_pretrained(path))
+        return llm, self._open[2]
 
     def close(self) -> None:
         """Free the open engine's GPU memory (vLLM keeps it until the engine is deleted)."""
