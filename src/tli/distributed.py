@@ -27,10 +27,11 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -38,6 +39,8 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedType
 
 from tli.errors import ConfigError
+
+T = TypeVar("T")
 
 KINDS = ("single", "ddp", "fsdp", "deepspeed")
 SHARDED = ("fsdp", "deepspeed")
@@ -133,6 +136,22 @@ class DistributedContext:
     def barrier(self) -> None:
         if self.world_size > 1:
             dist.barrier()
+
+    def gather_objects(self, value: Any) -> list[Any]:
+        """Every process's ``value`` (picklable), in rank order, on every process (``[value]`` alone)."""
+        if self.world_size == 1:
+            return [value]
+        gathered: list[Any] = [None] * self.world_size
+        dist.all_gather_object(gathered, value)
+        return gathered
+
+    def main_value(self, value: Any) -> Any:
+        """The main process's ``value`` (picklable) on every process, so all of them take its branch."""
+        if self.world_size == 1:
+            return value
+        box = [value if self.is_main else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
 
     def _reduce_device(self) -> torch.device:
         """``nccl`` reduces CUDA tensors only; ``gloo`` CPU tensors."""
@@ -247,6 +266,58 @@ def shard(batches: list[list[int]], context: DistributedContext) -> list[list[in
     process takes the same number of steps."""
     usable = len(batches) - len(batches) % context.world_size
     return batches[:usable][context.rank :: context.world_size]
+
+
+_SHARED: DistributedContext | None = None
+
+
+@contextlib.contextmanager
+def shared_evaluation(context: DistributedContext):
+    """Within the block, evaluation splits its examples over ``context``'s processes (:func:`score_in_shares`).
+
+    Every process must then run the same evaluation calls in the same order (``tli compare`` scores each cell on
+    every process); outside the block, or alone, a process scores everything itself.
+    """
+    global _SHARED
+    previous, _SHARED = _SHARED, context
+    try:
+        yield context
+    finally:
+        _SHARED = previous
+
+
+def evaluation_context() -> DistributedContext:
+    """The processes evaluation is shared over now (:func:`shared_evaluation`), or a one-process context."""
+    return _SHARED if _SHARED is not None else DistributedContext()
+
+
+def score_in_shares(order: Sequence[int], score: Callable[[list[int]], Sequence[T]]) -> dict[int, T]:
+    """``{index: score of index}`` for every index of ``order``, the work split over the evaluation processes.
+
+    Process ``r`` of ``W`` scores ``order[r::W]`` — dealt like cards, so an ``order`` sorted by length gives every
+    process as much work — padded with ``order[-1]`` to ``⌈n / W⌉`` indices, so every process runs the same number
+    of batches (a model sharded by FSDP needs every process in every forward; the padded scores are dropped).
+    The shares' scores are gathered to every process with ``all_gather_object``. Alone (:func:`evaluation_context`
+    has one process), ``score(list(order))``.
+
+    Args:
+        order: Example indices, in the order the work should be dealt (longest first, say).
+        score: Maps a list of indices to one score per index, in that order (collective calls inside it, such as a
+            forward of a sharded model, run the same number of times on every process).
+    """
+    context = evaluation_context()
+    order = list(order)
+    if context.world_size == 1:
+        return dict(zip(order, score(order), strict=True))
+    if not order:
+        return {}
+    share = order[context.rank :: context.world_size]
+    per_process = -(-len(order) // context.world_size)
+    share = share + [order[-1]] * (per_process - len(share))
+    scores = list(score(share))
+    kept = len(order[context.rank :: context.world_size])
+    mine = list(zip(share[:kept], scores[:kept], strict=True))
+    return dict(pair for part in context.gather_objects(mine) for pair in part)
 
 
 def split_examples(batch: list[int], context: DistributedContext) -> list[int]:

@@ -39,7 +39,7 @@ from tli.compare.retrieval_runner import RetrievalRunner
 from tli.compare.schema import Cell, Experiment, StrategySpec
 from tli.compare.units import TrainingUnit, refuse_missing, training_units
 from tli.compare.vllm_runner import PendingCell, score_pending, served_by_vllm
-from tli.distributed import current_context
+from tli.distributed import current_context, shared_evaluation
 from tli.errors import TliError
 from tli.io import atomic_write_json, atomic_write_text, replace_dir_atomically
 from tli.models import load_model
@@ -265,14 +265,17 @@ class Runner:
     ) -> Cell | None:
         """Evaluate one cell and write it (predictions first, ``cell.json`` last).
 
-        Under a launcher every process evaluates every example of the cell — a model sharded by FSDP needs every
-        process in every forward — and the main process writes it (the others return None).
+        Under a launcher the evaluation is data parallel: every process runs the task's evaluation together, each
+        generating, scoring or embedding its share of the examples (:func:`tli.distributed.score_in_shares`; a
+        model sharded by FSDP takes every process into every forward), the shares are gathered in example order,
+        and the main process writes the cell (the others return None). lm-evaluation-harness tasks are the
+        exception: the harness scores every request on every process.
         """
         where = cell_dir(unit, task, language)
         error = None
         try:
             examples = self.examples(task, language)
-            with Measured() as measured:
+            with Measured() as measured, shared_evaluation(self.context):
                 result = get_task(task).evaluate(
                     model_obj, tokenizer, examples, self.experiment.tasks[task], progress=self.progress
                 )
@@ -292,7 +295,11 @@ class Runner:
             strategy=strategy,
             seed=seed,
             system=f"dense:{strategy}" if is_retrieval(task) else None,
-            cost={**cost, "evaluate_seconds": measured.seconds},
+            cost={
+                **cost,
+                "evaluate_seconds": measured.seconds,
+                "evaluate_processes": self.context.world_size,  # each scored its share of the examples
+            },
             tracker=self.tracker,
             settings=self.experiment.cell_settings(model, strategy, seed, task, language),
         )

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from tli.distributed import evaluation_context, score_in_shares
 from tli.embed import EmbedConfig, embed_all_layers
 from tli.errors import ConfigError, DataError
 from tli.io import atomic_write_bytes, atomic_write_json, cache_dir, sha256_text
@@ -183,8 +184,23 @@ class LLMEncoder:
             bos_token=self.recipe.bos_token,
             batch_size=self.recipe.batch_size,
         )
-        every = embed_all_layers(texts, self.model, self.tokenizer, config, progress=False, desc=f"{role}s")
-        return every[list(self.layers)].numpy()  # (kept layers, n, H), rows L2-normalised
+        layers = list(self.layers)
+
+        def embed(indices: list[int]) -> list[np.ndarray]:
+            every = embed_all_layers(
+                [texts[i] for i in indices],
+                self.model,
+                self.tokenizer,
+                config,
+                progress=False,
+                desc=f"{role}s",
+            )
+            return list(every[layers].numpy().transpose(1, 0, 2))  # per text: (kept layers, H)
+
+        # Under tli compare's launcher each process embeds its share of the texts (longest first, dealt).
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        vectors = score_in_shares(order, embed)
+        return np.stack([vectors[i] for i in range(len(texts))], axis=1)  # (kept layers, n, H), L2-normalised
 
 
 # --------------------------------------------------------------------------------------------------
@@ -221,6 +237,8 @@ class EmbeddingStore:
     key: dict[str, Any]
     n: int
     chunk_size: int
+    writes: bool = True
+    """False on the other processes of a launch: parts they compute stay in memory (the main process writes)."""
     _memory: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
@@ -239,11 +257,11 @@ class EmbeddingStore:
         return self.folder / f"part-{i:05d}.npy"
 
     def has(self, i: int) -> bool:
-        return i in self._memory if self.folder is None else self._part(i).is_file()
+        return i in self._memory or (self.folder is not None and self._part(i).is_file())
 
     def put(self, i: int, array: np.ndarray) -> None:
         array = np.ascontiguousarray(array, dtype=np.float32)
-        if self.folder is None:
+        if self.folder is None or not self.writes:
             self._memory[i] = array
             return
         if not (self.folder / "meta.json").is_file():
@@ -258,7 +276,7 @@ class EmbeddingStore:
 
     def get(self, i: int) -> np.ndarray:
         """Part ``i`` as ``(L, c, H)`` (memory-mapped from disk)."""
-        if self.folder is None:
+        if self.folder is None or i in self._memory:
             return self._memory[i]
         try:
             return np.load(self._part(i), mmap_mode="r")
@@ -329,11 +347,13 @@ def encode_texts(
         "encoder": encoder.fingerprint(),
         "texts": sha256_text(json.dumps(list(texts), ensure_ascii=False)),
     }
-    store = EmbeddingStore(cache_root(cache), key, len(texts), chunk_size)
-    missing = store.missing()
+    context = evaluation_context()  # under tli compare's launcher: the main process's view of the cache
+    store = EmbeddingStore(cache_root(cache), context.main_value(key), len(texts), chunk_size)
+    store.writes = context.is_main
+    missing = context.main_value(store.missing())
     if not missing:
         return store
-    if store.folder is not None:
+    if store.folder is not None and store.writes:
         os.makedirs(store.folder, exist_ok=True)
     bounds = store.bounds()
     todo = sum(bounds[i][1] - bounds[i][0] for i in missing)

@@ -2,19 +2,23 @@
 
 Generation is greedy, batched and left padded (so every prompt ends at the same position and the new tokens
 line up); prompts are sorted by length before batching, which cuts padding, and answers are returned in the
-original order. Unlike :func:`tli.probe.generate_answers`, which keeps one line, the full continuation is
-returned so that each task decides what part of it counts (XL-Sum keeps the first paragraph).
+original order. Under ``tli compare``'s launcher each process generates its share of the prompts
+(:func:`tli.distributed.score_in_shares`). Unlike :func:`tli.probe.generate_answers`, which keeps one line,
+the full continuation is returned so that each task decides what part of it counts (XL-Sum keeps the first
+paragraph).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
+from tli.distributed import evaluation_context, score_in_shares
 from tli.errors import ConfigError
 from tli.models import ensure_pad_token, input_device
 from tli.models.vllm_engine import is_vllm_model
@@ -102,32 +106,63 @@ def generate_texts(
     if is_vllm_model(model):  # backend: vllm — the same token ids, greedy, decoded the same way
         new_ids = model.generate_ids(encoded, max_new_tokens)
         return [tokenizer.decode(ids, skip_special_tokens=True) for ids in new_ids]
-    device = input_device(model)  # where the embeddings live (a device-mapped model spans several)
     order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
-    outputs: list[str] = [""] * len(prompts)
-    padding_side = tokenizer.padding_side
+    context = evaluation_context()  # under tli compare's launcher: each process generates its share
     bar = tqdm(total=len(prompts), desc=desc, unit="ex", disable=None if progress is None else not progress)
+    padding_side = tokenizer.padding_side
     try:
         tokenizer.padding_side = "left"
-        with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                chunk = order[start : start + batch_size]
-                batch = tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt")
-                ids = batch["input_ids"].to(device)  # (batch, prompt_len), left padded
-                new = model.generate(
-                    input_ids=ids,
-                    attention_mask=batch["attention_mask"].to(device),
-                    max_new_tokens=max_new_tokens,
-                    do_sample=False,
-                    temperature=None,
-                    top_p=None,
-                    top_k=None,
-                    pad_token_id=tokenizer.pad_token_id,
-                )[:, ids.shape[1] :]  # (batch, new_len)
-                for i, text in zip(chunk, tokenizer.batch_decode(new, skip_special_tokens=True), strict=True):
-                    outputs[i] = text
-                bar.update(len(chunk))
+        share = partial(
+            _generate_batches,
+            model,
+            tokenizer,
+            encoded,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            synced=context.sharded,
+            done=lambda n: bar.update(n * context.world_size),
+        )
+        outputs = score_in_shares(order, share)
     finally:
         tokenizer.padding_side = padding_side
         bar.close()
-    return outputs
+    return [outputs[i] for i in range(len(prompts))]
+
+
+def _generate_batches(
+    model: Any,
+    tokenizer: Any,
+    encoded: list[list[int]],
+    indices: list[int],
+    *,
+    max_new_tokens: int,
+    batch_size: int,
+    synced: bool,
+    done: Callable[[int], Any],
+) -> list[str]:
+    """Greedy continuations of ``encoded[i]`` for ``i`` in ``indices`` (batched in that order, left padded).
+
+    ``synced``: the model is sharded over processes (FSDP, ZeRO-3), so every process keeps taking forward steps
+    until all of them have finished their batch (transformers' ``synced_gpus``).
+    """
+    device = input_device(model)  # where the embeddings live (a device-mapped model spans several)
+    texts: list[str] = []
+    with torch.inference_mode():
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start : start + batch_size]
+            batch = tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt")
+            ids = batch["input_ids"].to(device)  # (batch, prompt_len), left padded
+            new = model.generate(
+                input_ids=ids,
+                attention_mask=batch["attention_mask"].to(device),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                pad_token_id=tokenizer.pad_token_id,
+                **({"synced_gpus": True} if synced else {}),
+            )[:, ids.shape[1] :]  # (batch, new_len)
+            texts.extend(tokenizer.batch_decode(new, skip_special_tokens=True))
+            done(len(chunk))
+    return texts

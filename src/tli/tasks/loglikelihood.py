@@ -15,17 +15,20 @@ lm-eval 0.4.13 (``lm_eval/api/model.py``, ``TemplateLM.loglikelihood``; ``lm_eva
 
 Batches are right padded and passed without an attention mask, as lm-eval does: under a causal mask,
 padding after a sequence cannot change the logits of its tokens. Log-softmax is taken in float32 (lm-eval
-uses the logits' dtype, so bf16 models can differ from it in the last digits).
+uses the logits' dtype, so bf16 models can differ from it in the last digits). Under ``tli compare``'s launcher
+each process scores its share of the continuations (:func:`tli.distributed.score_in_shares`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
+from tli.distributed import evaluation_context, score_in_shares
 from tli.errors import ConfigError
 from tli.models import base_causal_lm, input_device
 from tli.models.vllm_engine import is_vllm_model
@@ -117,14 +120,43 @@ def continuation_logliks(
     if is_vllm_model(model):  # backend: vllm — the whole sequence's prompt log-probabilities, the same sum
         sequences = [inputs + tokens[-1:] for inputs, tokens in requests]
         return model.continuation_logprobs(sequences, [len(tokens) for _, tokens in requests])
-    device = input_device(model)  # where the embeddings live (a device-mapped model spans several)
     order = sorted(range(len(requests)), key=lambda i: -len(requests[i][0]))  # longest first, as lm-eval
-    scores = [0.0] * len(requests)
+    context = evaluation_context()  # under tli compare's launcher: each process scores its share
     bar = tqdm(total=len(requests), desc=desc, unit="seq", disable=None if progress is None else not progress)
+    try:
+        scores = score_in_shares(
+            order,
+            partial(
+                _score_batches,
+                model,
+                requests,
+                pad_id=pad_id,
+                batch_size=batch_size,
+                done=lambda n: bar.update(n * context.world_size),
+            ),
+        )
+    finally:
+        bar.close()
+    return [scores[i] for i in range(len(requests))]
+
+
+def _score_batches(
+    model: Any,
+    requests: list[tuple[list[int], list[int]]],
+    indices: list[int],
+    *,
+    pad_id: int,
+    batch_size: int,
+    done: Callable[[int], Any],
+) -> list[float]:
+    """Summed log-likelihood of each ``requests[i]`` continuation for ``i`` in ``indices`` (batched in that
+    order: longest first, right padded, no attention mask)."""
+    device = input_device(model)  # where the embeddings live (a device-mapped model spans several)
+    scores: list[float] = []
     with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            width = len(requests[chunk[0]][0])
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start : start + batch_size]
+            width = max(len(requests[i][0]) for i in chunk)
             batch = torch.full((len(chunk), width), pad_id, dtype=torch.long)  # (batch, width), right padded
             for row, i in enumerate(chunk):
                 inputs = requests[i][0]
@@ -135,7 +167,6 @@ def continuation_logliks(
                 # Position p predicts token p + 1: the last len(tokens) positions of the input score them.
                 window = logits[row, len(inputs) - len(tokens) : len(inputs)].float()  # (len(tokens), vocab)
                 target = torch.tensor(tokens, device=window.device).unsqueeze(1)  # (len(tokens), 1)
-                scores[i] = float(window.log_softmax(dim=-1).gather(1, target).sum())
-            bar.update(len(chunk))
-    bar.close()
+                scores.append(float(window.log_softmax(dim=-1).gather(1, target).sum()))
+            done(len(chunk))
     return scores
