@@ -623,6 +623,64 @@ def render_launch() -> str:
     return "\n".join(lines) + "\n"
 
 
+# --------------------------------------------------------------------------------------------------
+# README.md "Scaling up": the same launch plans, short (written by `python scripts/docs_reference.py --readme`)
+# --------------------------------------------------------------------------------------------------
+
+README_BEGIN = "<!-- scaling:begin -->"
+README_END = "<!-- scaling:end -->"
+
+
+def _needs(unit: dict[str, Any]) -> str:
+    """What one unit of a (model, strategy) row needs, in words."""
+    gpus = unit["estimated_devices"]
+    if unit["launcher"] == "accelerate" and unit["nodes"] > 1:
+        return f"{gpus} GPUs: FSDP, {unit['nodes']} nodes × 8"
+    if unit["launcher"] == "accelerate":
+        return f"{gpus} GPUs: FSDP, one node"
+    return f"{gpus} GPU{'s' if gpus != 1 else ''}, one process" + (" (`device_map`)" if gpus > 1 else "")
+
+
+def render_readme_scaling() -> str:
+    """The README block: per shipped full-scale experiment, each kind of unit with what it needs and the command
+    of its first seed (on several nodes the same command runs on each), then its SLURM arrays and collect job."""
+    parse, dry_run = resolve(EXPERIMENT_LOADER), resolve(DRY_RUN)
+    table = [
+        "| experiment (units, training GPU-hours) | model: strategies | each unit needs "
+        "| one unit (seed 0; on every node) |",
+        "|---|---|---|---|",
+    ]
+    slurm = ["# each experiment's arrays, then (sbatch --dependency=afterok:JOBIDS) its --collect job"]
+    for name in resolve(SHIPPED_EXPERIMENTS)():
+        experiment = parse(name, check_device=False, check_files=False)
+        if experiment.models == ["default"]:
+            continue
+        planned = dry_run(experiment, out="OUT")
+        rows: dict[tuple, list[dict[str, Any]]] = {}
+        for unit in planned["units"]:
+            key = (unit["model"], _needs(unit) if unit["runnable"] else f"cannot run: {unit['why_not']}")
+            rows.setdefault(key, []).append(unit)
+        title = f"`{name}` ({planned['launch']['units']}, {planned['launch']['gpu_hours']:.1f})"
+        for (model, needs), units in rows.items():
+            command = f"`{units[0]['commands'][0]}`" if units[0]["runnable"] else "—"
+            strategies = ", ".join(u["strategy"] for u in units)
+            table.append(f"| {title} | {model.split('/')[-1]}: {strategies} | {needs} | {command} |")
+            title = ""
+        slurm += [line for line in planned["launch"]["slurm"] if not line.startswith("#")]
+    note = "<!-- written by `python scripts/docs_reference.py --readme` from the dry runs: do not edit -->"
+    return "\n".join([README_BEGIN, note, "", *table, "", "```bash", *slurm, "```", "", README_END])
+
+
+def write_readme(path: str = "README.md") -> None:
+    """Replace the README's generated block with :func:`render_readme_scaling` (run after a plan changes)."""
+    from pathlib import Path
+
+    readme = Path(path)
+    text = readme.read_text(encoding="utf-8")
+    start, end = text.index(README_BEGIN), text.index(README_END) + len(README_END)
+    readme.write_text(text[:start] + render_readme_scaling() + text[end:], encoding="utf-8")
+
+
 PAGES = {
     "reference/cli.md": render_cli,
     "reference/experiment.md": render_experiment,
@@ -643,3 +701,13 @@ def on_files(files, config):
             files.remove(existing)
         files.append(File.generated(config, path, content=render()))
     return files
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--readme"]:
+        sys.exit(
+            "usage: python scripts/docs_reference.py --readme  (rewrites README.md's generated Scaling up block)"
+        )
+    write_readme()

@@ -1,6 +1,7 @@
 """tli compare on a cluster: training units as separate jobs (--only / --shard), --collect, the launch plan."""
 
 import json
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -9,7 +10,15 @@ import pytest
 
 from tli.cli import main
 from tli.compare import compare, dry_run, list_units, parse_experiment
-from tli.compare.launch import GPU_TFLOPS, MFU, refuse_undersized_launch, slurm_arrays, unit_launch
+from tli.compare.launch import (
+    GPU_TFLOPS,
+    MFU,
+    Launched,
+    refuse_unfit_launch,
+    slurm_arrays,
+    unit_launch,
+    unit_selection,
+)
 from tli.compare.units import TrainingUnit, parse_shard, select_units, training_units
 from tli.errors import ConfigError
 
@@ -181,22 +190,24 @@ def test_the_dry_run_of_a_full_scale_experiment_launches_every_unit_and_prints_t
     assert launch["units"] == launch["runnable"] == 7 * 5 and not launch["not_runnable"]
     assert any(line.endswith(" multinode-fsdp.yaml") and "--nodes=" in line for line in launch["slurm"])
     assert launch["gpu_hours"] == pytest.approx(sum(u["gpu_hours"] for u in planned["units"]))
-    arrays = [line for line in launch["slurm"] if line.startswith("sbatch")]
-    tokens = [
-        line.split() for line in arrays
-    ]  # sbatch ... compare-array.sbatch EXPERIMENT OUT UNITS [CONFIG]
-    listed = [unit for t in tokens for unit in t[t.index("compare-array.sbatch") + 3].split(",")]
-    runnable = [
-        u["unit"]
-        for u in list_units(parse_experiment("qwen2-72b-xlsum-xnli", check_device=False))
-        if u["runnable"]
-    ]
+    arrays = [shlex.split(line) for line in launch["slurm"] if line.startswith("sbatch")]
+    # sbatch --array=0-(n-1) ... compare-array.sbatch EXPERIMENT OUT UNITS [CONFIG]: each array's selection
+    # names exactly n units, and together they name every runnable unit once
+    experiment = parse_experiment("qwen2-72b-xlsum-xnli", check_device=False)
+    listed = []
+    for tokens in arrays:
+        selection = tokens[tokens.index("compare-array.sbatch") + 3].split(",")
+        named = [u.id for u in select_units(training_units(experiment), only=selection)]
+        assert tokens[1] == f"--array=0-{len(named) - 1}"
+        listed += named
+    runnable = [u["unit"] for u in list_units(experiment) if u["runnable"]]
     assert sorted(listed) == sorted(runnable)
+    assert "'*/full/*' multinode-fsdp.yaml" in launch["slurm"][1]  # one model: every seed of a strategy
     assert launch["slurm"][-1] == "tli compare qwen2-72b-xlsum-xnli --out runs/q --collect"
 
 
-def test_slurm_arrays_group_units_by_shape():
-    experiment_units = [TrainingUnit("m", s, seed) for s in ("lora", "none") for seed in (0, 1)]
+def test_slurm_arrays_group_units_by_shape_and_name_them_by_the_shortest_patterns():
+    units = [TrainingUnit(m, s, seed) for m in ("a", "b") for s in ("lora", "none") for seed in (0, 1)]
 
     class Launch:
         def __init__(self, unit, gpus):
@@ -208,16 +219,119 @@ def test_slurm_arrays_group_units_by_shape():
                 True,
             )
 
-    launches = [Launch(u, 2 if u.strategy == "lora" else 1) for u in experiment_units]
+    # a's LoRA units need 2 GPUs, b's 1 (a bigger model): a/lora/* on 2 GPUs; b/lora/* and */none/* on 1
+    launches = [Launch(u, 2 if u.id.startswith("a/lora") else 1) for u in units]
     lines = slurm_arrays(launches, experiment_ref="e", out="o")
-    assert (
-        lines[0]
-        == "sbatch --array=0-1 --nodes=1 --gpus-per-node=2 compare-array.sbatch e o m/lora/seed-0,m/lora/seed-1"
-    )
+    assert lines[0] == "sbatch --array=0-1 --nodes=1 --gpus-per-node=2 compare-array.sbatch e o 'a/lora/*'"
     assert (
         lines[1]
-        == "sbatch --array=0-1 --nodes=1 --gpus-per-node=1 compare-array.sbatch e o m/none/seed-0,m/none/seed-1"
+        == "sbatch --array=0-5 --nodes=1 --gpus-per-node=1 compare-array.sbatch e o '*/none/*,b/lora/*'"
     )
+    assert lines[-1] == "tli compare e --out o --collect"
+    one_seed = [u.id for u in units if u.id == "a/none/seed-1"]
+    assert unit_selection(one_seed, [u.id for u in units]) == "a/none/seed-1"
+
+
+def test_only_takes_patterns_in_the_experiments_order_and_refuses_one_that_names_nothing():
+    units = [
+        TrainingUnit(m, s, seed)
+        for m in ("a", "b")
+        for s in ("none", "lora", "lora-early")
+        for seed in (0, 1)
+    ]
+    chosen = select_units(units, only=["*/lora/*", "a/none/seed-1"])
+    assert [u.id for u in chosen] == [
+        "a/none/seed-1",
+        "a/lora/seed-0",
+        "a/lora/seed-1",
+        "b/lora/seed-0",
+        "b/lora/seed-1",
+    ]
+    assert [u.id for u in select_units(units, only=["*/lora*/*"], shard="2/2")] == [
+        "a/lora/seed-1",
+        "a/lora-early/seed-1",
+        "b/lora/seed-1",
+        "b/lora-early/seed-1",
+    ]
+    with pytest.raises(ConfigError, match=r"--only \*/full/\*: the experiment has no such training unit"):
+        select_units(units, only=["*/full/*"])
+
+
+def _fake_commands(folder) -> None:
+    """``srun`` that records its arguments, ``scontrol`` that names two nodes (the SLURM script's tools)."""
+    folder.mkdir()
+    (folder / "srun").write_text('#!/bin/bash\nprintf "%s\\n" "$@" > "$SRUN_RECORD"\n')
+    (folder / "scontrol").write_text("#!/bin/bash\nprintf 'node-a\\nnode-b\\n'\n")
+    for tool in ("srun", "scontrol"):
+        (folder / tool).chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    ("selection", "task", "config", "expected"),
+    [
+        (
+            "*/lora/*,*/tli/*",
+            "1",
+            None,
+            ["tli", "compare", "demo", "--out", "OUT", "--only", "default/tli/seed-0"],
+        ),
+        (
+            "*/full/*",
+            "0",
+            "multinode-fsdp.yaml",
+            [
+                "accelerate",
+                "launch",
+                "--config_file",
+                "multinode-fsdp.yaml",
+                "--num_machines",
+                "2",
+                "--num_processes",
+                "16",
+                "--machine_rank",
+                "1",
+                "--main_process_ip",
+                "node-a",
+                "--main_process_port",
+                "29500",
+                "-m",
+                "tli",
+                "compare",
+                "demo",
+                "--out",
+                "OUT",
+                "--only",
+                "default/full/seed-0",
+            ],
+        ),
+    ],
+)
+def test_the_shipped_slurm_script_runs_the_array_tasks_unit(tmp_path, selection, task, config, expected):
+    """The sbatch script with SLURM's variables, a recording srun and the real tli: array task i runs the i-th unit
+    its selection names, one process or accelerate over the job's nodes."""
+    import os
+
+    from tli.compare.launch import slurm_template
+
+    _fake_commands(tmp_path / "bin")
+    env = {
+        **os.environ,
+        "PATH": f"{tmp_path / 'bin'}:{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
+        "SRUN_RECORD": str(tmp_path / "srun.txt"),
+        "SLURM_ARRAY_TASK_ID": task,
+        "SLURM_JOB_NODELIST": "node-[a-b]",
+        "SLURM_GPUS_PER_NODE": "h100:8",
+        "SLURM_NNODES": "2",
+        "SLURM_NODEID": "1",
+    }
+    args = ["bash", str(slurm_template()), "demo", "OUT", selection, *([config] if config else [])]
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    recorded = (tmp_path / "srun.txt").read_text().splitlines()
+    if config:
+        assert recorded[3].endswith("accelerate_configs/multinode-fsdp.yaml")
+        recorded[3] = "multinode-fsdp.yaml"
+    assert recorded == expected
 
 
 def test_a_shard_job_and_a_whole_run_on_one_out_exclude_each_other(tmp_path):
@@ -245,6 +359,11 @@ def test_list_cells_prints_every_unit_as_json(capsys):
     units = json.loads(capsys.readouterr().out)
     assert [u["unit"] for u in units] == [u.id for u in training_units(parse_experiment("demo"))]
     assert all(u["command"] == f"tli compare demo --out runs/d --only {u['unit']}" for u in units)
+    assert main(["compare", "demo", "--list-cells", "--json", "--only", "*/lora*/*"]) == 0
+    assert [u["unit"] for u in json.loads(capsys.readouterr().out)] == [
+        "default/lora/seed-0",
+        "default/lora-early/seed-0",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -326,6 +445,8 @@ def test_two_launched_processes_killed_and_rerun_give_the_one_process_experiment
     for key, cell in cells_one.items():
         other = cells_two[key]
         assert other["status"] == cell["status"] == "done", (key, other.get("error"))
+        if key[0]:  # a strategy's cell: evaluated data parallel (retrieval systems run on the main process)
+            assert (cell["cost"]["evaluate_processes"], other["cost"]["evaluate_processes"]) == (1, 2), key
         for metric, score in cell["metrics"].items():
             assert other["metrics"][metric]["score"] == pytest.approx(score["score"], abs=1e-6), (key, metric)
         rows_one = [json.loads(x)["prediction"] for x in open(cell["predictions"])]
@@ -347,7 +468,23 @@ def test_a_full_unit_launched_on_fewer_gpus_than_its_plan_is_refused_before_load
     with pytest.raises(
         ConfigError, match=r"full/seed-0 needs FSDP over 3 GPUs .* but 1 process\(es\) were launched"
     ):
-        refuse_undersized_launch(experiment, units, world_size=1)
-    refuse_undersized_launch(experiment, units, world_size=3)  # enough
+        refuse_unfit_launch(experiment, units, Launched(1, "single", 1, 8))
+    refuse_unfit_launch(experiment, units, Launched(3, "fsdp", 3, 8))  # enough, sharded
     lora = [u for u in training_units(experiment) if u.strategy == "lora"]
-    refuse_undersized_launch(experiment, lora, world_size=1)  # one GPU suffices
+    refuse_unfit_launch(experiment, lora, Launched(1, "single", 1, 1))  # one GPU suffices
+
+
+def test_a_launch_that_does_not_match_its_machine_or_its_sharding_is_refused():
+    experiment = parse_experiment("lugha-llama-8b-xlsum-xnli", check_device=False)
+    full = [u for u in training_units(experiment) if u.strategy == "full"][:1]
+    lora = [u for u in training_units(experiment) if u.strategy == "lora"]
+    # torchrun --nproc_per_node 8 on a 4-GPU machine: two processes would share a GPU
+    with pytest.raises(ConfigError, match=r"started 8 processes on this machine but it has 4 CUDA GPU"):
+        refuse_unfit_launch(experiment, lora, Launched(8, "ddp", 8, 4))
+    # enough processes, but DDP: every GPU would hold the whole 8B model and its AdamW state
+    with pytest.raises(
+        ConfigError, match=r"launched without a sharding config \(ddp.*accelerate launch --config_file"
+    ):
+        refuse_unfit_launch(experiment, full, Launched(8, "ddp", 8, 8))
+    refuse_unfit_launch(experiment, full, Launched(16, "deepspeed", 8, 8))  # ZeRO-3 over two machines
+    refuse_unfit_launch(experiment, lora, Launched(8, "ddp", 8, 8))  # LoRA units replicate a frozen base

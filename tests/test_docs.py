@@ -203,3 +203,19 @@ def test_the_launch_page_shows_every_full_scale_experiment_launchable():
         assert f"tli compare {name} --out OUT --collect" in page
     assert "cannot run as configured" not in page
     assert "accelerate launch --config_file multinode-fsdp.yaml --num_processes 24 --num_machines 3" in page
+
+
+def test_the_readme_scaling_block_is_the_current_launch_plan():
+    """README's per-experiment commands come from the dry runs; after a plan changes, regenerate them."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start, end = readme.index(hook.README_BEGIN), readme.index(hook.README_END) + len(hook.README_END)
+    assert readme[start:end] == hook.render_readme_scaling(), "run: python scripts/docs_reference.py --readme"
+    block = readme[start:end]
+    for name in (
+        "qwen2-72b-xlsum-xnli",
+        "llama-3-70b-xlsum-xnli",
+        "lugha-llama-8b-xlsum-xnli",
+        "swahili-suite",
+    ):
+        assert f"tli compare {name} --out OUT --collect" in block
+    assert "--num_machines 3" in block and "sbatch --array=" in block and "cannot run" not in block

@@ -271,7 +271,7 @@ def cmd_compare(config) -> int:
         print(json.dumps(planned, indent=2, default=str) if config.json else format_dry_run(planned))
         return 0
     if config.list_cells:
-        units = list_units(experiment, out=config.out or "OUT")
+        units = list_units(experiment, out=config.out or "OUT", only=config.only, shard=config.shard)
         print(json.dumps(units, indent=2) if config.json else format_units(units))
         return 0
     out = (

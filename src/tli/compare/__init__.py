@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,10 @@ import torch
 from tli.compare.experiment import parse_experiment, shipped_experiments
 from tli.compare.launch import (
     PLAN_STRATEGY,
+    Launched,
     launch_plan,
     launch_summary,
-    refuse_undersized_launch,
+    refuse_unfit_launch,
     slurm_arrays,
     slurm_template,
 )
@@ -219,7 +221,7 @@ def compare(
     units = select_units(training_units(experiment), only=only, shard=shard) if only or shard else None
     context = launch_context(experiment)
     if resolve_device(process_device(experiment.device)).type == "cuda":
-        refuse_undersized_launch(experiment, units or training_units(experiment), context.world_size)
+        refuse_unfit_launch(experiment, units or training_units(experiment), launched_here(context))
     # Only the main process locks and writes; under a launcher the others train and evaluate beside it.
     with holding_run_dir(out, shared=units is not None) if context.is_main else contextlib.nullcontext():
         if (
@@ -233,8 +235,9 @@ def launch_context(experiment: Experiment) -> DistributedContext:
     """This process's place under ``accelerate launch`` / ``torchrun`` (a one-process context alone).
 
     Every process runs the same units in the same order: each training unit trains through Accelerate (DDP,
-    or FSDP / DeepSpeed ZeRO-3 per the launcher's config; :func:`tli.strategies.finetune.finetune`), every
-    process evaluates every example of a cell (a sharded model needs every process in every forward), a step
+    or FSDP / DeepSpeed ZeRO-3 per the launcher's config; :func:`tli.strategies.finetune.finetune`), each
+    process evaluates its share of a cell's examples and gets every share back
+    (:func:`tli.distributed.score_in_shares`; a sharded model takes every process into every forward), a step
     that fails on one process fails on all, and only the main process locks ``out`` and writes.
 
     Raises:
@@ -250,13 +253,22 @@ def launch_context(experiment: Experiment) -> DistributedContext:
     return distributed_context(resolve_device(process_device(experiment.device)))
 
 
-def list_units(experiment: Experiment, *, out: str = "OUT") -> list[dict[str, Any]]:
-    """Every training unit with the GPUs, launcher, command and training GPU-hours it needs
-    (:func:`tli.compare.launch.launch_plan`), in the order a one-process run trains them."""
-    return [
-        launch.to_dict()
-        for launch in launch_plan(experiment, experiment_ref=experiment_ref(experiment), out=out)
-    ]
+def launched_here(context: DistributedContext) -> Launched:
+    """What the launcher started (``WORLD_SIZE``, ``LOCAL_WORLD_SIZE``, the sharding) and the CUDA GPUs this
+    machine shows, for :func:`tli.compare.launch.refuse_unfit_launch`."""
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", context.world_size))
+    return Launched(context.world_size, context.kind, local, torch.cuda.device_count())
+
+
+def list_units(
+    experiment: Experiment, *, out: str = "OUT", only: list[str] | None = None, shard: str | None = None
+) -> list[dict[str, Any]]:
+    """Every training unit (or those ``only`` and ``shard`` select, as :func:`compare` would run them) with the
+    GPUs, launcher, command and training GPU-hours it needs (:func:`tli.compare.launch.launch_plan`), in the
+    order a one-process run trains them."""
+    chosen = {u.id for u in select_units(training_units(experiment), only=only, shard=shard)}
+    launches = launch_plan(experiment, experiment_ref=experiment_ref(experiment), out=out)
+    return [launch.to_dict() for launch in launches if launch.unit in chosen]
 
 
 def format_units(units: list[dict[str, Any]]) -> str:

@@ -8,8 +8,8 @@ config alone) gives the GPUs its training needs and the GPUs its evaluation need
   base frozen (LoRA family, TLI, none): ``device_map`` spreads the frozen base over the GPUs of one machine;
 - **a sharded launcher** otherwise (``full`` on a model whose weights, gradients and AdamW state do not fit one
   GPU): ``accelerate launch`` with FSDP, the shipped ``8gpu-fsdp`` config on one node or ``multinode-fsdp`` over
-  ``ceil(GPUs / 8)`` nodes of 8 GPUs (:func:`tli.compare.launch_context`: every process trains its share,
-  evaluates every example, the main process writes).
+  ``ceil(GPUs / 8)`` nodes of 8 GPUs (:func:`tli.compare.launch_context`: every process trains and evaluates
+  its share of the examples, the main process writes).
 
 A unit whose plan fits no split of the GPUs, or whose frozen base needs several GPUs while the experiment sets
 no ``device_map``, is named as not runnable as configured, with what it would need, before anything loads.
@@ -24,7 +24,9 @@ scoring) is not counted: its cost depends on the tasks' sizes more than on the s
 
 from __future__ import annotations
 
+import fnmatch
 import math
+import shlex
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from importlib.resources import files
@@ -196,44 +198,96 @@ def launch_plan(
     return [unit_launch(experiment, u, plans[u.model], ref, out) for u in training_units(experiment)]
 
 
-def refuse_undersized_launch(experiment: Experiment, units: list[TrainingUnit], world_size: int) -> None:
-    """Before anything loads: a unit whose plan needs FSDP over more GPUs than were launched would run out of
-    memory mid-training.
+@dataclass(frozen=True)
+class Launched:
+    """What the launcher started, as this process sees it (:func:`tli.compare.launch_context`)."""
+
+    world_size: int
+    """Processes of the whole launch (``WORLD_SIZE``)."""
+    kind: str
+    """``single`` | ``ddp`` | ``fsdp`` | ``deepspeed`` (from the accelerate config)."""
+    local_processes: int
+    """Processes on this machine (``LOCAL_WORLD_SIZE``)."""
+    local_gpus: int
+    """CUDA GPUs this machine shows the process."""
+
+
+def refuse_unfit_launch(experiment: Experiment, units: list[TrainingUnit], launched: Launched) -> None:
+    """Before anything loads, on CUDA: a launch that does not fit the machine or the units' plans would fail
+    mid-run (two processes on one GPU, or a ``full`` unit out of memory after its base has loaded).
 
     Raises:
-        ConfigError: the first such unit, the GPUs it needs and the command that gives them.
+        ConfigError: more processes on this machine than it has GPUs; or the first unit whose plan needs FSDP
+            over more GPUs than were launched, or that was launched without a sharding config (DDP would put the
+            whole model and its AdamW state on every GPU) — with the command that runs it.
     """
+    if launched.local_processes > launched.local_gpus:
+        raise ConfigError(
+            f"the launcher started {launched.local_processes} processes on this machine but it has "
+            f"{launched.local_gpus} CUDA GPU(s): launch at most {launched.local_gpus} per machine "
+            "(--num_processes / --nproc_per_node, or CUDA_VISIBLE_DEVICES)"
+        )
     if experiment.device_map is not None:  # one process spreads the model (and its AdamW state) over its GPUs
         return
     plans = _plans(experiment)
     for unit in units:
         launch = unit_launch(experiment, unit, plans[unit.model], experiment.name, "OUT")
-        if launch.launcher == "accelerate" and launch.gpus and world_size < launch.gpus:
+        if launch.launcher != "accelerate" or not launch.gpus:
+            continue
+        needs = f"{unit.id} needs FSDP over {launch.gpus} GPUs of {GPU_MEMORY_GB:g} GiB (tli plan)"
+        if launched.world_size < launch.gpus:
             raise ConfigError(
-                f"{unit.id} needs FSDP over {launch.gpus} GPUs of {GPU_MEMORY_GB:g} GiB (tli plan) but {world_size} "
-                f"process(es) were launched: run it as `{launch.command}` (tli compare --list-cells lists them)"
+                f"{needs} but {launched.world_size} process(es) were launched: run it as `{launch.command}` "
+                "(tli compare --list-cells lists them)"
+            )
+        if launched.kind not in ("fsdp", "deepspeed"):
+            raise ConfigError(
+                f"{needs} but was launched without a sharding config ({launched.kind}: every process would hold "
+                f"the whole model and its AdamW state): run it as `{launch.command}`"
             )
 
 
 def slurm_arrays(launches: list[UnitLaunch], *, experiment_ref: str, out: str) -> list[str]:
     """``sbatch`` lines: one job array per (nodes, GPUs per node, accelerate config) group of runnable units,
-    each array task running one unit; then the ``--collect`` job once every array has finished."""
+    array task ``i`` running the ``i``-th unit its selection names (:func:`unit_selection`); then the
+    ``--collect`` job once every array has finished."""
     groups: dict[tuple, list[UnitLaunch]] = defaultdict(list)
     for launch in launches:
         if launch.runnable:
             per_node = min(launch.gpus or 1, GPUS_PER_NODE)
             groups[(launch.nodes, per_node, launch.accelerate_config or "")].append(launch)
+    every_id = [launch.unit for launch in launches]
     lines = []
     for (nodes, per_node, config), members in groups.items():
-        ids = ",".join(m.unit for m in members)
+        selection = shlex.quote(unit_selection([m.unit for m in members], every_id))
         lines.append(
             f"sbatch --array=0-{len(members) - 1} --nodes={nodes} --gpus-per-node={per_node} "
-            f"{SLURM_TEMPLATE} {experiment_ref} {out} {ids}" + (f" {config}" if config else "")
+            f"{SLURM_TEMPLATE} {experiment_ref} {out} {selection}" + (f" {config}" if config else "")
         )
     if lines:
         lines.append("# when every array has finished (sbatch --dependency=afterok:JOBIDS …):")
         lines.append(f"tli compare {experiment_ref} --out {out} --collect")
     return lines
+
+
+def unit_selection(members: list[str], every_id: list[str]) -> str:
+    """Comma-separated ``--only`` patterns that name exactly the unit ids ``members`` among ``every_id``: one
+    ``*/STRATEGY/*`` where a strategy's units of every model are members, else ``MODEL/STRATEGY/*`` where all
+    its seeds are, else the ids themselves."""
+    wanted = set(members)
+
+    def exact(pattern: str) -> bool:
+        return set(fnmatch.filter(every_id, pattern)) <= wanted
+
+    patterns: list[str] = []
+    for unit in members:
+        model, strategy, _ = unit.rsplit("/", 2)
+        for pattern in (f"*/{strategy}/*", f"{model}/{strategy}/*", unit):
+            if fnmatch.fnmatchcase(unit, pattern) and exact(pattern):
+                if pattern not in patterns and not any(fnmatch.fnmatchcase(unit, p) for p in patterns):
+                    patterns.append(pattern)
+                break
+    return ",".join(patterns)
 
 
 def _blocked(launches: list[UnitLaunch]) -> list[str]:

@@ -2,8 +2,9 @@
 
 A *training unit* is one (model, strategy, seed): the strategy is prepared and fine-tuned once, then scored on
 every task-language of the experiment. Units share nothing but the experiment file, so a cluster runs them as
-separate jobs (``--only UNIT`` or ``--shard i/N``, one per array task) into the same ``--out`` and a last job
-writes the comparisons from the finished cells (``--collect``). A unit's id is its directory under
+separate jobs (``--only UNIT`` — an id or a pattern such as ``*/full/*`` — or ``--shard i/N``, one per array
+task) into the same ``--out`` and a last job writes the comparisons from the finished cells (``--collect``). A
+unit's id is its directory under
 ``OUT/runs/`` (:func:`tli.compare.cell_store.unit_dir`): ``<model slug>/<strategy>/seed-<k>``.
 
 Which cells a unit needs, and whether they are finished with the experiment's current settings, is read from
@@ -13,6 +14,7 @@ the cells on disk (:mod:`tli.compare.cell_store`), so ``--collect`` can name exa
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,25 +69,26 @@ def parse_shard(text: str) -> tuple[int, int]:
 def select_units(
     units: list[TrainingUnit], *, only: list[str] | None = None, shard: str | None = None
 ) -> list[TrainingUnit]:
-    """The units named by ``only`` (ids, in the experiment's order), or shard ``i`` of ``N``: every ``N``-th unit
-    starting at the ``i``-th, so the ``N`` shards partition the units and each gets models of every size.
+    """The units named by ``only`` (ids or shell-style patterns such as ``*/full/*``, in the experiment's order),
+    then shard ``i`` of ``N`` of them: every ``N``-th unit starting at the ``i``-th, so the ``N`` shards partition
+    the units and each gets models of every size.
 
     Raises:
-        ConfigError: an id the experiment does not have (the closest ids are suggested), or a bad shard.
+        ConfigError: an id or pattern that names no unit of the experiment (the closest ids are suggested), or a
+            bad shard.
     """
     if only:
-        ids = {unit.id: unit for unit in units}
-        unknown = [name for name in only if name not in ids]
-        if unknown:
-            close = difflib.get_close_matches(unknown[0], list(ids), n=3)
+        ids = [unit.id for unit in units]
+        unmatched = [name for name in only if not fnmatch.filter(ids, name)]
+        if unmatched:
+            close = difflib.get_close_matches(unmatched[0], ids, n=3)
             hint = (
                 f"did you mean {', '.join(close)}?"
                 if close
                 else "tli compare EXPERIMENT --list-cells lists them"
             )
-            raise ConfigError(f"--only {unknown[0]}: the experiment has no such training unit; {hint}")
-        wanted = set(only)
-        units = [unit for unit in units if unit.id in wanted]
+            raise ConfigError(f"--only {unmatched[0]}: the experiment has no such training unit; {hint}")
+        units = [unit for unit in units if any(fnmatch.fnmatchcase(unit.id, name) for name in only)]
     if shard is not None:
         index, count = parse_shard(shard)
         units = units[index - 1 :: count]

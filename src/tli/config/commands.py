@@ -184,7 +184,9 @@ class CompareConfig(ThreadOptions):
         "needs; run nothing",
     )
     only: list[str] | None = option(
-        None, "run only these training units (ids from --list-cells) into --out: one job of a cluster run"
+        None,
+        "run only these training units (ids from --list-cells, or patterns such as '*/full/*') into --out: "
+        "one job of a cluster run (with --list-cells: list only them)",
     )
     shard: str | None = option(
         None, "run shard i/N of the training units (every N-th from the i-th) into --out: one array task"
@@ -209,7 +211,7 @@ class CompareConfig(ThreadOptions):
             "--only, --shard and --collect are different jobs: give one of them",
         )
         problems.check(
-            not (any(jobs) and not self.out),
+            not (any(jobs) and not self.out and not self.list_cells),
             "--only, --shard and --collect need --out (the run every job shares)",
         )
         problems.check(not (self.dry_run and self.list_cells), "--dry-run and --list-cells: give one of them")
