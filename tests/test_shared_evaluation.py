@@ -1,7 +1,8 @@
 """Data-parallel evaluation (tli compare under a launcher): each process scores its share, everyone gets all.
 
-A worker script runs the same evaluation calls alone and under torchrun with 2 gloo processes; each process
-reports which examples it computed itself and what it got back. The shares must partition the examples (with
+A worker script runs the same evaluation calls (generation, log-likelihoods, embeddings, an lm-evaluation-harness
+task) alone and under torchrun with 2 gloo processes; each process reports which examples it computed itself and
+what it got back. The shares must partition the examples (with
 the padding that keeps the number of batches equal), and every process must get the one-process results.
 """
 
@@ -25,18 +26,17 @@ WORKER = textwrap.dedent(
     import numpy as np
     import torch
 
-    from tli.distributed import DistributedContext, score_in_shares, shared_evaluation
+    from tli.compare import parse_experiment
+    from tli.distributed import distributed_context, score_in_shares, shared_evaluation
+    from tli.tasks import get_task
     from tli.models import load_model
     from tli.retrieval.encode import DenseRecipe, LLMEncoder, encode_texts
     from tli.tasks.generation import generate_texts
     from tli.tasks.loglikelihood import continuation_logliks
 
     model_dir, out, cache = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    if world > 1:
-        torch.distributed.init_process_group("gloo")
-    context = DistributedContext(rank=rank, world_size=world, kind="ddp" if world > 1 else "single")
+    context = distributed_context(torch.device("cpu"))  # Accelerate's DDP context under torchrun, else alone
+    rank = context.rank
     loaded = load_model(model_dir, dtype="float32", device="cpu")
     model, tokenizer = loaded.model.eval(), loaded.tokenizer
 
@@ -60,6 +60,18 @@ WORKER = textwrap.dedent(
         encoder = LLMEncoder(model, tokenizer, recipe, "tiny")
         store = encode_texts(encoder, prompts, "passage", cache=cache, chunk_size=2, progress=False)
         record["kept_in_memory"] = sorted(store._memory)
+        forwarded = []  # sequences this process passed through the model for the harness
+        model.register_forward_pre_hook(
+            lambda module, args, kwargs: forwarded.append(int((args[0] if args else kwargs["input_ids"]).shape[0])),
+            with_kwargs=True,
+        )
+        harness_config = parse_experiment("lm-eval-demo", check_device=False).tasks["lm-eval:xcopa_sw"]
+        task = get_task("lm-eval:xcopa_sw")
+        examples = task.load(harness_config.path, "sw", split=harness_config.split)
+        harness = task.evaluate(model, tokenizer, examples, harness_config, progress=False)
+        record["harness_rows"] = harness.predictions
+        record["harness_acc"] = harness.metrics["acc"].score
+        record["harness_rows_computed"] = sum(forwarded)
         record["vectors"] = np.concatenate([store.get(i) for i in range(3)], axis=1).tolist()
     (out / f"rank-{rank}.json").write_text(json.dumps(record))
     """
@@ -119,6 +131,14 @@ def test_two_processes_share_the_examples_and_each_gets_the_one_process_results(
         assert record["texts"] == alone["texts"]
         assert record["logliks"] == pytest.approx(alone["logliks"], abs=1e-4)
         np.testing.assert_allclose(record["vectors"], alone["vectors"], atol=1e-5)
+
+    # lm-evaluation-harness's own data parallelism: XCOPA's 10 documents × 2 choices are 20 sequences alone,
+    # 10 on each process; rank 0 gathers the records, and every process returns the one-process rows.
+    assert alone["harness_rows_computed"] == 20
+    assert [r["harness_rows_computed"] for r in ranks] == [10, 10]
+    for record in ranks:
+        assert record["harness_rows"] == alone["harness_rows"] and len(record["harness_rows"]) == 10
+        assert record["harness_acc"] == alone["harness_acc"]
 
     # Only the main process wrote the embedding cache; the other kept the parts it computed in memory.
     assert alone["kept_in_memory"] == ranks[0]["kept_in_memory"] == []

@@ -268,8 +268,8 @@ class Runner:
         Under a launcher the evaluation is data parallel: every process runs the task's evaluation together, each
         generating, scoring or embedding its share of the examples (:func:`tli.distributed.score_in_shares`; a
         model sharded by FSDP takes every process into every forward), the shares are gathered in example order,
-        and the main process writes the cell (the others return None). lm-evaluation-harness tasks are the
-        exception: the harness scores every request on every process.
+        and the main process writes the cell (the others return None). lm-evaluation-harness tasks are split by
+        the harness itself (:func:`tli.tasks.harness.run_harness`).
         """
         where = cell_dir(unit, task, language)
         error = None

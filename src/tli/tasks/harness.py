@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from tli.distributed import DistributedContext, evaluation_context
 from tli.errors import ConfigError
 from tli.tasks.base import MetricScore, Task, TaskDataError, TaskResult, bootstrap_ci, check_int
 
@@ -401,8 +402,20 @@ class HarnessTask(Task):
         *,
         progress: bool | None = None,
     ) -> TaskResult:
-        """Score ``model`` with ``lm_eval.simple_evaluate`` and turn its per-example records into rows."""
-        output = run_harness(model, tokenizer, config)
+        """Score ``model`` with ``lm_eval.simple_evaluate`` and turn its per-example records into rows.
+
+        Under ``tli compare``'s launcher (:func:`tli.distributed.evaluation_context`) the harness's own data
+        parallelism splits the documents (:func:`run_harness`); its rank 0 holds the records, and every process
+        returns the result it builds from them.
+        """
+        context = evaluation_context()
+        output = run_harness(model, tokenizer, config, context)
+        result = None if output is None else self.result_from_output(output, config)
+        return context.main_value(result)
+
+    def result_from_output(self, output: Mapping[str, Any], config: HarnessTaskConfig) -> TaskResult:
+        """The cell's result from ``simple_evaluate``'s output: rows from its samples, the harness's corpus
+        figures (checked against the rows) with bootstrap intervals over the rows."""
         rows = rows_from_samples(output["samples"][config.harness_task], config.metrics)
         reported = output["results"][config.harness_task]
         metrics = {}
@@ -436,15 +449,28 @@ class HarnessTask(Task):
         return float(aggregation([_item(row[metric]) for row in rows]))
 
 
-def run_harness(model: Any, tokenizer: Any, config: HarnessTaskConfig) -> dict[str, Any]:
+def run_harness(
+    model: Any, tokenizer: Any, config: HarnessTaskConfig, context: DistributedContext | None = None
+) -> dict[str, Any] | None:
     """``lm_eval.simple_evaluate`` on one task with the in-memory model as the harness's ``HFLM`` (the
-    model's own device, the block's batch size, the harness's default seeds)."""
+    model's own device, the block's batch size, the harness's default seeds).
+
+    With ``context`` of several processes whose model is not sharded (DDP: each holds all of it), the ``HFLM`` is
+    told its rank and world size, so the harness scores each process's share of the documents (padded to equal
+    request counts) and gathers the records on rank 0. A sharded model (FSDP, ZeRO-3) needs every process in
+    every forward, so there each scores every document. Either way only rank 0 gets the output (None elsewhere:
+    the harness returns results where its rank and ``LOCAL_RANK`` are both 0).
+    """
     import lm_eval
     from lm_eval.models.huggingface import HFLM
 
     task = build_task(config)
     harness = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=config.batch_size)
-    return lm_eval.simple_evaluate(
+    if context is not None and context.world_size > 1 and not context.sharded:
+        # HFLM takes an in-memory model as one process; these are the attributes its own launch would set
+        harness._rank, harness._world_size = context.rank, context.world_size
+        harness.accelerator = context.accelerator
+    output = lm_eval.simple_evaluate(
         model=harness,
         tasks=[task],
         num_fewshot=config.num_fewshot,
@@ -452,6 +478,7 @@ def run_harness(model: Any, tokenizer: Any, config: HarnessTaskConfig) -> dict[s
         log_samples=True,
         bootstrap_iters=0,  # tli computes the intervals from the rows
     )
+    return output if context is None or context.is_main else None
 
 
 def rows_from_samples(samples: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> list[dict[str, Any]]:
