@@ -145,3 +145,15 @@ def test_two_processes_share_the_examples_and_each_gets_the_one_process_results(
     assert ranks[1]["kept_in_memory"] == [0, 1, 2]
     parts_two = sorted(p.name for p in (tmp_path / "cache-two").rglob("part-*.npy"))
     assert parts_two == ["part-00000.npy", "part-00001.npy", "part-00002.npy"]
+
+
+def test_a_harness_result_that_cannot_be_built_is_a_tli_error_on_every_process(monkeypatch):
+    """The main process sends on the failure instead of raising alone (the others would wait for its result)."""
+    from tli.errors import TliError
+    from tli.tasks import harness
+
+    task = harness.harness_task("xcopa_sw")
+    monkeypatch.setattr(harness, "run_harness", lambda *args: {"samples": {}, "results": {}})
+    config = harness.HarnessTaskConfig(harness_task="xcopa_sw", languages=("sw",), metrics=("acc",))
+    with pytest.raises(TliError, match=r"^xcopa_sw: 'xcopa_sw'"):
+        task.evaluate(None, None, [], config)

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from tli.distributed import DistributedContext, evaluation_context
-from tli.errors import ConfigError
+from tli.errors import ConfigError, TliError
 from tli.tasks.base import MetricScore, Task, TaskDataError, TaskResult, bootstrap_ci, check_int
 
 KEY = "lm-eval"
@@ -410,8 +410,17 @@ class HarnessTask(Task):
         """
         context = evaluation_context()
         output = run_harness(model, tokenizer, config, context)
-        result = None if output is None else self.result_from_output(output, config)
-        return context.main_value(result)
+        outcome: tuple[TaskResult | None, str | None] = (None, None)
+        if output is not None:
+            try:
+                outcome = (self.result_from_output(output, config), None)
+            # sent on to the other processes, which would otherwise wait for a result forever
+            except (TliError, LookupError, ValueError, AssertionError) as exc:
+                outcome = (None, f"{config.harness_task}: {exc}")
+        result, error = context.main_value(outcome)
+        if error is not None:
+            raise TliError(error)
+        return result
 
     def result_from_output(self, output: Mapping[str, Any], config: HarnessTaskConfig) -> TaskResult:
         """The cell's result from ``simple_evaluate``'s output: rows from its samples, the harness's corpus
