@@ -405,8 +405,8 @@ class HarnessTask(Task):
         """Score ``model`` with ``lm_eval.simple_evaluate`` and turn its per-example records into rows.
 
         Under ``tli compare``'s launcher (:func:`tli.distributed.evaluation_context`) the harness's own data
-        parallelism splits the documents (:func:`run_harness`); its rank 0 holds the records, and every process
-        returns the result it builds from them.
+        parallelism splits the documents (:func:`run_harness`); its rank 0 holds the records, builds the result
+        from them and sends it (or why it could not) to every process.
         """
         context = evaluation_context()
         output = run_harness(model, tokenizer, config, context)
