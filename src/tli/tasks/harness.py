@@ -419,7 +419,7 @@ class HarnessTask(Task):
                 outcome = (None, f"{config.harness_task}: {exc}")
         result, error = context.main_value(outcome)
         if error is not None:
-            raise TliError(error)
+            raise TaskDataError(error)
         return result
 
     def result_from_output(self, output: Mapping[str, Any], config: HarnessTaskConfig) -> TaskResult:
