@@ -311,12 +311,10 @@ def score_in_shares(order: Sequence[int], score: Callable[[list[int]], Sequence[
         return dict(zip(order, score(order), strict=True))
     if not order:
         return {}
-    share = order[context.rank :: context.world_size]
+    own = order[context.rank :: context.world_size]
     per_process = -(-len(order) // context.world_size)
-    share = share + [order[-1]] * (per_process - len(share))
-    scores = list(score(share))
-    kept = len(order[context.rank :: context.world_size])
-    mine = list(zip(share[:kept], scores[:kept], strict=True))
+    scores = list(score(own + [order[-1]] * (per_process - len(own))))
+    mine = list(zip(own, scores[: len(own)], strict=True))
     return dict(pair for part in context.gather_objects(mine) for pair in part)
 
 
